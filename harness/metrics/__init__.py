@@ -1,0 +1,13 @@
+"""Measurements that fill the papers' tables: accuracy, parameters, firing rates, op counts, energy, speed."""
+
+from harness.metrics.accuracy import count_params, topk_correct
+from harness.metrics.energy import E_AC_PJ, E_MAC_PJ, AuditRow, EnergyReport, format_audit, measure_energy
+from harness.metrics.firing import FiringRates
+from harness.metrics.ops import OpCounter, OpTally, count_ops, multiplicity
+from harness.metrics.perf import latency_ms, peak_memory_mb, reset_peak_memory, throughput
+
+__all__ = [
+    "topk_correct", "count_params", "FiringRates", "OpCounter", "OpTally", "count_ops", "multiplicity",
+    "E_AC_PJ", "E_MAC_PJ", "AuditRow", "EnergyReport", "measure_energy", "format_audit",
+    "throughput", "latency_ms", "peak_memory_mb", "reset_peak_memory",
+]

@@ -1,0 +1,66 @@
+"""Firing rates of every LIF layer: spikes / (neurons x T), from forward hooks on the shared core's LIF."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.core import lif_modules
+
+
+class FiringRates:
+    """Accumulate spike counts of every LIF while active: ``with FiringRates(model) as fr: model(x)``.
+
+    A LIF that was never called has no rate: :meth:`rate` raises naming it, and :meth:`table` lists it
+    under ``never_called`` rather than reporting 0.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.lifs = lif_modules(model)
+        if not self.lifs:
+            raise ValueError(f"{type(model).__name__} has no zoo.core.LIF neuron: firing rates are undefined")
+        self.spikes: dict[str, float] = {name: 0.0 for name, _ in self.lifs}
+        self.elements: dict[str, int] = {name: 0 for name, _ in self.lifs}
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> "FiringRates":
+        for name, lif in self.lifs:
+            self._handles.append(lif.register_forward_hook(self._hook(name)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _hook(self, name: str):
+        def hook(module: nn.Module, args: Any, spikes: torch.Tensor) -> None:
+            self.spikes[name] += float(spikes.detach().sum(dtype=torch.float64))
+            self.elements[name] += spikes.numel()
+        return hook
+
+    def rate(self, name: str) -> float:
+        """Spikes per neuron per time step of one LIF layer."""
+        if name not in self.elements:
+            raise KeyError(f"no LIF named {name!r}")
+        if self.elements[name] == 0:
+            raise ValueError(f"LIF {name!r} was never called: its firing rate cannot be computed")
+        return self.spikes[name] / self.elements[name]
+
+    def overall(self) -> float:
+        """All spikes over all neuron-steps of every LIF that ran."""
+        total = sum(self.elements.values())
+        if total == 0:
+            raise ValueError("no LIF layer was called: the overall firing rate cannot be computed")
+        return sum(self.spikes.values()) / total
+
+    def table(self) -> dict[str, Any]:
+        """Per-layer rates (called LIFs), the overall rate, and the names of LIFs never called."""
+        called = [name for name, _ in self.lifs if self.elements[name]]
+        return {
+            "per_layer": {name: self.rate(name) for name in called},
+            "overall": self.overall(),
+            "never_called": [name for name, _ in self.lifs if not self.elements[name]],
+        }

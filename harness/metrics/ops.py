@@ -1,0 +1,209 @@
+"""Synaptic operation counts measured at the PyTorch dispatcher, attributed to layers, classed MAC or AC.
+
+Every aten op a forward pass dispatches is seen (``TorchDispatchMode``), so functional matmuls in attention,
+Hadamard masks, column sums and residual additions are counted, not only Conv/Linear modules. A module
+stack kept by forward pre/post hooks attributes each op to the innermost module running it.
+
+Counted ops and how (``dense`` is the conventional count a dense processor performs, padding included):
+- contractions (``mm``, ``addmm``, ``bmm``, ``baddbmm``, ``convolution``): one term per scalar product.
+  With only real-valued operands every term is a MAC (``count = dense``). With a spike operand (a binary or
+  integer-valued tensor) a product becomes accumulations of the other operand: ``count`` = the sum over
+  all products of the spike operands' multiplicities (a count of 2 is 2 ACs, a 0 costs nothing), computed
+  exactly by replaying the op on ``|spikes|`` with ones for real operands.
+- element-wise products of two tensors (Hadamard masks): as contractions, one term per output element.
+- reductions (``sum``, ``mean``): ACs, one per input event (``sum |x|``; every element of a real input).
+- additions / subtractions of two tensors: one AC per output element where both operands are non-zero.
+Not counted: ops inside LIF neurons (neuron dynamics), batch norm (folded into the preceding conv at
+inference), scaling by a scalar (folded into the next threshold), pooling, copies and views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map_only
+from torch.utils.flop_counter import flop_registry
+
+from zoo.core import LIF
+
+aten = torch.ops.aten
+OpClass = Literal["MAC", "AC"]
+
+_MATMULS = {aten.mm.default: "matmul", aten.addmm.default: "matmul", aten.bmm.default: "matmul",
+            aten.baddbmm.default: "matmul"}
+_CONVS = {aten.convolution.default, aten._convolution.default}
+_PRODUCTS = {aten.mul.Tensor, aten.mul_.Tensor}
+_REDUCTIONS = {aten.sum.default, aten.sum.dim_IntList, aten.mean.default, aten.mean.dim}
+_ADDITIONS = {aten.add.Tensor, aten.add_.Tensor, aten.sub.Tensor, aten.sub_.Tensor}
+_HANDLED = set(_MATMULS) | _CONVS
+ROOT = "<model>"
+
+
+@dataclass
+class OpTally:
+    """Accumulated counts of one (layer, op kind, class) over every call."""
+
+    layer: str
+    kind: str
+    op_class: OpClass
+    calls: int = 0
+    dense: float = 0.0
+    count: float = 0.0
+
+    @property
+    def density(self) -> float:
+        """count / dense: the fraction of the dense work an event-driven processor performs."""
+        return self.count / self.dense if self.dense else 0.0
+
+
+def multiplicity(x: torch.Tensor) -> torch.Tensor | None:
+    """``|x|`` as float32 if ``x`` holds spikes (binary or integer counts), ``None`` if it is real-valued."""
+    if x.is_complex():
+        raise TypeError(f"complex tensor of shape {list(x.shape)} cannot be classed as spikes or real values")
+    if not x.is_floating_point():
+        return x.float().abs()
+    if torch.equal(x, torch.round(x)):
+        return x.detach().abs().float()
+    return None
+
+
+class OpCounter(TorchDispatchMode):
+    """Count the synaptic ops of every forward run inside ``with OpCounter(model) as counter:``.
+
+    ``counter.tallies`` maps (layer, kind, class) to an :class:`OpTally`, in order of first appearance.
+    An op the counter cannot account for raises ``NotImplementedError`` naming the layer.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.tallies: dict[tuple[str, str, str], OpTally] = {}
+        self._stack: list[tuple[str, nn.Module]] = []
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> "OpCounter":
+        for name, module in self.model.named_modules():
+            self._handles.append(module.register_forward_pre_hook(self._push(name or ROOT)))
+            self._handles.append(module.register_forward_hook(self._pop, always_call=True))
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._stack.clear()
+        super().__exit__(*exc)
+
+    def _push(self, name: str):
+        def hook(module: nn.Module, args: Any) -> None:
+            self._stack.append((name, module))
+        return hook
+
+    def _pop(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self._stack and self._stack[-1][1] is module:
+            self._stack.pop()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        layer, module = self._stack[-1] if self._stack else (ROOT, None)
+        if isinstance(module, LIF):
+            return out
+        with torch.no_grad():
+            counted = self._count(func, args, out, layer)
+        if counted is not None:
+            self._add(layer, *counted)
+        return out
+
+    def _add(self, layer: str, kind: str, op_class: OpClass, dense: float, count: float) -> None:
+        tally = self.tallies.setdefault((layer, kind, op_class), OpTally(layer, kind, op_class))
+        tally.calls += 1
+        tally.dense += dense
+        tally.count += count
+
+    def _count(self, func, args, out, layer: str) -> tuple[str, OpClass, float, float] | None:
+        try:
+            if func in _MATMULS:
+                return self._matmul(func, args)
+            if func in _CONVS:
+                return self._conv(args, out)
+            if func in _PRODUCTS and _both_tensors(args):
+                return _elementwise_product(args[0], args[1], out)
+            if func in _REDUCTIONS:
+                return _reduction(args[0])
+            if func in _ADDITIONS and _both_tensors(args):
+                return _addition(args[0], args[1])
+        except (TypeError, ValueError, NotImplementedError) as err:
+            raise NotImplementedError(f"layer {layer!r}: cannot count {func}: {err}") from None
+        if func.overloadpacket in flop_registry and func not in _HANDLED:
+            raise NotImplementedError(f"layer {layer!r}: op {func} does compute work the op counter does not model")
+        return None
+
+    @staticmethod
+    def _matmul(func, args) -> tuple[str, OpClass, float, float]:
+        a, b = (args[1], args[2]) if func in (aten.addmm.default, aten.baddbmm.default) else (args[0], args[1])
+        dense = float(a.numel() * b.shape[-1])
+        ma, mb = multiplicity(a), multiplicity(b)
+        if ma is None and mb is None:
+            return "matmul", "MAC", dense, dense
+        product = torch.bmm if a.dim() == 3 else torch.mm
+        return "matmul", "AC", dense, float(product(_or_ones(ma, a), _or_ones(mb, b)).sum(dtype=torch.float64))
+
+    @staticmethod
+    def _conv(args, out: torch.Tensor) -> tuple[str, OpClass, float, float]:
+        x, w, _bias, stride, padding, dilation, transposed, output_padding, groups = args[:9]
+        if transposed:
+            raise NotImplementedError("transposed convolutions are not modelled")
+        dense = float(out.numel() * w[0].numel())
+        mx, mw = multiplicity(x), multiplicity(w)
+        if mx is None and mw is None:
+            return "conv", "MAC", dense, dense
+        replay = aten.convolution.default(_or_ones(mx, x), _or_ones(mw, w), None, stride, padding, dilation,
+                                          False, output_padding, groups)
+        return "conv", "AC", dense, float(replay.sum(dtype=torch.float64))
+
+
+def _both_tensors(args: tuple) -> bool:
+    return (len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2])
+            and args[0].dim() > 0 and args[1].dim() > 0)
+
+
+def _or_ones(mult: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.ones(like.shape, dtype=torch.float32, device=like.device) if mult is None else mult
+
+
+def _elementwise_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> tuple[str, OpClass, float, float]:
+    ma, mb = multiplicity(a), multiplicity(b)
+    dense = float(out.numel())
+    if ma is None and mb is None:
+        return "mul", "MAC", dense, dense
+    return "mul", "AC", dense, float((_or_ones(ma, a) * _or_ones(mb, b)).sum(dtype=torch.float64))
+
+
+def _reduction(x: torch.Tensor) -> tuple[str, OpClass, float, float]:
+    mx = multiplicity(x)
+    dense = float(x.numel())
+    return "sum", "AC", dense, dense if mx is None else float(mx.sum(dtype=torch.float64))
+
+
+def _addition(a: torch.Tensor, b: torch.Tensor) -> tuple[str, OpClass, float, float]:
+    ma, mb = multiplicity(a), multiplicity(b)
+    active_a = torch.ones((), dtype=torch.bool, device=a.device) if ma is None else ma != 0
+    active_b = torch.ones((), dtype=torch.bool, device=b.device) if mb is None else mb != 0
+    shape = torch.broadcast_shapes(a.shape, b.shape)
+    dense = float(torch.Size(shape).numel())
+    both = (active_a & active_b).expand(shape)
+    return "add", "AC", dense, float(both.sum(dtype=torch.float64))
+
+
+def count_ops(model: nn.Module, inputs: list[torch.Tensor]) -> dict[tuple[str, str, str], OpTally]:
+    """Run ``model`` on each input (eval, no grad) and return the op tallies summed over all of them."""
+    model.eval()
+    with torch.no_grad(), OpCounter(model) as counter:
+        for x in inputs:
+            model(x)
+    return counter.tallies

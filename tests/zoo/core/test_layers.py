@@ -1,0 +1,68 @@
+"""The T*B-flattened building blocks keep time and batch apart where they must."""
+
+import pytest
+import torch
+
+from zoo.core import LIF, ConvBNLIF, LinearBN, MaxPool, conv_bn, lif_modules, mean_time_tokens, time_major
+
+
+def test_conv_bn_matches_per_step_conv_with_shared_statistics():
+    block = conv_bn(3, 8, kernel=3).eval()
+    x = torch.randn(4, 2, 3, 8, 8)
+    y = block(x)
+    assert y.shape == (4, 2, 8, 8, 8)
+    for t in range(4):
+        assert torch.allclose(y[t], block[1](block[0](x[t])), atol=1e-6)
+
+
+def test_conv_bn_training_statistics_span_time_and_batch():
+    block = conv_bn(2, 2, kernel=1)
+    x = torch.randn(4, 3, 2, 5, 5)
+    y = block(x)
+    per_channel_mean = y.transpose(0, 2).reshape(2, -1).mean(1)
+    assert torch.allclose(per_channel_mean, torch.zeros(2), atol=1e-5)
+
+
+def test_conv_bnlif_emits_binary_spikes_with_input_shape():
+    unit = ConvBNLIF(3, 6, kernel=3)
+    out = unit(torch.randn(2, 4, 3, 6, 6))
+    assert out.shape == (2, 4, 6, 6, 6)
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_linear_bn_keeps_token_layout():
+    y = LinearBN(5, 7)(torch.randn(2, 3, 4, 5))
+    assert y.shape == (2, 3, 4, 7)
+
+
+def test_maxpool_halves_space():
+    assert MaxPool()(torch.randn(2, 3, 4, 8, 8)).shape == (2, 3, 4, 4, 4)
+
+
+def test_mean_over_tokens_then_time():
+    x = torch.arange(2 * 1 * 3 * 2, dtype=torch.float32).view(2, 1, 3, 2)
+    assert torch.allclose(mean_time_tokens(x, token_dims=(-1,)), x.mean(-1).mean(0))
+
+
+def test_time_major_static_repeats_and_dvs_transposes():
+    img = torch.randn(2, 3, 8, 8)
+    rep = time_major(img, 4, "static", 3)
+    assert rep.shape == (4, 2, 3, 8, 8) and torch.equal(rep[3], img)
+    frames = torch.randn(2, 5, 2, 8, 8)
+    assert torch.equal(time_major(frames, 5, "dvs", 2)[1], frames[:, 1])
+
+
+@pytest.mark.parametrize("x, kind, message", [
+    (torch.randn(3, 8, 8), "static", r"\[B, 3, H, W\]"),
+    (torch.randn(2, 1, 8, 8), "static", r"\[B, 3, H, W\]"),
+    (torch.randn(2, 4, 2, 8, 8), "dvs", r"\[B, T=5, 2, H, W\]"),
+])
+def test_time_major_names_expected_shape(x, kind, message):
+    with pytest.raises(ValueError, match=message):
+        time_major(x, 5, kind, 3 if kind == "static" else 2)
+
+
+def test_lif_modules_finds_every_neuron_for_hooks():
+    net = torch.nn.Sequential(ConvBNLIF(1, 2), ConvBNLIF(2, 2), LIF())
+    names = [name for name, _ in lif_modules(net)]
+    assert names == ["0.lif", "1.lif", "2"]

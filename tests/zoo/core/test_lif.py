@@ -1,0 +1,121 @@
+"""The shared LIF equals spikingjelly 2.0's multi-step LIFNode, and the fused path equals the reference."""
+
+import itertools
+
+import pytest
+import torch
+from spikingjelly.activation_based import neuron, surrogate
+
+from zoo.core import LIF
+
+SETTINGS = list(itertools.product(
+    [2.0, 3.0],            # tau
+    [1.0, 0.5],            # v_threshold
+    [0.0, None],           # v_reset (hard / soft)
+    [True, False],         # decay_input
+    [True, False],         # detach_reset
+    ["sigmoid", "atan"],   # surrogate
+))
+SHAPES = [(7,), (2, 5), (2, 3, 4, 4)]
+ALPHA = {"sigmoid": 4.0, "atan": 2.0}
+
+
+def _spikingjelly(x, tau, vth, v_reset, decay_input, detach_reset, sur):
+    fn = surrogate.Sigmoid(alpha=ALPHA[sur]) if sur == "sigmoid" else surrogate.ATan(alpha=ALPHA[sur])
+    node = neuron.LIFNode(tau=tau, decay_input=decay_input, v_threshold=vth, v_reset=v_reset,
+                          surrogate_function=fn, detach_reset=detach_reset, step_mode="m", store_v_seq=True)
+    return node(x), node.v_seq
+
+
+def _ours(x, tau, vth, v_reset, decay_input, detach_reset, sur, path):
+    lif = LIF(tau, vth, v_reset, decay_input, detach_reset, sur, path=path, store_v_seq=True)
+    return lif(x), lif.v_seq
+
+
+def _run(fn, x, grad_s, grad_v):
+    x = x.detach().clone().requires_grad_()
+    spikes, v_seq = fn(x)
+    ((spikes * grad_s).sum() + (v_seq * grad_v).sum()).backward()
+    return spikes.detach(), v_seq.detach(), x.grad
+
+
+@pytest.mark.parametrize("T", [1, 4, 10, 16])
+@pytest.mark.parametrize("path", ["fused", "reference"])
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: "-".join(map(str, s)))
+def test_equals_spikingjelly(setting, path, T):
+    gen = torch.Generator().manual_seed(T)
+    fired = 0.0
+    for shape in SHAPES:
+        x = torch.randn((T, *shape), generator=gen) * 2.5 + 0.5
+        grad_s, grad_v = torch.randn_like(x), torch.randn_like(x)
+        expected = _run(lambda t: _spikingjelly(t, *setting), x, grad_s, grad_v)
+        got = _run(lambda t: _ours(t, *setting, path), x, grad_s, grad_v)
+        for name, e, g in zip(("spikes", "membrane", "input grad"), expected, got):
+            assert torch.allclose(e, g, atol=1e-6, rtol=0), f"{name} differs for {setting}, T={T}, shape={shape}"
+        fired += expected[0].mean().item()
+    assert 0 < fired < len(SHAPES), "the inputs should make some, not all, neurons fire"
+
+
+@pytest.mark.parametrize("setting", SETTINGS[::5], ids=lambda s: "-".join(map(str, s)))
+def test_fused_equals_reference_spikes_only(setting):
+    """The usual training case: only spikes are used downstream (no membrane gradient)."""
+    x = torch.randn(4, 8, 16) * 2
+    grad = torch.randn_like(x)
+    results = []
+    for path in ("fused", "reference"):
+        xi = x.clone().requires_grad_()
+        s = LIF(*setting, path=path)(xi)
+        (s * grad).sum().backward()
+        results.append((s, xi.grad))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-6, rtol=0)
+
+
+def test_hard_reset_semantics_by_hand():
+    """tau=2, v_th=1: inputs 1.5, 1.5, 0.4 -> H = 0.75 (no spike), 1.125 (spike, reset to 0), 0.2."""
+    x = torch.tensor([[1.5], [1.5], [0.4]])
+    lif = LIF(store_v_seq=True)
+    assert lif(x).flatten().tolist() == [0.0, 1.0, 0.0]
+    assert torch.allclose(lif.v_seq.flatten(), torch.tensor([0.75, 0.0, 0.2]))
+
+
+def test_soft_reset_subtracts_threshold():
+    x = torch.tensor([[3.0], [0.0]])
+    lif = LIF(v_reset=None, store_v_seq=True)
+    assert lif(x).flatten().tolist() == [1.0, 0.0]
+    assert torch.allclose(lif.v_seq.flatten(), torch.tensor([0.5, 0.25]))
+
+
+def test_state_resets_between_calls():
+    lif = LIF()
+    x = torch.full((3, 2), 0.9)
+    first, second = lif(x), lif(x)
+    assert torch.equal(first, second)
+
+
+def test_time_dim_moves_the_iterated_axis():
+    x = torch.randn(3, 5, 4) * 2
+    moved = LIF(time_dim=1)(x)
+    expected = LIF()(x.transpose(0, 1)).transpose(0, 1)
+    assert torch.equal(moved, expected)
+
+
+def test_auto_path_is_fused_and_paths_are_forcible():
+    assert LIF().resolved_path() == "fused"
+    assert LIF(path="reference").resolved_path() == "reference"
+    with pytest.raises(ValueError, match="path"):
+        LIF(path="cuda")
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="tau"):
+        LIF(tau=1.0)
+    with pytest.raises(ValueError, match="surrogate"):
+        LIF(surrogate="relu")
+
+
+def test_no_grad_inference_matches_training_forward():
+    x = torch.randn(4, 6) * 2
+    with torch.no_grad():
+        inference = LIF()(x)
+    assert torch.equal(inference, LIF()(x.requires_grad_()).detach())

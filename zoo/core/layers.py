@@ -1,0 +1,103 @@
+"""Shared spiking building blocks: stateless layers applied over the flattened ``T*B`` axis.
+
+Activations travel as ``[T, B, ...]``. Convolutions, linears, batch norms and pools see the ``[T*B, ...]``
+view (so BN statistics are shared over time and batch, as in every official implementation); the LIF
+sees the ``[T, B, ...]`` view.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from zoo.core.lif import LIF
+
+
+class SeqFlat(nn.Sequential):
+    """Run stateless modules on ``[T, B, ...]`` by merging T and B, then splitting them again."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t, b = x.shape[:2]
+        y = super().forward(x.flatten(0, 1))
+        return y.unflatten(0, (t, b))
+
+
+def conv_bn(
+    cin: int,
+    cout: int,
+    kernel: int = 1,
+    stride: int = 1,
+    padding: int | None = None,
+    bias: bool = False,
+    dims: int = 2,
+    groups: int = 1,
+) -> SeqFlat:
+    """Conv (1-D or 2-D) followed by BatchNorm, over ``T*B``; padding defaults to ``kernel // 2``."""
+    conv_cls, bn_cls = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv1d, nn.BatchNorm1d)
+    pad = kernel // 2 if padding is None else padding
+    return SeqFlat(conv_cls(cin, cout, kernel, stride, pad, bias=bias, groups=groups), bn_cls(cout))
+
+
+class LinearBN(nn.Module):
+    """``[T, B, N, C]`` -> Linear(C -> C') -> BatchNorm1d(C') over ``T*B*N`` samples -> ``[T, B, N, C']``."""
+
+    def __init__(self, cin: int, cout: int, bias: bool = True) -> None:
+        super().__init__()
+        self.linear = nn.Linear(cin, cout, bias=bias)
+        self.bn = nn.BatchNorm1d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.linear(x)
+        return self.bn(y.flatten(0, -2)).view_as(y)
+
+
+class MaxPool(SeqFlat):
+    """3x3 / stride 2 / pad 1 max pooling over ``T*B`` (the official down-sampling pool)."""
+
+    def __init__(self, kernel: int = 3, stride: int = 2, padding: int = 1) -> None:
+        super().__init__(nn.MaxPool2d(kernel, stride, padding))
+
+
+class ConvBNLIF(nn.Module):
+    """conv -> BN (over ``T*B``) -> LIF (over T): the basic spiking conv unit."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, bias: bool = False,
+                 dims: int = 2, lif: LIF | None = None) -> None:
+        super().__init__()
+        self.conv_bn = conv_bn(cin, cout, kernel, stride, bias=bias, dims=dims)
+        self.lif = lif if lif is not None else LIF()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lif(self.conv_bn(x))
+
+
+def spike_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """SEW-style residual: the sum of two spike tensors (integer valued, not re-binarised)."""
+    return a + b
+
+
+def mean_time_tokens(x: torch.Tensor, token_dims: tuple[int, ...]) -> torch.Tensor:
+    """Average ``[T, B, ...]`` over the given token axes, then over time: ``[B, C]`` for the head."""
+    return x.mean(dim=token_dims).mean(dim=0)
+
+
+def time_major(x: torch.Tensor, T: int, kind: str, channels: int, name: str = "model") -> torch.Tensor:
+    """Validate a model input and bring it to ``[T, B, C, H, W]``.
+
+    ``kind='static'``: ``[B, C, H, W]`` images repeated T times (direct encoding).
+    ``kind='dvs'``: ``[B, T, C, H, W]`` event frames, transposed to time-first.
+    """
+    if kind == "static":
+        if x.dim() != 4 or x.shape[1] != channels:
+            raise ValueError(f"{name} expects images shaped [B, {channels}, H, W], got {list(x.shape)}")
+        return x.unsqueeze(0).expand(T, *x.shape)
+    if kind == "dvs":
+        if x.dim() != 5 or x.shape[2] != channels or x.shape[1] != T:
+            raise ValueError(f"{name} expects event frames shaped [B, T={T}, {channels}, H, W], got {list(x.shape)}")
+        return x.transpose(0, 1)
+    raise ValueError(f"unknown input kind {kind!r}; expected 'static' or 'dvs'")
+
+
+def lif_modules(model: nn.Module) -> list[tuple[str, LIF]]:
+    """Every LIF in ``model`` with its qualified name: the hook points for firing-rate metrics."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, LIF)]

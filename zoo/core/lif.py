@@ -1,0 +1,191 @@
+"""The one multi-step LIF neuron shared by every model family.
+
+Semantics are spikingjelly's multi-step ``LIFNode`` (proven equal in tests/zoo/core):
+charge ``H = V + (X - (V - v_reset)) / tau`` (decay_input) or ``H = V - (V - v_reset) / tau + X``,
+fire ``S = [H >= v_threshold]``, reset ``V = H (1 - S) + v_reset S`` (hard) or ``V = H - v_threshold S``
+(soft, ``v_reset=None``). The membrane starts at ``v_reset`` (0 for soft reset) on every forward call.
+
+Two implementations of the same maths: ``reference`` (a per-step autograd graph) and ``fused`` (the
+whole time loop in one autograd function whose backward is written by hand and that keeps only the
+pre-spike membrane ``H`` for it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from zoo.core.surrogate import Surrogate, make_surrogate
+
+Path = Literal["auto", "fused", "reference"]
+
+
+class LIF(nn.Module):
+    """Multi-step leaky integrate-and-fire neuron: input ``[T, ...]`` -> spikes of the same shape.
+
+    ``time_dim`` picks the axis that is iterated as time (0 by default). ``path`` forces the fused or
+    reference implementation; ``auto`` uses the fused one except while ``torch.compile`` traces.
+    Set ``store_v_seq=True`` to keep the post-reset membrane of the last call in ``self.v_seq``.
+    """
+
+    def __init__(
+        self,
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        v_reset: float | None = 0.0,
+        decay_input: bool = True,
+        detach_reset: bool = True,
+        surrogate: str = "sigmoid",
+        alpha: float | None = None,
+        time_dim: int = 0,
+        path: Path = "auto",
+        store_v_seq: bool = False,
+    ) -> None:
+        super().__init__()
+        if tau <= 1.0:
+            raise ValueError(f"LIF tau must be > 1 (got {tau}): the membrane would not decay")
+        if path not in ("auto", "fused", "reference"):
+            raise ValueError(f"LIF path must be 'auto', 'fused' or 'reference', got {path!r}")
+        self.tau = float(tau)
+        self.v_threshold = float(v_threshold)
+        self.v_reset = None if v_reset is None else float(v_reset)
+        self.decay_input = bool(decay_input)
+        self.detach_reset = bool(detach_reset)
+        self.surrogate: Surrogate = make_surrogate(surrogate, alpha)
+        self.time_dim = int(time_dim)
+        self.path: Path = path
+        self.store_v_seq = bool(store_v_seq)
+        self.v_seq: torch.Tensor | None = None
+
+    def extra_repr(self) -> str:
+        reset = "soft" if self.v_reset is None else f"hard(v_reset={self.v_reset})"
+        extra = f", time_dim={self.time_dim}" if self.time_dim != 0 else ""
+        return (
+            f"tau={self.tau}, v_threshold={self.v_threshold}, {reset}, decay_input={self.decay_input}, "
+            f"detach_reset={self.detach_reset}, surrogate={self.surrogate.name}(alpha={self.surrogate.alpha}){extra}"
+        )
+
+    def resolved_path(self) -> str:
+        """The implementation the next call will use."""
+        if self.path != "auto":
+            return self.path
+        return "reference" if torch.compiler.is_compiling() else "fused"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 1:
+            raise ValueError("LIF expects a tensor with a time axis, got a scalar")
+        moved = self.time_dim != 0
+        if moved:
+            x = x.movedim(self.time_dim, 0)
+        params = (self.tau, self.v_threshold, self.v_reset, self.decay_input, self.detach_reset, self.surrogate)
+        if self.resolved_path() == "fused":
+            spikes, v_seq = FusedLIF.apply(x, *params, self.store_v_seq)
+        else:
+            spikes, v_seq = lif_reference(x, *params)
+        if self.store_v_seq:
+            self.v_seq = v_seq.movedim(0, self.time_dim) if moved else v_seq
+        return spikes.movedim(0, self.time_dim) if moved else spikes
+
+
+def _charge(v: torch.Tensor, x: torch.Tensor, tau: float, v_reset: float | None, decay_input: bool) -> torch.Tensor:
+    rest = 0.0 if v_reset is None else v_reset
+    if decay_input:
+        return v + (x - (v - rest)) / tau
+    return v - (v - rest) / tau + x
+
+
+def _charge_into(out: torch.Tensor, v: torch.Tensor, x: torch.Tensor, tau: float, v_reset: float | None,
+                 decay_input: bool) -> torch.Tensor:
+    """``_charge`` written into ``out`` with the same rounding (subtracting a zero rest is exact)."""
+    rest = 0.0 if v_reset is None else v_reset
+    if decay_input:
+        if rest == 0.0:
+            torch.sub(x, v, out=out)
+        else:
+            torch.sub(x, torch.sub(v, rest, out=out), out=out)
+        return out.div_(tau).add_(v)
+    torch.sub(v, rest, out=out)
+    out.div_(tau)
+    torch.sub(v, out, out=out)
+    return out.add_(x)
+
+
+def lif_reference(x, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate):
+    """Step-by-step LIF through autograd; returns (spikes, post-reset membrane), both ``[T, ...]``."""
+    v = torch.full_like(x[0], 0.0 if v_reset is None else v_reset)
+    spikes, v_seq = [], []
+    for t in range(x.shape[0]):
+        h = _charge(v, x[t], tau, v_reset, decay_input)
+        s = surrogate.spike(h - v_threshold)
+        s_reset = s.detach() if detach_reset else s
+        if v_reset is None:
+            v = h - s_reset * v_threshold
+        else:
+            v = h * (1.0 - s_reset) + v_reset * s_reset
+        spikes.append(s)
+        v_seq.append(v)
+    return torch.stack(spikes), torch.stack(v_seq)
+
+
+class FusedLIF(torch.autograd.Function):
+    """The whole T loop as one autograd node; backward is hand-written from the saved ``H`` only.
+
+    Forward keeps the pre-spike membrane ``H`` (one tensor the size of the input). Backward computes every
+    elementwise factor for all T at once and leaves only a two-op recurrence in the time loop:
+    ``dL/dH[t] = a[t] + leak * dL/dH[t+1] * dV/dH[t]``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, keep_v_seq):
+        # float 0/1 masks throughout: bool-tensor kernels are several times slower on CPU
+        h_seq = torch.empty_like(x)
+        spikes = torch.empty_like(x)
+        v_seq = torch.empty_like(x) if keep_v_seq else x.new_empty(0)
+        v = torch.full_like(x[0], 0.0 if v_reset is None else v_reset)
+        for t in range(x.shape[0]):
+            h = _charge_into(h_seq[t], v, x[t], tau, v_reset, decay_input)
+            s = spikes[t].copy_(h).ge_(v_threshold)
+            if v_reset is None:
+                v = torch.sub(h, s, alpha=v_threshold, out=v)
+            else:
+                v = torch.addcmul(h, h, s, value=-1.0, out=v)
+                if v_reset != 0.0:
+                    v.add_(s, alpha=v_reset)
+            if keep_v_seq:
+                v_seq[t] = v
+        ctx.save_for_backward(h_seq)
+        ctx.params = (tau, v_threshold, v_reset, decay_input, detach_reset, surrogate)
+        if not keep_v_seq:
+            ctx.mark_non_differentiable(v_seq)
+        return spikes, v_seq
+
+    @staticmethod
+    def backward(ctx, grad_spikes, grad_v_seq):
+        (h_seq,) = ctx.saved_tensors
+        tau, v_threshold, v_reset, decay_input, detach_reset, surrogate = ctx.params
+        grad_h = surrogate.derivative(h_seq - v_threshold, inplace=True)
+        dv_dh = None if detach_reset else _reset_slope_attached(h_seq, grad_h, v_threshold, v_reset)
+        grad_h.mul_(grad_spikes)
+        has_grad_v = grad_v_seq is not None and grad_v_seq.numel() == h_seq.numel()
+        below = torch.empty_like(h_seq[0]) if detach_reset and v_reset is not None else None
+        leak = 1.0 - 1.0 / tau
+        for t in range(h_seq.shape[0] - 1, -1, -1):
+            # dV[t]/dH[t]: 1 - S (hard, detached), 1 (soft, detached), or the attached slope
+            slope = dv_dh[t] if dv_dh is not None else (below.copy_(h_seq[t]).lt_(v_threshold) if below is not None else None)
+            upstream = [grad_v_seq[t]] if has_grad_v else []
+            if t + 1 < h_seq.shape[0]:
+                upstream.append(grad_h[t + 1] * leak)
+            for grad_v in upstream:
+                grad_h[t].add_(grad_v) if slope is None else grad_h[t].addcmul_(grad_v, slope)
+        if decay_input:
+            grad_h = grad_h.div_(tau)
+        return grad_h, None, None, None, None, None, None, None
+
+
+def _reset_slope_attached(h_seq: torch.Tensor, sg: torch.Tensor, v_threshold: float, v_reset: float | None) -> torch.Tensor:
+    """dV/dH when the reset keeps its gradient: ``1 - v_th * sg`` (soft) or ``(1 - S) + (v_reset - H) * sg`` (hard)."""
+    if v_reset is None:
+        return 1.0 - v_threshold * sg
+    return (h_seq < v_threshold).to(h_seq.dtype).addcmul_(sg, v_reset - h_seq)

@@ -1,0 +1,36 @@
+"""The contract every zoo model follows: validated input, time-major body, per-step or averaged logits."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from zoo.core import time_major
+
+
+class SpikingClassifier(nn.Module):
+    """Base of every zoo model.
+
+    Static configs take ``[B, C, H, W]`` images (repeated over T: direct encoding); DVS configs take
+    ``[B, T, C, H, W]`` frames. Subclasses implement ``forward_steps(x)`` on ``[T, B, C, H, W]`` and return
+    per-step logits ``[T, B, classes]``; ``forward`` averages them over time unless ``per_step=True``
+    (TET-style losses).
+    """
+
+    def __init__(self, T: int, num_classes: int, in_channels: int, input_kind: Literal["static", "dvs"]) -> None:
+        super().__init__()
+        if T < 1:
+            raise ValueError(f"T must be >= 1, got {T}")
+        self.T = int(T)
+        self.num_classes = int(num_classes)
+        self.in_channels = int(in_channels)
+        self.input_kind = input_kind
+
+    def forward_steps(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, per_step: bool = False) -> torch.Tensor:
+        steps = self.forward_steps(time_major(x, self.T, self.input_kind, self.in_channels, type(self).__name__))
+        return steps if per_step else steps.mean(0)

@@ -1,0 +1,88 @@
+"""A timm-style model registry: every configuration is a name with a builder and a model card."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a registered configuration is and what its paper claims about it.
+
+    ``code_params`` is the exact parameter count of the official implementation (used parameters);
+    ``claimed_*`` are the paper's printed numbers (``None`` where the paper gives none).
+    """
+
+    name: str
+    family: str
+    paper: str
+    table: str
+    row: str
+    dataset: str
+    input_shape: tuple[int, ...]
+    T: int
+    num_classes: int
+    recipe: str
+    claimed_params_m: float | None = None
+    claimed_top1: float | None = None
+    claimed_energy_mj: float | None = None
+    code_params: int | None = None
+    official_code: str | None = None
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+_CARDS: dict[str, ModelCard] = {}
+
+
+def register_model(card: ModelCard, builder: Callable[..., nn.Module]) -> None:
+    """Register ``builder(**kwargs) -> nn.Module`` under ``card.name``; names are unique."""
+    if card.name in _BUILDERS:
+        raise ValueError(f"model {card.name!r} is registered twice")
+    _BUILDERS[card.name] = builder
+    _CARDS[card.name] = card
+
+
+def _ensure_loaded() -> None:
+    import zoo.models  # noqa: F401  (importing the families registers their configurations)
+
+
+def _check_name(name: str) -> None:
+    _ensure_loaded()
+    if name not in _BUILDERS:
+        close = difflib.get_close_matches(name, list(_BUILDERS), n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; see zoo.list_models() ({len(_BUILDERS)} names)"
+        raise KeyError(f"unknown model {name!r}{hint}")
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style ``pattern``, sorted."""
+    _ensure_loaded()
+    return sorted(n for n in _BUILDERS if fnmatch.fnmatchcase(n, pattern))
+
+
+def model_card(name: str) -> ModelCard:
+    """The card of a registered configuration."""
+    _check_name(name)
+    return _CARDS[name]
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered configuration; ``overrides`` (``T=``, ``num_classes=``, switches) replace defaults.
+
+    The returned module carries its card (with T and classes updated) as ``model.card``.
+    """
+    _check_name(name)
+    card = _CARDS[name]
+    model = _BUILDERS[name](**overrides)
+    model.card = replace(card, T=overrides.get("T", card.T), num_classes=overrides.get("num_classes", card.num_classes))
+    return model
