@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -52,6 +54,11 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("cifar10dvs", "dvs", 10, (2, 128, 128), None, None, CIFAR10DVS_URL, 16),
     )
 }
+
+
+def default_data_dir() -> Path:
+    """Where datasets are looked for and generated data is cached: ``$SPIKEBENCH_DATA`` or ``~/.cache/spikebench``."""
+    return Path(os.environ.get("SPIKEBENCH_DATA") or Path.home() / ".cache" / "spikebench")
 
 
 def list_datasets() -> list[str]:

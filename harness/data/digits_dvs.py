@@ -13,16 +13,18 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from harness.data.catalog import default_data_dir
 from harness.data.digits import load_digits_raw, upsample
 from harness.data.dvs_emulator import EventBatch, SensorConfig, emulate_dvs
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump whenever the emulator or its random draws change
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,6 @@ class DigitsDVSConfig:
         """A short content hash naming the cache file."""
         blob = json.dumps({"version": FORMAT_VERSION, **asdict(self)}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def default_cache_dir() -> Path:
-    """Where generated data is cached: ``$SPIKEBENCH_DATA`` or ``~/.cache/spikebench``."""
-    return Path(os.environ.get("SPIKEBENCH_DATA") or Path.home() / ".cache" / "spikebench")
 
 
 def loop_offsets(cfg: DigitsDVSConfig) -> np.ndarray:
@@ -68,7 +65,10 @@ def generate(cfg: DigitsDVSConfig) -> tuple[EventBatch, np.ndarray]:
     top, left = (s.height - cfg.picture_px) // 2, (s.width - cfg.picture_px) // 2
     canvas[:, top : top + cfg.picture_px, left : left + cfg.picture_px] = upsample(images, cfg.picture_px)
     offsets = loop_offsets(cfg)
-    render = lambda k: ndimage.shift(canvas, (0.0, *offsets[k]), order=1, mode="constant", cval=0.0)  # noqa: E731
+
+    def render(k: int) -> np.ndarray:
+        return ndimage.shift(canvas, (0.0, *offsets[k]), order=1, mode="constant", cval=0.0)
+
     rng = np.random.default_rng(cfg.seed)
     events = emulate_dvs(render, len(offsets), len(images), 1e6 / cfg.refresh_hz, s, rng)
     return events, labels
@@ -76,22 +76,24 @@ def generate(cfg: DigitsDVSConfig) -> tuple[EventBatch, np.ndarray]:
 
 def load_or_generate(cfg: DigitsDVSConfig, cache_dir: Path | None = None) -> tuple[EventBatch, np.ndarray]:
     """The cached events for ``cfg``, generating (and atomically caching) them on first use."""
-    path = (cache_dir or default_cache_dir()) / "digits_dvs" / f"{cfg.key()}.npz"
+    path = (cache_dir or default_data_dir()) / "digits_dvs" / f"{cfg.key()}.npz"
     if path.is_file():
         try:
             with np.load(path) as f:
                 batch = EventBatch(
-                    t=f["t"].astype(np.int64), x=f["x"], y=f["y"], p=f["p"], offsets=f["offsets"]
+                    t=f["t"].astype(np.int64), x=f["x"].astype(np.uint16), y=f["y"].astype(np.uint16), p=f["p"], offsets=f["offsets"]
                 )
                 return batch, f["labels"]
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             path.unlink(missing_ok=True)  # a damaged cache entry is regenerated
     events, labels = generate(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
+    compact = {k: getattr(events, k).astype(np.min_scalar_type(getattr(events, k).max(initial=0))) for k in ("t", "x", "y", "p")}
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp.npz", delete=False) as tmp:
-        np.savez(
-            tmp, t=events.t.astype(np.int32), x=events.x.astype(np.uint8), y=events.y.astype(np.uint8),
-            p=events.p, offsets=events.offsets, labels=labels,
-        )
+        try:
+            np.savez(tmp, offsets=events.offsets, labels=labels, **compact)
+        except BaseException:
+            Path(tmp.name).unlink()
+            raise
     os.replace(tmp.name, path)
     return events, labels

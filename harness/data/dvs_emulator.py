@@ -58,6 +58,11 @@ def pixel_thresholds(sensor: SensorConfig, rng: np.random.Generator) -> tuple[np
     return on.astype(np.float32), off.astype(np.float32)
 
 
+def log_luminance(frame: np.ndarray, dark_level: float) -> np.ndarray:
+    """Log of the monitor's luminance for pixel values in [0, 1] (black is ``dark_level``, not 0)."""
+    return np.log(dark_level + (1.0 - dark_level) * frame).astype(np.float32)
+
+
 def emulate_dvs(
     render: Callable[[int], np.ndarray],
     n_frames: int,
@@ -67,66 +72,80 @@ def emulate_dvs(
     rng: np.random.Generator,
 ) -> EventBatch:
     """Record ``n_samples`` videos at once; ``render(k)`` gives the monitor's frame ``k`` as [S, H, W] luminance in [0, 1]."""
-    th_on, th_off = pixel_thresholds(sensor, rng)
-    log_lum = lambda frame: np.log(sensor.dark_level + (1.0 - sensor.dark_level) * frame).astype(np.float32)  # noqa: E731
+    pixels = sensor.height * sensor.width
+    th_on, th_off = (np.tile(th.ravel(), n_samples) for th in pixel_thresholds(sensor, rng))
     steps_per_frame = max(1, math.ceil(frame_period_us / sensor.refractory_us))
     dt = frame_period_us / steps_per_frame
     decay = np.float32(math.exp(-dt / sensor.photoreceptor_tau_us))
+    noise = _background_noise(n_samples, n_frames * frame_period_us, sensor, rng)
 
-    level = log_lum(render(0))  # the first picture has been on screen long enough to settle
+    # state per pixel of every sample, flattened: filtered log luminance, memorised level, time of last event
+    level = log_luminance(render(0), sensor.dark_level).ravel()  # the first picture has been on long enough to settle
     memory = level + rng.uniform(-0.5, 0.5, level.shape).astype(np.float32) * th_on
-    last_event = np.full(level.shape, -np.inf, dtype=np.float64)
+    last_event = np.full(level.shape, -np.inf)
     chunks: list[tuple[np.ndarray, ...]] = []
     for k in range(n_frames):
-        target = log_lum(render(k))
+        target = log_luminance(render(k), sensor.dark_level).ravel()
         for s in range(steps_per_frame):
             t0 = (k * steps_per_frame + s) * dt
             new = target + (level - target) * decay
-            ready = (t0 + dt - last_event) >= sensor.refractory_us
-            up = ready & (new - memory >= th_on)
-            down = ready & (memory - new >= th_off)
-            fire = up | down
-            if fire.any():
-                n, yy, xx = np.nonzero(fire)
-                crossing = np.where(up, memory + th_on, memory - th_off)[fire]
-                change = (new - level)[fire]
-                safe_change = np.where(change == 0, 1.0, change)
-                frac = np.clip((crossing - level[fire]) / safe_change, 0.0, 1.0)
-                t_event = np.maximum(t0 + frac * dt, last_event[fire] + sensor.refractory_us)
-                chunks.append((n, yy, xx, up[fire], t_event))
-                memory = memory + np.where(up, th_on, 0) - np.where(down, th_off, 0)
-                last_event[fire] = t_event
+            diff = new - memory
+            idx = np.flatnonzero((diff >= th_on) | (diff <= -th_off))
+            idx = idx[last_event[idx] <= t0 + dt - sensor.refractory_us]
+            up = diff[idx] > 0
+            step = np.where(up, th_on[idx], -th_off[idx])
+            change = new[idx] - level[idx]
+            frac = np.clip((memory[idx] + step - level[idx]) / np.where(change == 0, 1.0, change), 0.0, 1.0)
+            t_event = np.maximum(t0 + frac * dt, last_event[idx] + sensor.refractory_us)
+            memory[idx] += step
+            last_event[idx] = t_event
+            sample, pixel = np.divmod(idx, pixels)
+            y, x = np.divmod(pixel, sensor.width)
+            chunks.append(_time_sorted(noise, t0, t0 + dt, _compact(sample, y, x, up, t_event)))
             level = new
-    duration_us = n_frames * frame_period_us
-    chunks.append(_background_noise(n_samples, duration_us, sensor, rng))
     return _assemble(chunks, n_samples)
 
 
 def _background_noise(n_samples: int, duration_us: float, sensor: SensorConfig, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Poisson background-activity events (uniform in time, pixel and polarity)."""
+    """Poisson background-activity events (uniform in time, pixel and polarity) as (sample, y, x, p, t), sorted by t."""
     mean = sensor.noise_rate_hz * sensor.height * sensor.width * duration_us * 1e-6
     per_sample = rng.poisson(mean, n_samples)
     total = int(per_sample.sum())
-    return (
+    t = rng.uniform(0, duration_us, total)
+    order = np.argsort(t)
+    events = _compact(
         np.repeat(np.arange(n_samples), per_sample),
         rng.integers(0, sensor.height, total),
         rng.integers(0, sensor.width, total),
         rng.integers(0, 2, total).astype(bool),
-        rng.uniform(0, duration_us, total),
+        t,
     )
+    return tuple(a[order] for a in events)
+
+
+def _compact(sample: np.ndarray, y: np.ndarray, x: np.ndarray, p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(sample int32, y uint16, x uint16, p bool, t float64 microseconds): the in-flight event record."""
+    return sample.astype(np.int32), y.astype(np.uint16), x.astype(np.uint16), p.astype(bool), t.astype(np.float64)
+
+
+def _time_sorted(noise: tuple[np.ndarray, ...], t0: float, t1: float, events: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """The events of one time step merged with the noise events of ``[t0, t1)``, sorted by time."""
+    lo, hi = np.searchsorted(noise[-1], [t0, t1])
+    merged = [np.concatenate([e, n[lo:hi]]) for e, n in zip(events, noise)]
+    order = np.argsort(merged[-1], kind="stable")
+    return tuple(m[order] for m in merged)
 
 
 def _assemble(chunks: list[tuple[np.ndarray, ...]], n_samples: int) -> EventBatch:
-    """Concatenate event chunks and sort them by (sample, time)."""
+    """Concatenate the chronological chunks and group them by sample (a stable sort keeps time order)."""
     n, y, x, p, t = (np.concatenate(parts) for parts in zip(*chunks))
-    t_us = np.floor(t).astype(np.int64)
-    order = np.lexsort((t_us, n))
+    order = np.argsort(n.astype(np.uint16) if n_samples <= 65536 else n, kind="stable")
     offsets = np.zeros(n_samples + 1, dtype=np.int64)
     np.cumsum(np.bincount(n, minlength=n_samples), out=offsets[1:])
     return EventBatch(
-        t=t_us[order],
-        x=x[order].astype(np.uint16),
-        y=y[order].astype(np.uint16),
+        t=np.floor(t[order]).astype(np.int64),
+        x=x[order],
+        y=y[order],
         p=p[order].astype(np.uint8),
         offsets=offsets,
     )

@@ -12,11 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def frame_offsets_by_number(x: np.ndarray, y: np.ndarray, p: np.ndarray, offsets: np.ndarray, T: int, H: int, W: int) -> np.ndarray:
-    """Frame many streams at once: sample ``i`` owns events ``offsets[i]:offsets[i+1]``; returns uint16/float32 counts.
-
-    Returns ``[S, T, 2, H, W]`` counts as float32 for ``S = len(offsets) - 1`` samples.
-    """
+def frame_offsets_by_number(
+    x: np.ndarray, y: np.ndarray, p: np.ndarray, offsets: np.ndarray, T: int, H: int, W: int, dtype: type = np.float32
+) -> np.ndarray:
+    """Frame many streams at once (sample ``i`` owns events ``offsets[i]:offsets[i+1]``): ``[S, T, 2, H, W]`` counts."""
     if T < 1:
         raise ValueError(f"T (frames per sample) must be >= 1, got {T}")
     n_samples = len(offsets) - 1
@@ -30,7 +29,7 @@ def frame_offsets_by_number(x: np.ndarray, y: np.ndarray, p: np.ndarray, offsets
         raise ValueError(f"event coordinates outside the {W}x{H} sensor (x in [{xi.min()}, {xi.max()}], y in [{yi.min()}, {yi.max()}])")
     flat = (((sample * T + frame) * 2 + (p != 0)) * H + yi) * W + xi
     total = n_samples * T * 2 * H * W
-    return np.bincount(flat, minlength=total).astype(np.float32).reshape(n_samples, T, 2, H, W)
+    return np.bincount(flat, minlength=total).astype(dtype).reshape(n_samples, T, 2, H, W)
 
 
 def frames_by_number(x: np.ndarray, y: np.ndarray, p: np.ndarray, T: int, H: int, W: int) -> np.ndarray:

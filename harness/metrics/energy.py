@@ -21,6 +21,7 @@ from torch import nn
 
 from harness.metrics.firing import FiringRates
 from harness.metrics.ops import OpCounter
+from harness.recipe import DataRecipe
 
 E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
@@ -87,6 +88,24 @@ def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor]) -> EnergyR
     )
 
 
+def calibrate_batch_norm(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
+    """Reset every BatchNorm's running statistics to the exact average over ``batches`` (train-mode forwards,
+    no grad), so an untrained model's neurons see normalised inputs; returns the number of BN layers."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative moving average: equal weight for every batch
+    model.train()
+    with torch.no_grad():
+        for x in batches:
+            model(x)
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum = momentum
+    model.eval()
+    return len(norms)
+
+
 def format_audit(report: EnergyReport, title: str = "", claimed_mj: float | None = None) -> str:
     """The audit table as fixed-width text: one line per layer/op, then LIF firing rates and totals."""
     head = f"{'layer':<48} {'op':<6} {'class':<5} {'dense/img':>12} {'ops/img':>12} {'density':>8} {'uJ/img':>10}"
@@ -114,7 +133,7 @@ def synthetic_images(shape: tuple[int, ...], batches: int, batch_size: int, seed
 
 
 def dataset_batches(dataset: str, split: str, batches: int, batch_size: int, root: str | None, T: int,
-                    recipe: Any) -> list[torch.Tensor]:
+                    recipe: DataRecipe | None) -> list[torch.Tensor]:
     """The first ``batches`` evaluation batches (inputs only) of a harness dataset."""
     from harness.data import build_dataset
 
@@ -135,11 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default=None,
                         help="harness dataset to draw evaluation batches from (default: synthetic N(0,1) images)")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--root", default=None, help="dataset root directory")
+    parser.add_argument("--data-root", "--root", dest="root", default=None, help="dataset root directory")
     parser.add_argument("--batches", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--T", type=int, default=None, help="time steps (default: the model card's)")
     parser.add_argument("--checkpoint", default=None, help="state dict or engine checkpoint to load")
+    parser.add_argument("--calibrate-bn", action="store_true",
+                        help="first set BatchNorm statistics from the same batches (for untrained weights)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the report as JSON to this path")
     args = parser.parse_args(argv)
@@ -158,13 +179,16 @@ def main(argv: list[str] | None = None) -> int:
         weights = args.checkpoint
     if args.dataset:
         batches = dataset_batches(args.dataset, args.split, args.batches, args.batch_size, args.root, T,
-                                  load_recipe(card.recipe))
+                                  load_recipe(card.recipe).data)
         source = f"{args.dataset}/{args.split}"
-    elif len(card.input_shape) == 3:
+    elif getattr(model, "input_kind", "static") == "static":
         batches = synthetic_images(card.input_shape, args.batches, args.batch_size, args.seed)
         source = "synthetic N(0,1) images"
     else:
-        parser.error(f"{args.model} takes event frames {card.input_shape}: pass --dataset")
+        parser.error(f"{args.model} takes event frames: pass --dataset")
+    if args.calibrate_bn:
+        calibrate_batch_norm(model, batches)
+        weights += ", BatchNorm statistics calibrated on the inputs"
     report = measure_energy(model, batches)
     title = f"{args.model}  T={T}  weights: {weights}  inputs: {source}"
     print(format_audit(report, title, card.claimed_energy_mj))

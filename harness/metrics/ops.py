@@ -25,7 +25,6 @@ from typing import Any, Literal
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_map_only
 from torch.utils.flop_counter import flop_registry
 
 from zoo.core import LIF
@@ -40,6 +39,10 @@ _PRODUCTS = {aten.mul.Tensor, aten.mul_.Tensor}
 _REDUCTIONS = {aten.sum.default, aten.sum.dim_IntList, aten.mean.default, aten.mean.dim}
 _ADDITIONS = {aten.add.Tensor, aten.add_.Tensor, aten.sub.Tensor, aten.sub_.Tensor}
 _HANDLED = set(_MATMULS) | _CONVS
+# name parts of aten ops that multiply-accumulate: any such op not handled above is an error, never a silent 0
+_COMPUTE_PARTS = {"mm", "bmm", "addmm", "baddbmm", "addbmm", "mv", "addmv", "dot", "vdot", "inner", "outer", "ger",
+                  "addr", "matmul", "linear", "bilinear", "einsum", "tensordot", "convolution", "conv", "conv1d",
+                  "conv2d", "conv3d", "attention"}
 ROOT = "<model>"
 
 
@@ -139,7 +142,7 @@ class OpCounter(TorchDispatchMode):
                 return _addition(args[0], args[1])
         except (TypeError, ValueError, NotImplementedError) as err:
             raise NotImplementedError(f"layer {layer!r}: cannot count {func}: {err}") from None
-        if func.overloadpacket in flop_registry and func not in _HANDLED:
+        if func not in _HANDLED and _is_compute(func):
             raise NotImplementedError(f"layer {layer!r}: op {func} does compute work the op counter does not model")
         return None
 
@@ -165,6 +168,12 @@ class OpCounter(TorchDispatchMode):
         replay = aten.convolution.default(_or_ones(mx, x), _or_ones(mw, w), None, stride, padding, dilation,
                                           False, output_padding, groups)
         return "conv", "AC", dense, float(replay.sum(dtype=torch.float64))
+
+
+def _is_compute(func) -> bool:
+    """Whether an aten op multiplies and accumulates (per torch's FLOP registry or its name)."""
+    name = func.overloadpacket.__name__
+    return func.overloadpacket in flop_registry or bool(_COMPUTE_PARTS & set(name.strip("_").split("_")))
 
 
 def _both_tensors(args: tuple) -> bool:

@@ -1,0 +1,60 @@
+"""What one training run is: model, dataset, recipe (+ overrides), T, seed and budget knobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.recipe import Recipe, load_recipe, parse_recipe
+
+
+class TrainSpec(BaseModel):
+    """Everything ``harness.engine.train`` needs; saved (resolved) as ``config.json`` in the run directory.
+
+    ``overrides`` replace recipe fields by dotted key (``{"optim.lr": 5e-4, "train.batch_size": 32}``);
+    ``epochs`` is a shortcut for ``optim.epochs`` (warmup and cooldown keep their recipe lengths).
+    ``train_subset`` / ``eval_subset`` keep a seeded random subset of that many samples;
+    ``limit_train_batches`` / ``limit_eval_batches`` cap the batches per epoch / per evaluation.
+    ``energy_batches`` > 0 measures energy and firing rates on that many eval batches after training.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    model: str
+    dataset: str
+    recipe: Recipe | str
+    data_root: str | None = None
+    T: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    dataset_options: dict[str, Any] = Field(default_factory=dict)
+    eval_split: str | None = None
+    epochs: int | None = Field(default=None, ge=1)
+    train_subset: int | None = Field(default=None, ge=1)
+    eval_subset: int | None = Field(default=None, ge=1)
+    limit_train_batches: int | None = Field(default=None, ge=1)
+    limit_eval_batches: int | None = Field(default=None, ge=1)
+    checkpoint_every_steps: int | None = Field(default=None, ge=1)
+    keep_last: int = Field(default=2, ge=1)
+    num_workers: int = Field(default=0, ge=0)
+    device: str = "auto"
+    energy_batches: int = Field(default=0, ge=0)
+
+    def resolved_recipe(self) -> Recipe:
+        """The recipe with ``overrides`` (and ``epochs``) applied and re-validated."""
+        base = load_recipe(self.recipe) if isinstance(self.recipe, str) else self.recipe
+        changes = dict(self.overrides)
+        if self.epochs is not None:
+            changes["optim.epochs"] = self.epochs
+        if not changes:
+            return base
+        raw = base.model_dump()
+        for key, value in changes.items():
+            section, _, field = key.partition(".")
+            if section not in ("data", "optim", "train") or field not in raw[section]:
+                raise ValueError(f"override {key!r}: expected 'data.<field>', 'optim.<field>' or 'train.<field>' "
+                                 f"naming a recipe field")
+            raw[section][field] = value
+        return parse_recipe(raw, source=f"recipe {base.name!r} with overrides {sorted(changes)}")

@@ -1,0 +1,390 @@
+"""``train(spec, run_dir)``: train and evaluate one zoo model on one dataset with one recipe, resumably.
+
+The run directory receives ``config.json`` (the resolved spec and recipe, derived settings, library
+versions, git commit), ``metrics.jsonl`` (one line per epoch), ``train.log`` (``train.rank<r>.log`` for
+the other ranks of a distributed run), ``checkpoints/`` (atomic;
+the last K and ``best.pt``) and at the end ``final.json`` with status ``finished`` or ``diverged``.
+A run whose ``final.json`` exists is returned as is; otherwise it resumes from its newest checkpoint.
+On CPU a resumed run ends bit-identical to an uninterrupted one (see harness.engine.data for why).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+import zoo
+from harness.data import build_dataset, dataset_info, mixup_fn, update_mixup_for_epoch
+from harness.engine.checkpoint import CheckpointStore, atomic_write_text, rng_state, set_rng_state
+from harness.engine.data import EpochSampler, SeededSamples, epoch_loader, seeded_subset
+from harness.engine.distributed import DistInfo, init_distributed
+from harness.engine.evaluate import autocast, evaluate
+from harness.engine.loss import TrainLoss
+from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
+from harness.engine.progress import EpochProgress, RunLog
+from harness.engine.provenance import provenance
+from harness.engine.spec import TrainSpec
+from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
+
+# metrics that measure speed, not learning: they differ between otherwise identical runs
+TIMING_KEYS = frozenset({"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s", "wall_time_s",
+                         "peak_memory_mb"})
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint. ``batch`` micro-batches of ``epoch`` are done."""
+
+    epoch: int = 0
+    batch: int = 0
+    global_step: int = 0
+    lr: float = 0.0
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    seen: int = 0
+    epoch_time_s: float = 0.0
+    wall_time_s: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_top1: float | None = None
+    best_epoch: int | None = None
+
+
+def train(spec: TrainSpec, run_dir: Path | str) -> dict[str, Any]:
+    """Train ``spec`` into ``run_dir`` (resuming if it holds checkpoints) and return ``final.json``'s content."""
+    run_dir = Path(run_dir)
+    final = run_dir / "final.json"
+    if final.exists():
+        return json.loads(final.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return _Trainer(spec, run_dir).run()
+
+
+def seed_all(seed: int) -> None:
+    """Seed python, numpy and torch global RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str, info: DistInfo) -> torch.device:
+    """``auto``: this rank's GPU if there is one, else the CPU."""
+    if name == "auto":
+        return torch.device(f"cuda:{info.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(name)
+
+
+# spec fields that say how a run is executed, not what it computes: they may change between resumes
+OPERATIONAL_FIELDS = {"data_root", "device", "num_workers", "checkpoint_every_steps", "keep_last", "energy_batches"}
+
+
+def fingerprint(spec: TrainSpec, recipe_dump: dict[str, Any]) -> str:
+    """A hash of what the run is (spec and resolved recipe): a checkpoint only resumes the same run."""
+    what = spec.model_dump(mode="json", exclude=OPERATIONAL_FIELDS)
+    text = json.dumps({"spec": what, "recipe": recipe_dump}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class _Trainer:
+    """One run: built from a spec, then ``run()``."""
+
+    def __init__(self, spec: TrainSpec, run_dir: Path) -> None:
+        self.spec, self.run_dir = spec, run_dir
+        self.dist = init_distributed()
+        log_name = "train.log" if self.dist.is_main else f"train.rank{self.dist.rank}.log"
+        self.log = RunLog(run_dir / log_name, echo=self.dist.is_main)
+        self.recipe = spec.resolved_recipe()
+        self.fingerprint = fingerprint(spec, self.recipe.model_dump(mode="json"))
+        self.device = resolve_device(spec.device, self.dist)
+        self.info = dataset_info(spec.dataset)
+        self.card = zoo.model_card(spec.model)
+        self.T = spec.T or self.card.T
+        self._build_model()
+        self._build_data()
+        self._build_optimization()
+        self.store = CheckpointStore(run_dir / "checkpoints", spec.keep_last)
+
+    def _build_model(self) -> None:
+        train_cfg = self.recipe.train
+        seed_all(self.spec.seed)  # identical initial weights on every rank
+        self.model = zoo.create_model(self.spec.model, T=self.T, num_classes=self.info["num_classes"],
+                                      **self.spec.model_kwargs)
+        self.channels_last = train_cfg.channels_last and self.device.type == "cuda"
+        self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.amp_dtype = self._amp_dtype()
+        self.ema = self._ema()
+        self.ddp = (nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.dist.enabled else None)
+        net = self.ddp or self.model
+        self.net = torch.compile(net) if train_cfg.compile else net
+
+    def _build_data(self) -> None:
+        spec, train_cfg = self.spec, self.recipe.train
+        self.eval_split = spec.eval_split or ("val" if "val" in self.info["splits"] else "test")
+        args = dict(root=spec.data_root, T=self.T, recipe=self.recipe.data, **spec.dataset_options)
+        self.train_set = SeededSamples(seeded_subset(build_dataset(spec.dataset, "train", **args),
+                                                     spec.train_subset, spec.seed), spec.seed)
+        self.eval_set = SeededSamples(seeded_subset(build_dataset(spec.dataset, self.eval_split, **args),
+                                                    spec.eval_subset, spec.seed), spec.seed)
+        self.batch_size, self.accum = train_cfg.batch_size, train_cfg.accum_steps
+        self.eval_batch_size = train_cfg.eval_batch_size or self.batch_size
+        shard = len(EpochSampler(len(self.train_set), spec.seed, 0, True, self.dist.rank, self.dist.world))
+        available = min(shard // self.batch_size, spec.limit_train_batches or shard)
+        self.batches_per_epoch = available // self.accum * self.accum
+        if self.batches_per_epoch == 0:
+            raise ValueError(f"{spec.dataset} train split: {shard} samples per rank give no full step of "
+                             f"batch_size {self.batch_size} x accum_steps {self.accum}")
+        self.mixup = mixup_fn(self.recipe.data, self.info["num_classes"], train_cfg.label_smoothing)
+
+    def _build_optimization(self) -> None:
+        optim = self.recipe.optim
+        steps_per_epoch = self.batches_per_epoch // self.accum
+        effective_batch = self.batch_size * self.accum * self.dist.world
+        self.lr = scaled_lr(optim, effective_batch)
+        self.schedule = LRSchedule.from_recipe(optim, self.lr, steps_per_epoch)
+        self.total_epochs = optim.epochs + optim.cooldown_epochs
+        self.optimizer = build_optimizer(self.model, optim, self.lr)
+        self.loss_fn = TrainLoss(self.recipe.train)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.derived = {
+            "T": self.T, "num_classes": self.info["num_classes"], "input_kind": self.info["kind"],
+            "eval_split": self.eval_split, "train_samples": len(self.train_set), "eval_samples": len(self.eval_set),
+            "batch_size": self.batch_size, "accum_steps": self.accum, "world_size": self.dist.world,
+            "effective_batch": effective_batch, "peak_lr": self.lr, "batches_per_epoch": self.batches_per_epoch,
+            "steps_per_epoch": steps_per_epoch, "warmup_steps": self.schedule.warmup_steps,
+            "total_epochs": self.total_epochs, "total_steps": steps_per_epoch * self.total_epochs,
+            "device": str(self.device), "amp_dtype": str(self.amp_dtype) if self.amp_dtype else None,
+            "channels_last": self.channels_last, "mixup": self.mixup is not None,
+            "params": count_params(self.model), "fingerprint": self.fingerprint,
+        }
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        if not self.recipe.train.amp or self.device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def _ema(self):
+        if self.recipe.train.ema_decay is None:
+            return None
+        from timm.utils import ModelEmaV3
+
+        return ModelEmaV3(self.model, decay=self.recipe.train.ema_decay)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict[str, Any]:
+        self._write_config()
+        seed_all(self.spec.seed + 7919 * self.dist.rank)  # per-rank streams for mixup and dropout
+        state = self._restore()
+        self._rewrite_metrics(state.history)
+        while state.epoch < self.total_epochs:
+            started = time.perf_counter()
+            failure = self._train_epoch(state)
+            state.wall_time_s += time.perf_counter() - started
+            if failure:
+                return self._finish(state, "diverged", failure)
+            started = time.perf_counter()
+            self._end_epoch(state)
+            state.wall_time_s += time.perf_counter() - started
+        return self._finish(state, "finished", f"trained {state.epoch} epochs, {state.global_step} steps")
+
+    def _write_config(self) -> None:
+        if not self.dist.is_main:
+            return
+        path = self.run_dir / "config.json"
+        if path.exists():
+            existing = json.loads(path.read_text()).get("resolved", {}).get("fingerprint")
+            if existing != self.fingerprint:
+                raise ValueError(f"{self.run_dir} holds a different run (fingerprint {existing}, this spec "
+                                 f"{self.fingerprint}): use a new run directory")
+            return
+        config = {"spec": self.spec.model_dump(mode="json"), "recipe": self.recipe.model_dump(mode="json"),
+                  "seed": self.spec.seed, "resolved": self.derived, "model_card": self.model.card.as_dict(),
+                  "provenance": provenance()}
+        atomic_write_text(json.dumps(config, indent=1, default=str), path)
+
+    def _rewrite_metrics(self, history: list[dict[str, Any]]) -> None:
+        if self.dist.is_main:
+            atomic_write_text("".join(json.dumps(line) + "\n" for line in history), self.run_dir / "metrics.jsonl")
+
+    # ------------------------------------------------------------------ training
+    def _train_epoch(self, state: Progress) -> str | None:
+        """Train the rest of ``state.epoch``; return a divergence message, or None."""
+        epoch, accum = state.epoch, self.accum
+        update_mixup_for_epoch(self.mixup, self.recipe.data, epoch)
+        loader = epoch_loader(self.train_set, self.batch_size, epoch, self.spec.seed, True, self.dist.rank,
+                              self.dist.world, state.batch, self.spec.num_workers)
+        bar = EpochProgress(self.log, epoch, self.batches_per_epoch, state.batch, enabled=self.dist.is_main)
+        self.net.train()
+        started = time.perf_counter()
+        for position, (x, y) in enumerate(loader, start=state.batch + 1):
+            if position > self.batches_per_epoch:
+                break
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            if self.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if self.mixup is not None:
+                x, y = self.mixup(x, y)
+            boundary = position % accum == 0
+            sync = self.ddp.no_sync() if self.ddp is not None and not boundary else contextlib.nullcontext()
+            with sync:
+                with autocast(self.device, self.amp_dtype):
+                    out = self.net(x, per_step=self.loss_fn.per_step)
+                loss = self.loss_fn(out, y)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    bar.close()
+                    return f"diverged at step {state.global_step + 1} (epoch {epoch}, loss {value})"
+                (self.scaler.scale(loss / accum) if self.scaler else loss / accum).backward()
+            logits = (out.mean(0) if self.loss_fn.per_step else out).detach().float()
+            state.loss_sum += value * len(x)
+            state.correct += topk_correct(logits, y, (1,))[1]
+            state.seen += len(x)
+            if boundary:
+                self._optimizer_step(state)
+                state.batch = position
+                every = self.spec.checkpoint_every_steps
+                if every and state.global_step % every == 0 and position < self.batches_per_epoch:
+                    now = time.perf_counter()
+                    state.epoch_time_s += now - started
+                    started = now
+                    self._save(state)
+            bar.update(position, {"loss": state.loss_sum / state.seen, "top1": 100 * state.correct / state.seen,
+                                  "lr": state.lr})
+        state.epoch_time_s += time.perf_counter() - started
+        bar.close()
+        return None
+
+    def _optimizer_step(self, state: Progress) -> None:
+        state.lr = self.schedule(state.global_step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = state.lr
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.recipe.optim.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.optim.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        state.global_step += 1
+        if self.ema is not None:
+            self.ema.update(self.model, step=state.global_step)
+
+    def _end_epoch(self, state: Progress) -> None:
+        """Evaluate, record the epoch's metrics, checkpoint, then start the next epoch."""
+        sums = torch.tensor([state.loss_sum, state.correct, state.seen], dtype=torch.float64)
+        if self.dist.enabled:
+            sums = sums.to(self.device)
+            dist.all_reduce(sums)
+        loss_sum, correct, seen = sums.tolist()
+        line: dict[str, Any] = {"epoch": state.epoch, "step": state.global_step, "lr": state.lr,
+                                "train_loss": loss_sum / seen, "train_top1": 100 * correct / seen}
+        line.update({f"eval_{k}": v for k, v in self._evaluate(self.model).items() if k != "images"})
+        if self.ema is not None:
+            line.update({f"ema_eval_{k}": v for k, v in self._evaluate(self.ema.module).items() if k != "images"})
+        line["train_img_s"] = seen / max(state.epoch_time_s, 1e-9)
+        line["epoch_time_s"] = state.epoch_time_s
+        best = state.best_top1 is None or line["eval_top1"] > state.best_top1
+        if best:
+            state.best_top1, state.best_epoch = line["eval_top1"], state.epoch
+        state.history.append(line)
+        state.epoch, state.batch = state.epoch + 1, 0
+        state.loss_sum = state.correct = 0.0
+        state.seen, state.epoch_time_s = 0, 0.0
+        self._save(state, best=best)
+        if self.dist.is_main:
+            with open(self.run_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(line) + "\n")
+        shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in line.items()}
+        self.log(f"epoch {line['epoch']} done: {shown}")
+
+    def _evaluate(self, model: nn.Module) -> dict[str, float]:
+        loader = epoch_loader(self.eval_set, self.eval_batch_size, 0, self.spec.seed, False, self.dist.rank,
+                              self.dist.world, num_workers=self.spec.num_workers)
+        return evaluate(model, loader, self.device, self.amp_dtype, self.spec.limit_eval_batches,
+                        self.channels_last)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save(self, state: Progress, best: bool = False) -> None:
+        rngs = [rng_state()]
+        if self.dist.enabled:
+            rngs = [None] * self.dist.world
+            dist.all_gather_object(rngs, rng_state())
+        if not self.dist.is_main:
+            return
+        checkpoint = {
+            "fingerprint": self.fingerprint,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "ema": self.ema.state_dict() if self.ema else None,
+            "rng": rngs,
+            "progress": asdict(state),
+        }
+        path = self.store.save(checkpoint, state.epoch, state.batch, best=best)
+        self.log(f"checkpoint {path.name} (step {state.global_step})")
+
+    def _restore(self) -> Progress:
+        checkpoint = self.store.load_latest()
+        if checkpoint is None:
+            return Progress()
+        if checkpoint["fingerprint"] != self.fingerprint:
+            raise ValueError(f"{self.store.dir}/{checkpoint['loaded_from']} belongs to a different run "
+                             f"(fingerprint {checkpoint['fingerprint']} != {self.fingerprint})")
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scaler is not None and checkpoint["scaler"] is not None:
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(checkpoint["ema"])
+        rngs = checkpoint["rng"]
+        if len(rngs) != self.dist.world:
+            self.log(f"world size changed ({len(rngs)} -> {self.dist.world}): RNG streams restart from rank 0's")
+        set_rng_state(rngs[self.dist.rank] if len(rngs) == self.dist.world else rngs[0])
+        state = Progress(**checkpoint["progress"])
+        for skipped in checkpoint["skipped"]:
+            self.log(f"skipped unreadable checkpoint {skipped}")
+        self.log(f"resumed from {checkpoint['loaded_from']}: epoch {state.epoch}, batch {state.batch}, "
+                 f"step {state.global_step}")
+        return state
+
+    # ------------------------------------------------------------------ end
+    def _finish(self, state: Progress, status: str, message: str) -> dict[str, Any]:
+        final: dict[str, Any] = {
+            "status": status, "message": message, "epochs_completed": state.epoch,
+            "global_step": state.global_step, "best_top1": state.best_top1, "best_epoch": state.best_epoch,
+            "last": state.history[-1] if state.history else None, "params": count_params(self.model),
+            "wall_time_s": state.wall_time_s, "peak_memory_mb": peak_memory_mb(self.device),
+        }
+        if status == "finished" and self.spec.energy_batches:
+            final["energy"] = self._energy()
+        self.log(f"{status}: {message}")
+        if self.dist.is_main:
+            atomic_write_text(json.dumps(final, indent=1), self.run_dir / "final.json")
+        return final
+
+    def _energy(self) -> dict[str, Any]:
+        loader = epoch_loader(self.eval_set, self.eval_batch_size, 0, self.spec.seed, False, 0, 1)
+        batches = [x.to(self.device) for x, _ in itertools.islice(loader, self.spec.energy_batches)]
+        report = measure_energy(self.model, batches)
+        if self.dist.is_main:
+            atomic_write_text(json.dumps(report.as_dict(), indent=1), self.run_dir / "energy.json")
+        return {"energy_mj": report.energy_mj, "firing_rate": report.firing_overall, "macs": report.macs,
+                "acs": report.acs, "images": report.images}

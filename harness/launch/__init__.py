@@ -1,0 +1,1 @@
+"""Launchers: run a suite's specs locally (a subprocess per run) or on SLURM (submitit)."""

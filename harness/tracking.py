@@ -1,0 +1,201 @@
+"""MLflow tracking: run directories in, one MLflow run per run id out, idempotently.
+
+Run directories are the record of truth; MLflow is where people browse. ``log_run_dir`` skips a run
+whose content hash is already logged and replaces the MLflow run when the directory changed, so
+``collect`` can be repeated at will. Only one process (the launcher's parent, or ``harness collect``)
+writes to a sqlite store, after ``ensure_store`` created and migrated it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.runs import RunRecord, all_records
+
+TAG = "spikebench."
+FINAL_METRICS = ("top1", "top5", "best_top1", "params", "firing_rate", "energy_mj", "sops", "macs",
+                 "train_seconds", "train_device_hours", "eval_img_per_s", "peak_memory_mb")
+TAG_NAMES = ("run_id", "suite", "family", "model", "dataset", "T", "seed", "variant", "recipe", "state",
+             "git_commit", "torch", "cuda", "host", "device", "slurm_job_id", "command", "content_hash", "reason")
+ARTIFACTS = ("spec.json", "final.json", "config.json", "metrics.jsonl", "energy.json")
+LOGGED_STATES = ("finished", "failed", "diverged")
+
+
+def default_uri(results_root: Path) -> str:
+    return f"sqlite:///{Path(results_root).resolve() / 'mlflow.db'}"
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_store(uri: str) -> None:
+    """Create and migrate the tracking store once, before any parallel work touches it."""
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    _client(uri).search_experiments(max_results=1)
+
+
+def _experiment_id(client, suite: str, uri: str) -> str:
+    name = f"spikebench/{suite}"
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts" / suite).resolve().as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def content_hash(record: RunRecord) -> str:
+    """Hash of everything a run directory contributes to MLflow."""
+    digest = hashlib.sha256()
+    for name in ("spec.json", "final.json", "metrics.jsonl", "config.json"):
+        path = record.dir / name
+        digest.update(name.encode() + (path.read_bytes() if path.exists() else b"-"))
+    digest.update(record.state.encode())
+    return digest.hexdigest()[:16]
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    else:
+        out[prefix] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    return out
+
+
+def reproduce_command(suite_path: str, spec) -> str:
+    """The command that re-runs exactly this run id (budget knobs included, since they are part of it)."""
+    knobs = [f"--{flag} {value}" for flag, value in (("epochs", spec.epochs), ("limit-batches", spec.limit_batches),
+                                                      ("subset", spec.subset)) if value is not None]
+    return " ".join(["python -m harness run", shlex.quote(suite_path), *knobs, "--only", spec.run_id])
+
+
+def _tags(record: RunRecord, suite: str, suite_path: str, chash: str) -> dict[str, str]:
+    import zoo
+
+    spec, config, status = record.spec, _read_config(record), record.status
+    provenance = config.get("provenance", {})
+    versions = provenance.get("versions", {})
+    tags = {
+        "run_id": spec.run_id, "suite": suite, "family": zoo.model_card(spec.model).family,
+        "model": spec.model, "dataset": spec.dataset, "T": str(spec.T), "seed": str(spec.seed),
+        "variant": spec.variant or "", "recipe": spec.recipe, "state": record.state,
+        "git_commit": str(provenance.get("git", {}).get("commit")), "torch": str(versions.get("torch")),
+        "cuda": str(versions.get("cuda")), "host": str(provenance.get("host", status.get("host"))),
+        "device": str(provenance.get("gpu") or "cpu"), "slurm_job_id": str(status.get("slurm_job_id") or ""),
+        "command": reproduce_command(suite_path, spec), "content_hash": chash,
+    }
+    if status.get("reason"):
+        tags["reason"] = str(status["reason"])[:4000]
+    return {TAG + k: v for k, v in tags.items()}
+
+
+def _read_config(record: RunRecord) -> dict[str, Any]:
+    path = record.dir / "config.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def final_metrics(final: dict[str, Any], world_size: int = 1) -> dict[str, float]:
+    """The headline numbers of an engine ``final.json`` (absent ones are left out, never zero-filled)."""
+    last, energy = final.get("last") or {}, final.get("energy") or {}
+    values = {
+        "top1": last.get("eval_top1"), "top5": last.get("eval_top5"), "best_top1": final.get("best_top1"),
+        "params": final.get("params"), "firing_rate": energy.get("firing_rate"), "energy_mj": energy.get("energy_mj"),
+        "sops": energy.get("acs"), "macs": energy.get("macs"), "train_seconds": final.get("wall_time_s"),
+        "eval_img_per_s": last.get("eval_img_s"), "peak_memory_mb": final.get("peak_memory_mb"),
+    }
+    if final.get("wall_time_s") is not None:
+        values["train_device_hours"] = final["wall_time_s"] * world_size / 3600
+    return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def _metrics(record: RunRecord) -> list:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = []
+    for row in record.epochs:
+        epoch = int(row["epoch"])
+        metrics += [Metric(k, float(v), now, epoch) for k, v in row.items()
+                    if k not in ("epoch", "step") and isinstance(v, (int, float))]
+    world = _read_config(record).get("resolved", {}).get("world_size", 1)
+    metrics += [Metric(k, v, now, 0) for k, v in final_metrics(record.final or {}, world).items()]
+    return metrics
+
+
+def log_run_dir(directory: Path, uri: str, suite: str | None = None, suite_path: str | None = None,
+                client=None) -> str:
+    """Log one run directory; returns 'logged', 'unchanged' or 'skipped' (not in a final state).
+
+    ``suite``/``suite_path`` name the suite it is logged under (default: the suite that created the run).
+    """
+    from mlflow.entities import Param
+
+    record = RunRecord(directory)
+    if record.state not in LOGGED_STATES:
+        return "skipped"
+    client = client or _client(uri)
+    spec = record.spec
+    suite = suite or spec.suite
+    experiment_id = _experiment_id(client, suite, uri)
+    chash = content_hash(record)
+    existing = client.search_runs([experiment_id], filter_string=f"tags.`{TAG}run_id` = '{spec.run_id}'")
+    if any(run.data.tags.get(TAG + "content_hash") == chash for run in existing):
+        return "unchanged"
+    for run in existing:
+        client.delete_run(run.info.run_id)
+    tags = _tags(record, suite, suite_path or f"suites/{suite}.yaml", chash)
+    run = client.create_run(experiment_id, run_name=spec.run_id, tags=tags)
+    params = _flatten("spec", spec.model_dump(mode="json"), {})
+    params.update(_flatten("recipe", _read_config(record).get("recipe", {}), {}))
+    param_list = [Param(k[:250], v[:6000]) for k, v in params.items()]
+    metric_list = _metrics(record)
+    for start in range(0, max(len(param_list), len(metric_list)), 100):
+        client.log_batch(run.info.run_id, metrics=metric_list[start:start + 100],
+                         params=param_list[start:start + 100])
+    for name in ARTIFACTS:
+        if (record.dir / name).exists():
+            client.log_artifact(run.info.run_id, str(record.dir / name))
+    client.set_terminated(run.info.run_id, status="FINISHED" if record.state == "finished" else "FAILED")
+    return "logged"
+
+
+def collect(results_root: Path, uri: str, run_ids: set[str] | None = None, suite: str | None = None) -> dict[str, int]:
+    """Log every run directory (or those in ``run_ids``) into MLflow; returns counts per outcome."""
+    ensure_store(uri)
+    client = _client(uri)
+    counts: dict[str, int] = {"logged": 0, "unchanged": 0, "skipped": 0}
+    for record in all_records(results_root):
+        if run_ids is None or record.dir.name in run_ids:
+            counts[log_run_dir(record.dir, uri, suite=suite, client=client)] += 1
+    return counts
+
+
+def runs_frame(uri: str, suite: str | None = None):
+    """All logged runs as a DataFrame: tag names without the prefix, final metrics, mlflow_run_id, start_time."""
+    import mlflow
+    import pandas as pd
+
+    client = _client(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()
+                   if e.name.startswith("spikebench/") and (suite is None or e.name == f"spikebench/{suite}")]
+    columns = [*TAG_NAMES, *FINAL_METRICS]
+    if not experiments:
+        return pd.DataFrame(columns=[*columns, "mlflow_run_id", "start_time"])
+    mlflow.set_tracking_uri(uri)
+    raw = mlflow.search_runs(experiment_ids=experiments, output_format="pandas")
+    frame = pd.DataFrame({"mlflow_run_id": raw["run_id"], "start_time": raw["start_time"]})
+    for name in columns:
+        source = f"tags.{TAG}{name}" if name in TAG_NAMES else f"metrics.{name}"
+        frame[name] = raw[source] if source in raw else None
+    return frame

@@ -1,0 +1,104 @@
+"""Real training runs on the embedded digits datasets: learning, run files, divergence, idempotence."""
+
+import json
+
+import pytest
+import torch
+
+import engine_nets
+from harness.engine import TIMING_KEYS, TrainSpec, evaluate, train
+from harness.engine.data import SeededSamples, epoch_loader
+from harness.data import build_dataset
+
+
+def _spec(**changes):
+    base = dict(model=engine_nets.STATIC, dataset="digits", recipe="digits", seed=0, epochs=2,
+                model_kwargs={"width": 32}, overrides={"optim.lr": 1e-2, "optim.warmup_epochs": 0},
+                energy_batches=1)
+    return TrainSpec(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("digits_run")
+    return run_dir, train(_spec(), run_dir)
+
+
+def test_a_short_run_on_digits_learns(digits_run):
+    run_dir, final = digits_run
+    assert final["status"] == "finished" and final["epochs_completed"] == 2
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [0, 1]
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"]
+    assert final["best_top1"] >= 60.0  # chance is 10%
+    assert final["last"] == lines[-1] and final["global_step"] == 2 * (1438 // 32)
+
+
+def test_the_run_directory_holds_config_checkpoints_log_and_energy(digits_run):
+    run_dir, final = digits_run
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["recipe"]["name"] == "digits" and config["recipe"]["optim"]["lr"] == 1e-2
+    assert config["seed"] == 0 and config["resolved"]["steps_per_epoch"] == 1438 // 32
+    assert config["provenance"]["versions"]["timm"] and "commit" in config["provenance"]["git"]
+    assert config["model_card"]["name"] == engine_nets.STATIC
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["best.pt", "ckpt-e0001-b000000.pt", "ckpt-e0002-b000000.pt"]
+    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
+    assert best["progress"]["best_epoch"] == final["best_epoch"]
+    assert "epoch 1 done" in (run_dir / "train.log").read_text()
+    energy = json.loads((run_dir / "energy.json").read_text())
+    assert final["energy"]["energy_mj"] == energy["energy_mj"] > 0 and energy["images"] == 32
+
+
+def test_best_checkpoint_reproduces_its_recorded_accuracy(digits_run):
+    run_dir, final = digits_run
+    model = engine_nets.TinySpikingNet(2, 10, 3, "static", width=32)
+    model.load_state_dict(torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)["model"])
+    from harness.recipe import load_recipe
+
+    samples = SeededSamples(build_dataset("digits", "test", recipe=load_recipe("digits").data), seed=0)
+    result = evaluate(model, epoch_loader(samples, 32, 0, 0, False, 0, 1))
+    assert result["top1"] == final["best_top1"]
+
+
+def test_a_finished_run_is_returned_not_retrained_and_a_different_spec_is_refused(digits_run, tmp_path):
+    run_dir, final = digits_run
+    before = (run_dir / "metrics.jsonl").stat().st_mtime_ns
+    assert train(_spec(), run_dir) == json.loads((run_dir / "final.json").read_text())
+    assert (run_dir / "metrics.jsonl").stat().st_mtime_ns == before
+    other = tmp_path / "run"
+    other.mkdir()
+    (other / "config.json").write_text((run_dir / "config.json").read_text())
+    with pytest.raises(ValueError, match="holds a different run"):
+        train(_spec(seed=1), other)
+
+
+def test_nan_loss_stops_the_run_as_diverged_at_its_step(tmp_path):
+    spec = _spec(epochs=1, energy_batches=0, overrides={"optim.lr": 1e37, "optim.warmup_epochs": 0})
+    final = train(spec, tmp_path)
+    assert final["status"] == "diverged"
+    assert final["message"].startswith("diverged at step 2 ")
+    assert final["global_step"] == 1 and final["epochs_completed"] == 0
+    assert json.loads((tmp_path / "final.json").read_text())["status"] == "diverged"
+    assert (tmp_path / "metrics.jsonl").read_text() == ""
+
+
+def test_event_data_with_tet_lamb_ema_accumulation_mixup_and_clipping(tmp_path):
+    overrides = {"train.loss": "tet", "optim.name": "lamb", "train.ema_decay": 0.9, "train.accum_steps": 2,
+                 "data.mixup_alpha": 0.5, "optim.grad_clip": 1.0, "optim.cooldown_epochs": 1}
+    spec = TrainSpec(model=engine_nets.DVS, dataset="digits_dvs", recipe="digits_dvs", epochs=1,
+                     overrides=overrides, limit_train_batches=6, limit_eval_batches=2)
+    final = train(spec, tmp_path / "run")
+    assert final["status"] == "finished" and final["global_step"] == 2 * 3
+    last = final["last"]
+    assert {"ema_eval_top1", "ema_eval_loss", "eval_top5"} <= set(last) and last["lr"] == 1e-5  # cooldown at min_lr
+    assert TIMING_KEYS & set(last) == {"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s"}
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_the_recorded_schedule(tmp_path):
+    spec = _spec(epochs=1, energy_batches=0, limit_train_batches=4, limit_eval_batches=2,
+                 overrides={"train.compile": True, "optim.warmup_epochs": 0})
+    final = train(spec, tmp_path)
+    assert final["status"] == "finished" and final["global_step"] == 4
+    assert json.loads((tmp_path / "config.json").read_text())["recipe"]["train"]["compile"] is True

@@ -1,0 +1,172 @@
+"""Engine parts: schedule, optimizers, losses, data order, checkpoints, distributed env, provenance."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.engine.checkpoint import CheckpointStore, rng_state, set_rng_state
+from harness.engine.data import EpochSampler, SeededSamples, seeded_subset
+from harness.engine.distributed import fill_env_from_slurm, first_host, slurm_env
+from harness.engine.loss import TrainLoss
+from harness.engine.optim import LRSchedule, build_optimizer, param_groups, scaled_lr
+from harness.engine.provenance import provenance
+from harness.engine.spec import TrainSpec
+from harness.recipe import OptimRecipe, Recipe, TrainRecipe
+
+
+def test_schedule_warms_up_linearly_then_follows_a_half_cosine_then_holds_min_lr():
+    optim = OptimRecipe(lr=1.0, warmup_epochs=2, warmup_lr=0.1, min_lr=0.01, epochs=10, cooldown_epochs=3)
+    lr = LRSchedule.from_recipe(optim, peak=1.0, steps_per_epoch=5)
+    assert lr(0) == 0.1
+    assert lr(5) == pytest.approx(0.1 + 0.9 * 5 / 10)
+    assert lr(10) == 1.0
+    assert lr(30) == pytest.approx(0.01 + 0.99 * 0.5)  # half-way through the cosine part (steps 10..50)
+    assert lr(49) > lr(50) == 0.01
+    assert lr(64) == 0.01  # cooldown
+    assert all(lr(s) >= lr(s + 1) for s in range(10, 64))
+
+
+def test_lr_scales_with_effective_batch_when_the_recipe_says_so():
+    assert scaled_lr(OptimRecipe(lr=6e-4, lr_base_batch=256), 512) == pytest.approx(1.2e-3)
+    assert scaled_lr(OptimRecipe(lr=6e-4), 512) == 6e-4
+
+
+def test_no_decay_for_biases_and_norms_and_both_optimizers_step():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    groups = param_groups(model, 0.05, no_decay_1d=True)
+    assert [len(g["params"]) for g in groups] == [1, 3] and groups[1]["weight_decay"] == 0.0
+    assert len(param_groups(model, 0.05, no_decay_1d=False)) == 1
+    for name in ("adamw", "lamb"):
+        opt = build_optimizer(model, OptimRecipe(name=name, lr=0.1, weight_decay=0.01), 0.1)
+        before = model[0].weight.detach().clone()
+        model(torch.randn(5, 3)).sum().backward()
+        opt.step()
+        assert not torch.equal(before, model[0].weight)
+    assert type(build_optimizer(model, OptimRecipe(name="lamb"), 0.1)).__name__ == "Lamb"
+
+
+def test_losses_smoothed_ce_soft_targets_and_tet():
+    logits, y = torch.randn(4, 5), torch.tensor([0, 1, 2, 3])
+    smooth = TrainLoss(TrainRecipe(label_smoothing=0.1))
+    assert smooth(logits, y) == pytest.approx(float(F.cross_entropy(logits, y, label_smoothing=0.1)))
+    soft = F.one_hot(y, 5).float() * 0.9 + 0.02
+    assert smooth(logits, soft) == pytest.approx(float(-(soft * logits.log_softmax(-1)).sum(-1).mean()))
+    steps = torch.randn(3, 4, 5)
+    tet = TrainLoss(TrainRecipe(loss="tet", tet_lambda=0.2, tet_means=1.0))
+    expected = 0.8 * sum(float(F.cross_entropy(s, y)) for s in steps) / 3 + 0.2 * float(((steps - 1) ** 2).mean())
+    assert tet.per_step and tet(steps, y) == pytest.approx(expected)
+    with pytest.raises(ValueError, match=r"per-step logits \[T, B, K\]"):
+        tet(logits, y)
+
+
+def test_epoch_order_depends_on_seed_and_epoch_only_and_resumes_at_an_offset():
+    full = list(EpochSampler(20, seed=3, epoch=1, shuffle=True))
+    assert sorted(full) == list(range(20))
+    assert full == list(EpochSampler(20, seed=3, epoch=1, shuffle=True))
+    assert full != list(EpochSampler(20, seed=3, epoch=2, shuffle=True))
+    assert list(EpochSampler(20, seed=3, epoch=1, shuffle=True, start=7)) == full[7:]
+    shards = [list(EpochSampler(21, 3, 1, True, rank=r, world=4)) for r in range(4)]
+    assert all(len(s) == 5 for s in shards) and len(set(sum(shards, []))) == 20
+
+
+class RandomView(torch.utils.data.Dataset):
+    """A dataset whose items draw from all three global RNGs, like augmentations do."""
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        return torch.rand(1).item(), random.random(), float(np.random.rand())
+
+
+def test_augmentation_randomness_comes_from_seed_epoch_and_index_and_spares_global_rngs():
+    samples = SeededSamples(RandomView(), seed=5)
+    before = rng_state()
+    first = samples[2]
+    after = rng_state()
+    assert torch.equal(before["torch"], after["torch"]) and before["python"] == after["python"]
+    assert torch.equal(before["numpy"][1], after["numpy"][1])
+    assert samples[2] == first and samples[3] != first
+    samples.epoch = 1
+    assert samples[2] != first
+    assert len(seeded_subset(RandomView(), 4, seed=0)) == 4
+
+
+def test_rng_state_roundtrip():
+    state = rng_state()
+    a = (torch.rand(3), random.random(), np.random.rand())
+    set_rng_state(state)
+    b = (torch.rand(3), random.random(), np.random.rand())
+    assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
+
+
+def test_checkpoints_are_atomic_pruned_to_last_k_plus_best_and_a_damaged_one_is_skipped(tmp_path):
+    store = CheckpointStore(tmp_path / "checkpoints", keep_last=2)
+    for epoch, batch, best in [(0, 4, False), (1, 0, True), (1, 4, False), (2, 0, False)]:
+        store.save({"where": torch.tensor([epoch, batch])}, epoch, batch, best=best)
+    names = sorted(p.name for p in store.dir.iterdir())
+    assert names == ["best.pt", "ckpt-e0001-b000004.pt", "ckpt-e0002-b000000.pt"]
+    assert torch.equal(torch.load(store.dir / "best.pt")["where"], torch.tensor([1, 0]))
+    assert store.load_latest()["loaded_from"] == "ckpt-e0002-b000000.pt"
+    (store.dir / "ckpt-e0002-b000000.pt").write_bytes(b"truncated")
+    latest = store.load_latest()
+    assert latest["loaded_from"] == "ckpt-e0001-b000004.pt" and "ckpt-e0002-b000000.pt" in latest["skipped"][0]
+
+
+def test_slurm_variables_give_the_torch_distributed_env():
+    assert first_host("gpu[03-05,9],cpu1") == "gpu03" and first_host("node7") == "node7"
+    env = {"SLURM_PROCID": "3", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_JOB_NODELIST": "n[12-13]",
+           "SLURM_JOB_ID": "4242", "MASTER_PORT": "1234"}
+    assert slurm_env(env) == {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "MASTER_ADDR": "n12",
+                              "MASTER_PORT": "24242"}
+    fill_env_from_slurm(env)
+    assert env["RANK"] == "3" and env["MASTER_PORT"] == "1234"  # already-set variables win
+    assert slurm_env({}) == {}
+
+
+def test_spec_overrides_are_validated_and_named():
+    recipe = Recipe(name="r", description="d", source="s")
+    spec = TrainSpec(model="m", dataset="digits", recipe=recipe, epochs=3, overrides={"optim.lr": 0.5})
+    resolved = spec.resolved_recipe()
+    assert (resolved.optim.epochs, resolved.optim.lr) == (3, 0.5)
+    with pytest.raises(ValueError, match="override 'optim.lrr'"):
+        TrainSpec(model="m", dataset="d", recipe=recipe, overrides={"optim.lrr": 1}).resolved_recipe()
+    with pytest.raises(ValueError, match="optim.name"):
+        TrainSpec(model="m", dataset="d", recipe=recipe, overrides={"optim.name": "sgd"}).resolved_recipe()
+
+
+def test_provenance_names_library_versions_and_git_state():
+    import timm
+
+    prov = provenance()
+    assert prov["versions"]["torch"] == torch.__version__ and prov["versions"]["timm"] == timm.__version__
+    git = prov["git"]
+    assert (len(git["commit"]) == 40 and git["dirty"] in (True, False)) or (git["commit"] is None and git["reason"])
+
+
+def test_progress_is_a_bar_on_a_terminal_and_log_lines_otherwise(tmp_path):
+    import io
+    import os
+    import pty
+
+    from harness.engine.progress import EpochProgress, RunLog
+
+    master, slave = pty.openpty()
+    with os.fdopen(slave, "w") as tty:
+        bar = EpochProgress(RunLog(tmp_path / "a.log", stream=tty), epoch=3, total=4, start=0, enabled=True)
+        bar.update(2, {"loss": 1.25, "top1": 50.0})
+        bar.close()
+        shown = os.read(master, 4096).decode()
+    os.close(master)
+    assert "epoch 3" in shown and "loss=1.25" in shown and "2/4" in shown
+    plain = io.StringIO()
+    lines = EpochProgress(RunLog(tmp_path / "b.log", stream=plain), epoch=0, total=4, start=0, enabled=True,
+                          log_every=2)
+    for position in range(1, 5):
+        lines.update(position, {"loss": 0.5})
+    assert plain.getvalue().count("epoch 0 [") == 2 and "[4/4] loss=0.5" in plain.getvalue()
+    assert (tmp_path / "b.log").read_text() == plain.getvalue()

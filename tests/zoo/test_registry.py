@@ -1,0 +1,31 @@
+"""The registry: names, cards, overrides, and helpful errors for unknown names."""
+
+import pytest
+
+import zoo
+
+FAMILIES = {"msvit", "qkformer", "spikformer", "sdt", "sdt_v2"}
+
+
+def test_every_family_is_registered_with_cards():
+    names = zoo.list_models()
+    assert {zoo.model_card(n).family for n in names} == FAMILIES
+    for name in names:
+        card = zoo.model_card(name)
+        assert card.name == name and card.T >= 1 and card.num_classes >= 10 and card.recipe
+
+
+def test_pattern_filters_names():
+    assert zoo.list_models("msvit*") == [n for n in zoo.list_models() if n.startswith("msvit")]
+    assert zoo.list_models("*.in1k") and all(n.endswith(".in1k") for n in zoo.list_models("*.in1k"))
+
+
+def test_unknown_name_suggests_close_names():
+    with pytest.raises(KeyError, match="did you mean.*msvit_4_384.cifar100"):
+        zoo.create_model("msvit_4_384.cifar1000")
+
+
+def test_overrides_reach_the_model_and_its_card():
+    model = zoo.create_model("qkformer_4_384.cifar10", T=2, num_classes=7)
+    assert model.T == 2 and model.card.T == 2 and model.card.num_classes == 7
+    assert zoo.model_card("qkformer_4_384.cifar10").T == 4, "the registered card is not changed"
