@@ -109,9 +109,7 @@ def _report(suite_name: str, uri: str, root: Path) -> None:
 
     paths = render_tables(uri, suite_name, root / "tables")
     page = render_leaderboard(uri, root / "leaderboard" / "index.html")
-    for kind, path in paths.items():
-        if kind == "markdown":
-            print(Path(path).read_text())
+    print(Path(paths["report.md"]).read_text())
     print("tables: " + ", ".join(str(p) for p in paths.values()))
     print(f"leaderboard: {page}")
 
@@ -122,17 +120,23 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     suite, specs = _load_specs(args)
     root, _ = _roots(args)
-    states = {}
+    on_slurm = {}
     if args.slurm:
         from harness.launch.slurm import slurm_states
 
-        states = slurm_states(root, specs)
+        on_slurm = _slurm_call(slurm_states, root, specs)
+    states = {}
     for spec in specs:
         record = RunRecord(run_dir(root, spec))
-        state = states.get(spec.run_id) or (record.state if (record.dir / "spec.json").exists() else "pending")
+        slurm = on_slurm.get(spec.run_id)
+        state = slurm.state if slurm else (record.state if (record.dir / "spec.json").exists() else "pending")
         final = final_metrics(record.final or {})
         top1 = f"{final['top1']:.2f}" if "top1" in final else "-"
-        print(f"{state:11s} {spec.run_id} {spec.model:28s} {spec.dataset:11s} T={spec.T:<3d} seed={spec.seed} top1={top1}")
+        job = f" job={slurm.job_id}" if slurm and slurm.job_id else ""
+        print(f"{state:11s} {spec.run_id} {spec.model:28s} {spec.dataset:11s} T={spec.T:<3d} seed={spec.seed} "
+              f"top1={top1}{job}")
+        if slurm and slurm.reason and state == "failed":
+            print("            " + slurm.reason.strip().splitlines()[-1][:200])
         states[spec.run_id] = state
     print(f"{suite.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(_count(states.values()).items())))
     return 0
@@ -167,13 +171,25 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _slurm_call(func: Callable, *args, **kwargs):
+    """Call into the SLURM launcher, turning profile and SLURM command errors into one-line user errors."""
+    from harness.launch.slurm import ProfileError, SlurmError
+
+    try:
+        return func(*args, **kwargs)
+    except (ProfileError, SlurmError) as err:
+        raise UserError(str(err)) from None
+
+
 def _cmd_submit(args: argparse.Namespace) -> int:
     from harness.launch.slurm import submit_suite
 
     _, specs = _load_specs(args)
     root, uri = _roots(args)
-    jobs = submit_suite(specs, Path(args.cluster), root, failed_only=args.failed, tracking_uri=uri)
-    print(f"submitted {len(jobs)} job(s): {' '.join(jobs)}")
+    jobs = _slurm_call(submit_suite, specs, args.cluster, root, failed_only=args.failed, tracking_uri=uri,
+                       data_root=args.data_root)
+    print(f"submitted {len(jobs)} job(s): {' '.join(jobs)}" if jobs else "nothing to submit: every run is "
+          "finished, queued or running")
     return 0
 
 
@@ -182,7 +198,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
     _, specs = _load_specs(args)
     root, _ = _roots(args)
-    print(f"cancelled {cancel_suite(root, specs)} job(s)")
+    print(f"cancelled {_slurm_call(cancel_suite, root, specs)} job(s)")
     return 0
 
 
@@ -262,8 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("submit", _cmd_submit, "submit a suite's unfinished runs to SLURM through submitit")
     _suite_args(p, budget=True)
     _store_args(p)
-    p.add_argument("--cluster", required=True, help="a cluster profile, e.g. slurm/local.yaml")
+    p.add_argument("--cluster", required=True, help="a cluster profile: a name in slurm/ (e.g. local) or a path")
     p.add_argument("--failed", action="store_true", help="resubmit only the failed runs")
+    p.add_argument("--data-root", help="where the real datasets live on the cluster's shared filesystem")
 
     p = command("cancel", _cmd_cancel, "cancel a suite's queued and running SLURM jobs")
     _suite_args(p, budget=True)

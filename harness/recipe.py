@@ -10,8 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.configfile import load_yaml
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 
@@ -101,7 +102,7 @@ def load_recipe(name: str) -> Recipe:
     path = RECIPE_DIR / f"{name}.yaml"
     if not path.is_file():
         raise KeyError(f"unknown recipe {name!r}; available: {', '.join(list_recipes())}")
-    return parse_recipe(yaml.safe_load(path.read_text()), source=str(path))
+    return load_yaml(path, Recipe, "recipe")
 
 
 def parse_recipe(raw: object, source: str) -> Recipe:

@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.configfile import ConfigError, line_of, load_yaml
 
 try:
     CODE_VERSION = metadata.version("spikebench")
@@ -43,8 +45,8 @@ except metadata.PackageNotFoundError:  # running from a source tree that is not 
     CODE_VERSION = "0+unknown"
 
 
-class SuiteError(ValueError):
-    """A suite file is malformed; the message names the file, line and field."""
+class SuiteError(ConfigError):
+    """A suite file is malformed or names unknown things; the message names the file, line and field."""
 
 
 class _Strict(BaseModel):
@@ -131,7 +133,7 @@ class Origin:
     def at(self, *field: Any) -> str:
         """``file: line N: field a.b``, for the entry itself or one of its fields."""
         loc = (*self.loc, *field)
-        line = _line_of(yaml.compose(self.path.read_text()), loc)
+        line = line_of(yaml.compose(self.path.read_text()), loc)
         return f"{self.path}: line {line}: field {'.'.join(str(p) for p in loc)}"
 
 
@@ -146,51 +148,8 @@ class Suite:
     runs: list[tuple[RunEntry, Origin]]
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at a pydantic error location (the nearest existing parent)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            node = None
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
 def _read_suite_file(path: Path) -> SuiteFile:
-    if not path.is_file():
-        raise SuiteError(f"{path}: suite file not found")
-    text = path.read_text()
-    try:
-        raw = yaml.safe_load(text)
-        tree = yaml.compose(text)
-    except yaml.YAMLError as err:
-        raise SuiteError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise SuiteError(f"{path}: line 1: a suite must be a mapping with keys {sorted(SuiteFile.model_fields)}")
-    try:
-        return SuiteFile.model_validate(raw)
-    except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            loc = tuple(e["loc"])
-            field = ".".join(str(p) for p in loc)
-            hint = f" (allowed keys: {', '.join(_allowed_keys(loc))})" if e["type"] == "extra_forbidden" else ""
-            lines.append(f"{path}: line {_line_of(tree, loc)}: field {field}: {e['msg']}{hint}")
-        raise SuiteError("\n".join(lines)) from None
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    section = loc[0] if loc else None
-    model = {"grid": GridEntry, "runs": RunEntry, "budget": Budget}.get(section, SuiteFile)
-    if len(loc) <= 1:
-        model = SuiteFile
-    return sorted(model.model_fields)
+    return load_yaml(path, SuiteFile, "suite", SuiteError)
 
 
 def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:

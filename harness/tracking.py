@@ -182,7 +182,8 @@ def collect(results_root: Path, uri: str, run_ids: set[str] | None = None, suite
 
 
 def runs_frame(uri: str, suite: str | None = None):
-    """All logged runs as a DataFrame: tag names without the prefix, final metrics, mlflow_run_id, start_time."""
+    """All logged runs as a DataFrame: tag names without the prefix, final metrics, the logged params (as
+    ``params.<key>``), mlflow_run_id and start_time."""
     import mlflow
     import pandas as pd
 
@@ -198,4 +199,5 @@ def runs_frame(uri: str, suite: str | None = None):
     for name in columns:
         source = f"tags.{TAG}{name}" if name in TAG_NAMES else f"metrics.{name}"
         frame[name] = raw[source] if source in raw else None
-    return frame
+    params = [c for c in raw.columns if c.startswith("params.")]
+    return pd.concat([frame, raw[params]], axis=1)

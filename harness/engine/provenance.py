@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import socket
 import subprocess
@@ -30,8 +31,9 @@ def library_versions() -> dict[str, str | None]:
 
 
 def git_state(repo: Path = REPO) -> dict[str, Any]:
-    """The checked-out commit and whether tracked files differ from it (commit None outside git / before
-    the first commit, with the reason)."""
+    """The checked-out commit and whether tracked files differ from it. A code snapshot made for a SLURM
+    submission (not a checkout) answers from the ``snapshot.json`` written beside its packages; outside
+    git the commit is None, with the reason."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
                               timeout=10).stdout.strip()
@@ -41,6 +43,9 @@ def git_state(repo: Path = REPO) -> dict[str, Any]:
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
         return {"commit": commit, "dirty": dirty}
     except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired) as err:
+        snapshot = repo / "snapshot.json"
+        if snapshot.is_file():
+            return {**json.loads(snapshot.read_text())["git"], "snapshot": str(repo)}
         reason = err.stderr.strip() if isinstance(err, subprocess.CalledProcessError) else str(err)
         return {"commit": None, "dirty": None, "reason": reason}
 

@@ -37,13 +37,20 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
+def _slurm_job_id() -> str | None:
+    """This job's id as submitted: ``ARRAY_TASK`` inside a job array, else the plain job id (None off SLURM)."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
 def execute(spec: RunSpec, results_root: Path, data_root: str | None = None) -> str:
     """Train and evaluate one run (resuming if it was interrupted); returns its final state."""
     directory = prepare(results_root, spec)
     record = RunRecord(directory)
     if record.state in DONE_STATES:
         return record.state
-    write_status(directory, "running", slurm_job_id=os.environ.get("SLURM_JOB_ID"))
+    write_status(directory, "running", slurm_job_id=_slurm_job_id())
     from harness.engine import train
 
     try:

@@ -26,7 +26,8 @@ def test_unknown_benchmark_is_a_one_line_user_error(capsys):
 
 
 def test_every_command_has_help():
-    for command in ("ls", "bench"):
+    for command in ("ls", "validate", "run", "status", "collect", "report", "leaderboard", "submit", "cancel",
+                    "energy", "bench"):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0

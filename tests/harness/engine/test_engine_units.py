@@ -160,8 +160,17 @@ def test_progress_is_a_bar_on_a_terminal_and_log_lines_otherwise(tmp_path):
         bar = EpochProgress(RunLog(tmp_path / "a.log", stream=tty), epoch=3, total=4, start=0, enabled=True)
         bar.update(2, {"loss": 1.25, "top1": 50.0})
         bar.close()
-        shown = os.read(master, 4096).decode()
+    chunks = []
+    while True:  # a pty hands its output over in pieces; read until the closed end reports EIO
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
     os.close(master)
+    shown = b"".join(chunks).decode()
     assert "epoch 3" in shown and "loss=1.25" in shown and "2/4" in shown
     plain = io.StringIO()
     lines = EpochProgress(RunLog(tmp_path / "b.log", stream=plain), epoch=0, total=4, start=0, enabled=True,

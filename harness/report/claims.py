@@ -1,0 +1,167 @@
+"""The papers' claimed numbers (``results/paper_claims.yaml``), validated and flattened to one record per
+table cell group, so every claimed value keeps its table and row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+CLAIMS_PATH = Path(__file__).resolve().parents[2] / "results" / "paper_claims.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+class Tolerance(_Strict):
+    """How far a measured mean may sit from a claim and still count as reproducing it."""
+
+    top1: float
+    params_rel: float
+    energy_rel: float
+
+
+class _Values(_Strict):
+    model: str | None = None
+    variant: str | None = None
+    params_m: float | None = None
+    T: int | None = None
+    energy_mj: float | None = None
+    top1: float | None = None
+    top5: float | None = None
+    input: int | None = None
+    note: str | None = None
+
+
+class _Row(_Values):
+    row: str
+    method: str
+    arch: str | None = None
+    spiking: bool = True
+    source: Literal["table", "text"] = "table"
+    cells: dict[str, _Values] | None = None
+
+
+class _Table(_Strict):
+    title: str
+    dataset: str | None = None
+    datasets: list[str] | None = None
+    input: int | None = None
+    rows: list[_Row]
+
+
+class _ClaimsFile(_Strict):
+    source: str
+    tolerance: Tolerance
+    tables: dict[str, _Table]
+    energy_model: dict[str, Any] = {}
+
+
+class Claim(_Strict):
+    """One claimed result: a (table, row, dataset) cell group of a paper table, with the zoo model measured
+    against it (``model`` None: not in the zoo, a claims-only row)."""
+
+    table: str
+    row: str
+    dataset: str
+    method: str
+    arch: str | None
+    spiking: bool
+    source: Literal["table", "text"]
+    model: str | None
+    variant: str | None
+    T: int | None
+    input: int | None
+    params_m: float | None
+    energy_mj: float | None
+    top1: float
+    top5: float | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A paper table's title and the datasets of its columns (Table 2) or of all its rows."""
+
+    name: str
+    title: str
+    datasets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Claims:
+    """All claims of the claims file, in the paper's row order."""
+
+    source: str
+    tolerance: Tolerance
+    tables: dict[str, TableInfo]
+    claims: tuple[Claim, ...]
+
+    def of_table(self, table: str) -> list[Claim]:
+        """The claims of one table, in the paper's row order."""
+        if table not in self.tables:
+            raise KeyError(f"no table {table!r} in the claims; known: {', '.join(self.tables)}")
+        return [c for c in self.claims if c.table == table]
+
+    def matching(self, model: str, dataset: str, T: int | None, variant: str | None) -> list[Claim]:
+        """The claims that runs of this configuration measure (same model, dataset, T and variant)."""
+        return [c for c in self.claims
+                if (c.model, c.dataset, c.T, c.variant) == (model, dataset, T, variant)]
+
+
+def _describe(err: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+
+
+def _claim(table: str, row: str, **fields: Any) -> Claim:
+    try:
+        return Claim(table=table, row=row, **fields)
+    except ValidationError as err:
+        raise ValueError(f"table {table!r} row {row!r}: {_describe(err)}") from None
+
+
+def _flatten(name: str, table: _Table) -> list[Claim]:
+    claims = []
+    for row in table.rows:
+        common = dict(method=row.method, arch=row.arch, spiking=row.spiking,
+                      source=row.source)
+        if row.cells is not None:
+            for dataset, cell in row.cells.items():
+                if table.datasets is not None and dataset not in table.datasets:
+                    raise ValueError(f"table {name!r} row {row.row!r}: dataset {dataset!r} is not one of the "
+                                     f"table's datasets {table.datasets}")
+                values = cell.model_dump()
+                values["note"] = "; ".join(n for n in (row.note, cell.note) if n) or None
+                values["input"] = cell.input or table.input
+                claims.append(_claim(name, row.row, dataset=dataset, **common, **values))
+        else:
+            if table.dataset is None:
+                raise ValueError(f"table {name!r} row {row.row!r}: a row without per-dataset `cells` needs the "
+                                 f"table's `dataset`")
+            values = row.model_dump(exclude={"row", "method", "arch", "spiking", "source", "cells"})
+            values["input"] = row.input or table.input
+            claims.append(_claim(name, row.row, dataset=table.dataset, **common, **values))
+    return claims
+
+
+def load_claims(path: Path | str = CLAIMS_PATH) -> Claims:
+    """Read and validate a claims file; errors name the file and the offending field."""
+    path = Path(path)
+    try:
+        doc = _ClaimsFile.model_validate(yaml.safe_load(path.read_text()))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"claims file {path} does not exist") from None
+    except ValidationError as err:
+        raise ValueError(f"{path}: invalid claims file: {_describe(err)}") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: invalid claims file: {err}") from None
+    try:
+        claims = [claim for name, table in doc.tables.items() for claim in _flatten(name, table)]
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    tables = {name: TableInfo(name, t.title, tuple(t.datasets or [t.dataset])) for name, t in doc.tables.items()}
+    return Claims(doc.source, doc.tolerance, tables, tuple(claims))

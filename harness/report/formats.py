@@ -1,0 +1,128 @@
+"""A table's display form (columns under optional group headers, row panels, notes) written as Markdown
+or LaTeX (booktabs)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from itertools import groupby
+
+MISSING = "—"
+
+
+def is_missing(value: object) -> bool:
+    """None or NaN: a value that was not measured or not claimed."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fixed(value: float | None, digits: int = 2) -> str:
+    """``value`` with ``digits`` decimals (``MISSING`` when absent)."""
+    return MISSING if is_missing(value) else f"{value:.{digits}f}"
+
+
+def mean_std(mean: float | None, std: float | None) -> str:
+    """``mean ± std`` with two decimals (the mean alone for one seed, ``MISSING`` for none)."""
+    return MISSING if is_missing(mean) else fixed(mean) if is_missing(std) else f"{fixed(mean)} ± {fixed(std)}"
+
+
+def readable(value: float | None) -> str:
+    """Two decimals from 1 up, three significant digits below (energies and firing rates span decades)."""
+    return MISSING if is_missing(value) else f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One displayed column: the row key it shows, its header, the group header above it, its alignment."""
+
+    key: str
+    header: str
+    group: str | None = None
+    align: str = "r"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A run of rows under an optional label (Table 2 has one panel per dataset)."""
+
+    label: str | None
+    rows: tuple[dict[str, str], ...]
+
+
+@dataclass(frozen=True)
+class DisplayTable:
+    """What a rendered table shows: formatted cells only, every number already turned into text."""
+
+    name: str
+    title: str
+    columns: tuple[Column, ...]
+    panels: tuple[Panel, ...]
+    notes: tuple[str, ...]
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(table: DisplayTable, level: int = 2) -> str:
+    """The table as GitHub Markdown: a heading, one pipe table per panel, then the notes."""
+    header = "| " + " | ".join(_markdown_cell(f"{c.group} {c.header}" if c.group else c.header)
+                               for c in table.columns) + " |"
+    rule = "|" + "|".join("---" if c.align == "l" else "---:" for c in table.columns) + "|"
+    lines = [f"{'#' * level} {_markdown_cell(table.title)}", ""]
+    for panel in table.panels:
+        if panel.label:
+            lines += [f"{'#' * (level + 1)} {_markdown_cell(panel.label)}", ""]
+        lines += [header, rule]
+        lines += ["| " + " | ".join(_markdown_cell(row[c.key]) for c in table.columns) + " |" for row in panel.rows]
+        lines.append("")
+    lines += [f"- {_markdown_cell(note)}" for note in table.notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "±": r"$\pm$", "Δ": r"$\Delta$", "—": "--", "−": "$-$", "†": r"\dag{}", "‡": r"\ddag{}",
+                  "<": r"\textless{}", ">": r"\textgreater{}"}
+_LATEX_PATTERN = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
+
+
+def latex_escape(text: str) -> str:
+    """Text safe inside a LaTeX tabular (special characters and the symbols the tables use)."""
+    return _LATEX_PATTERN.sub(lambda m: _LATEX_SPECIAL[m.group()], text)
+
+
+def _latex_headers(columns: tuple[Column, ...]) -> list[str]:
+    if not any(c.group for c in columns):
+        return [" & ".join(latex_escape(c.header) for c in columns) + r" \\"]
+    cells, rules, start = [], [], 1
+    for group, members in groupby(columns, key=lambda c: c.group):
+        width = len(list(members))
+        if group is None:
+            cells += [""] * width
+        else:
+            cells.append(rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(group)}}}")
+            rules.append(rf"\cmidrule(lr){{{start}-{start + width - 1}}}")
+        start += width
+    return [" & ".join(cells) + r" \\", " ".join(rules),
+            " & ".join(latex_escape(c.header) for c in columns) + r" \\"]
+
+
+def to_latex(table: DisplayTable) -> str:
+    """The table as a LaTeX ``table`` float with booktabs rules (needs ``\\usepackage{booktabs}``)."""
+    width = len(table.columns)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small",
+             rf"\caption{{{latex_escape(table.title)}}}",
+             rf"\begin{{tabular}}{{{''.join(c.align for c in table.columns)}}}", r"\toprule",
+             *_latex_headers(table.columns)]
+    for panel in table.panels:
+        lines.append(r"\midrule")
+        if panel.label:
+            lines.append(rf"\multicolumn{{{width}}}{{l}}{{\textit{{{latex_escape(panel.label)}}}}} \\")
+        lines += [" & ".join(latex_escape(row[c.key]) for c in table.columns) + r" \\" for row in panel.rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if table.notes:
+        lines += [r"\par\smallskip", r"\begin{minipage}{\linewidth}\footnotesize",
+                  *[latex_escape(note) + r"\par" for note in table.notes], r"\end{minipage}"]
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"

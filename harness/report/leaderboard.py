@@ -1,0 +1,176 @@
+"""The leaderboard: one self-contained static HTML page (jinja2, autoescaped) with a sortable, filterable
+table per dataset, accuracy-vs-energy and accuracy-vs-params plots, and the provenance of every row."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from harness.report.aggregate import BUDGET_UNKNOWN, ConfigResult, Stat, distinguishing, group_configs, verdict
+from harness.report.claims import Claim, Claims, load_claims
+from harness.report.formats import MISSING, fixed, is_missing, mean_std, readable
+from harness.report.frame import load_runs
+from harness.report.plots import Point, Scatter, scatter
+from harness.report.tables import DATASET_NAMES, dataset_name
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+PER_RUN = (("top1", "top-1 (%)", fixed), ("top5", "top-5 (%)", fixed), ("energy_mj", "energy (mJ)", readable),
+           ("firing_rate", "firing rate", readable), ("params", "params", lambda v: fixed(v, 0)),
+           ("train_device_hours", "train hours", readable), ("eval_img_per_s", "eval img/s", readable))
+ENVIRONMENT_TAGS = ("git_commit", "torch", "cuda", "device", "host", "slurm_job_id")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A displayed value and the key its column sorts by ("" sorts last)."""
+
+    text: str
+    sort: str
+
+    @classmethod
+    def of(cls, text: str, value: float | str | None) -> Cell:
+        return cls(text, "" if is_missing(value) else str(value))
+
+
+def _stat_text(stat: Stat) -> str:
+    return MISSING if stat.mean is None else f"{mean_std(stat.mean, stat.std)} (n={stat.n})"
+
+
+def _claim(claims: Claims, config: ConfigResult) -> Claim | None:
+    found = claims.matching(config.model, config.dataset, config.T, config.variant)
+    return found[0] if found else None
+
+
+def _provenance(config: ConfigResult) -> dict[str, Any]:
+    """Everything that says where a row's numbers come from."""
+    runs = []
+    for _, run in config.runs.iterrows():
+        metrics = [show(run[name]) for name, _, show in PER_RUN]
+        started = run["start_time"]
+        runs.append({"run_id": run["run_id"], "mlflow_run_id": run["mlflow_run_id"] or MISSING,
+                     "seed": int(run["seed"]), "state": run["state"], "reason": run["reason"],
+                     "suites": ", ".join(run["suites"]), "metrics": metrics,
+                     "started": MISSING if pd.isna(started) else started.strftime("%Y-%m-%d %H:%M"),
+                     "command": run["command"] or MISSING,
+                     "environment": [(tag, run[tag] or MISSING) for tag in ENVIRONMENT_TAGS]})
+    config_items = [("recipe", config.recipe or MISSING), ("variant", config.variant or MISSING),
+                    ("budget", config.budget or "full recipe"),
+                    *[(k.removeprefix("params."), v) for k, v in config.config.items()]]
+    resolved = [(c.removeprefix("params."), v) for c, v in config.runs.iloc[0].items()
+                if str(c).startswith("params.recipe.") and v is not None]
+    return {"suites": ", ".join(config.suites), "runs": runs, "config": config_items, "resolved": resolved,
+            "per_run_columns": [label for _, label, _ in PER_RUN],
+            "commits": ", ".join(sorted({c for c in config.runs["git_commit"] if c})) or MISSING}
+
+
+def _row(config: ConfigResult, label: str, claims: Claims, row_id: str) -> dict[str, Any]:
+    claim = _claim(claims, config)
+    top1, energy, firing = config.stat("top1"), config.stat("energy_mj"), config.stat("firing_rate")
+    params = Stat.of([p / 1e6 for p in config.finished["params"]])
+    hours, kind = config.device_hours
+    claimed = claim.top1 if claim else None
+    delta = None if claimed is None or top1.mean is None else top1.mean - claimed
+    result = verdict(claimed, top1, claims.tolerance.top1) if top1.n else "no finished run"
+    if config.budget not in (None, BUDGET_UNKNOWN):
+        result += f" (reduced budget: {config.budget})"
+    name = config.model + (f" · {config.variant}" if config.variant else "") + (f" [{label}]" if label else "")
+    date = config.date
+    day, stamp = (MISSING, None) if date is None else (date.strftime("%Y-%m-%d"), date.isoformat())
+    return {
+        "id": row_id, "family": config.family or MISSING, "T": config.T, "params_m": params.mean,
+        "cells": [
+            Cell.of(name, name), Cell.of(config.family or MISSING, config.family),
+            Cell.of(fixed(params.mean), params.mean), Cell.of(str(config.T), config.T),
+            Cell.of(_stat_text(top1), top1.mean), Cell.of(fixed(claimed), claimed),
+            Cell.of(MISSING if delta is None else f"{delta:+.2f}", delta), Cell.of(result, result),
+            Cell.of(readable(energy.mean), energy.mean), Cell.of(readable(firing.mean), firing.mean),
+            Cell.of(MISSING if hours.mean is None else f"{hours.mean:.3g} {kind}-h", hours.mean),
+            Cell.of(day, stamp),
+        ],
+        "provenance": _provenance(config),
+        "points": {"energy": (energy.mean, top1.mean), "params": (params.mean, top1.mean)},
+    }
+
+
+COLUMNS = (("model", "Model", "text"), ("family", "Family", "text"), ("params", "Params (M)", "num"),
+           ("T", "T", "num"), ("top1", "Top-1 % (mean ± std, n)", "num"), ("claimed", "Claimed top-1 %", "num"),
+           ("delta", "Δ", "num"), ("verdict", "Verdict", "text"), ("energy", "Energy (mJ)", "num"),
+           ("firing", "Firing rate", "num"), ("hours", "Train hours / run", "num"), ("date", "Date", "text"))
+
+
+def _plots(dataset: str, rows: list[dict[str, Any]], claims: Claims) -> list[Scatter]:
+    plots = []
+    for axis, x_label, claim_x, unit in (("energy", "energy per image (mJ)", "energy_mj", "mJ"),
+                                         ("params", "parameters (M)", "params_m", "M params")):
+        points = [Point(x, y, f"{r['cells'][0].text}, T={r['T']}: {y:.2f}% at {x:.3g} {unit}", True, r["family"],
+                        r["id"]) for r in rows for x, y in [r["points"][axis]] if x is not None and y is not None]
+        points += [Point(getattr(c, claim_x), c.top1, f"paper: {c.row}, T={c.T}: {c.top1:.2f}% at "
+                         f"{getattr(c, claim_x):.3g} {unit}", False)
+                   for c in claims.claims if c.dataset == dataset and getattr(c, claim_x) is not None]
+        plot = scatter(points, f"Top-1 vs {axis}", x_label, "top-1 (%)")
+        if plot is not None:
+            plots.append(plot)
+    return plots
+
+
+def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Claims) -> dict[str, Any]:
+    rows = []
+    by_claim: dict[tuple, list[int]] = {}
+    for i, config in enumerate(configs):
+        by_claim.setdefault((config.model, config.T, config.variant), []).append(i)
+    labels: dict[int, str] = {}
+    for members in by_claim.values():
+        for position, label in distinguishing([configs[i] for i in members]).items():
+            labels[members[position]] = label
+    for i, config in enumerate(configs):
+        rows.append(_row(config, labels[i], claims, f"d{index}-r{i}"))
+    families = sorted({r["family"] for r in rows})
+    return {"id": f"d{index}", "name": dataset_name(dataset), "dataset": dataset, "rows": rows,
+            "families": families, "Ts": sorted({r["T"] for r in rows}), "plots": _plots(dataset, rows, claims),
+            "family_index": {f: i for i, f in enumerate(families)}}
+
+
+def build_context(runs: pd.DataFrame, claims: Claims) -> dict[str, Any]:
+    """Everything the template shows, computed from a runs frame (``load_runs``) and the claims."""
+    configs = group_configs(runs)
+    order = [d for d in DATASET_NAMES if any(c.dataset == d for c in configs)]
+    order += sorted({c.dataset for c in configs} - set(order))
+    sections = [_section(i, d, [c for c in configs if c.dataset == d], claims) for i, d in enumerate(order)]
+    return {"sections": sections, "columns": COLUMNS, "run_count": int(runs["run_id"].nunique()),
+            "suites": sorted(set(runs["suite"].dropna())), "claims_source": claims.source,
+            "tolerance": claims.tolerance.top1,
+            "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def render_html(context: dict[str, Any]) -> str:
+    """The page: the template with autoescaping on; the inline script and style are the package's own
+    files, allowed by hash in the page's Content-Security-Policy (no other script can run)."""
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    script = (TEMPLATES / "leaderboard.js").read_text()
+    style = (TEMPLATES / "leaderboard.css").read_text()
+    csp = (f"default-src 'none'; script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
+           "img-src data:; base-uri 'none'; form-action 'none'")
+    return env.get_template("leaderboard.html.j2").render(**context, script=Markup(script), style=Markup(style),
+                                                          csp=csp)
+
+
+def render_leaderboard(frame_or_uri: pd.DataFrame | str, out_path: Path | str) -> Path:
+    """Write the leaderboard page of every logged run (all suites) to ``out_path``; returns the path."""
+    runs = load_runs(frame_or_uri)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(build_context(runs, load_claims())))
+    return out

@@ -1,0 +1,86 @@
+"""Cluster profiles (slurm/*.yaml): the shipped ones load, bad ones fail naming file, line and field."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.launch.slurm import PROFILE_DIR, ProfileError, chunks, load_profile, resolve_profile
+
+SHIPPED = sorted(PROFILE_DIR.glob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str, name: str = "cluster.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_an_example_profile_per_layout_ships_and_validates():
+    names = {p.stem for p in SHIPPED}
+    assert {"local", "single-gpu", "full-node-ddp", "multi-node-ddp", "preemptible", "cpu-only"} <= names
+    layouts = {load_profile(p).name: load_profile(p).layout for p in SHIPPED}
+    assert layouts["single-gpu"] == (1, 1)
+    assert layouts["full-node-ddp"] == (1, 8), "a whole node: one task per GPU"
+    assert layouts["multi-node-ddp"] == (2, 4), "8 GPUs on nodes of 4: two nodes of four tasks"
+    assert layouts["cpu-only"] == (1, 1)
+
+
+def test_profiles_resolve_by_name_and_unknown_names_list_the_known_ones():
+    assert resolve_profile("local") == PROFILE_DIR / "local.yaml"
+    with pytest.raises(ProfileError, match=r"'nope' not found.*local"):
+        resolve_profile("nope")
+
+
+@pytest.mark.parametrize("text, minutes", [("90", 90), ("30:30", 31), ("02:00:00", 120), ("1-00:00:00", 1440),
+                                           ("2-12", 3600), ("0-00:00:30", 1)])
+def test_time_limits_in_every_slurm_form_become_minutes(tmp_path, text, minutes):
+    path = write(tmp_path, f"gpus_per_node: 1\ntime_limit: '{text}'\n")
+    assert load_profile(path).timeout_min == minutes
+
+
+@pytest.mark.parametrize("text, line, field, expected", [
+    ("gpus_per_node: 4\ngpus_per_run: 1\nqueue: gpu\n", 3, "queue", "allowed keys"),
+    ("gpus_per_node: 4\ntime_limit: 'two days'\n", 2, "time_limit", "HH:MM:SS"),
+    ("gpus_per_node: 4\nmem_per_gpu: lots\n", 2, "mem_per_gpu", "16G"),
+    ("gpus_per_node: 4\ngpus_per_run: -1\n", 2, "gpus_per_run", "greater than or equal to 0"),
+    ("gpus_per_node: 4\nsbatch:\n  time: '10:00'\n", 3, "sbatch", "set by time_limit"),
+    ("gpus_per_node: 4\nsetup: module load cuda\n", 2, "setup", "valid list"),
+    ("partition: gpu\n", 1, "gpus_per_node", "Field required"),
+])
+def test_errors_name_file_line_and_field(tmp_path, text, line, field, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileError) as err:
+        load_profile(path)
+    message = str(err.value)
+    assert f"{path}: line {line}: field {field}:" in message
+    assert expected in message
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("gpus_per_node: 4\ngpus_per_run: 6\n", "must be at most 4 or a multiple of it"),
+    ("gpus_per_node: 0\n", "gpus_per_run is 1 but gpus_per_node is 0"),
+    ("gpus_per_node: 0\ngpus_per_run: 0\ngpu_type: a100\n", "gpu_type is set but gpus_per_run is 0"),
+])
+def test_gpu_layouts_that_cannot_be_scheduled_are_rejected(tmp_path, text, expected):
+    with pytest.raises(ProfileError, match=expected):
+        load_profile(write(tmp_path, text))
+
+
+def test_a_profile_must_be_a_mapping_of_valid_yaml(tmp_path):
+    with pytest.raises(ProfileError, match=r"line 1: a cluster profile must be a mapping"):
+        load_profile(write(tmp_path, "- gpu\n"))
+    with pytest.raises(ProfileError, match=r"not valid YAML"):
+        load_profile(write(tmp_path, "partition: [gpu\n"))
+
+
+def test_extra_sbatch_flags_are_normalized_and_the_name_defaults_to_the_file(tmp_path):
+    profile = load_profile(write(tmp_path, "gpus_per_node: 2\nsbatch: {--mail_type: END, exclusive: true}\n",
+                                 name="mine.yaml"))
+    assert profile.name == "mine"
+    assert profile.sbatch == {"mail-type": "END", "exclusive": True}
+
+
+def test_arrays_split_into_pieces_of_at_most_the_limit():
+    assert chunks(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert chunks([1, 2], 3) == [[1, 2]]

@@ -1,0 +1,100 @@
+"""Seed statistics, verdicts, configuration grouping, the runs-frame checks, text escaping and plot geometry."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from harness.report.aggregate import (NO_CLAIM, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Stat, distinguishing,
+                                      group_configs, unique_runs, verdict)
+from harness.report.formats import latex_escape, to_markdown, Column, DisplayTable, Panel
+from harness.report.frame import load_runs
+from harness.report.plots import Point, pareto_front, scatter
+from report_runs import fixture_runs, run
+
+T_975_DF2 = 4.302652729749462  # Student t quantile 0.975 with 2 degrees of freedom (statistical tables)
+
+
+def test_stat_is_mean_sample_std_and_t_interval():
+    stat = Stat.of([1.0, 2.0, 3.0])
+    half = T_975_DF2 * 1.0 / math.sqrt(3)
+    assert (stat.n, stat.mean, stat.std) == (3, 2.0, 1.0)
+    assert stat.ci_low == pytest.approx(2.0 - half) and stat.ci_high == pytest.approx(2.0 + half)
+    assert Stat.of([5.0, float("nan")]) == Stat(1, 5.0, None, None, None)
+    assert Stat.of([]) == Stat(0, None, None, None, None)
+
+
+def test_verdict_inside_interval_or_within_tolerance():
+    spread = Stat.of([80.0, 82.0, 84.0])  # interval 82 +- 4.97
+    assert verdict(86.5, spread, 0.5) == REPRODUCED
+    assert verdict(87.5, spread, 0.5) == NOT_REPRODUCED
+    single = Stat.of([80.0])
+    assert verdict(80.4, single, 0.5) == REPRODUCED
+    assert verdict(80.6, single, 0.5) == NOT_REPRODUCED
+    assert verdict(80.0, Stat.of([]), 0.5) == NOT_RUN
+    assert verdict(None, single, 0.5) == NO_CLAIM
+
+
+def test_configurations_pool_seeds_and_keep_unfinished_runs_apart():
+    configs = {(c.dataset, c.model, c.T, c.variant, c.recipe): c for c in group_configs(load_runs(fixture_runs()))}
+    msvit = configs[("cifar100", "msvit_4_384.cifar100", 4, None, "msvit_cifar100")]
+    assert msvit.runs["seed"].tolist() == [0, 1, 2, 3]
+    assert msvit.stat("top1").n == 3 and msvit.unfinished == 1
+    assert msvit.suites == ["other", "paper"]  # run c100s0 is logged in both suites, counted once
+    assert configs[("cifar10", "qkformer_4_384.cifar10", 4, None, "qkformer_cifar10")].budget == "epochs=5"
+    assert configs[("imagenet", "msvit_10_768.in1k", 4, None, "msvit_imagenet")].budget is None
+    assert len(configs) == 12
+
+
+def test_budget_is_not_recorded_without_spec_params():
+    frame = fixture_runs()
+    bare = frame.drop(columns=[c for c in frame.columns if c.startswith("params.")])
+    assert {c.budget for c in group_configs(load_runs(bare))} == {"not recorded"}
+
+
+def test_unique_runs_keeps_the_latest_copy_and_all_suites():
+    frame = load_runs(pd.DataFrame([run("a", "m", "d", 4, 0, 1.0, suite="s1", day=1),
+                                    run("a", "m", "d", 4, 0, 2.0, suite="s2", day=5)]))
+    runs = unique_runs(frame)
+    assert runs["top1"].tolist() == [2.0] and runs["suites"].tolist() == [("s1", "s2")]
+
+
+def test_distinguishing_names_what_differs():
+    frame = load_runs(pd.DataFrame([run("a", "m", "d", 4, 0, 1.0, recipe="r1"),
+                                    run("b", "m", "d", 4, 0, 1.0, recipe="r2"),
+                                    run("c", "m", "d", 4, 0, 1.0, recipe="r2", epochs=3)]))
+    configs = group_configs(frame)
+    labels = {configs[i].runs["run_id"].item(): label for i, label in distinguishing(configs).items()}
+    assert labels == {"a": "recipe=r1, epochs=None", "b": "recipe=r2, epochs=None", "c": "recipe=r2, epochs=3"}
+    assert distinguishing(group_configs(frame)[:1]) == {0: ""}
+
+
+def test_load_runs_checks_columns_and_types():
+    frame = fixture_runs()
+    with pytest.raises(ValueError, match=r"lacks the columns \['seed'\]"):
+        load_runs(frame.drop(columns=["seed"]))
+    bad = frame.copy()
+    bad.loc[0, "T"] = "four"
+    with pytest.raises(ValueError, match=r"column 'T' must hold integers; runs \['in1k768s0'\] have \['four'\]"):
+        load_runs(bad)
+    runs = load_runs(frame, suite="other")
+    assert sorted(runs["run_id"]) == ["c100s0", "sdt384s0"]
+    assert runs["variant"].tolist() == [None, None] and runs["T"].dtype.kind == "i"
+
+
+def test_text_escaping():
+    assert latex_escape("a_b & 5% ± Δ — {x} ‡") == r"a\_b \& 5\% $\pm$ $\Delta$ -- \{x\} \ddag{}"
+    table = DisplayTable("t", "T", (Column("a", "A", align="l"),), (Panel(None, ({"a": "x|y"},)),), ())
+    assert "| x\\|y |" in to_markdown(table)
+
+
+def test_pareto_front_and_log_axis():
+    points = [Point(1.0, 70.0, "a", True), Point(2.0, 60.0, "b", True), Point(3.0, 80.0, "c", True),
+              Point(50.0, 81.0, "d", True), Point(0.5, 90.0, "paper", False)]
+    assert [p.label for p in pareto_front(points[:4])] == ["a", "c", "d"]
+    plot = scatter(points, "t", "x", "y")
+    assert plot.log_x and [p.label for p in plot.points if p.on_front] == ["a", "c", "d"]
+    assert plot.points[0].label == "paper"  # claims are drawn first, under the measured points
+    xs = {p.label: p.px for p in plot.points}
+    assert plot.plot_left <= xs["paper"] < xs["a"] < xs["c"] < xs["d"] <= plot.plot_right
+    assert scatter([], "t", "x", "y") is None

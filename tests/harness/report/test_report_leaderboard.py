@@ -1,0 +1,89 @@
+"""The leaderboard page as HTML: self-contained, escaped, one table per dataset, provenance for every row."""
+
+import base64
+import hashlib
+import html
+import re
+
+import pandas as pd
+import pytest
+
+from harness.report.leaderboard import build_context, render_leaderboard
+from harness.report.claims import load_claims
+from harness.report.frame import load_runs
+from report_runs import fixture_runs, run
+
+XSS = "<script>alert(1)</script>"
+
+
+def hostile_runs() -> pd.DataFrame:
+    """The fixed runs plus one whose every free-text field carries markup, and one at another T."""
+    evil = run("evil0", XSS, "cifar100", 4, 0, 50.0, suite=XSS, variant='"><img src=x onerror=alert(2)>',
+               params=1_000_000, energy=0.5)
+    evil["command"] = f"python -m harness run {XSS}"
+    longer = run("c100T8", "msvit_4_384.cifar100", "cifar100", 8, 0, 82.5, params=7_593_412, energy=2.0)
+    return pd.concat([fixture_runs(), pd.DataFrame([evil, longer])], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    path = render_leaderboard(hostile_runs(), tmp_path_factory.mktemp("board") / "leaderboard" / "index.html")
+    return path.read_text()
+
+
+def test_page_is_self_contained(page):
+    assert re.findall(r'(?:src|href)="([^"#][^"]*)"', page) == ["data:,"]
+    assert "http://" not in page and "https://" not in page and "@import" not in page
+    scripts = re.findall(r"<script>(.*?)</script>", page, flags=re.S)
+    assert len(scripts) == 1
+    digest = base64.b64encode(hashlib.sha256(scripts[0].encode()).digest()).decode()
+    policy = html.unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1))
+    assert f"script-src 'sha256-{digest}';" in policy  # only the page's own script may run
+    assert policy.startswith("default-src 'none';")
+
+
+def test_no_run_string_becomes_markup(page):
+    assert XSS not in page and "<img" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in page
+
+
+def test_one_table_per_dataset_with_rows_of_configurations():
+    context = build_context(load_runs(fixture_runs()), load_claims())
+    sections = {s["dataset"]: s for s in context["sections"]}
+    assert list(sections) == ["imagenet", "cifar10", "cifar100", "dvs128", "digits"]
+    models = [r["cells"][0].text for r in sections["cifar10"]["rows"]]
+    assert models == ["qkformer_4_384.cifar10", "spikformer_4_384.cifar10 [recipe=spikformer_cifar]",
+                      "spikformer_4_384.cifar10 [recipe=unified]"]
+    msvit = next(r for r in sections["cifar100"]["rows"] if r["cells"][0].text == "msvit_4_384.cifar100")
+    texts = [c.text for c in msvit["cells"]]
+    assert texts[2:8] == ["7.59", "4", "81.87 ± 0.25 (n=3)", "81.98", "-0.11", "reproduced"]
+    assert texts[10:] == ["0.5 GPU-h", "2026-11-03"]
+    provenance = msvit["provenance"]
+    assert [(r["run_id"], r["state"]) for r in provenance["runs"]] == [
+        ("c100s0", "finished"), ("c100s1", "finished"), ("c100s2", "finished"), ("c100s3", "diverged")]
+    assert provenance["suites"] == "other, paper"
+    assert provenance["runs"][3]["reason"] == "loss is nan at epoch 12"
+    assert provenance["runs"][0]["command"] == "python -m harness run suites/other.yaml --only c100s0"
+    assert ("recipe.optim.lr", "0.0006") in provenance["resolved"]
+    qk = next(r for r in sections["cifar10"]["rows"] if r["cells"][0].text == "qkformer_4_384.cifar10")
+    assert qk["cells"][7].text == "not reproduced (reduced budget: epochs=5)" and qk["cells"][10].text == "2 CPU-h"
+
+
+def test_plots_mark_claims_and_the_pareto_front():
+    context = build_context(load_runs(fixture_runs()), load_claims())
+    imagenet = context["sections"][0]
+    energy, params = imagenet["plots"]
+    measured = [p for p in energy.points if p.measured]
+    assert len(measured) == 4 and len([p for p in energy.points if not p.measured]) == 20
+    # accuracy rises with energy across the four, so each is on the energy front; by parameters, SDT 8-384
+    # (16.82M, 71.0%) is beaten by QKFormer 10-384 (16.47M, 77.9%)
+    assert all(p.on_front for p in measured)
+    assert sorted(p.label.split(",")[0] for p in params.points if p.on_front) == [
+        "msvit_10_512.in1k", "msvit_10_768.in1k", "qkformer_10_384.in1k"]
+    assert energy.log_x and params.x_label == "parameters (M)"
+
+
+def test_empty_store_renders_a_page(tmp_path):
+    path = render_leaderboard(fixture_runs().iloc[0:0], tmp_path / "index.html")
+    assert "No runs have been logged yet." in path.read_text()
