@@ -255,7 +255,10 @@ class _Trainer:
             state.correct += topk_correct(logits, y, (1,))[1]
             state.seen += len(x)
             if boundary:
-                self._optimizer_step(state)
+                failure = self._optimizer_step(state)
+                if failure:
+                    bar.close()
+                    return failure
                 state.batch = position
                 every = self.spec.checkpoint_every_steps
                 if every and state.global_step % every == 0 and position < self.batches_per_epoch:
@@ -269,12 +272,21 @@ class _Trainer:
         bar.close()
         return None
 
-    def _optimizer_step(self, state: Progress) -> None:
+    def _optimizer_step(self, state: Progress) -> str | None:
+        """One update; returns why training must stop when the gradient is no longer finite.
+
+        Without a GradScaler (which skips such steps itself) an infinite gradient norm means Adam's second
+        moment overflows and every affected weight silently stops moving, so the run is stopped as diverged.
+        """
         state.lr = self.schedule(state.global_step)
         for group in self.optimizer.param_groups:
             group["lr"] = state.lr
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        norm = float(nn.utils.get_total_norm(grads)) if grads else 0.0
+        if self.scaler is None and not math.isfinite(norm):
+            return f"diverged at step {state.global_step + 1} (non-finite gradient norm {norm})"
         if self.recipe.optim.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.optim.grad_clip)
         if self.scaler is not None:
@@ -286,6 +298,7 @@ class _Trainer:
         state.global_step += 1
         if self.ema is not None:
             self.ema.update(self.model, step=state.global_step)
+        return None
 
     def _end_epoch(self, state: Progress) -> None:
         """Evaluate, record the epoch's metrics, checkpoint, then start the next epoch."""

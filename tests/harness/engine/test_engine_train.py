@@ -83,6 +83,16 @@ def test_nan_loss_stops_the_run_as_diverged_at_its_step(tmp_path):
     assert (tmp_path / "metrics.jsonl").read_text() == ""
 
 
+def test_overflowing_gradients_stop_the_run_as_diverged(tmp_path):
+    """SDT v2 shrunk to digit size: silent attention spikes make its BatchNorms amplify gradients past
+    float32 (Adam would then silently stop updating); the run stops at its first step instead."""
+    spec = TrainSpec(model="sdtv2_10_384.in1k", dataset="digits", recipe="digits", T=2, epochs=1,
+                     model_kwargs={"dims": (16, 32, 64, 80)}, limit_train_batches=2, limit_eval_batches=1)
+    final = train(spec, tmp_path)
+    assert final["status"] == "diverged"
+    assert final["message"].startswith("diverged at step 1 (non-finite gradient norm inf)")
+
+
 def test_event_data_with_tet_lamb_ema_accumulation_mixup_and_clipping(tmp_path):
     overrides = {"train.loss": "tet", "optim.name": "lamb", "train.ema_decay": 0.9, "train.accum_steps": 2,
                  "data.mixup_alpha": 0.5, "optim.grad_clip": 1.0, "optim.cooldown_epochs": 1}
