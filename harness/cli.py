@@ -205,8 +205,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 def _cmd_energy(args: argparse.Namespace) -> int:
     from harness.metrics.energy import main as energy_main
 
-    return energy_main([args.model, "--dataset", args.dataset, "--batches", str(args.batches)]
-                       + (["--data-root", args.data_root] if args.data_root else []))
+    return energy_main(args.extra)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -286,11 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     _suite_args(p, budget=True)
     _store_args(p)
 
-    p = command("energy", _cmd_energy, "print a model's per-layer energy audit and total (mJ)")
-    p.add_argument("model", help="a registered model name")
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--batches", type=int, default=2)
-    p.add_argument("--data-root")
+    # every argument after `energy` goes to harness.metrics.energy (its own --help lists them)
+    p = sub.add_parser("energy", add_help=False, help="print a model's per-layer energy audit and total (mJ)")
+    p.set_defaults(func=_cmd_energy)
 
     p = command("bench", _cmd_bench, "run a benchmark script from benchmarks/ (e.g. lif_speed)")
     p.add_argument("name", help="benchmark name: a file benchmarks/NAME.py")
@@ -299,7 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "energy":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         return args.func(args)
     except UserError as err:

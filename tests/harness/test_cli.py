@@ -27,7 +27,14 @@ def test_unknown_benchmark_is_a_one_line_user_error(capsys):
 
 def test_every_command_has_help():
     for command in ("ls", "validate", "run", "status", "collect", "report", "leaderboard", "submit", "cancel",
-                    "energy", "bench"):
+                    "bench"):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
+
+
+def test_energy_forwards_every_argument_to_its_own_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["energy", "--help"])
+    assert exit_info.value.code == 0
+    assert "--calibrate-bn" in capsys.readouterr().out
