@@ -4,6 +4,7 @@ so ``--help`` answers at once. User mistakes exit with code 2 and one line, neve
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -121,7 +122,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     suite, specs = _load_specs(args)
     root, _ = _roots(args)
     on_slurm = {}
-    if args.slurm:
+    submitted = any(RunRecord(run_dir(root, spec)).status.get("slurm_job_id") for spec in specs)
+    if args.slurm or (submitted and shutil.which("squeue")):
         from harness.launch.slurm import slurm_states
 
         on_slurm = _slurm_call(slurm_states, root, specs)
@@ -261,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("status", _cmd_status, "show each run's state (finished / running / failed / pending)")
     _suite_args(p, budget=True)
     _store_args(p)
-    p.add_argument("--slurm", action="store_true", help="merge the states SLURM reports")
+    p.add_argument("--slurm", action="store_true",
+                   help="merge the states SLURM reports (automatic once a run was submitted and squeue exists)")
 
     p = command("collect", _cmd_collect, "import run directories into MLflow (idempotent)")
     _store_args(p)

@@ -198,6 +198,7 @@ class _Resolver:
         self.datasets = list_datasets()
         self.recipes = list_recipes()
         self.card = zoo.model_card
+        self.arguments = zoo.model_arguments
         self.load_recipe = load_recipe
 
     def recipe_for(self, model: str, dataset: str, recipe: str | None, where: Where) -> str:
@@ -220,6 +221,10 @@ class _Resolver:
             raise _unknown("model", entry.model, self.models, where("model"))
         if entry.dataset not in self.datasets:
             raise _unknown("dataset", entry.dataset, self.datasets, where("dataset"))
+        allowed = self.arguments(entry.model)
+        for key in entry.overrides:
+            if key not in allowed:
+                raise _unknown("override", key, allowed, where("overrides"))
         recipe = self.recipe_for(entry.model, entry.dataset, entry.recipe, where)
         recipe_json = self.load_recipe(recipe).model_dump_json()
         return RunSpec(
@@ -241,7 +246,8 @@ def _grid_runs(entry: GridEntry, origin: Origin, default_seeds: list[int] | None
         run = RunEntry(model=model, dataset=dataset, T=T, seed=seed, recipe=entry.recipe,
                        overrides={**entry.overrides, **extra}, recipe_overrides=entry.recipe_overrides,
                        variant=variant, data_options=entry.data_options)
-        fields = {"model": ("models", m), "dataset": ("datasets", d), "recipe": ("recipe",)}
+        fields = {"model": ("models", m), "dataset": ("datasets", d), "recipe": ("recipe",),
+                  "overrides": ("variants", variant) if variant in (entry.variants or {}) else ("overrides",)}
         yield run, lambda field, fields=fields: origin.at(*fields[field])
 
 

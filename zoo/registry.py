@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
@@ -74,6 +75,13 @@ def model_card(name: str) -> ModelCard:
     """The card of a registered configuration."""
     _check_name(name)
     return _CARDS[name]
+
+
+def model_arguments(name: str) -> list[str]:
+    """The constructor arguments a configuration accepts as overrides (``T``, ``num_classes``, switches...)."""
+    _check_name(name)
+    parameters = inspect.signature(_BUILDERS[name]).parameters.values()
+    return sorted(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -261,13 +262,9 @@ def _register(cfg: _Config) -> None:
         notes=cfg.notes, extra={"pooling_stat": cfg.pools, "depth": cfg.depth, "dim": cfg.dim, "heads": 8},
     )
 
-    def build(**overrides) -> SpikeDrivenTransformer:
-        kwargs = dict(dim=cfg.dim, depth=cfg.depth, num_classes=cfg.num_classes, T=cfg.T,
-                      pools=[c == "1" for c in cfg.pools], in_channels=cfg.input_shape[0],
-                      input_kind="static" if static else "dvs", dvs_mode=cfg.dvs_mode)
-        return SpikeDrivenTransformer(**{**kwargs, **overrides})
-
-    register_model(card, build)
+    register_model(card, partial(SpikeDrivenTransformer, dim=cfg.dim, depth=cfg.depth, num_classes=cfg.num_classes,
+                                 T=cfg.T, pools=[c == "1" for c in cfg.pools], in_channels=cfg.input_shape[0],
+                                 input_kind="static" if static else "dvs", dvs_mode=cfg.dvs_mode))
 
 
 for _cfg in CONFIGS:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -265,10 +266,7 @@ def _register(cfg: _Config) -> None:
         extra={"dims": cfg.dims, "code_name": cfg.code_name, "heads": 8},
     )
 
-    def build(**overrides) -> MetaSpikeFormer:
-        return MetaSpikeFormer(**{"dims": cfg.dims, **overrides})
-
-    register_model(card, build)
+    register_model(card, partial(MetaSpikeFormer, dims=cfg.dims))
 
 
 for _cfg in CONFIGS:

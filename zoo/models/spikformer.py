@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Literal
 
 import torch
@@ -352,12 +353,8 @@ def _register(cfg: _Config) -> None:
         extra={"variant": cfg.variant, "heads": cfg.heads, "depth": cfg.depth, "dim": cfg.dim},
     )
 
-    def build(**overrides) -> Spikformer:
-        kwargs = dict(variant=cfg.variant, dim=cfg.dim, depth=cfg.depth, heads=cfg.heads,
-                      num_classes=cfg.num_classes, T=cfg.T)
-        return Spikformer(**{**kwargs, **overrides})
-
-    register_model(card, build)
+    register_model(card, partial(Spikformer, variant=cfg.variant, dim=cfg.dim, depth=cfg.depth, heads=cfg.heads,
+                                 num_classes=cfg.num_classes, T=cfg.T))
 
 
 for _cfg in CONFIGS:

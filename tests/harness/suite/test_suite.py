@@ -135,3 +135,20 @@ def test_recipe_defaults_to_the_models_own_then_the_datasets(tmp_path):
 def test_shipped_suites_validate(suite):
     specs = expand(load_suite(suite))
     assert specs, f"{suite} expands to no runs"
+
+
+def test_unknown_model_override_names_its_line_and_the_valid_ones(tmp_path):
+    path = write(tmp_path, "bad.yaml", f"""
+        grid:
+          - models: [{MODEL}]
+            datasets: [digits_dvs]
+            recipe: digits_dvs
+            variants:
+              ok: {{}}
+              typo: {{stage12_atn: "P+P"}}
+        """)
+    with pytest.raises(SuiteError) as err:
+        expand(load_suite(path))
+    message = str(err.value)
+    assert f"{path}: line 8: field grid.0.variants.typo" in message
+    assert "unknown override 'stage12_atn'" in message and "official_quirks" in message
