@@ -31,17 +31,19 @@ def suite_writer():
 
 @pytest.fixture(scope="session")
 def tiny_suite_results(tmp_path_factory):
-    """One finished run and one failing run (a bad model override), run for real by ``run_suite``."""
+    """One finished run and one failing run (CIFAR-10 is not under the data root), run for real by ``run_suite``."""
     from harness.launch.local import run_suite
     from harness.suite import expand, load_suite
     from harness.tracking import default_uri
 
     base = tmp_path_factory.mktemp("tiny_suite")
-    failing = TINY_MODEL.replace("heads: 2}", "heads: 2, no_such_argument: 1}")
+    failing = TINY_MODEL.replace("dataset: digits", "dataset: cifar10")
     suite_path = write_suite(base, "tiny", [TINY_MODEL, failing])
     specs = expand(load_suite(suite_path))
     root = base / "results"
-    outcome = run_suite(specs, root, jobs=2, tracking_uri=default_uri(root), suite_path=str(suite_path), threads=1)
+    empty_data_root = base / "no-datasets-here"
+    outcome = run_suite(specs, root, jobs=2, tracking_uri=default_uri(root), suite_path=str(suite_path), threads=1,
+                        data_root=str(empty_data_root))
     return {"root": root, "specs": specs, "outcome": outcome, "suite_path": suite_path}
 
 

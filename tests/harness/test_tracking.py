@@ -48,7 +48,7 @@ def test_epoch_history_params_and_failure_reason_are_logged(tiny_suite_results):
     assert by_id[good.run_id].data.params["spec.model"] == "qkformer_4_384.cifar10"
     assert by_id[good.run_id].data.params["recipe.optim.name"] == "adamw"
     assert by_id[bad.run_id].info.status == "FAILED"
-    assert "no_such_argument" in by_id[bad.run_id].data.tags["spikebench.reason"]
+    assert "cifar-10-batches-py" in by_id[bad.run_id].data.tags["spikebench.reason"]
 
 
 def _free_port() -> int:

@@ -20,7 +20,7 @@ def test_good_run_finishes_and_failing_run_is_isolated(tiny_suite_results):
     assert record.state == "finished"
     assert len(record.epochs) == 1 and record.final["status"] == "finished"
     failed = RunRecord(run_dir(tiny_suite_results["root"], bad)).status
-    assert failed["state"] == "failed" and "no_such_argument" in failed["reason"]
+    assert failed["state"] == "failed" and "cifar-10-batches-py" in failed["reason"]
 
 
 def test_finished_runs_reach_mlflow_with_their_metrics(tiny_suite_results):
