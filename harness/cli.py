@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -90,19 +91,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outcome = run_suite(specs, root, jobs=args.jobs, tracking_uri=uri, data_root=args.data_root,
                         suite_path=args.suite)
     print(f"{suite.name}: {len(outcome.skipped)} already finished, "
-          + ", ".join(f"{n} {s}" for s, n in _count(outcome.states.values()).items()))
+          + ", ".join(f"{n} {s}" for s, n in Counter(outcome.states.values()).items()))
     for message in outcome.tracking_errors:
         print(f"warning: {message}", file=sys.stderr)
     if not args.no_report:
         _report(suite.name, uri, root)
     return 0 if all(s in ("finished", "diverged") for s in outcome.states.values()) else 1
-
-
-def _count(values) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
 
 
 def _report(suite_name: str, uri: str, root: Path) -> None:
@@ -140,7 +134,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if slurm and slurm.reason and state == "failed":
             print("            " + slurm.reason.strip().splitlines()[-1][:200])
         states[spec.run_id] = state
-    print(f"{suite.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(_count(states.values()).items())))
+    print(f"{suite.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(Counter(states.values()).items())))
     return 0
 
 

@@ -51,6 +51,16 @@ def read_json(path: Path) -> Any:
         return None
 
 
+def tail_lines(path: str | Path | None, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file ("" when there is no such file yet)."""
+    if not path:
+        return ""
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
 def prepare(root: Path, spec: RunSpec) -> Path:
     """Create the run directory with its spec (idempotent) and return it."""
     directory = run_dir(root, spec)
@@ -99,6 +109,11 @@ class RunRecord:
                 and not status.get("slurm_job_id") and not _pid_alive(int(status.get("pid", 0)))):
             return "interrupted"
         return state
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The engine's resolved ``config.json`` (empty until the engine wrote it)."""
+        return read_json(self.dir / "config.json") or {}
 
     @property
     def final(self) -> dict[str, Any] | None:

@@ -80,10 +80,10 @@ def reproduce_command(suite_path: str, spec) -> str:
     return " ".join(["python -m harness run", shlex.quote(suite_path), *knobs, "--only", spec.run_id])
 
 
-def _tags(record: RunRecord, suite: str, suite_path: str, chash: str) -> dict[str, str]:
+def _tags(record: RunRecord, config: dict[str, Any], suite: str, suite_path: str, chash: str) -> dict[str, str]:
     import zoo
 
-    spec, config, status = record.spec, _read_config(record), record.status
+    spec, status = record.spec, record.status
     provenance = config.get("provenance", {})
     versions = provenance.get("versions", {})
     tags = {
@@ -100,11 +100,6 @@ def _tags(record: RunRecord, suite: str, suite_path: str, chash: str) -> dict[st
     return {TAG + k: v for k, v in tags.items()}
 
 
-def _read_config(record: RunRecord) -> dict[str, Any]:
-    path = record.dir / "config.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def final_metrics(final: dict[str, Any], world_size: int = 1) -> dict[str, float]:
     """The headline numbers of an engine ``final.json`` (absent ones are left out, never zero-filled)."""
     last, energy = final.get("last") or {}, final.get("energy") or {}
@@ -119,7 +114,7 @@ def final_metrics(final: dict[str, Any], world_size: int = 1) -> dict[str, float
     return {k: float(v) for k, v in values.items() if v is not None}
 
 
-def _metrics(record: RunRecord) -> list:
+def _metrics(record: RunRecord, config: dict[str, Any]) -> list:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
@@ -128,7 +123,7 @@ def _metrics(record: RunRecord) -> list:
         epoch = int(row["epoch"])
         metrics += [Metric(k, float(v), now, epoch) for k, v in row.items()
                     if k not in ("epoch", "step") and isinstance(v, (int, float))]
-    world = _read_config(record).get("resolved", {}).get("world_size", 1)
+    world = config.get("resolved", {}).get("world_size", 1)
     metrics += [Metric(k, v, now, 0) for k, v in final_metrics(record.final or {}, world).items()]
     return metrics
 
@@ -154,12 +149,13 @@ def log_run_dir(directory: Path, uri: str, suite: str | None = None, suite_path:
         return "unchanged"
     for run in existing:
         client.delete_run(run.info.run_id)
-    tags = _tags(record, suite, suite_path or f"suites/{suite}.yaml", chash)
+    config = record.config
+    tags = _tags(record, config, suite, suite_path or f"suites/{suite}.yaml", chash)
     run = client.create_run(experiment_id, run_name=spec.run_id, tags=tags)
     params = _flatten("spec", spec.model_dump(mode="json"), {})
-    params.update(_flatten("recipe", _read_config(record).get("recipe", {}), {}))
+    params.update(_flatten("recipe", config.get("recipe", {}), {}))
     param_list = [Param(k[:250], v[:6000]) for k, v in params.items()]
-    metric_list = _metrics(record)
+    metric_list = _metrics(record, config)
     for start in range(0, max(len(param_list), len(metric_list)), 100):
         client.log_batch(run.info.run_id, metrics=metric_list[start:start + 100],
                          params=param_list[start:start + 100])

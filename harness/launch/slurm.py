@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.configfile import ConfigError, load_yaml
 
-from harness.runs import DONE_STATES, RunRecord, prepare, run_dir, write_status
+from harness.runs import DONE_STATES, RunRecord, prepare, run_dir, tail_lines, write_status
 from harness.suite import RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -395,15 +395,6 @@ class RunState:
     reason: str | None = None
 
 
-def _tail(path: str | None, lines: int = 10) -> str:
-    if not path:
-        return ""
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return ""
-
-
 def _merge(run_id: str, record: RunRecord, queued: JobState | None, accounted: JobState | None) -> RunState:
     """One run's state from its record and SLURM's view of its job (queue first, then accounting)."""
     status, recorded = record.status, record.state
@@ -429,7 +420,7 @@ def _merge(run_id: str, record: RunRecord, queued: JobState | None, accounted: J
     if recorded == "failed":
         return RunState(run_id, state, job_id, slurm.state, status.get("reason"))
     reason = f"SLURM job {job_id} {slurm.state} (exit code {slurm.exit_code or '?'})"
-    tail = _tail(status.get("slurm_log"))
+    tail = tail_lines(status.get("slurm_log"), lines=10)
     return RunState(run_id, state, job_id, slurm.state, reason + (f"; last log lines:\n{tail}" if tail else ""))
 
 

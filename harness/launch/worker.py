@@ -13,7 +13,7 @@ import os
 import traceback
 from pathlib import Path
 
-from harness.runs import DONE_STATES, RunRecord, prepare, write_status
+from harness.runs import DONE_STATES, RunRecord, prepare, tail_lines, write_status
 from harness.suite import RunSpec
 
 
@@ -28,13 +28,6 @@ def train_spec(spec: RunSpec, data_root: str | None = None):
         eval_subset=spec.subset, limit_train_batches=spec.limit_batches, limit_eval_batches=spec.limit_batches,
         energy_batches=spec.energy_batches,
     )
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return ""
 
 
 def _slurm_job_id() -> str | None:
@@ -57,7 +50,7 @@ def execute(spec: RunSpec, results_root: Path, data_root: str | None = None) -> 
         result = train(train_spec(spec, data_root), directory)
     except Exception as err:  # recorded with its reason; the launcher reports it and goes on
         reason = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}"
-        write_status(directory, "failed", reason=reason + _tail(directory / "train.log"))
+        write_status(directory, "failed", reason=reason + tail_lines(directory / "train.log"))
         return "failed"
     state = "diverged" if result.get("status") == "diverged" else "finished"
     write_status(directory, state, reason=result.get("message") if state == "diverged" else None)
