@@ -1,10 +1,11 @@
-"""Reference outputs of the official Spikformer / SDT v1 / SDT v2 code, usable without that code.
+"""Reference outputs of the official Spikformer / SDT v1 / SDT v2 / QKFormer / MSViT code, usable without that code.
 
-``data/official_keys_spikformer_sdt.json`` holds, per official configuration, its state_dict layout (key ->
-shape) and a fingerprint of its logits for the seeded weights and input built here. The official side was
-produced by instantiating the official model code (outside this repository), loading ``seeded_state`` into it,
+``data/official_keys_*.json`` hold, per official configuration, its state_dict layout (key -> shape) and a
+fingerprint of its logits for the seeded weights and input built here. The official side was produced by
+instantiating the official model code (outside this repository), loading ``seeded_state`` into it,
 ``calibrate``-ing its BN statistics on ``seeded_input`` and running that input in eval mode; the tests do the
-same through ``zoo.load_official_state_dict`` and must reproduce the fingerprint.
+same through ``zoo.load_official_state_dict`` and must reproduce the fingerprint (procedure and commands:
+benchmarks/RESULTS.md, "CI fixture").
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-DATA = Path(__file__).parent / "data" / "official_keys_spikformer_sdt.json"
+DATA_FILES = tuple(Path(__file__).parent / "data" / f"official_keys_{families}.json"
+                   for families in ("spikformer_sdt", "qkformer_msvit"))
 HEAD = 16  # leading logits of each row kept verbatim in the fingerprint
 BIAS_MEAN = -0.3  # negative BN shifts keep spikes sparse, so attention sums land near their thresholds
 # float64 on both sides: the calibration pass reduces BN statistics in a different order in the official code
@@ -26,7 +28,10 @@ DTYPE = torch.float64
 
 def load_references() -> dict[str, dict]:
     """Entries keyed by official configuration: zoo name, overrides, layout, input spec, per_step, fingerprint."""
-    return {k: v for k, v in json.loads(DATA.read_text()).items() if not k.startswith("_")}
+    entries = {}
+    for path in DATA_FILES:
+        entries.update((k, v) for k, v in json.loads(path.read_text()).items() if not k.startswith("_"))
+    return entries
 
 
 def seeded_state(layout: dict[str, list[int]]) -> dict[str, torch.Tensor]:

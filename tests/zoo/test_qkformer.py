@@ -1,13 +1,20 @@
 """QKFormer: registered configurations, exact official parameter counts, forward/backward, the SSA quirk switch,
-and official state_dict import (keys and shapes generated from the official code: tests/zoo/data)."""
+official state_dict import, and the official code's logits reproduced.
 
-import json
-from pathlib import Path
+Official fingerprints (tests/zoo/data/official_keys_qkformer_msvit.json, no official code needed here): the
+official model files (zhouchenlin2096/QKFormer@c2a00e8; CIFAR10, CIFAR100, CIFAR10-DVS, DVS128-Gesture, ImageNet
+10-384) were instantiated outside this repository (spikingjelly backend 'torch', float64), given
+``official_reference.seeded_state`` of their own state_dict layout, BN-``calibrate``d on ``seeded_input`` and run in
+eval mode on that input (batch 2, small T and images); their layouts and ``fingerprint``s are stored per
+configuration. ``test_logits_reproduce_the_official_code`` repeats this through ``zoo.load_official_state_dict``.
+Procedure and regeneration command: benchmarks/RESULTS.md ("CI fixture").
+"""
 
 import pytest
 import torch
 
 import zoo
+from official_reference import load_references, official_logits_reproduced
 from zoo.models.qkformer import QKFormer, SpikingSelfAttention, TokenAttention
 
 # sum(p.numel()) of the official models (zoo-spec.md section 2, re-measured by instantiating the official code)
@@ -21,7 +28,8 @@ QKFORMER_PARAMS = {
     "qkformer_10_768.in1k": 64_962_760,
 }
 RECIPES = {"qkformer_cifar", "qkformer_cifar10dvs", "qkformer_dvs128", "qkformer_in1k", "qkformer_in1k_768"}
-OFFICIAL_KEYS = json.loads((Path(__file__).parent / "data" / "official_keys_qkformer_msvit.json").read_text())["models"]
+REFERENCES = {k: v for k, v in load_references().items() if k.startswith("qkformer")}
+OFFICIAL_LAYOUTS = {spec["zoo"]: spec["keys"] for spec in REFERENCES.values()}  # zoo name -> official layout
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -156,10 +164,10 @@ def official_state_dict(name: str) -> dict[str, torch.Tensor]:
     """Random tensors under the official keys and shapes of ``name``."""
     gen = torch.Generator().manual_seed(0)
     return {key: torch.tensor(5) if key.endswith("num_batches_tracked") else torch.randn(shape, generator=gen)
-            for key, shape in OFFICIAL_KEYS[name]["keys"].items()}
+            for key, shape in OFFICIAL_LAYOUTS[name].items()}
 
 
-@pytest.mark.parametrize("name", [n for n in OFFICIAL_KEYS if n.startswith("qkformer")])
+@pytest.mark.parametrize("name", sorted(OFFICIAL_LAYOUTS))
 def test_official_state_dict_fills_every_tensor(name):
     official = official_state_dict(name)
     model = zoo.load_official_state_dict(zoo.create_model(name), official)
@@ -182,7 +190,14 @@ def test_official_state_dict_fills_every_tensor(name):
 ])
 def test_official_keys_land_on_the_matching_module(name, official_key, our_key):
     model = zoo.create_model(name)
-    assert model.official_key_map(list(OFFICIAL_KEYS[name]["keys"]))[official_key] == our_key
+    assert model.official_key_map(list(OFFICIAL_LAYOUTS[name]))[official_key] == our_key
+
+
+@pytest.mark.parametrize("entry", sorted(REFERENCES))
+def test_logits_reproduce_the_official_code(entry):
+    """Seeded weights in the official layout give the official code's eval logits (to 1e-4)."""
+    logits = official_logits_reproduced(REFERENCES[entry])
+    assert torch.isfinite(logits).all()
 
 
 def test_official_import_rejects_missing_extra_and_misshapen_tensors():
