@@ -103,12 +103,3 @@ def test_event_data_with_tet_lamb_ema_accumulation_mixup_and_clipping(tmp_path):
     last = final["last"]
     assert {"ema_eval_top1", "ema_eval_loss", "eval_top5"} <= set(last) and last["lr"] == 1e-5  # cooldown at min_lr
     assert TIMING_KEYS & set(last) == {"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s"}
-
-
-@pytest.mark.slow
-def test_compiled_training_matches_the_recorded_schedule(tmp_path):
-    spec = _spec(epochs=1, energy_batches=0, limit_train_batches=4, limit_eval_batches=2,
-                 overrides={"train.compile": True, "optim.warmup_epochs": 0})
-    final = train(spec, tmp_path)
-    assert final["status"] == "finished" and final["global_step"] == 4
-    assert json.loads((tmp_path / "config.json").read_text())["recipe"]["train"]["compile"] is True
