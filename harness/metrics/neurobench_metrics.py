@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -20,12 +21,13 @@ NEUROBENCH_KEYS = ("footprint_bytes", "connection_sparsity", "activation_sparsit
                    "effective_acs")
 
 
-def neurobench_metrics(model: nn.Module, loader: DataLoader) -> dict[str, Any]:
+def neurobench_metrics(model: nn.Module, loader: DataLoader, device: torch.device | str | None = None
+                       ) -> dict[str, Any]:
     """Footprint (bytes), connection and activation sparsity, and effective MACs/ACs per image from NeuroBench.
 
-    ``loader`` yields ``(inputs, labels)`` batches; the model runs in eval mode without gradients.
+    ``loader`` yields ``(inputs, labels)`` batches, moved to ``device`` (default: where they are); the model
+    runs in eval mode without gradients.
     """
-    import torch
     from neurobench.benchmarks import Benchmark
     from neurobench.metrics.static import ConnectionSparsity, Footprint
     from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
@@ -37,7 +39,7 @@ def neurobench_metrics(model: nn.Module, loader: DataLoader) -> dict[str, Any]:
                           [[Footprint, ConnectionSparsity], [ActivationSparsity, SynapticOperations]])
     try:
         with torch.no_grad():
-            results = benchmark.run(quiet=True)
+            results = benchmark.run(quiet=True, device=None if device is None else str(device))
     finally:
         benchmark.workload_metric_manager.cleanup_hooks(wrapped)
     synops = results["SynapticOperations"]
