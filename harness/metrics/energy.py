@@ -5,7 +5,8 @@
   - FLOPs_enc: the encoding layer (every contraction on the image before the first neuron runs) ONCE per image,
     although direct encoding executes it at each of the T steps on the same image;
   - l: every other contraction (conv, linear, and the attention matmuls); FLOPs_l its dense FLOPs per time
-    step, T_l the steps it runs (T, or 1 for an op outside the time axis), fr_l the fraction of non-zero values
+    step, T_l the steps it runs (T when its leading axis is the flattened T x batch, else 1: an op outside
+    the time axis), fr_l the fraction of non-zero values
     of its spike input (a non-zero integer count counts once). A product of two spike operands (Q K^T,
     Q (K^T V)) takes the product of both fractions, so it never exceeds its dense FLOPs. A contraction on real
     values after the first neuron (a head on time-averaged spikes, a conv on BN outputs) is a term of the
