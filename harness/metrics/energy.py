@@ -6,8 +6,8 @@
     although direct encoding executes it at each of the T steps on the same image;
   - l: every other contraction (conv, linear, and the attention matmuls); FLOPs_l its dense FLOPs per time
     step, T_l the steps it runs (T when its leading axis is the flattened T x batch, else 1: an op outside
-    the time axis), fr_l the fraction of non-zero values
-    of its spike input (a non-zero integer count counts once). A product of two spike operands (Q K^T,
+    the time axis), fr_l the fraction of non-zero values of its spike input (a non-zero integer count counts
+    once). A product of two spike operands (Q K^T,
     Q (K^T V)) takes the product of both fractions, so it never exceeds its dense FLOPs. A contraction on real
     values after the first neuron (a head on time-averaged spikes, a conv on BN outputs) is a term of the
     sum like any other, with fr_l its non-zero fraction, as Eq. 18 has no third term; the audit marks it ``real``.
