@@ -8,13 +8,26 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from harness.configfile import load_yaml
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
+MIN_ENERGY_IMAGES = 1000
+
+
+def _check_energy_images(value: int | str) -> int | str:
+    if isinstance(value, int) and 0 < value < MIN_ENERGY_IMAGES:
+        raise ValueError(f"expected 'all' (the whole eval split), 0 (no energy) or at least {MIN_ENERGY_IMAGES} "
+                         f"images, got {value}")
+    return value
+
+
+# Images a run's energy is measured on (suites' budget and the engine's spec): "all" = the whole eval split,
+# N >= 1000 = a seeded subset of N (the whole split if it is smaller), 0 = not measured.
+EnergyImages = Annotated[Literal["all"] | Annotated[int, Field(ge=0)], AfterValidator(_check_energy_images)]
 
 
 class _Strict(BaseModel):

@@ -38,6 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.configfile import ConfigError, line_of, load_yaml
+from harness.recipe import EnergyImages
 
 try:
     CODE_VERSION = metadata.version("spikebench")
@@ -59,7 +60,8 @@ class Budget(_Strict):
     epochs: int | None = Field(None, ge=1, description="train this many epochs instead of the recipe's")
     limit_batches: int | None = Field(None, ge=1, description="at most this many batches per epoch and split")
     subset: int | None = Field(None, ge=1, description="use only N samples of each split")
-    energy_batches: int = Field(2, ge=0, description="eval batches over which energy and firing rates are measured")
+    energy_images: EnergyImages = Field(
+        "all", description="images energy is measured on: 'all' (the eval split), N >= 1000 (seeded subset), 0 (off)")
 
 
 class RunEntry(_Strict):
@@ -113,7 +115,7 @@ class RunSpec(_Strict):
     epochs: int | None = None
     limit_batches: int | None = None
     subset: int | None = None
-    energy_batches: int = 2
+    energy_images: EnergyImages = "all"
     code_version: str = CODE_VERSION
 
     @cached_property
@@ -233,7 +235,7 @@ class _Resolver:
             recipe_hash=hashlib.sha256(recipe_json.encode()).hexdigest()[:16],
             overrides=entry.overrides, recipe_overrides=entry.recipe_overrides, variant=entry.variant,
             data_options=entry.data_options, epochs=budget.epochs, limit_batches=budget.limit_batches,
-            subset=budget.subset, energy_batches=budget.energy_batches,
+            subset=budget.subset, energy_images=budget.energy_images,
         )
 
 

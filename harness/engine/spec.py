@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.recipe import Recipe, load_recipe, parse_recipe
+from harness.recipe import EnergyImages, Recipe, load_recipe, parse_recipe
 
 
 class TrainSpec(BaseModel):
@@ -16,7 +16,8 @@ class TrainSpec(BaseModel):
     ``epochs`` is a shortcut for ``optim.epochs`` (warmup and cooldown keep their recipe lengths).
     ``train_subset`` / ``eval_subset`` keep a seeded random subset of that many samples;
     ``limit_train_batches`` / ``limit_eval_batches`` cap the batches per epoch / per evaluation.
-    ``energy_batches`` > 0 measures energy and firing rates on that many eval batches after training.
+    ``energy_images`` ("all", N >= 1000 or 0 = off): after training, energy (both conventions), firing rates and
+    NeuroBench's metrics are measured on the whole eval set or a seeded subset of N of its images.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
@@ -40,7 +41,7 @@ class TrainSpec(BaseModel):
     keep_last: int = Field(default=2, ge=1)
     num_workers: int = Field(default=0, ge=0)
     device: str = "auto"
-    energy_batches: int = Field(default=0, ge=0)
+    energy_images: EnergyImages = 0
 
     def resolved_recipe(self) -> Recipe:
         """The recipe with ``overrides`` (and ``epochs``) applied and re-validated."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import math
 import random
@@ -38,6 +37,7 @@ from harness.engine.progress import EpochProgress, RunLog
 from harness.engine.provenance import provenance
 from harness.engine.spec import TrainSpec
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
+from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS, neurobench_metrics
 
 # metrics that measure speed, not learning: they differ between otherwise identical runs
 TIMING_KEYS = frozenset({"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s", "wall_time_s",
@@ -87,7 +87,7 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
 
 
 # spec fields that say how a run is executed, not what it computes: they may change between resumes
-OPERATIONAL_FIELDS = {"data_root", "device", "num_workers", "checkpoint_every_steps", "keep_last", "energy_batches"}
+OPERATIONAL_FIELDS = {"data_root", "device", "num_workers", "checkpoint_every_steps", "keep_last", "energy_images"}
 
 
 def fingerprint(spec: TrainSpec, recipe_dump: dict[str, Any]) -> str:
@@ -386,18 +386,21 @@ class _Trainer:
             "last": state.history[-1] if state.history else None, "params": count_params(self.model),
             "wall_time_s": state.wall_time_s, "peak_memory_mb": peak_memory_mb(self.device),
         }
-        if status == "finished" and self.spec.energy_batches:
-            final["energy"] = self._energy()
+        if status == "finished" and self.spec.energy_images and self.dist.is_main:
+            final["energy"], final["neurobench"] = self._energy()
         self.log(f"{status}: {message}")
         if self.dist.is_main:
             atomic_write_text(json.dumps(final, indent=1), self.run_dir / "final.json")
         return final
 
-    def _energy(self) -> dict[str, Any]:
-        loader = epoch_loader(self.eval_set, self.eval_batch_size, 0, self.spec.seed, False, 0, 1)
-        batches = [x.to(self.device) for x, _ in itertools.islice(loader, self.spec.energy_batches)]
-        report = measure_energy(self.model, batches)
-        if self.dist.is_main:
-            atomic_write_text(json.dumps(report.as_dict(), indent=1), self.run_dir / "energy.json")
-        return {"energy_mj": report.energy_mj, "firing_rate": report.firing_overall, "macs": report.macs,
-                "acs": report.acs, "images": report.images}
+    def _energy(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Energy per image in both conventions and NeuroBench's metrics, on the whole eval set or a seeded
+        subset of ``energy_images`` of it; the full audit goes to ``energy.json``."""
+        count = None if self.spec.energy_images == "all" else self.spec.energy_images
+        images = seeded_subset(self.eval_set, count, self.spec.seed)
+        loader = torch.utils.data.DataLoader(images, batch_size=self.eval_batch_size, shuffle=False)
+        report = measure_energy(self.model, (x.to(self.device) for x, _ in loader), self.T)
+        neurobench = neurobench_metrics(self.model, loader, self.device)
+        atomic_write_text(json.dumps({**report.as_dict(), "neurobench": neurobench}, indent=1),
+                          self.run_dir / "energy.json")
+        return report.summary(), {key: neurobench[key] for key in NEUROBENCH_KEYS}

@@ -26,7 +26,7 @@ def train_spec(spec: RunSpec, data_root: str | None = None):
         seed=spec.seed, overrides=spec.recipe_overrides, model_kwargs=spec.overrides,
         dataset_options=spec.data_options, epochs=spec.epochs, train_subset=spec.subset,
         eval_subset=spec.subset, limit_train_batches=spec.limit_batches, limit_eval_batches=spec.limit_batches,
-        energy_batches=spec.energy_batches,
+        energy_images=spec.energy_images,
     )
 
 

@@ -1,10 +1,27 @@
-"""Theoretical energy per image as the MSViT paper's Appendix C defines it, with a per-layer audit table.
+"""Theoretical energy per image in two named conventions, each with a per-layer audit that adds up by hand.
 
-``E = E_AC * ACs + E_MAC * MACs`` with E_AC = 0.9 pJ and E_MAC = 4.6 pJ (45 nm figures the paper uses).
-The paper's SOP_layer = firing rate x T x FLOPs_layer is what :mod:`harness.metrics.ops` measures exactly:
-the accumulations a spike operand causes (multiplicity included), op by op, at the dispatcher. Real-valued
-products (the first conv on analog pixels, a head on averaged spikes) are MACs. Counts and firing rates
-are averaged over the images of real evaluation batches.
+``paper``: the MSViT paper's Appendix C, Eq. 18, as the papers compute it,
+    E = 4.6 pJ x FLOPs_enc + 0.9 pJ x sum_l fr_l x T_l x FLOPs_l,
+  - FLOPs_enc: the encoding layer (every contraction on the image before the first neuron runs) ONCE per image,
+    although direct encoding executes it at each of the T steps on the same image;
+  - l: every other contraction (conv, linear, and the attention matmuls); FLOPs_l its dense FLOPs per time
+    step, T_l the steps it runs (T when its leading axis is the flattened T x batch, else 1: an op outside
+    the time axis), fr_l the fraction of non-zero values of its spike input (a non-zero integer count counts
+    once). A product of two spike operands (Q K^T,
+    Q (K^T V)) takes the product of both fractions, so it never exceeds its dense FLOPs. A contraction on real
+    values after the first neuron (a head on time-averaged spikes, a conv on BN outputs) is a term of the
+    sum like any other, with fr_l its non-zero fraction, as Eq. 18 has no third term; the audit marks it ``real``.
+  - Event inputs (DVS models, ``model.input_kind == "dvs"``): the frames are spikes, not an image to encode. The
+    first layer is a spike-driven term like the others (fr = non-zero fraction of the event frames, T steps,
+    0.9 pJ) and there is no 4.6 pJ term. The rule depends only on the input kind, so it is the same for every
+    family.
+  Element-wise masks, column sums and residual additions are not FLOPs of a layer in Eq. 18 and are left out.
+``ops``: what the dispatcher saw executed (:mod:`harness.metrics.ops`): every real-valued product a MAC (the
+  first conv T times), every accumulation a spike causes an AC with its multiplicity (a count of 2 is 2 ACs;
+  an SSA ``Q (K^T V)`` can exceed its dense FLOPs), masks, sums and additions included.
+
+E_AC = 0.9 pJ and E_MAC = 4.6 pJ (45 nm, the papers' figures). Counts and rates are per image, averaged over
+the images of real evaluation batches.
 """
 
 from __future__ import annotations
@@ -20,17 +37,19 @@ import torch
 from torch import nn
 
 from harness.metrics.firing import FiringRates
-from harness.metrics.ops import OpCounter
+from harness.metrics.ops import OpCounter, PaperTally
 from harness.recipe import DataRecipe
 
 E_AC_PJ = 0.9
 E_MAC_PJ = 4.6
 PJ_PER_MJ = 1e9
+CONVENTIONS = ("paper", "ops")
+SILENT_FIRING_RATE = 0.01
 
 
 @dataclass
 class AuditRow:
-    """One (layer, op kind, class) line of the audit table, per image."""
+    """One (layer, op kind, class) line of the ``ops`` audit, per image."""
 
     layer: str
     kind: str
@@ -42,14 +61,34 @@ class AuditRow:
 
 
 @dataclass
+class PaperRow:
+    """One term of Eq. 18, per image: ``energy_pj = 4.6 x flops`` for the encoding layer (``input == "image"``,
+    counted once), else ``sops = fr x T x flops`` and ``energy_pj = 0.9 x sops``."""
+
+    layer: str
+    kind: str
+    input: str
+    flops: float
+    fr: float | None
+    T: int
+    sops: float
+    energy_pj: float
+
+
+@dataclass
 class EnergyReport:
-    """Energy per image, its per-layer audit, and the firing rates measured on the same images."""
+    """Energy per image in both conventions, their audits, and the firing rates measured on the same images."""
 
     images: int
+    T: int
     rows: list[AuditRow]
     macs: float
     acs: float
     energy_mj: float
+    paper_rows: list[PaperRow]
+    first_layer_macs: float
+    sops: float
+    paper_energy_mj: float
     firing_overall: float
     firing_per_layer: dict[str, float]
     lif_never_called: list[str] = field(default_factory=list)
@@ -58,13 +97,41 @@ class EnergyReport:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def summary(self) -> dict[str, Any]:
+        """The per-image figures of both conventions: the ``energy`` block of a run's final.json."""
+        return {"images": self.images,
+                "paper": {"energy_mj": self.paper_energy_mj, "first_layer_macs": self.first_layer_macs,
+                          "sops": self.sops, "firing_rate": self.firing_overall},
+                "ops": {"energy_mj": self.energy_mj, "macs": self.macs, "acs": self.acs,
+                        "firing_rate": self.firing_overall}}
 
-def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor]) -> EnergyReport:
-    """Run ``model`` (eval, no grad) on ``batches`` and return its energy per image and audit table."""
+    def encoding_macs_executed(self) -> float:
+        """MACs of the encoding layer as executed (``ops``: at every time step)."""
+        encoding = {r.layer for r in self.paper_rows if r.input == "image"}
+        return sum(r.count for r in self.rows if r.op_class == "MAC" and r.layer in encoding)
+
+
+def paper_row(tally: PaperTally, images: int) -> PaperRow:
+    """The per-image Eq. 18 term of one tally (the encoding layer once per image)."""
+    flops = tally.dense / images / tally.steps
+    if tally.source == "image":
+        return PaperRow(tally.layer, tally.kind, tally.source, flops, None, 1, 0.0, E_MAC_PJ * flops)
+    sops = tally.fr * tally.steps * flops
+    return PaperRow(tally.layer, tally.kind, tally.source, flops, tally.fr, tally.steps, sops, E_AC_PJ * sops)
+
+
+def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor], T: int | None = None) -> EnergyReport:
+    """Run ``model`` (eval, no grad) on ``batches`` and return its energy per image in both conventions.
+
+    ``T`` (time steps) defaults to ``model.T``; it locates the time axis of each op for Eq. 18.
+    """
+    T = T or getattr(model, "T", None)
+    if not T:
+        raise ValueError(f"{type(model).__name__} has no attribute T: pass the number of time steps")
     model.eval()
     images = 0
     firing = FiringRates(model)
-    with torch.no_grad(), firing, OpCounter(model) as counter:
+    with torch.no_grad(), firing, OpCounter(model, T) as counter:
         for x in batches:
             model(x)
             images += x.shape[0]
@@ -77,12 +144,16 @@ def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor]) -> EnergyR
         unit = E_MAC_PJ if tally.op_class == "MAC" else E_AC_PJ
         rows.append(AuditRow(tally.layer, tally.kind, tally.op_class, tally.dense / images, tally.count / images,
                              tally.density, unit * tally.count / images))
+    paper_rows = [paper_row(t, images) for t in counter.paper_tallies.values()]
     rates = firing.table()
     macs = sum(r.count for r in rows if r.op_class == "MAC")
     acs = sum(r.count for r in rows if r.op_class == "AC")
+    first = sum(r.flops for r in paper_rows if r.input == "image")
+    sops = sum(r.sops for r in paper_rows)
     return EnergyReport(
-        images=images, rows=rows, macs=macs, acs=acs,
-        energy_mj=(E_MAC_PJ * macs + E_AC_PJ * acs) / PJ_PER_MJ,
+        images=images, T=T, rows=rows, macs=macs, acs=acs, energy_mj=(E_MAC_PJ * macs + E_AC_PJ * acs) / PJ_PER_MJ,
+        paper_rows=paper_rows, first_layer_macs=first, sops=sops,
+        paper_energy_mj=(E_MAC_PJ * first + E_AC_PJ * sops) / PJ_PER_MJ,
         firing_overall=rates["overall"], firing_per_layer=rates["per_layer"],
         lif_never_called=rates["never_called"], params=sum(p.numel() for p in model.parameters()),
     )
@@ -106,96 +177,191 @@ def calibrate_batch_norm(model: nn.Module, batches: Iterable[torch.Tensor]) -> i
     return len(norms)
 
 
-def format_audit(report: EnergyReport, title: str = "", claimed_mj: float | None = None) -> str:
-    """The audit table as fixed-width text: one line per layer/op, then LIF firing rates and totals."""
-    head = f"{'layer':<48} {'op':<6} {'class':<5} {'dense/img':>12} {'ops/img':>12} {'density':>8} {'uJ/img':>10}"
-    lines = [title, head, "-" * len(head)] if title else [head, "-" * len(head)]
-    for r in report.rows:
-        lines.append(f"{r.layer:<48} {r.kind:<6} {r.op_class:<5} {r.dense:>12.4g} {r.count:>12.4g} "
-                     f"{r.density:>8.4f} {r.energy_pj / 1e6:>10.4f}")
-    lines += ["", f"{'LIF layer':<48} {'firing rate':>12}"]
-    lines += [f"{name:<48} {rate:>12.4f}" for name, rate in report.firing_per_layer.items()]
-    lines += [f"{name:<48} {'never called':>12}" for name in report.lif_never_called]
-    claimed = f" (paper: {claimed_mj} mJ)" if claimed_mj is not None else ""
-    lines += [
-        "",
-        f"images: {report.images}   params: {report.params:,}   overall firing rate: {report.firing_overall:.4f}",
-        f"MACs/img: {report.macs:.4g}   ACs/img: {report.acs:.4g}   (E_MAC {E_MAC_PJ} pJ, E_AC {E_AC_PJ} pJ)",
-        f"energy per image: {report.energy_mj:.4f} mJ{claimed}",
-    ]
+def format_audit(report: EnergyReport, convention: str = "paper", title: str = "") -> str:
+    """The audit of one convention as fixed-width text: one line per term, then LIF firing rates and totals."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown energy convention {convention!r}; expected one of {CONVENTIONS}")
+    lines = [title] if title else []
+    if convention == "paper":
+        head = (f"{'layer':<44} {'op':<6} {'input':<6} {'FLOPs/step':>12} {'fr':>8} {'T':>3} {'SOPs':>12} "
+                f"{'pJ':>12}")
+        lines += [head, "-" * len(head)]
+        for r in report.paper_rows:
+            fr = "MAC" if r.fr is None else f"{r.fr:.4f}"
+            sops = "-" if r.fr is None else f"{r.sops:.6g}"
+            lines.append(f"{r.layer:<44} {r.kind:<6} {r.input:<6} {r.flops:>12.6g} {fr:>8} {r.T:>3} {sops:>12} "
+                         f"{r.energy_pj:>12.6g}")
+        total = (f"paper (MSViT App. C, Eq. 18): {E_MAC_PJ} pJ x {report.first_layer_macs:.6g} encoding FLOPs + "
+                 f"{E_AC_PJ} pJ x {report.sops:.6g} SOPs = {report.paper_energy_mj:.4f} mJ per image")
+    else:
+        head = f"{'layer':<44} {'op':<6} {'class':<5} {'dense/img':>12} {'ops/img':>12} {'density':>8} {'pJ':>12}"
+        lines += [head, "-" * len(head)]
+        for r in report.rows:
+            lines.append(f"{r.layer:<44} {r.kind:<6} {r.op_class:<5} {r.dense:>12.6g} {r.count:>12.6g} "
+                         f"{r.density:>8.4f} {r.energy_pj:>12.6g}")
+        total = (f"ops (as executed): {E_MAC_PJ} pJ x {report.macs:.6g} MACs + {E_AC_PJ} pJ x {report.acs:.6g} ACs "
+                 f"= {report.energy_mj:.4f} mJ per image")
+    lines += ["", f"{'LIF layer':<44} {'firing rate':>12}"]
+    lines += [f"{name:<44} {rate:>12.4f}" for name, rate in report.firing_per_layer.items()]
+    lines += [f"{name:<44} {'never called':>12}" for name in report.lif_never_called]
+    lines += ["", f"images: {report.images}   T: {report.T}   params: {report.params:,}   "
+                  f"overall firing rate: {report.firing_overall:.4f}", total]
     return "\n".join(lines)
 
 
-def synthetic_images(shape: tuple[int, ...], batches: int, batch_size: int, seed: int) -> list[torch.Tensor]:
+def convention_summary(report: EnergyReport, convention: str) -> dict[str, Any]:
+    """The per-image figures and audit rows of one convention, under the CLI's JSON keys.
+
+    ``paper``: ``first_layer_macs`` the encoding FLOPs once per image, ``sops`` the sum of fr x T x FLOPs.
+    ``ops``: ``first_layer_macs`` the encoding layer's MACs as executed (T times), ``sops`` every AC; all MACs
+    (head and other real-valued products included) are under ``macs``.
+    """
+    if convention == "paper":
+        return {"energy_mj": report.paper_energy_mj, "first_layer_macs": report.first_layer_macs,
+                "sops": report.sops, "per_layer": [asdict(r) for r in report.paper_rows]}
+    return {"energy_mj": report.energy_mj, "first_layer_macs": report.encoding_macs_executed(), "sops": report.acs,
+            "macs": report.macs, "acs": report.acs, "per_layer": [asdict(r) for r in report.rows]}
+
+
+def synthetic_images(shape: tuple[int, ...], images: int, seed: int) -> torch.Tensor:
     """Standard-normal images (the statistics of normalised pixels) for models with no dataset at hand."""
-    gen = torch.Generator().manual_seed(seed)
-    return [torch.randn((batch_size, *shape), generator=gen) for _ in range(batches)]
+    return torch.randn((images, *shape), generator=torch.Generator().manual_seed(seed))
 
 
-def dataset_batches(dataset: str, split: str, batches: int, batch_size: int, root: str | None, T: int,
-                    recipe: DataRecipe | None) -> list[torch.Tensor]:
-    """The first ``batches`` evaluation batches (inputs only) of a harness dataset."""
+def dataset_images(dataset: str, split: str, images: int, root: str | None, T: int,
+                   recipe: DataRecipe | None) -> torch.utils.data.Dataset:
+    """The first ``images`` samples of a harness dataset's split, in order."""
     from harness.data import build_dataset
 
     data = build_dataset(dataset, split, root=root, T=T, recipe=recipe)
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False)
-    out = []
-    for x, _ in loader:
-        out.append(x)
-        if len(out) == batches:
-            break
-    return out
+    return torch.utils.data.Subset(data, range(min(images, len(data))))
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line and exit code 2 (no usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: harness energy: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="harness energy", description=main.__doc__)
+    parser.add_argument("model", help="registered zoo model name")
+    parser.add_argument("--convention", choices=CONVENTIONS, default="paper",
+                        help="paper: MSViT App. C Eq. 18 as the papers compute it; ops: as executed")
+    parser.add_argument("--checkpoint", default=None,
+                        help="official weights (mapped by zoo.load_official_state_dict) or a spikebench checkpoint; "
+                             "compares the energy with the paper's claim")
+    parser.add_argument("--dataset", default=None,
+                        help="harness dataset to take evaluation images from (default: synthetic N(0,1) images)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--data-root", "--root", dest="root", default=None, help="dataset root directory")
+    parser.add_argument("--images", type=int, default=4, help="images to measure on (the first N of the split)")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--T", type=int, default=None, help="time steps (default: the model card's)")
+    parser.add_argument("--calibrate-bn", action="store_true",
+                        help="first set BatchNorm statistics from the same images (for untrained weights)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and synthetic images")
+    parser.add_argument("--no-neurobench", action="store_true", help="skip the NeuroBench metrics")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+    return parser
+
+
+class EnergyInputError(ValueError):
+    """A user mistake in ``harness energy``'s arguments or files."""
+
+
+def _load_checkpoint(model: nn.Module, path: str) -> None:
+    """Official weights through their key map, or a spikebench checkpoint whose keys are the model's own."""
+    import zoo
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise EnergyInputError(f"--checkpoint {path}: no such file") from None
+    except Exception as err:  # unreadable or unsafe pickle
+        raise EnergyInputError(f"--checkpoint {path}: not a readable weights-only torch file ({err})") from None
+    inner = state.get("model", state) if isinstance(state, dict) else state
+    if isinstance(inner, dict) and set(inner) == set(model.state_dict()):
+        model.load_state_dict(inner)
+        return
+    try:
+        zoo.load_official_state_dict(model, state)
+    except (TypeError, ValueError) as err:
+        raise EnergyInputError(f"--checkpoint {path}: {str(err).splitlines()[0][:300]}") from None
+
+
+def _claim_line(report: EnergyReport, convention: str, claimed_mj: float | None) -> str:
+    measured = report.paper_energy_mj if convention == "paper" else report.energy_mj
+    if claimed_mj is None:
+        return "paper claim: none on the model card"
+    return (f"paper claim: {claimed_mj} mJ; measured ({convention}): {measured:.4f} mJ "
+            f"({measured / claimed_mj:.3f} x the claim)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``energy MODEL [--dataset D --batches N]``: print the audit table and the energy per image in mJ."""
-    parser = argparse.ArgumentParser(prog="harness energy", description=main.__doc__)
-    parser.add_argument("model", help="registered zoo model name")
-    parser.add_argument("--dataset", default=None,
-                        help="harness dataset to draw evaluation batches from (default: synthetic N(0,1) images)")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--data-root", "--root", dest="root", default=None, help="dataset root directory")
-    parser.add_argument("--batches", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--T", type=int, default=None, help="time steps (default: the model card's)")
-    parser.add_argument("--checkpoint", default=None, help="state dict or engine checkpoint to load")
-    parser.add_argument("--calibrate-bn", action="store_true",
-                        help="first set BatchNorm statistics from the same batches (for untrained weights)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=None, help="also write the report as JSON to this path")
-    args = parser.parse_args(argv)
+    """``energy MODEL [--convention paper|ops] [--checkpoint F] [--json]``: per-layer audit and energy per image."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except EnergyInputError as err:
+        print(f"error: harness energy: {err}", file=sys.stderr)
+        return 2
 
+
+def _run(args: argparse.Namespace) -> int:
     import zoo
+    from harness.metrics.neurobench_metrics import neurobench_metrics
     from harness.recipe import load_recipe
 
-    torch.manual_seed(args.seed)
-    card = zoo.model_card(args.model)
+    if args.images < 1 or args.batch_size < 1:
+        raise EnergyInputError(f"--images and --batch-size must be >= 1, got {args.images} and {args.batch_size}")
+    try:
+        card = zoo.model_card(args.model)
+    except (KeyError, ValueError) as err:
+        raise EnergyInputError(str(err).strip("'\"")) from None
     T = args.T or card.T
+    torch.manual_seed(args.seed)
     model = zoo.create_model(args.model, T=T)
-    weights = "random (seed %d)" % args.seed
+    weights = f"random (seed {args.seed})"
     if args.checkpoint:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        model.load_state_dict(state.get("model", state))
+        _load_checkpoint(model, args.checkpoint)
         weights = args.checkpoint
     if args.dataset:
-        batches = dataset_batches(args.dataset, args.split, args.batches, args.batch_size, args.root, T,
-                                  load_recipe(card.recipe).data)
-        source = f"{args.dataset}/{args.split}"
+        try:
+            data = dataset_images(args.dataset, args.split, args.images, args.root, T, load_recipe(card.recipe).data)
+        except (KeyError, ValueError, FileNotFoundError) as err:
+            raise EnergyInputError(f"--dataset {args.dataset}: {str(err).strip(chr(39))}") from None
+        source = f"{args.dataset}/{args.split}, first {len(data)} images"
     elif getattr(model, "input_kind", "static") == "static":
-        batches = synthetic_images(card.input_shape, args.batches, args.batch_size, args.seed)
-        source = "synthetic N(0,1) images"
+        images = synthetic_images(card.input_shape, args.images, args.seed)
+        data = torch.utils.data.TensorDataset(images, torch.zeros(len(images), dtype=torch.long))
+        source = f"{len(data)} synthetic N(0,1) images (seed {args.seed})"
     else:
-        parser.error(f"{args.model} takes event frames: pass --dataset")
+        raise EnergyInputError(f"{args.model} takes event frames: pass --dataset (e.g. digits_dvs)")
+    loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, shuffle=False)
     if args.calibrate_bn:
-        calibrate_batch_norm(model, batches)
+        calibrate_batch_norm(model, (x for x, _ in loader))
         weights += ", BatchNorm statistics calibrated on the inputs"
-    report = measure_energy(model, batches)
-    title = f"{args.model}  T={T}  weights: {weights}  inputs: {source}"
-    print(format_audit(report, title, card.claimed_energy_mj))
+    report = measure_energy(model, (x for x, _ in loader), T)
+    neurobench = None if args.no_neurobench else neurobench_metrics(model, loader)
+    print(format_audit(report, args.convention, f"{args.model}  T={T}  weights: {weights}  inputs: {source}"))
+    if args.checkpoint:
+        print(_claim_line(report, args.convention, card.claimed_energy_mj))
+    else:
+        print("weights are random: the figure is no measure of the trained model, and no paper claim is shown")
+        if report.firing_overall < SILENT_FIRING_RATE:
+            print(f"warning: overall firing rate {report.firing_overall:.4f} < {SILENT_FIRING_RATE}: the network "
+                  f"is silent, so nearly all of the energy is the encoding layer's")
+    if neurobench is not None:
+        print("neurobench: " + ", ".join(f"{k} {v:.6g}" for k, v in neurobench.items()))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"model": args.model, "T": T, "weights": weights, "inputs": source,
-                       "claimed_energy_mj": card.claimed_energy_mj, **report.as_dict()}, fh, indent=1)
+        out = {"model": args.model, "convention": args.convention, "weights": weights, "images": report.images,
+               "T": T, "inputs": source, "firing_rate": report.firing_overall,
+               **convention_summary(report, args.convention), "neurobench": neurobench}
+        if args.checkpoint:
+            out["claimed_energy_mj"] = card.claimed_energy_mj
+        print(json.dumps(out))
     return 0
 
 

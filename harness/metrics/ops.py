@@ -15,6 +15,10 @@ Counted ops and how (``dense`` is the conventional count a dense processor perfo
 - additions / subtractions of two tensors: one AC per output element where both operands are non-zero.
 Not counted: ops inside LIF neurons (neuron dynamics), batch norm (folded into the preceding conv at
 inference), scaling by a scalar (folded into the next threshold), pooling, copies and views.
+
+Beside these "as executed" tallies the counter keeps the terms of the MSViT paper's Eq. 18 (``paper_tallies``),
+for contractions only (conv, linear, matmul: the layers whose FLOPs the papers count): each call's dense FLOPs,
+the time steps it covers and its input non-zero fraction. :mod:`harness.metrics.energy` turns both into energy.
 """
 
 from __future__ import annotations
@@ -63,6 +67,34 @@ class OpTally:
         return self.count / self.dense if self.dense else 0.0
 
 
+# what feeds a contraction, for Eq. 18: the encoding layer on the image, event frames, spikes, or real values
+# (time-averaged spikes, BN outputs) after the first neuron
+InputKind = Literal["image", "events", "spikes", "real"]
+
+
+@dataclass
+class PaperTally:
+    """One (layer, op kind, input kind) term of Eq. 18, summed over calls.
+
+    ``dense``: FLOPs as executed (every time step); ``steps``: time steps one call covers (T when the op runs on
+    the ``T x B`` leading axis, else 1); ``sops``: sum over calls of fr x dense, fr being the product of the
+    non-zero fractions of the call's spike operands (the first operand's for a real-valued contraction).
+    """
+
+    layer: str
+    kind: str
+    source: InputKind
+    steps: int
+    calls: int = 0
+    dense: float = 0.0
+    sops: float = 0.0
+
+    @property
+    def fr(self) -> float:
+        """The dense-weighted input non-zero fraction over all calls."""
+        return self.sops / self.dense if self.dense else 0.0
+
+
 def multiplicity(x: torch.Tensor) -> torch.Tensor | None:
     """``|x|`` as float32 if ``x`` holds spikes (binary or integer counts), ``None`` if it is real-valued."""
     if x.is_complex():
@@ -81,14 +113,20 @@ class OpCounter(TorchDispatchMode):
     An op the counter cannot account for raises ``NotImplementedError`` naming the layer.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, T: int = 1) -> None:
         super().__init__()
         self.model = model
+        self.T = T
+        self.events = getattr(model, "input_kind", "static") == "dvs"
         self.tallies: dict[tuple[str, str, str], OpTally] = {}
+        self.paper_tallies: dict[tuple[str, str, str, int], PaperTally] = {}
         self._stack: list[tuple[str, nn.Module]] = []
         self._handles: list[Any] = []
+        self._batch = 1
+        self._neuron_ran = False
 
     def __enter__(self) -> "OpCounter":
+        self._handles.append(self.model.register_forward_pre_hook(self._start_forward))
         for name, module in self.model.named_modules():
             self._handles.append(module.register_forward_pre_hook(self._push(name or ROOT)))
             self._handles.append(module.register_forward_hook(self._pop, always_call=True))
@@ -101,9 +139,17 @@ class OpCounter(TorchDispatchMode):
         self._stack.clear()
         super().__exit__(*exc)
 
+    def _start_forward(self, module: nn.Module, args: Any) -> None:
+        """A new image batch: remember its size (to find the time axis) and that no neuron has run yet."""
+        if not self._stack:
+            self._batch = args[0].shape[0] if args and isinstance(args[0], torch.Tensor) else 1
+            self._neuron_ran = False
+
     def _push(self, name: str):
         def hook(module: nn.Module, args: Any) -> None:
             self._stack.append((name, module))
+            if isinstance(module, LIF):
+                self._neuron_ran = True
         return hook
 
     def _pop(self, module: nn.Module, args: Any, output: Any) -> None:
@@ -120,7 +166,30 @@ class OpCounter(TorchDispatchMode):
             counted = self._count(func, args, out, layer)
         if counted is not None:
             self._add(layer, *counted)
+            if counted[0] in ("conv", "matmul"):
+                self._add_paper(layer, counted[0], counted[2], *self._paper_term(func, args, out))
         return out
+
+    def _paper_term(self, func, args, out: torch.Tensor) -> tuple[InputKind, int, float]:
+        """(input kind, time steps of one call, fr) of a contraction, per Eq. 18's rules."""
+        operands = _contraction_operands(func, args)
+        first = out.dim() > 0 and out.shape[0] % (self.T * self._batch) == 0
+        steps = self.T if first else 1
+        if not self._neuron_ran:
+            return ("events" if self.events else "image"), steps, _nonzero_fraction(operands[0])
+        spikes = [x for x in operands if multiplicity(x) is not None]
+        if not spikes:
+            return "real", steps, _nonzero_fraction(operands[0])
+        fr = 1.0
+        for x in spikes:
+            fr *= _nonzero_fraction(x)
+        return "spikes", steps, fr
+
+    def _add_paper(self, layer: str, kind: str, dense: float, source: InputKind, steps: int, fr: float) -> None:
+        tally = self.paper_tallies.setdefault((layer, kind, source, steps), PaperTally(layer, kind, source, steps))
+        tally.calls += 1
+        tally.dense += dense
+        tally.sops += fr * dense
 
     def _add(self, layer: str, kind: str, op_class: OpClass, dense: float, count: float) -> None:
         tally = self.tallies.setdefault((layer, kind, op_class), OpTally(layer, kind, op_class))
@@ -148,7 +217,7 @@ class OpCounter(TorchDispatchMode):
 
     @staticmethod
     def _matmul(func, args) -> tuple[str, OpClass, float, float]:
-        a, b = (args[1], args[2]) if func in (aten.addmm.default, aten.baddbmm.default) else (args[0], args[1])
+        a, b = _contraction_operands(func, args)
         dense = float(a.numel() * b.shape[-1])
         ma, mb = multiplicity(a), multiplicity(b)
         if ma is None and mb is None:
@@ -168,6 +237,18 @@ class OpCounter(TorchDispatchMode):
         replay = aten.convolution.default(_or_ones(mx, x), _or_ones(mw, w), None, stride, padding, dilation,
                                           False, output_padding, groups)
         return "conv", "AC", dense, float(replay.sum(dtype=torch.float64))
+
+
+def _contraction_operands(func, args) -> tuple[torch.Tensor, ...]:
+    """The activation operands of a contraction: a conv's input; both factors of a matmul."""
+    if func in _CONVS:
+        return (args[0],)
+    return (args[1], args[2]) if func in (aten.addmm.default, aten.baddbmm.default) else (args[0], args[1])
+
+
+def _nonzero_fraction(x: torch.Tensor) -> float:
+    """The fraction of non-zero elements (a spike count of 2 counts once, as the papers' counters do)."""
+    return float(torch.count_nonzero(x)) / x.numel() if x.numel() else 0.0
 
 
 def _is_compute(func) -> bool:

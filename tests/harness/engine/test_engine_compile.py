@@ -46,7 +46,7 @@ def test_compiled_model_matches_the_uncompiled_outputs_gradients_and_statistics(
 def test_compiled_training_matches_uncompiled_training(tmp_path):
     def run(compile_: bool) -> dict:
         spec = TrainSpec(model=engine_nets.STATIC, dataset="digits", recipe="digits", seed=0, epochs=1,
-                         model_kwargs={"width": 32}, energy_batches=0, limit_train_batches=4, limit_eval_batches=2,
+                         model_kwargs={"width": 32}, energy_images=0, limit_train_batches=4, limit_eval_batches=2,
                          overrides={"optim.lr": 1e-2, "optim.warmup_epochs": 0, "train.compile": compile_})
         return train(spec, tmp_path / f"compile_{compile_}")
 

@@ -14,7 +14,7 @@ from harness.data import build_dataset
 def _spec(**changes):
     base = dict(model=engine_nets.STATIC, dataset="digits", recipe="digits", seed=0, epochs=2,
                 model_kwargs={"width": 32}, overrides={"optim.lr": 1e-2, "optim.warmup_epochs": 0},
-                energy_batches=1)
+                energy_images="all")
     return TrainSpec(**{**base, **changes})
 
 
@@ -46,8 +46,17 @@ def test_the_run_directory_holds_config_checkpoints_log_and_energy(digits_run):
     best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
     assert best["progress"]["best_epoch"] == final["best_epoch"]
     assert "epoch 1 done" in (run_dir / "train.log").read_text()
-    energy = json.loads((run_dir / "energy.json").read_text())
-    assert final["energy"]["energy_mj"] == energy["energy_mj"] > 0 and energy["images"] == 32
+    audit = json.loads((run_dir / "energy.json").read_text())
+    energy = final["energy"]
+    assert energy["images"] == audit["images"] == 359  # the whole digits test split
+    assert energy["paper"] == {"energy_mj": audit["paper_energy_mj"], "first_layer_macs": audit["first_layer_macs"],
+                               "sops": audit["sops"], "firing_rate": audit["firing_overall"]}
+    assert energy["ops"] == {"energy_mj": audit["energy_mj"], "macs": audit["macs"], "acs": audit["acs"],
+                             "firing_rate": audit["firing_overall"]}
+    assert 0 < energy["paper"]["energy_mj"] < energy["ops"]["energy_mj"]  # encoding conv once, not T times
+    assert set(final["neurobench"]) == {"footprint_bytes", "connection_sparsity", "activation_sparsity",
+                                        "effective_macs", "effective_acs"}
+    assert final["neurobench"] == {k: audit["neurobench"][k] for k in final["neurobench"]}
 
 
 def test_best_checkpoint_reproduces_its_recorded_accuracy(digits_run):
@@ -74,7 +83,7 @@ def test_a_finished_run_is_returned_not_retrained_and_a_different_spec_is_refuse
 
 
 def test_nan_loss_stops_the_run_as_diverged_at_its_step(tmp_path):
-    spec = _spec(epochs=1, energy_batches=0, overrides={"optim.lr": 1e37, "optim.warmup_epochs": 0})
+    spec = _spec(epochs=1, energy_images=0, overrides={"optim.lr": 1e37, "optim.warmup_epochs": 0})
     final = train(spec, tmp_path)
     assert final["status"] == "diverged"
     assert final["message"].startswith("diverged at step 2 ")
@@ -103,3 +112,11 @@ def test_event_data_with_tet_lamb_ema_accumulation_mixup_and_clipping(tmp_path):
     last = final["last"]
     assert {"ema_eval_top1", "ema_eval_loss", "eval_top5"} <= set(last) and last["lr"] == 1e-5  # cooldown at min_lr
     assert TIMING_KEYS & set(last) == {"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s"}
+
+
+def test_energy_on_a_seeded_subset_of_n_images_records_n(tmp_path):
+    spec = _spec(epochs=1, eval_split="train", energy_images=1000, limit_train_batches=2, limit_eval_batches=1)
+    final = train(spec, tmp_path)
+    assert final["energy"]["images"] == 1000  # of the 1438 training digits, seeded by the run's seed
+    with pytest.raises(ValueError, match="at least 1000 images, got 999"):
+        _spec(energy_images=999)

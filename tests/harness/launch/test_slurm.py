@@ -46,7 +46,7 @@ LOCAL = REPO_ROOT / "slurm" / "local.yaml"
 EPOCHS = 6
 SUITE = f"""
     name: slurm_tiny
-    budget: {{epochs: {EPOCHS}, limit_batches: 12, subset: 192, energy_batches: 0}}
+    budget: {{epochs: {EPOCHS}, limit_batches: 12, subset: 192, energy_images: 0}}
     seeds: [0, 1, 2, 3]
     grid:
       - models: [spikformer_4_384.cifar10]

@@ -152,3 +152,14 @@ def test_unknown_model_override_names_its_line_and_the_valid_ones(tmp_path):
     message = str(err.value)
     assert f"{path}: line 8: field grid.0.variants.typo" in message
     assert "unknown override 'stage12_atn'" in message and "official_quirks" in message
+
+
+def test_energy_images_is_the_whole_split_by_default_and_at_least_1000(tmp_path):
+    text = f"""
+        runs:
+          - {{model: {MODEL}, dataset: digits_dvs, T: 2, recipe: digits_dvs}}
+        """
+    assert expand(load_suite(write(tmp_path, "a.yaml", text)))[0].energy_images == "all"
+    small = write(tmp_path, "b.yaml", "budget:\n  energy_images: 64\n" + textwrap.dedent(text))
+    with pytest.raises(SuiteError, match=r"line 2: field budget.energy_images.*at least 1000 images, got 64"):
+        load_suite(small)
