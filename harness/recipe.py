@@ -6,6 +6,7 @@ Named recipes live as YAML files in ``harness/recipes/<name>.yaml``; each names 
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -47,7 +48,13 @@ class DataRecipe(_Strict):
 
 
 class OptimRecipe(_Strict):
-    """Optimizer and learning-rate schedule (linear warmup, then cosine per step, then cooldown at min_lr)."""
+    """Optimizer and learning-rate schedule: linear warmup, half-cycle cosine, then cooldown at ``min_lr``.
+
+    ``lr_step`` says when the rate changes, as the official script does: ``"epoch"`` is timm's
+    ``CosineLRScheduler`` (the timm ``train.py`` scripts: one rate per epoch, the cosine runs over the whole
+    ``epochs`` and warmup overrides its first epochs); ``"step"`` is the MAE/DeiT ``adjust_learning_rate``
+    (a new rate every optimizer step, the cosine starts where warmup ends). See ``harness.engine.optim``.
+    """
 
     name: Literal["adamw", "lamb"] = "adamw"
     lr: float = 1e-3
@@ -61,6 +68,7 @@ class OptimRecipe(_Strict):
     warmup_lr: float = 0.0
     min_lr: float = 0.0
     cooldown_epochs: int = 0
+    lr_step: Literal["epoch", "step"] = "step"
     grad_clip: float | None = None
 
 
@@ -89,6 +97,32 @@ class Recipe(_Strict):
     data: DataRecipe = DataRecipe()
     optim: OptimRecipe = OptimRecipe()
     train: TrainRecipe = TrainRecipe()
+
+
+def _round_half_up(x: float) -> int:
+    return math.floor(x + 0.5)
+
+
+def scale_schedule(optim: OptimRecipe, epochs: int) -> OptimRecipe:
+    """The recipe's schedule shrunk (or stretched) to ``epochs`` epochs in total, keeping its shape.
+
+    With ``f = epochs / (optim.epochs + optim.cooldown_epochs)``: cooldown becomes ``round(cooldown * f)``
+    epochs, at least 1 when the recipe has one and the run has 2+ epochs (so the run ends at ``min_lr``, the
+    recipe's final rate), the main phase the rest; warmup becomes ``warmup * f`` epochs, rounded to whole epochs
+    when the rate steps per epoch (per-step schedules round it to whole steps) and shorter than the main phase.
+    Rounding is half up. E.g. 400 + 10 cooldown, warmup 20, run for 5 epochs: 4 main (warmup 0) + 1 cooldown.
+    """
+    full = optim.epochs + optim.cooldown_epochs
+    factor = epochs / full
+    cooldown = _round_half_up(optim.cooldown_epochs * factor)
+    if optim.cooldown_epochs and epochs > 1:
+        cooldown = max(cooldown, 1)
+    cooldown = min(cooldown, epochs - 1)
+    main = epochs - cooldown
+    warmup = optim.warmup_epochs * factor
+    if optim.lr_step == "epoch":
+        warmup = min(_round_half_up(warmup), main - 1)
+    return optim.model_copy(update={"epochs": main, "cooldown_epochs": cooldown, "warmup_epochs": min(warmup, main)})
 
 
 def list_recipes() -> list[str]:

@@ -96,8 +96,8 @@ def test_overflowing_gradients_stop_the_run_as_diverged(tmp_path):
 def test_event_data_with_tet_lamb_ema_accumulation_mixup_and_clipping(tmp_path):
     overrides = {"train.loss": "tet", "optim.name": "lamb", "train.ema_decay": 0.9, "train.accum_steps": 2,
                  "data.mixup_alpha": 0.5, "optim.grad_clip": 1.0, "optim.cooldown_epochs": 1}
-    spec = TrainSpec(model=engine_nets.DVS, dataset="digits_dvs", recipe="digits_dvs", epochs=1,
-                     overrides=overrides, limit_train_batches=6, limit_eval_batches=2)
+    spec = TrainSpec(model=engine_nets.DVS, dataset="digits_dvs", recipe="digits_dvs", epochs=2,
+                     overrides=overrides, limit_train_batches=6, limit_eval_batches=2)  # 1 main + 1 cooldown
     final = train(spec, tmp_path / "run")
     assert final["status"] == "finished" and final["global_step"] == 2 * 3
     last = final["last"]
