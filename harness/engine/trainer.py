@@ -37,6 +37,7 @@ from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
 from harness.engine.progress import EpochProgress, RunLog
 from harness.engine.provenance import provenance
 from harness.engine.spec import TrainSpec
+from harness.recipe import accumulation_steps
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
 
 # metrics that measure speed, not learning: they differ between otherwise identical runs
@@ -119,8 +120,10 @@ class _Trainer:
     def _build_model(self) -> None:
         train_cfg = self.recipe.train
         seed_all(self.spec.seed)  # identical initial weights on every rank
-        self.model = zoo.create_model(self.spec.model, T=self.T, num_classes=self.info["num_classes"],
-                                      **self.spec.model_kwargs)
+        kwargs = dict(self.spec.model_kwargs)
+        if self.info["kind"] == "dvs" and self.recipe.data.dvs_channels != 2:
+            kwargs.setdefault("in_channels", self.recipe.data.dvs_channels)
+        self.model = zoo.create_model(self.spec.model, T=self.T, num_classes=self.info["num_classes"], **kwargs)
         self.channels_last = train_cfg.channels_last and self.device.type == "cuda"
         self.model.to(self.device)
         if self.channels_last:
@@ -141,7 +144,7 @@ class _Trainer:
                                                      spec.train_subset, spec.seed), spec.seed)
         self.eval_set = SeededSamples(seeded_subset(build_dataset(spec.dataset, self.eval_split, **args),
                                                     spec.eval_subset, spec.seed), spec.seed)
-        self.batch_size, self.accum = train_cfg.batch_size, train_cfg.accum_steps
+        self.batch_size, self.accum = train_cfg.batch_size, accumulation_steps(train_cfg, self.dist.world)
         self.eval_batch_size = train_cfg.eval_batch_size or self.batch_size
         shard = len(EpochSampler(len(self.train_set), spec.seed, 0, True, self.dist.rank, self.dist.world))
         available = min(shard // self.batch_size, spec.limit_train_batches or shard)

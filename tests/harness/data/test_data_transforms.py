@@ -20,7 +20,7 @@ REQUIRED = {
     "sdt_cifar10", "sdt_cifar100", "sdt_dvs128", "sdt_cifar10dvs", "sdt_in1k", "sdt_in1k_768", "sdtv2_in1k",
     "digits", "digits_dvs",
 }
-DVS_ONLY = ("dvs_hflip", "dvs_augment", "dvs_cutout", "dvs_resize")
+DVS_ONLY = ("dvs_hflip", "dvs_augment", "dvs_cutout", "dvs_resize", "dvs_channels")
 STATIC_ONLY = ("randaugment", "random_erasing", "hflip", "random_resized_crop", "cutmix_alpha")
 
 
