@@ -112,6 +112,11 @@ def accumulation_steps(train: TrainRecipe, devices: int) -> int:
     return train.global_batch // per_step
 
 
+def model_input_kwargs(data: DataRecipe, kind: str) -> dict[str, Any]:
+    """Model constructor arguments the data recipe implies: ``in_channels`` for 3-channel event input."""
+    return {"in_channels": data.dvs_channels} if kind == "dvs" and data.dvs_channels != 2 else {}
+
+
 class Deviation(_Strict):
     """One place where the paper and the official code disagree, and which value the recipe uses.
 

@@ -37,7 +37,8 @@ from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
 from harness.engine.progress import EpochProgress, RunLog
 from harness.engine.provenance import provenance
 from harness.engine.spec import TrainSpec
-from harness.recipe import accumulation_steps
+from harness.audit import batch_dependent
+from harness.recipe import accumulation_steps, model_input_kwargs
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
 
 # metrics that measure speed, not learning: they differ between otherwise identical runs
@@ -120,9 +121,7 @@ class _Trainer:
     def _build_model(self) -> None:
         train_cfg = self.recipe.train
         seed_all(self.spec.seed)  # identical initial weights on every rank
-        kwargs = dict(self.spec.model_kwargs)
-        if self.info["kind"] == "dvs" and self.recipe.data.dvs_channels != 2:
-            kwargs.setdefault("in_channels", self.recipe.data.dvs_channels)
+        kwargs = {**model_input_kwargs(self.recipe.data, self.info["kind"]), **self.spec.model_kwargs}
         self.model = zoo.create_model(self.spec.model, T=self.T, num_classes=self.info["num_classes"], **kwargs)
         self.channels_last = train_cfg.channels_last and self.device.type == "cuda"
         self.model.to(self.device)
@@ -388,6 +387,7 @@ class _Trainer:
             "global_step": state.global_step, "best_top1": state.best_top1, "best_epoch": state.best_epoch,
             "last": state.history[-1] if state.history else None, "params": count_params(self.model),
             "wall_time_s": state.wall_time_s, "peak_memory_mb": peak_memory_mb(self.device),
+            "eval_batch": self.eval_batch_size, "batch_dependent": batch_dependent(self.model),
         }
         if status == "finished" and self.spec.energy_batches:
             final["energy"] = self._energy()

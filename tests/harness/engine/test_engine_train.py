@@ -27,6 +27,7 @@ def digits_run(tmp_path_factory):
 def test_a_short_run_on_digits_learns(digits_run):
     run_dir, final = digits_run
     assert final["status"] == "finished" and final["epochs_completed"] == 2
+    assert final["eval_batch"] == 32 and final["batch_dependent"] is False  # digits recipe batch; no coupling
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [0, 1]
     assert lines[-1]["train_loss"] < lines[0]["train_loss"]
@@ -106,6 +107,14 @@ def test_event_data_with_tet_lamb_ema_accumulation_mixup_and_clipping(tmp_path):
     last = final["last"]
     assert {"ema_eval_top1", "ema_eval_loss", "eval_top5"} <= set(last) and last["lr"] == 1e-5  # cooldown at min_lr
     assert TIMING_KEYS & set(last) == {"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s"}
+
+
+def test_final_records_the_eval_batch_and_that_an_ssa_quirk_model_depends_on_it(tmp_path):
+    spec = TrainSpec(model="qkformer_4_384.cifar10", dataset="digits", recipe="digits", T=2, epochs=1,
+                     model_kwargs={"widths": [8, 16, 16], "depths": [1, 1, 1], "heads": 2},
+                     overrides={"train.eval_batch_size": 8}, limit_train_batches=1, limit_eval_batches=1)
+    final = train(spec, tmp_path)
+    assert (final["eval_batch"], final["batch_dependent"]) == (8, True)
 
 
 @pytest.mark.slow
