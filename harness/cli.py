@@ -49,18 +49,16 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     if args.what in ("models", "all"):
         import zoo
 
-        print("# models")
+        print("# models (params: the official code's count; 'derived': ours, built from the paper's text)")
         for name in zoo.list_models(args.pattern):
             card = zoo.model_card(name)
-            params = f"{card.code_params:,}" if card.code_params else "?"
+            derived = card.extra.get("derived_params")
+            params = (f"{card.code_params:,}" if card.code_params else f"{derived:,} (derived)" if derived else "?")
             print(f"{name:32s} {card.family:11s} T={card.T:<3d} classes={card.num_classes:<5d} params={params}")
     if args.what in ("datasets", "all"):
-        from harness.data import dataset_info, list_datasets
-
-        print("# datasets")
-        for name in list_datasets():
-            info = dataset_info(name)
-            print(f"{name:12s} {info['kind']:7s} classes={info['num_classes']:<5d} shape={tuple(info['input_shape'])}")
+        print("# datasets (input: the (C, H, W) the model sees per image or frame, under each recipe using it)")
+        for line in _dataset_lines():
+            print(line)
     if args.what in ("recipes", "all"):
         from harness.recipe import list_recipes, load_recipe
 
@@ -72,6 +70,27 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         for path in sorted((REPO_ROOT / "suites").glob("*.yaml")):
             print(path.relative_to(REPO_ROOT))
     return 0
+
+
+def _dataset_lines() -> list[str]:
+    """One line per dataset: kind, classes, and the real input shape under each recipe that trains on it."""
+    import zoo
+    from harness.data import dataset_info, list_datasets, model_input_shape
+    from harness.recipe import list_recipes, load_recipe
+
+    recipes = list_recipes()
+    lines = []
+    for name in list_datasets():
+        info = dataset_info(name)
+        users = {zoo.model_card(m).recipe for m in zoo.list_models() if zoo.model_card(m).dataset == name}
+        users |= {name} if name in recipes else set()
+        shapes: dict[tuple[int, int, int], list[str]] = {}
+        for recipe in sorted(users):
+            shapes.setdefault(model_input_shape(name, load_recipe(recipe).data), []).append(recipe)
+        inputs = "; ".join(f"{shape} [{', '.join(rs)}]" for shape, rs in shapes.items()) or \
+            f"{model_input_shape(name)} (no recipe)"
+        lines.append(f"{name:12s} {info['kind']:7s} classes={info['num_classes']:<5d} input={inputs}")
+    return lines
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -77,3 +77,15 @@ def test_quirks_suite_validates_with_every_family_official_and_paper(capsys):
     families = {"msvit", "qkformer", "spikformer", "sdt", "sdtv2"}
     assert pairs == {(f, d, v, v == "official") for f in families for d in ("digits", "digits_dvs")
                      for v in ("official", "paper")}
+
+
+def test_ls_gives_derived_counts_and_the_input_each_recipe_feeds(capsys):
+    assert main(["ls", "models", "--pattern", "msvit_2_256*"]) == 0
+    out = capsys.readouterr().out
+    assert "params=1,674,762 (derived)" in out and "params=1,675,019 (derived)" in out and "?" not in out
+    assert main(["ls", "datasets"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "input=(3, 16, 16) [digits]" in lines["digits"]  # stored at 32x32, fed at the recipe's 16x16
+    assert "(3, 128, 128) [msvit_cifar10dvs]" in lines["cifar10dvs"] and "(2, 64, 64) [sdt_cifar10dvs]" in lines[
+        "cifar10dvs"]
+    assert "(3, 224, 224) [msvit_in1k," in lines["imagenet"]

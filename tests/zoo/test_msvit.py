@@ -77,6 +77,8 @@ def test_dvs_configs_follow_the_papers_text(name):
     assert max(embed.layers[-1].conv_bn[0].out_channels for embed in model.embeds) == 256
     assert (model.T, model.input_kind, card.input_shape) == (16, "dvs", (2, 128, 128))
     assert n_params(zoo.create_model(name, p_kernel=3)) - count == 2 * 128**2  # kernel-3 P in one MSSA block at 128
+    three = n_params(zoo.create_model(name, in_channels=3))  # the msvit DVS recipes' 3-channel input
+    assert three - count == 9 * 8 and f"{three:,}" in card.notes  # one more input channel of the 3x3 stem conv
 
 
 @pytest.mark.parametrize("name", sorted(MSVIT_PARAMS | MSVIT_DVS_PARAMS))

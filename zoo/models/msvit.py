@@ -181,7 +181,8 @@ DVS_DERIVATION = (
     "as QKFormer's CIFAR10-DVS code, and the P branch of MSViT's own cifar100/model.py (kernel 1). Count: "
     "1,674,762 (10 classes) / 1,675,019 (11), +0.29% over the paper's 1.67M. The cifar10/ImageNet P kernel 3 "
     "would give 1,707,530 (+2.25%, outside the 2% the paper's count allows: override p_kernel=3 to get it); "
-    "widths 128/128/256 (MSViT's CIFAR/ImageNet pattern) would give 1.87M.")
+    "widths 128/128/256 (MSViT's CIFAR/ImageNet pattern) would give 1.87M. The msvit DVS recipes feed 3 channels "
+    "(polarities and their sum, the paper's input; in_channels=3): 1,674,834 / 1,675,091.")
 
 
 def _msvit_dvs(dataset: str, num_classes: int, params: int, top1: float) -> None:
