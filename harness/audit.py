@@ -22,9 +22,10 @@ def batch_dependent(model: nn.Module) -> bool:
 
 @torch.no_grad()
 def logits_in_batches(model: nn.Module, images: torch.Tensor, batch: int) -> torch.Tensor:
-    """Eval-mode logits of ``images`` fed ``batch`` at a time (the last batch may be smaller)."""
+    """Eval-mode logits of ``images`` fed ``batch`` at a time (the last batch may be smaller), on the CPU."""
     model.eval()
-    return torch.cat([model(images[i:i + batch]).float() for i in range(0, len(images), batch)])
+    device = next(model.parameters()).device
+    return torch.cat([model(images[i:i + batch].to(device)).float().cpu() for i in range(0, len(images), batch)])
 
 
 def audit_batches(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,

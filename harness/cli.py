@@ -290,6 +290,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.checkpoint:
         load_weights(model, args.checkpoint)
         weights = args.checkpoint
+    device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
     images, labels, source = _audit_inputs(args, card, T)
     report = {"model": args.model, "weights": weights, "inputs": source,
               **audit_batches(model, images, labels, (1, args.batch))}
@@ -399,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--T", type=int, help="time steps (default: the model card's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model argument override (repeatable)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (auto: the GPU if there is one)")
     p.add_argument("--json", action="store_true", help="also print the report as one JSON object on the last line")
 
     p = command("bench", _cmd_bench, "run a benchmark script from benchmarks/ (e.g. lif_speed)")
