@@ -227,12 +227,14 @@ def _audit_inputs(args: argparse.Namespace, card, T: int):
     """The seeded images (and labels) the audit compares: a dataset's eval split, or synthetic inputs."""
     import torch
 
-    gen = torch.Generator().manual_seed(args.seed)
-    if args.random:
-        if card.input_shape[0] == 2 or "dvs" in card.dataset:
-            return torch.randint(0, 3, (args.images, T, *card.input_shape), generator=gen).float(), None, "random events"
-        return torch.randn(args.images, *card.input_shape, generator=gen), None, "random N(0,1) images"
     from harness.data import DatasetError, build_dataset, dataset_info
+
+    gen = torch.Generator().manual_seed(args.seed)
+    if args.random and dataset_info(card.dataset)["kind"] == "dvs":
+        events = torch.randint(0, 3, (args.images, T, *card.input_shape), generator=gen).float()
+        return events, None, "random event counts in 0..2"
+    if args.random:
+        return torch.randn(args.images, *card.input_shape, generator=gen), None, "random N(0,1) images"
     from harness.engine.data import seeded_subset
     from harness.recipe import list_recipes, load_recipe
 

@@ -92,7 +92,8 @@ class TrainRecipe(_Strict):
     @model_validator(mode="after")
     def _one_way_to_accumulate(self) -> "TrainRecipe":
         if self.global_batch is not None and self.accum_steps != 1:
-            raise ValueError("give train.global_batch (accumulation follows the devices) or train.accum_steps, not both")
+            raise ValueError("give train.global_batch (accumulation follows the devices) or train.accum_steps, "
+                             "not both")
         if self.global_batch is not None and self.global_batch % self.batch_size:
             raise ValueError(f"train.global_batch {self.global_batch} is not a multiple of train.batch_size "
                              f"{self.batch_size}")

@@ -28,6 +28,7 @@ import torch.distributed as dist
 from torch import nn
 
 import zoo
+from harness.audit import batch_dependent
 from harness.data import build_dataset, dataset_info, mixup_fn, update_mixup_for_epoch
 from harness.engine.checkpoint import CheckpointStore, atomic_write_text, rng_state, set_rng_state
 from harness.engine.data import EpochSampler, SeededSamples, epoch_loader, seeded_subset
@@ -38,9 +39,8 @@ from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
 from harness.engine.progress import EpochProgress, RunLog
 from harness.engine.provenance import provenance
 from harness.engine.spec import TrainSpec
-from harness.audit import batch_dependent
-from harness.recipe import accumulation_steps, model_input_kwargs
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
+from harness.recipe import accumulation_steps, model_input_kwargs
 
 # metrics that measure speed, not learning: they differ between otherwise identical runs
 TIMING_KEYS = frozenset({"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s", "wall_time_s",

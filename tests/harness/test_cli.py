@@ -55,6 +55,15 @@ def test_audit_compares_batch_1_and_32_on_seeded_images_and_prints_json_last(cap
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["batch_dependent"] is False
 
 
+def test_audit_on_random_inputs_reports_logit_differences_without_top1(capsys):
+    args = ["audit", "sdt_2_512.cifar10", "--random", "--images", "4", "--batch", "2", "--T", "1", "--json",
+            "--set", "dim=32", "--set", "depth=1"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["inputs"] == "random N(0,1) images" and report["batches"] == [1, 2] and report["images"] == 4
+    assert "top1_diff" not in report and report["batch_dependent"] is False
+
+
 @pytest.mark.parametrize("args,message", [
     (["audit", "msvit_4_384.cifar1"], "unknown model 'msvit_4_384.cifar1'"),
     (["audit", "msvit_4_384.cifar10", "--set", "width"], "--set 'width': expected KEY=VALUE"),
