@@ -49,18 +49,16 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     if args.what in ("models", "all"):
         import zoo
 
-        print("# models")
+        print("# models (params: the official code's count; 'derived': ours, built from the paper's text)")
         for name in zoo.list_models(args.pattern):
             card = zoo.model_card(name)
-            params = f"{card.code_params:,}" if card.code_params else "?"
+            derived = card.extra.get("derived_params")
+            params = (f"{card.code_params:,}" if card.code_params else f"{derived:,} (derived)" if derived else "?")
             print(f"{name:32s} {card.family:11s} T={card.T:<3d} classes={card.num_classes:<5d} params={params}")
     if args.what in ("datasets", "all"):
-        from harness.data import dataset_info, list_datasets
-
-        print("# datasets")
-        for name in list_datasets():
-            info = dataset_info(name)
-            print(f"{name:12s} {info['kind']:7s} classes={info['num_classes']:<5d} shape={tuple(info['input_shape'])}")
+        print("# datasets (input: the (C, H, W) the model sees per image or frame, under each recipe using it)")
+        for line in _dataset_lines():
+            print(line)
     if args.what in ("recipes", "all"):
         from harness.recipe import list_recipes, load_recipe
 
@@ -72,6 +70,27 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         for path in sorted((REPO_ROOT / "suites").glob("*.yaml")):
             print(path.relative_to(REPO_ROOT))
     return 0
+
+
+def _dataset_lines() -> list[str]:
+    """One line per dataset: kind, classes, and the real input shape under each recipe that trains on it."""
+    import zoo
+    from harness.data import dataset_info, list_datasets, model_input_shape
+    from harness.recipe import list_recipes, load_recipe
+
+    recipes = list_recipes()
+    lines = []
+    for name in list_datasets():
+        info = dataset_info(name)
+        users = {zoo.model_card(m).recipe for m in zoo.list_models() if zoo.model_card(m).dataset == name}
+        users |= {name} if name in recipes else set()
+        shapes: dict[tuple[int, int, int], list[str]] = {}
+        for recipe in sorted(users):
+            shapes.setdefault(model_input_shape(name, load_recipe(recipe).data), []).append(recipe)
+        inputs = "; ".join(f"{shape} [{', '.join(rs)}]" for shape, rs in shapes.items()) or \
+            f"{model_input_shape(name)} (no recipe)"
+        lines.append(f"{name:12s} {info['kind']:7s} classes={info['num_classes']:<5d} input={inputs}")
+    return lines
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -204,6 +223,92 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     return energy_main(args.extra)
 
 
+def _audit_inputs(args: argparse.Namespace, card, T: int):
+    """The seeded images (and labels) the audit compares: a dataset's eval split, or synthetic inputs."""
+    import torch
+
+    from harness.data import DatasetError, build_dataset, dataset_info
+
+    gen = torch.Generator().manual_seed(args.seed)
+    if args.random and dataset_info(card.dataset)["kind"] == "dvs":
+        events = torch.randint(0, 3, (args.images, T, *card.input_shape), generator=gen).float()
+        return events, None, "random event counts in 0..2"
+    if args.random:
+        return torch.randn(args.images, *card.input_shape, generator=gen), None, "random N(0,1) images"
+    from harness.engine.data import seeded_subset
+    from harness.recipe import list_recipes, load_recipe
+
+    dataset = args.dataset or card.dataset
+    try:
+        info = dataset_info(dataset)
+    except KeyError as err:
+        raise UserError(str(err.args[0])) from None
+    recipe = card.recipe if dataset == card.dataset else dataset if dataset in list_recipes() else None
+    if recipe is None:
+        raise UserError(f"--dataset {dataset}: no recipe for {card.name} on it; use its own dataset "
+                        f"({card.dataset}) or one with a recipe ({', '.join(list_recipes())})")
+    split = "val" if "val" in info["splits"] else "test"
+    try:
+        data = build_dataset(dataset, split, root=args.data_root, T=T, recipe=load_recipe(recipe).data)
+    except DatasetError as err:
+        raise UserError(f"{str(err).splitlines()[0]} (pass --data-root, another --dataset, or --random)") from None
+    subset = seeded_subset(data, min(args.images, len(data)), args.seed)
+    x, y = zip(*(subset[i] for i in range(len(subset))))
+    return torch.stack(x), torch.tensor(y), f"{dataset}/{split} ({recipe} eval pipeline)"
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+    import yaml
+
+    import zoo
+    from harness.audit import audit_batches, load_weights
+    from harness.data import dataset_info
+    from harness.recipe import load_recipe, model_input_kwargs
+
+    try:
+        card = zoo.model_card(args.model)
+    except KeyError as err:
+        raise UserError(str(err.args[0])) from None
+    overrides = {}
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE (a model argument)")
+        overrides[key] = yaml.safe_load(value)
+    unknown = sorted(set(overrides) - set(zoo.model_arguments(args.model)))
+    if unknown:
+        raise UserError(f"--set: {', '.join(unknown)} not arguments of {args.model}; "
+                        f"valid: {', '.join(zoo.model_arguments(args.model))}")
+    T = args.T or card.T
+    torch.manual_seed(args.seed)
+    dataset = args.dataset or card.dataset
+    kwargs = {} if args.random or dataset != card.dataset else model_input_kwargs(
+        load_recipe(card.recipe).data, dataset_info(dataset)["kind"])
+    model = zoo.create_model(args.model, T=T, **{**kwargs, **overrides})
+    weights = f"random (seed {args.seed})"
+    if args.checkpoint:
+        load_weights(model, args.checkpoint)
+        weights = args.checkpoint
+    device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    images, labels, source = _audit_inputs(args, card, T)
+    report = {"model": args.model, "weights": weights, "inputs": source,
+              **audit_batches(model, images, labels, (1, args.batch))}
+    print(f"{args.model}  T={T}  weights: {weights}  inputs: {source}, {report['images']} images")
+    print(f"batch_dependent (model structure): {report['batch_dependent']}")
+    if "top1_diff" in report:
+        print(f"top-1 at batch 1: {report['top1_batch1']:.2f}%   at batch {args.batch}: "
+              f"{report[f'top1_batch{args.batch}']:.2f}%   difference {report['top1_diff']:+.2f} points")
+    print(f"predictions changed: {report['prediction_changes_pct']:.2f}%   logit difference max "
+          f"{report['max_logit_diff']:.3g}  mean {report['mean_logit_diff']:.3g}")
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import runpy
 
@@ -285,6 +390,21 @@ def build_parser() -> argparse.ArgumentParser:
     # every argument after `energy` goes to harness.metrics.energy (its own --help lists them)
     p = sub.add_parser("energy", add_help=False, help="print a model's per-layer energy audit and total (mJ)")
     p.set_defaults(func=_cmd_energy)
+
+    p = command("audit", _cmd_audit, "evaluate a model at batch 1 and batch 32 on the same images and report "
+                "the top-1 and logit differences (batch-size invariance)")
+    p.add_argument("model", help="registered zoo model name")
+    p.add_argument("--checkpoint", help="engine checkpoint, state dict, or official checkpoint to load")
+    p.add_argument("--dataset", help="dataset whose eval split gives the images (default: the model's own)")
+    p.add_argument("--data-root", help="where the real datasets live (default $SPIKEBENCH_DATA)")
+    p.add_argument("--random", action="store_true", help="seeded synthetic inputs instead of a dataset (no top-1)")
+    p.add_argument("--images", type=int, default=64, help="number of images (a seeded subset)")
+    p.add_argument("--batch", type=int, default=32, help="the large eval batch compared with batch 1")
+    p.add_argument("--T", type=int, help="time steps (default: the model card's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model argument override (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (auto: the GPU if there is one)")
+    p.add_argument("--json", action="store_true", help="also print the report as one JSON object on the last line")
 
     p = command("bench", _cmd_bench, "run a benchmark script from benchmarks/ (e.g. lif_speed)")
     p.add_argument("name", help="benchmark name: a file benchmarks/NAME.py")

@@ -6,11 +6,12 @@ Named recipes live as YAML files in ``harness/recipes/<name>.yaml``; each names 
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.configfile import load_yaml
 
@@ -57,10 +58,17 @@ class DataRecipe(_Strict):
     dvs_augment: Literal["snn_augment_wide"] | None = None
     dvs_cutout: int | None = None  # DVS cutout hole size in pixels
     dvs_resize: int | None = None  # DVS: resize frames (SDT resizes CIFAR10-DVS to 64)
+    dvs_channels: Literal[2, 3] = 2  # DVS: 2 polarities, or 3 = the polarities and their sum (model in_channels)
 
 
 class OptimRecipe(_Strict):
-    """Optimizer and learning-rate schedule (linear warmup, then cosine per step, then cooldown at min_lr)."""
+    """Optimizer and learning-rate schedule: linear warmup, half-cycle cosine, then cooldown at ``min_lr``.
+
+    ``lr_step`` says when the rate changes, as the official script does: ``"epoch"`` is timm's
+    ``CosineLRScheduler`` (the timm ``train.py`` scripts: one rate per epoch, the cosine runs over the whole
+    ``epochs`` and warmup overrides its first epochs); ``"step"`` is the MAE/DeiT ``adjust_learning_rate``
+    (a new rate every optimizer step, the cosine starts where warmup ends). See ``harness.engine.optim``.
+    """
 
     name: Literal["adamw", "lamb"] = "adamw"
     lr: float = 1e-3
@@ -74,14 +82,16 @@ class OptimRecipe(_Strict):
     warmup_lr: float = 0.0
     min_lr: float = 0.0
     cooldown_epochs: int = 0
+    lr_step: Literal["epoch", "step"] = "step"
     grad_clip: float | None = None
 
 
 class TrainRecipe(_Strict):
     """Batching, loss and numerics."""
 
-    batch_size: int = 64
-    accum_steps: int = 1
+    batch_size: int = Field(64, ge=1)  # per device
+    accum_steps: int = Field(1, ge=1)  # used when global_batch is None
+    global_batch: int | None = Field(None, ge=1)  # batch_size x devices x accumulation, kept at launch
     label_smoothing: float = 0.0
     loss: Literal["ce", "tet"] = "ce"
     tet_lambda: float = 0.001  # TET: weight of the MSE term pulling outputs towards tet_means
@@ -91,6 +101,48 @@ class TrainRecipe(_Strict):
     channels_last: bool = False
     compile: bool = False
     eval_batch_size: int | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_accumulate(self) -> "TrainRecipe":
+        if self.global_batch is not None and self.accum_steps != 1:
+            raise ValueError("give train.global_batch (accumulation follows the devices) or train.accum_steps, "
+                             "not both")
+        if self.global_batch is not None and self.global_batch % self.batch_size:
+            raise ValueError(f"train.global_batch {self.global_batch} is not a multiple of train.batch_size "
+                             f"{self.batch_size}")
+        return self
+
+
+def accumulation_steps(train: TrainRecipe, devices: int) -> int:
+    """Micro-batches per optimizer step on ``devices`` devices: ``global_batch / (batch_size x devices)`` when the
+    recipe fixes the global batch (so it stays what the paper used on any device count), else ``accum_steps``."""
+    if train.global_batch is None:
+        return train.accum_steps
+    per_step = train.batch_size * devices
+    if train.global_batch % per_step:
+        raise ValueError(f"train.global_batch {train.global_batch} is not divisible by train.batch_size "
+                         f"{train.batch_size} x {devices} devices = {per_step}: use a device count or batch_size "
+                         f"that divides it")
+    return train.global_batch // per_step
+
+
+def model_input_kwargs(data: DataRecipe, kind: str) -> dict[str, Any]:
+    """Model constructor arguments the data recipe implies: ``in_channels`` for 3-channel event input."""
+    return {"in_channels": data.dvs_channels} if kind == "dvs" and data.dvs_channels != 2 else {}
+
+
+class Deviation(_Strict):
+    """One place where the paper and the official code disagree, and which value the recipe uses.
+
+    ``field`` is a recipe field (``train.global_batch``; its value must be the chosen side's) or a quantity
+    derived from several (``peak_lr``); ``source`` says where each value is stated.
+    """
+
+    field: str
+    paper: Any
+    code: Any
+    chosen: Literal["paper", "code"]
+    source: str
 
 
 class Recipe(_Strict):
@@ -102,6 +154,49 @@ class Recipe(_Strict):
     data: DataRecipe = DataRecipe()
     optim: OptimRecipe = OptimRecipe()
     train: TrainRecipe = TrainRecipe()
+    deviations: tuple[Deviation, ...] = ()
+
+    @model_validator(mode="after")
+    def _deviations_match_the_values(self) -> "Recipe":
+        raw = self.model_dump()
+        for deviation in self.deviations:
+            section, _, name = deviation.field.partition(".")
+            if section in ("data", "optim", "train") and name in raw[section]:
+                expected = getattr(deviation, deviation.chosen)
+                if _as_value(raw[section][name]) != _as_value(expected):
+                    raise ValueError(f"deviations: {deviation.field} chooses the {deviation.chosen}'s value "
+                                     f"{expected!r} but the recipe has {raw[section][name]!r}")
+        return self
+
+
+def _as_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _round_half_up(x: float) -> int:
+    return math.floor(x + 0.5)
+
+
+def scale_schedule(optim: OptimRecipe, epochs: int) -> OptimRecipe:
+    """The recipe's schedule shrunk (or stretched) to ``epochs`` epochs in total, keeping its shape.
+
+    With ``f = epochs / (optim.epochs + optim.cooldown_epochs)``: cooldown becomes ``round(cooldown * f)``
+    epochs, at least 1 when the recipe has one and the run has 2+ epochs (so the run ends at ``min_lr``, the
+    recipe's final rate), the main phase the rest; warmup becomes ``warmup * f`` epochs, rounded to whole epochs
+    when the rate steps per epoch (per-step schedules round it to whole steps) and shorter than the main phase.
+    Rounding is half up. E.g. 400 + 10 cooldown, warmup 20, run for 5 epochs: 4 main (warmup 0) + 1 cooldown.
+    """
+    full = optim.epochs + optim.cooldown_epochs
+    factor = epochs / full
+    cooldown = _round_half_up(optim.cooldown_epochs * factor)
+    if optim.cooldown_epochs and epochs > 1:
+        cooldown = max(cooldown, 1)
+    cooldown = min(cooldown, epochs - 1)
+    main = epochs - cooldown
+    warmup = optim.warmup_epochs * factor
+    if optim.lr_step == "epoch":
+        warmup = min(_round_half_up(warmup), main - 1)
+    return optim.model_copy(update={"epochs": main, "cooldown_epochs": cooldown, "warmup_epochs": min(warmup, main)})
 
 
 def list_recipes() -> list[str]:

@@ -16,7 +16,9 @@ class ModelCard:
     """What a registered configuration is and what its paper claims about it.
 
     ``code_params`` is the exact parameter count of the official implementation (used parameters);
-    ``claimed_*`` are the paper's printed numbers (``None`` where the paper gives none).
+    ``claimed_*`` are the paper's printed numbers (``None`` where the paper gives none). ``params`` is the
+    exact count of the built model (set by ``create_model``, so it follows overrides such as ``kd=True``;
+    ``None`` on the registry's own cards).
     """
 
     name: str
@@ -36,6 +38,7 @@ class ModelCard:
     official_code: str | None = None
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    params: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,10 +90,12 @@ def model_arguments(name: str) -> list[str]:
 def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build a registered configuration; ``overrides`` (``T=``, ``num_classes=``, switches) replace defaults.
 
-    The returned module carries its card (with T and classes updated) as ``model.card``.
+    The returned module carries its card (with T, classes and the exact parameter count of this build) as
+    ``model.card``.
     """
     _check_name(name)
     card = _CARDS[name]
     model = _BUILDERS[name](**overrides)
-    model.card = replace(card, T=overrides.get("T", card.T), num_classes=overrides.get("num_classes", card.num_classes))
+    model.card = replace(card, T=overrides.get("T", card.T), num_classes=overrides.get("num_classes", card.num_classes),
+                         params=sum(p.numel() for p in model.parameters()))
     return model

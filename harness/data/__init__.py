@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from harness.data.catalog import dataset_info, list_datasets
+from harness.data.catalog import dataset_info, list_datasets, model_input_shape
 from harness.data.errors import DatasetError
 
 _LAZY = {
@@ -20,7 +20,7 @@ _LAZY = {
     "update_mixup_for_epoch": "harness.data.mixup",
 }
 
-__all__ = ["DatasetError", "build_dataset", "dataset_info", "list_datasets", "mixup_fn", "update_mixup_for_epoch"]
+__all__ = ["DatasetError", "build_dataset", "dataset_info", "list_datasets", "model_input_shape", "mixup_fn", "update_mixup_for_epoch"]
 
 
 def __getattr__(name: str) -> Any:

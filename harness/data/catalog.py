@@ -56,6 +56,24 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+# datasets whose pipeline sizes images (or, for the emulated digits, the sensor) by the recipe's input_size;
+# the recorded event datasets keep their sensor size unless the recipe sets dvs_resize
+SIZED_BY_INPUT_SIZE = frozenset({"digits", "digits_dvs", "cifar10", "cifar100", "imagenet"})
+
+
+def model_input_shape(name: str, recipe: Any | None = None) -> tuple[int, int, int]:
+    """(C, H, W) of one image (one frame for event data) as the model receives it under ``recipe`` (a
+    ``DataRecipe``): the catalog's ``input_shape`` is the stored size, e.g. digits are stored at 32x32 but the
+    digits recipe feeds 16x16; event data gets ``dvs_channels`` channels."""
+    info = get_info(name)
+    channels, native = info.input_shape[0], info.input_shape[-1]
+    size = (recipe.input_size if recipe is not None and name in SIZED_BY_INPUT_SIZE else None) or native
+    if info.kind == "dvs":
+        size = (recipe.dvs_resize if recipe is not None else None) or size
+        channels = recipe.dvs_channels if recipe is not None else channels
+    return channels, size, size
+
+
 def default_data_dir() -> Path:
     """Where datasets are looked for and generated data is cached: ``$SPIKEBENCH_DATA`` or ``~/.cache/spikebench``."""
     return Path(os.environ.get("SPIKEBENCH_DATA") or Path.home() / ".cache" / "spikebench")

@@ -136,6 +136,11 @@ class ClipCutout:
         return out
 
 
+def with_polarity_sum(clip: torch.Tensor) -> torch.Tensor:
+    """``[T, 2, H, W]`` -> ``[T, 3, H, W]``: the two polarity channels and their sum (a 3-channel event input)."""
+    return torch.cat([clip, clip.sum(1, keepdim=True)], 1)
+
+
 class ClipResize:
     """Resize every frame to ``size`` x ``size`` (bilinear, antialiased: counts become non-integer, as in SDT)."""
 
@@ -160,4 +165,6 @@ def dvs_transform(recipe: DataRecipe | None, train: bool, resize: int | None = N
             steps.append(SNNAugmentWide())
         if recipe.dvs_cutout:
             steps.append(ClipCutout(recipe.dvs_cutout))
+    if recipe.dvs_channels == 3:
+        steps.append(with_polarity_sum)
     return tv.Compose(steps)

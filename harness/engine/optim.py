@@ -1,4 +1,4 @@
-"""Optimizers (AdamW, LAMB) and the per-step learning-rate schedule: linear warmup, cosine, cooldown."""
+"""Optimizers (AdamW, LAMB) and the learning-rate schedule (linear warmup, cosine, cooldown) per epoch or per step."""
 
 from __future__ import annotations
 
@@ -40,25 +40,41 @@ def build_optimizer(model: nn.Module, optim: OptimRecipe, lr: float) -> torch.op
 
 @dataclass(frozen=True)
 class LRSchedule:
-    """Learning rate of optimizer step ``s``: linear warmup from ``warmup_lr`` to ``peak``, half-cycle cosine
-    down to ``min_lr`` over the remaining main epochs, then ``min_lr`` for the cooldown epochs."""
+    """Learning rate of optimizer step ``s``, following the official scheduler the recipe names (``lr_step``).
+
+    ``"step"`` (MAE/DeiT ``adjust_learning_rate``): linear warmup from ``warmup_lr`` to ``peak`` over
+    ``warmup_steps``, then a half-cycle cosine from ``peak`` to ``min_lr`` over the remaining main steps, then
+    ``min_lr``. ``"epoch"`` (timm ``CosineLRScheduler``, ``warmup_prefix=False``): the rate of epoch ``e`` is
+    ``warmup_lr + e (peak - warmup_lr) / warmup`` during warmup, else ``min_lr + (peak - min_lr)(1 + cos(pi e /
+    epochs)) / 2`` (the cosine counts from epoch 0, not from the end of warmup), and ``min_lr`` from ``epochs`` on.
+    """
 
     peak: float
     warmup_lr: float
     min_lr: float
-    warmup_steps: int
-    main_steps: int
+    warmup: float  # in epochs (per-epoch stepping) or steps (per-step stepping)
+    main: int  # same unit: where the cosine reaches min_lr
+    steps_per_epoch: int
+    per_epoch: bool
 
     @classmethod
     def from_recipe(cls, optim: OptimRecipe, peak: float, steps_per_epoch: int) -> "LRSchedule":
+        per_epoch = optim.lr_step == "epoch"
+        unit = 1 if per_epoch else steps_per_epoch
         return cls(peak=peak, warmup_lr=optim.warmup_lr, min_lr=optim.min_lr,
-                   warmup_steps=round(optim.warmup_epochs * steps_per_epoch),
-                   main_steps=optim.epochs * steps_per_epoch)
+                   warmup=optim.warmup_epochs if per_epoch else round(optim.warmup_epochs * unit),
+                   main=optim.epochs * unit, steps_per_epoch=steps_per_epoch, per_epoch=per_epoch)
+
+    @property
+    def warmup_steps(self) -> int:
+        """Optimizer steps before the rate first reaches the cosine part."""
+        return math.ceil(self.warmup) * self.steps_per_epoch if self.per_epoch else int(self.warmup)
 
     def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return self.warmup_lr + (self.peak - self.warmup_lr) * step / self.warmup_steps
-        if step >= self.main_steps:
+        t = step // self.steps_per_epoch if self.per_epoch else step
+        if t < self.warmup:
+            return self.warmup_lr + (self.peak - self.warmup_lr) * t / self.warmup
+        if t >= self.main:
             return self.min_lr
-        progress = (step - self.warmup_steps) / max(1, self.main_steps - self.warmup_steps)
+        progress = t / self.main if self.per_epoch else (t - self.warmup) / max(1, self.main - self.warmup)
         return self.min_lr + (self.peak - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))

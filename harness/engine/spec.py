@@ -6,14 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.recipe import EnergyImages, Recipe, load_recipe, parse_recipe
+from harness.recipe import EnergyImages, Recipe, load_recipe, parse_recipe, scale_schedule
 
 
 class TrainSpec(BaseModel):
     """Everything ``harness.engine.train`` needs; saved (resolved) as ``config.json`` in the run directory.
 
     ``overrides`` replace recipe fields by dotted key (``{"optim.lr": 5e-4, "train.batch_size": 32}``);
-    ``epochs`` is a shortcut for ``optim.epochs`` (warmup and cooldown keep their recipe lengths).
+    ``epochs`` is the run's budget: that many epochs in total, the recipe's schedule (warmup, cosine,
+    cooldown) scaled to them by ``harness.recipe.scale_schedule`` after the overrides are applied.
     ``train_subset`` / ``eval_subset`` keep a seeded random subset of that many samples;
     ``limit_train_batches`` / ``limit_eval_batches`` cap the batches per epoch / per evaluation.
     ``energy_images`` ("all", N >= 1000 or 0 = off): after training, energy (both conventions), firing rates and
@@ -46,16 +47,19 @@ class TrainSpec(BaseModel):
     def resolved_recipe(self) -> Recipe:
         """The recipe with ``overrides`` (and ``epochs``) applied and re-validated."""
         base = load_recipe(self.recipe) if isinstance(self.recipe, str) else self.recipe
-        changes = dict(self.overrides)
-        if self.epochs is not None:
-            changes["optim.epochs"] = self.epochs
-        if not changes:
+        recipe = self._overridden(base)
+        if self.epochs is None:
+            return recipe
+        return recipe.model_copy(update={"optim": scale_schedule(recipe.optim, self.epochs)})
+
+    def _overridden(self, base: Recipe) -> Recipe:
+        if not self.overrides:
             return base
         raw = base.model_dump()
-        for key, value in changes.items():
+        for key, value in self.overrides.items():
             section, _, field = key.partition(".")
             if section not in ("data", "optim", "train") or field not in raw[section]:
                 raise ValueError(f"override {key!r}: expected 'data.<field>', 'optim.<field>' or 'train.<field>' "
                                  f"naming a recipe field")
             raw[section][field] = value
-        return parse_recipe(raw, source=f"recipe {base.name!r} with overrides {sorted(changes)}")
+        return parse_recipe(raw, source=f"recipe {base.name!r} with overrides {sorted(self.overrides)}")

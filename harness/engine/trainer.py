@@ -3,7 +3,8 @@
 The run directory receives ``config.json`` (the resolved spec and recipe, derived settings, library
 versions, git commit), ``metrics.jsonl`` (one line per epoch), ``train.log`` (``train.rank<r>.log`` for
 the other ranks of a distributed run), ``checkpoints/`` (atomic;
-the last K and ``best.pt``) and at the end ``final.json`` with status ``finished`` or ``diverged``.
+the last K and ``best.pt``) and at the end ``final.json`` with status ``finished`` or ``diverged`` (it also
+records ``eval_batch`` and ``batch_dependent``: whether the model's eval output depends on that batch).
 A run whose ``final.json`` exists is returned as is; otherwise it resumes from its newest checkpoint.
 On CPU a resumed run ends bit-identical to an uninterrupted one (see harness.engine.data for why).
 """
@@ -26,6 +27,7 @@ import torch.distributed as dist
 from torch import nn
 
 import zoo
+from harness.audit import batch_dependent
 from harness.data import build_dataset, dataset_info, mixup_fn, update_mixup_for_epoch
 from harness.engine.checkpoint import CheckpointStore, atomic_write_text, rng_state, set_rng_state
 from harness.engine.data import EpochSampler, SeededSamples, epoch_loader, seeded_subset
@@ -38,6 +40,7 @@ from harness.engine.provenance import provenance
 from harness.engine.spec import TrainSpec
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
 from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS, neurobench_metrics
+from harness.recipe import accumulation_steps, model_input_kwargs
 
 # metrics that measure speed, not learning: they differ between otherwise identical runs
 TIMING_KEYS = frozenset({"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s", "wall_time_s",
@@ -119,8 +122,8 @@ class _Trainer:
     def _build_model(self) -> None:
         train_cfg = self.recipe.train
         seed_all(self.spec.seed)  # identical initial weights on every rank
-        self.model = zoo.create_model(self.spec.model, T=self.T, num_classes=self.info["num_classes"],
-                                      **self.spec.model_kwargs)
+        kwargs = {**model_input_kwargs(self.recipe.data, self.info["kind"]), **self.spec.model_kwargs}
+        self.model = zoo.create_model(self.spec.model, T=self.T, num_classes=self.info["num_classes"], **kwargs)
         self.channels_last = train_cfg.channels_last and self.device.type == "cuda"
         self.model.to(self.device)
         if self.channels_last:
@@ -141,7 +144,7 @@ class _Trainer:
                                                      spec.train_subset, spec.seed), spec.seed)
         self.eval_set = SeededSamples(seeded_subset(build_dataset(spec.dataset, self.eval_split, **args),
                                                     spec.eval_subset, spec.seed), spec.seed)
-        self.batch_size, self.accum = train_cfg.batch_size, train_cfg.accum_steps
+        self.batch_size, self.accum = train_cfg.batch_size, accumulation_steps(train_cfg, self.dist.world)
         self.eval_batch_size = train_cfg.eval_batch_size or self.batch_size
         shard = len(EpochSampler(len(self.train_set), spec.seed, 0, True, self.dist.rank, self.dist.world))
         available = min(shard // self.batch_size, spec.limit_train_batches or shard)
@@ -385,6 +388,7 @@ class _Trainer:
             "global_step": state.global_step, "best_top1": state.best_top1, "best_epoch": state.best_epoch,
             "last": state.history[-1] if state.history else None, "params": count_params(self.model),
             "wall_time_s": state.wall_time_s, "peak_memory_mb": peak_memory_mb(self.device),
+            "eval_batch": self.eval_batch_size, "batch_dependent": batch_dependent(self.model),
         }
         if status == "finished" and self.spec.energy_images and self.dist.is_main:
             final["energy"], final["neurobench"] = self._energy()

@@ -1,7 +1,9 @@
 """The command line answers --help without heavy imports and reports user mistakes in one line."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +29,7 @@ def test_unknown_benchmark_is_a_one_line_user_error(capsys):
 
 def test_every_command_has_help():
     for command in ("ls", "validate", "run", "status", "collect", "report", "leaderboard", "submit", "cancel",
-                    "bench"):
+                    "bench", "audit"):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
@@ -38,3 +40,61 @@ def test_energy_forwards_every_argument_to_its_own_parser(capsys):
         main(["energy", "--help"])
     assert exit_info.value.code == 0
     assert "--calibrate-bn" in capsys.readouterr().out
+
+
+def test_audit_compares_batch_1_and_32_on_seeded_images_and_prints_json_last(capsys):
+    args = ["audit", "msvit_4_384.cifar10", "--dataset", "digits", "--images", "40", "--T", "2", "--json",
+            "--set", "widths=[16, 16, 32]", "--set", "depths=[1, 1, 1]", "--set", "heads=2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    report = json.loads(out[-1])
+    assert report["model"] == "msvit_4_384.cifar10" and report["images"] == 40 and report["batches"] == [1, 32]
+    assert report["batch_dependent"] is True and report["inputs"].startswith("digits/test")
+    assert {"top1_batch1", "top1_batch32", "top1_diff", "max_logit_diff", "mean_logit_diff"} <= set(report)
+    assert main(args + ["--set", "official_quirks=false"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["batch_dependent"] is False
+
+
+def test_audit_on_random_inputs_reports_logit_differences_without_top1(capsys):
+    args = ["audit", "sdt_2_512.cifar10", "--random", "--images", "4", "--batch", "2", "--T", "1", "--json",
+            "--set", "dim=32", "--set", "depth=1"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["inputs"] == "random N(0,1) images" and report["batches"] == [1, 2] and report["images"] == 4
+    assert "top1_diff" not in report and report["batch_dependent"] is False
+
+
+@pytest.mark.parametrize("args,message", [
+    (["audit", "msvit_4_384.cifar1"], "unknown model 'msvit_4_384.cifar1'"),
+    (["audit", "msvit_4_384.cifar10", "--set", "width"], "--set 'width': expected KEY=VALUE"),
+    (["audit", "msvit_4_384.cifar10", "--set", "width=3"], "--set: width not arguments of msvit_4_384.cifar10"),
+])
+def test_audit_mistakes_are_one_line_user_errors(capsys, args, message):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
+def test_quirks_suite_validates_with_every_family_official_and_paper(capsys):
+    from harness.suite import expand, load_suite
+
+    suite = str(Path(__file__).resolve().parents[2] / "suites" / "quirks.yaml")
+    assert main(["validate", suite]) == 0
+    assert "valid, 40 runs" in capsys.readouterr().out
+    specs = expand(load_suite(suite))
+    pairs = {(s.model.split("_")[0], s.dataset, s.variant, s.overrides["official_quirks"]) for s in specs}
+    families = {"msvit", "qkformer", "spikformer", "sdt", "sdtv2"}
+    assert pairs == {(f, d, v, v == "official") for f in families for d in ("digits", "digits_dvs")
+                     for v in ("official", "paper")}
+
+
+def test_ls_gives_derived_counts_and_the_input_each_recipe_feeds(capsys):
+    assert main(["ls", "models", "--pattern", "msvit_2_256*"]) == 0
+    out = capsys.readouterr().out
+    assert "params=1,674,762 (derived)" in out and "params=1,675,019 (derived)" in out and "?" not in out
+    assert main(["ls", "datasets"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "input=(3, 16, 16) [digits]" in lines["digits"]  # stored at 32x32, fed at the recipe's 16x16
+    assert "(3, 128, 128) [msvit_cifar10dvs]" in lines["cifar10dvs"] and "(2, 64, 64) [sdt_cifar10dvs]" in lines[
+        "cifar10dvs"]
+    assert "(3, 224, 224) [msvit_in1k," in lines["imagenet"]

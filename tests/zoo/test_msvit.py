@@ -33,15 +33,17 @@ RECIPES = {"msvit_cifar", "msvit_in1k", "msvit_dvs128", "msvit_cifar10dvs"}
 
 # Table 3 (CIFAR100): variant -> (overrides, our exact count, paper's params_m as printed in paper-claims.yaml)
 C12, C3 = 192, 384  # widths of stages 1-2 and 3 (2 blocks each); MSSA(P+Q) = 6C^2+9C, SSA = 4C^2+9C
+V3 = 2 * (C3**2 + 2 * C3)  # SSA's V projection (conv C x C + BN) in each of the 2 stage-3 blocks: 296,448
 ABLATION = {
     "MSSA(P+Q) + SSA (MSViT)": ({}, 7_593_412, 7.59),
     "MSSA(P+P) + SSA": ({"stage12_attn": "P+P"}, 7_593_412 + 2 * 2 * C12**2, 7.74),
     "MSSA(Q+Q) + SSA": ({"stage12_attn": "Q+Q"}, 7_593_412 - 2 * 2 * C12**2, 7.45),
     "MSSA(P) + SSA": ({"stage12_attn": "P"}, 7_593_412 - 2 * (C12**2 + 2 * C12), 7.52),
     "MSSA(Q) + SSA": ({"stage12_attn": "Q"}, 7_593_412 - 2 * (3 * C12**2 + 2 * C12), 7.37),
-    "MSSA + MSSA(P+P)": ({"stage3_attn": "P+P"}, 7_593_412 + 2 * 4 * C3**2, 9.04),
-    "MSSA + MSSA(Q+Q)": ({"stage3_attn": "Q+Q"}, 7_593_412, 7.89),
-    "MSSA + MSSA(P+Q)": ({"stage3_attn": "P+Q"}, 7_593_412 + 2 * 2 * C3**2, 8.48),
+    # stage 3 keeps SSA's V projection: + C^2 + 2C per block over MSSA (2 blocks)
+    "MSSA + MSSA(P+P)": ({"stage3_attn": "P+P"}, 7_593_412 + 2 * 4 * C3**2 + V3, 9.04),
+    "MSSA + MSSA(Q+Q)": ({"stage3_attn": "Q+Q"}, 7_593_412 + V3, 7.89),
+    "MSSA + MSSA(P+Q)": ({"stage3_attn": "P+Q"}, 7_593_412 + 2 * 2 * C3**2 + V3, 8.48),
 }
 REFERENCES = {k: v for k, v in load_references().items() if k.startswith("msvit")}
 OFFICIAL_LAYOUTS = {spec["zoo"]: spec["keys"] for spec in REFERENCES.values()}  # zoo name -> official layout
@@ -84,6 +86,8 @@ def test_dvs_configs_follow_the_papers_text(name):
     assert max(embed.layers[-1].conv_bn[0].out_channels for embed in model.embeds) == 256
     assert (model.T, model.input_kind, card.input_shape) == (16, "dvs", (2, 128, 128))
     assert n_params(zoo.create_model(name, p_kernel=3)) - count == 2 * 128**2  # kernel-3 P in one MSSA block at 128
+    three = n_params(zoo.create_model(name, in_channels=3))  # the msvit DVS recipes' 3-channel input
+    assert three - count == 9 * 8 and f"{three:,}" in card.notes  # one more input channel of the 3x3 stem conv
 
 
 @pytest.mark.parametrize("name", sorted(MSVIT_PARAMS | MSVIT_DVS_PARAMS))
@@ -100,8 +104,24 @@ def test_ablation_variants_against_table3(capsys):
         count = n_params(zoo.create_model("msvit_4_384.cifar100", **overrides))
         rows.append(f"{variant:<26} {count:>11,} {count / 1e6:>7.2f} {paper_m:>7.2f} {count / 1e6 - paper_m:>+7.2f}")
         assert count == expected, variant
+        if variant != "MSSA + MSSA(P+P)":
+            assert round(count / 1e6, 2) == paper_m, variant
     with capsys.disabled():
         print("\nTable 3 variant              our params    ours   paper   delta (M)\n" + "\n".join(rows))
+
+
+def test_stage3_variants_match_the_paper_and_the_card_records_the_p_plus_p_misprint():
+    card = zoo.model_card("msvit_4_384.cifar100")
+    recorded = card.extra["table3_stage3_params"]
+    for variant in ("Q+Q", "P+Q", "P+P"):
+        count = n_params(zoo.create_model("msvit_4_384.cifar100", stage3_attn=variant))
+        assert recorded[variant]["ours"] == count
+        without_v = n_params(zoo.create_model("msvit_4_384.cifar100", stage3_attn=variant, stage3_v_proj=False))
+        assert count - without_v == V3 == 296_448
+    assert (round(recorded["Q+Q"]["ours"] / 1e6, 3), round(recorded["P+Q"]["ours"] / 1e6, 3)) == (7.890, 8.480)
+    assert round(recorded["P+P"]["ours"] / 1e6, 3) == 9.070 and recorded["P+P"]["paper_m"] == 9.04
+    assert "misprint" in card.notes and "9.04M" in card.notes
+    assert "table3_stage3_params" not in zoo.model_card("msvit_4_384.cifar10").extra
 
 
 @pytest.mark.parametrize("overrides", [{"stage12_attn": "Q"}, {"stage3_attn": "P+Q"}, {"stage12_attn": "P+P"}])
@@ -110,7 +130,10 @@ def test_ablation_variants_run_forward_and_backward(overrides):
     logits = model(torch.randn(2, 3, 16, 16))
     assert logits.shape == (2, 100)
     logits.square().mean().backward()
-    assert all(p.grad is not None for p in model.parameters())
+    missing = {n for n, p in model.named_parameters() if p.grad is None}
+    kept_v = {n for n, _ in model.named_parameters() if ".attn.v." in n} if "stage3_attn" in overrides else set()
+    assert missing == kept_v  # only a stage-3 MSSA's kept V projection is outside the output's path
+    assert len(kept_v) == (6 if "stage3_attn" in overrides else 0)
 
 
 def test_unknown_variants_and_branches_are_rejected_with_the_choices():

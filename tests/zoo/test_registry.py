@@ -30,3 +30,13 @@ def test_overrides_reach_the_model_and_its_card():
     model = zoo.create_model("qkformer_4_384.cifar10", T=2, num_classes=7)
     assert model.T == 2 and model.card.T == 2 and model.card.num_classes == 7
     assert zoo.model_card("qkformer_4_384.cifar10").T == 4, "the registered card is not changed"
+
+
+def test_a_built_models_card_counts_its_own_parameters_kd_head_included():
+    plain = zoo.create_model("sdtv2_10_512.in1k")
+    kd = zoo.create_model("sdtv2_10_512.in1k", kd=True)
+    head_kd = sum(p.numel() for p in kd.head_kd.parameters())
+    assert plain.card.params == plain.card.code_params == sum(p.numel() for p in plain.parameters())
+    assert kd.card.params == sum(p.numel() for p in kd.parameters()) == plain.card.params + head_kd
+    assert head_kd == kd.head_kd.in_features * 1000 + 1000
+    assert zoo.model_card("sdtv2_10_512.in1k").params is None, "the registered card describes no build"

@@ -28,6 +28,12 @@ class SpikingClassifier(nn.Module):
         self.in_channels = int(in_channels)
         self.input_kind = input_kind
 
+    @property
+    def batch_dependent(self) -> bool:
+        """Whether a sample's eval output depends on the other samples of its batch: true when any submodule
+        declares ``couples_batch`` (the official QKFormer/MSViT SSA projection neuron running over ``T*B``)."""
+        return any(getattr(m, "couples_batch", False) for m in self.modules())
+
     def forward_steps(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

@@ -153,6 +153,11 @@ class SpikingSelfAttention(nn.Module):
         self.attn_lif = LIF(v_threshold=attn_threshold)
         self.proj = ConvBNLIF(dim, dim, 1, bias=True, dims=1)
 
+    @property
+    def couples_batch(self) -> bool:
+        """True when the proj neuron runs over ``T*B``: a sample's output then depends on its batch neighbours."""
+        return self.proj_over_tb
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, b, c, h, w = x.shape
         per_head = (self.heads, c // self.heads)

@@ -20,7 +20,7 @@ REQUIRED = {
     "sdt_cifar10", "sdt_cifar100", "sdt_dvs128", "sdt_cifar10dvs", "sdt_in1k", "sdt_in1k_768", "sdtv2_in1k",
     "digits", "digits_dvs",
 }
-DVS_ONLY = ("dvs_hflip", "dvs_augment", "dvs_cutout", "dvs_resize")
+DVS_ONLY = ("dvs_hflip", "dvs_augment", "dvs_cutout", "dvs_resize", "dvs_channels")
 STATIC_ONLY = ("randaugment", "random_erasing", "hflip", "random_resized_crop", "cutmix_alpha")
 
 
@@ -122,3 +122,14 @@ def test_mixup_from_recipe_and_switch_off():
 def test_digits_recipe_sets_the_input_size():
     recipe = load_recipe("digits").data
     assert build_dataset("digits", "train", recipe=recipe)[0][0].shape == (3, recipe.input_size, recipe.input_size)
+
+
+@pytest.mark.parametrize("name,data", [
+    ("digits", DataRecipe(input_size=16)), ("digits", DataRecipe()), ("digits_dvs", DataRecipe(input_size=16)),
+    ("digits_dvs", DataRecipe(input_size=16, dvs_channels=3, dvs_resize=8)),
+])
+def test_model_input_shape_is_the_shape_a_built_sample_has(name, data):
+    from harness.data import model_input_shape
+
+    sample = build_dataset(name, "test", T=4, recipe=data)[0][0]
+    assert tuple(sample.shape[-3:]) == model_input_shape(name, data)

@@ -44,7 +44,8 @@ def register() -> None:
     zoo.register_model(_card(STATIC, "digits", (3, 16, 16), 2),
                        lambda T=2, num_classes=10, width=16: TinySpikingNet(T, num_classes, 3, "static", width))
     zoo.register_model(_card(DVS, "digits_dvs", (2, 16, 16), 4),
-                       lambda T=4, num_classes=10, width=16: TinySpikingNet(T, num_classes, 2, "dvs", width))
+                       lambda T=4, num_classes=10, width=16, in_channels=2: TinySpikingNet(T, num_classes, in_channels,
+                                                                                         "dvs", width))
 
 
 register()

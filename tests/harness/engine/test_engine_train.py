@@ -27,6 +27,7 @@ def digits_run(tmp_path_factory):
 def test_a_short_run_on_digits_learns(digits_run):
     run_dir, final = digits_run
     assert final["status"] == "finished" and final["epochs_completed"] == 2
+    assert final["eval_batch"] == 32 and final["batch_dependent"] is False  # digits recipe batch; no coupling
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [0, 1]
     assert lines[-1]["train_loss"] < lines[0]["train_loss"]
@@ -103,15 +104,26 @@ def test_overflowing_gradients_stop_the_run_as_diverged(tmp_path):
 
 
 def test_event_data_with_tet_lamb_ema_accumulation_mixup_and_clipping(tmp_path):
-    overrides = {"train.loss": "tet", "optim.name": "lamb", "train.ema_decay": 0.9, "train.accum_steps": 2,
-                 "data.mixup_alpha": 0.5, "optim.grad_clip": 1.0, "optim.cooldown_epochs": 1}
-    spec = TrainSpec(model=engine_nets.DVS, dataset="digits_dvs", recipe="digits_dvs", epochs=1,
-                     overrides=overrides, limit_train_batches=6, limit_eval_batches=2)
+    overrides = {"train.loss": "tet", "optim.name": "lamb", "train.ema_decay": 0.9, "train.global_batch": 64,
+                 "data.mixup_alpha": 0.5, "optim.grad_clip": 1.0, "optim.cooldown_epochs": 1, "data.dvs_channels": 3}
+    spec = TrainSpec(model=engine_nets.DVS, dataset="digits_dvs", recipe="digits_dvs", epochs=2,
+                     overrides=overrides, limit_train_batches=6, limit_eval_batches=2)  # 1 main + 1 cooldown
     final = train(spec, tmp_path / "run")
     assert final["status"] == "finished" and final["global_step"] == 2 * 3
+    resolved = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]
+    assert (resolved["accum_steps"], resolved["effective_batch"]) == (2, 64)  # batch 32 on one device
+    assert torch.load(tmp_path / "run" / "checkpoints" / "best.pt")["model"]["stem.0.weight"].shape[1] == 3
     last = final["last"]
     assert {"ema_eval_top1", "ema_eval_loss", "eval_top5"} <= set(last) and last["lr"] == 1e-5  # cooldown at min_lr
     assert TIMING_KEYS & set(last) == {"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s"}
+
+
+def test_final_records_the_eval_batch_and_that_an_ssa_quirk_model_depends_on_it(tmp_path):
+    spec = TrainSpec(model="qkformer_4_384.cifar10", dataset="digits", recipe="digits", T=2, epochs=1,
+                     model_kwargs={"widths": [8, 16, 16], "depths": [1, 1, 1], "heads": 2},
+                     overrides={"train.eval_batch_size": 8}, limit_train_batches=1, limit_eval_batches=1)
+    final = train(spec, tmp_path)
+    assert (final["eval_batch"], final["batch_dependent"]) == (8, True)
 
 
 def test_energy_on_a_seeded_subset_of_n_images_records_n(tmp_path):

@@ -1,5 +1,6 @@
 """Engine parts: schedule, optimizers, losses, data order, checkpoints, distributed env, provenance."""
 
+import math
 import random
 
 import numpy as np
@@ -15,7 +16,7 @@ from harness.engine.loss import TrainLoss
 from harness.engine.optim import LRSchedule, build_optimizer, param_groups, scaled_lr
 from harness.engine.provenance import provenance
 from harness.engine.spec import TrainSpec
-from harness.recipe import OptimRecipe, Recipe, TrainRecipe
+from harness.recipe import OptimRecipe, Recipe, TrainRecipe, load_recipe
 
 
 def test_schedule_warms_up_linearly_then_follows_a_half_cosine_then_holds_min_lr():
@@ -28,6 +29,54 @@ def test_schedule_warms_up_linearly_then_follows_a_half_cosine_then_holds_min_lr
     assert lr(49) > lr(50) == 0.01
     assert lr(64) == 0.01  # cooldown
     assert all(lr(s) >= lr(s + 1) for s in range(10, 64))
+
+
+def _per_epoch(schedule: LRSchedule, epochs: int) -> list[float]:
+    return [schedule(e * schedule.steps_per_epoch) for e in range(epochs)]
+
+
+def test_per_epoch_schedule_is_timms_cosine_scheduler_epoch_by_epoch():
+    from timm.scheduler import CosineLRScheduler
+
+    optim = load_recipe("msvit_cifar").optim
+    assert optim.lr_step == "epoch" and (optim.epochs, optim.warmup_epochs, optim.cooldown_epochs) == (400, 20, 10)
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=optim.lr)
+    timm_sched = CosineLRScheduler(opt, t_initial=optim.epochs, lr_min=optim.min_lr, warmup_lr_init=optim.warmup_lr,
+                                   warmup_t=int(optim.warmup_epochs))
+    ours = LRSchedule.from_recipe(optim, optim.lr, steps_per_epoch=3)
+    for epoch in range(optim.epochs + optim.cooldown_epochs):
+        timm_sched.step(epoch)
+        assert [ours(3 * epoch + i) for i in range(3)] == pytest.approx([opt.param_groups[0]["lr"]] * 3, rel=1e-12)
+
+
+def test_a_reduced_budget_scales_warmup_and_cooldown_and_ends_at_the_final_lr():
+    # 400 epochs + 10 cooldown, warmup 20, stepped per epoch, run for 5: 4 main (warmup 20*5/410 -> 0) + 1 cooldown
+    optim = TrainSpec(model="m", dataset="cifar10", recipe="msvit_cifar", epochs=5).resolved_recipe().optim
+    assert (optim.epochs, optim.warmup_epochs, optim.cooldown_epochs) == (4, 0, 1)
+    peak, low = optim.lr, optim.min_lr
+    lrs = _per_epoch(LRSchedule.from_recipe(optim, peak, steps_per_epoch=7), 5)
+    cosine = [low + (peak - low) * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert lrs == pytest.approx(cosine + [low], rel=1e-12) and lrs[0] == peak
+    # 41 epochs (a tenth): warmup 2, 40 main, 1 cooldown; the rate rises, then falls to min_lr
+    optim = TrainSpec(model="m", dataset="cifar10", recipe="msvit_cifar", epochs=41).resolved_recipe().optim
+    assert (optim.epochs, optim.warmup_epochs, optim.cooldown_epochs) == (40, 2, 1)
+    lrs = _per_epoch(LRSchedule.from_recipe(optim, peak, steps_per_epoch=1), 41)
+    assert lrs[:3] == pytest.approx([optim.warmup_lr, (optim.warmup_lr + peak) / 2,
+                                     low + (peak - low) * (1 + math.cos(math.pi * 2 / 40)) / 2])
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:40])) and lrs[40] == low
+
+
+def test_a_reduced_per_step_budget_keeps_a_fraction_of_warmup_in_steps_and_ends_at_min_lr():
+    # MAE-style recipe: 200 epochs, warmup 5 (from 0), per step; 10 epochs keep warmup 0.25 epoch = 2 of 8 steps
+    optim = TrainSpec(model="m", dataset="imagenet", recipe="qkformer_in1k", epochs=10).resolved_recipe().optim
+    assert optim.lr_step == "step" and (optim.epochs, optim.warmup_epochs, optim.cooldown_epochs) == (10, 0.25, 0)
+    schedule = LRSchedule.from_recipe(optim, 1.0, steps_per_epoch=8)
+    lrs = [schedule(s) for s in range(80)]
+    assert schedule.warmup_steps == 2 and lrs[:3] == [0.0, 0.5, 1.0]
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:]))
+    assert lrs[-1] - optim.min_lr < 1e-3  # the last step is one step's change away from min_lr
+    unchanged = TrainSpec(model="m", dataset="imagenet", recipe="qkformer_in1k", epochs=200).resolved_recipe()
+    assert unchanged.optim == load_recipe("qkformer_in1k").optim
 
 
 def test_lr_scales_with_effective_batch_when_the_recipe_says_so():

@@ -1,0 +1,60 @@
+"""Batch-size invariance: does a model's eval output for an image depend on the batch it is evaluated in?
+
+The official QKFormer/MSViT SSA projection neuron runs over the flattened ``T*B`` axis, so its membrane carries
+from one sample to the next: accuracy then depends on the eval batch (QKFormer issue #14). ``audit_batches``
+evaluates the same seeded images one at a time and in batches of 32 and reports the difference;
+``batch_dependent`` is what runs record (decided from the model's structure, see ``SpikingClassifier``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def batch_dependent(model: nn.Module) -> bool:
+    """True when ``model`` declares (``batch_dependent``) that its eval output depends on its batch."""
+    return bool(getattr(model, "batch_dependent", False))
+
+
+@torch.no_grad()
+def logits_in_batches(model: nn.Module, images: torch.Tensor, batch: int) -> torch.Tensor:
+    """Eval-mode logits of ``images`` fed ``batch`` at a time (the last batch may be smaller), on the CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model(images[i:i + batch].to(device)).float().cpu() for i in range(0, len(images), batch)])
+
+
+def audit_batches(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
+                  batches: tuple[int, int] = (1, 32)) -> dict[str, Any]:
+    """Compare the logits of the same images at two eval batch sizes: top-1 at each (if labels), the share of
+    images whose prediction changes, the max and mean absolute logit difference."""
+    small, large = (logits_in_batches(model, images, b) for b in batches)
+    diff = (small - large).abs()
+    report: dict[str, Any] = {
+        "images": len(images), "batches": list(batches),
+        "max_logit_diff": float(diff.max()), "mean_logit_diff": float(diff.mean()),
+        "prediction_changes_pct": 100.0 * float((small.argmax(1) != large.argmax(1)).float().mean()),
+        "batch_dependent": batch_dependent(model),
+    }
+    if labels is not None:
+        top1 = [100.0 * float((logits.argmax(1) == labels).float().mean()) for logits in (small, large)]
+        report.update({f"top1_batch{batches[0]}": top1[0], f"top1_batch{batches[1]}": top1[1],
+                       "top1_diff": top1[1] - top1[0]})
+    return report
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load an engine checkpoint (``{"model": ...}``), a state dict of ``model``, or an official checkpoint
+    (mapped by ``zoo.load_official_state_dict``)."""
+    from zoo.official import load_official_state_dict
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("model", state)
+    if set(state) == set(model.state_dict()):
+        model.load_state_dict(state)
+    else:
+        load_official_state_dict(model, state)

@@ -1,0 +1,64 @@
+"""Batch-size invariance: the audit sees the official SSA projection quirk, and only where the model declares it."""
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from harness.audit import audit_batches, batch_dependent, load_weights
+
+# one shrunk configuration per family (as suites/smoke.yaml), 16x16 inputs
+FAMILIES = {
+    "msvit_4_384.cifar10": {"widths": [16, 16, 32], "depths": [1, 1, 1], "heads": 2},
+    "qkformer_4_384.cifar10": {"widths": [16, 16, 32], "depths": [1, 1, 1], "heads": 2},
+    "spikformer_4_384.cifar10": {"dim": 32, "depth": 1, "heads": 2},
+    "sdt_2_512.cifar10": {"dim": 32, "depth": 1},
+    "sdtv2_10_384.in1k": {"dims": [8, 16, 32, 48]},
+}
+
+
+def active_model(name: str, **overrides) -> nn.Module:
+    """A shrunk model whose BatchNorms are set so that spikes reach the last stage (random init is silent)."""
+    torch.manual_seed(0)
+    model = zoo.create_model(name, T=2, num_classes=10, **FAMILIES[name], **overrides)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.weight.data.uniform_(0.5, 8.0)
+            module.bias.data.uniform_(0.2, 1.2)
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_declared_batch_dependence_is_what_the_audit_measures(name):
+    images = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    official = audit_batches(active_model(name), images, batches=(1, 4))
+    paper = audit_batches(active_model(name, official_quirks=False), images, batches=(1, 4))
+    assert paper["batch_dependent"] is False and paper["max_logit_diff"] == 0.0
+    assert official["batch_dependent"] is (name.split("_")[0] in ("msvit", "qkformer"))
+    assert (official["max_logit_diff"] > 0) is official["batch_dependent"]
+
+
+def test_report_gives_top1_at_both_batches_and_their_difference():
+    model = active_model("qkformer_4_384.cifar10")
+    images = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(8) % 10
+    report = audit_batches(model, images, labels, batches=(1, 4))
+    with torch.no_grad():
+        alone = torch.cat([model(images[i:i + 1]) for i in range(8)]).argmax(1)
+        together = torch.cat([model(images[i:i + 4]) for i in (0, 4)]).argmax(1)
+    assert report["images"] == 8 and report["batches"] == [1, 4]
+    assert report["top1_batch1"] == 100 * (alone == labels).float().mean().item()
+    assert report["top1_batch4"] == 100 * (together == labels).float().mean().item()
+    assert report["top1_diff"] == report["top1_batch4"] - report["top1_batch1"]
+    assert 0 < report["mean_logit_diff"] <= report["max_logit_diff"]
+    assert not batch_dependent(nn.Linear(2, 2))
+
+
+def test_weights_load_from_an_engine_checkpoint_or_a_state_dict(tmp_path):
+    source, target = active_model("sdt_2_512.cifar10"), zoo.create_model("sdt_2_512.cifar10", T=2, num_classes=10,
+                                                                       **FAMILIES["sdt_2_512.cifar10"])
+    torch.save({"model": source.state_dict(), "optimizer": {}}, tmp_path / "engine.pt")
+    torch.save(source.state_dict(), tmp_path / "plain.pt")
+    for path in ("engine.pt", "plain.pt"):
+        load_weights(target, tmp_path / path)
+        assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
