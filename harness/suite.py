@@ -34,10 +34,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.configfile import ConfigError, line_of, load_yaml
+from harness.configfile import ConfigError, compose, line_of, load_yaml, read_text
 
 try:
     CODE_VERSION = metadata.version("spikebench")
@@ -133,7 +132,7 @@ class Origin:
     def at(self, *field: Any) -> str:
         """``file: line N: field a.b``, for the entry itself or one of its fields."""
         loc = (*self.loc, *field)
-        line = line_of(yaml.compose(self.path.read_text()), loc)
+        line = line_of(compose(read_text(self.path, "suite", SuiteError), self.path, SuiteError), loc)
         return f"{self.path}: line {line}: field {'.'.join(str(p) for p in loc)}"
 
 
