@@ -181,5 +181,7 @@ def load_yaml(path: Path, model: type[Model], what: str, error: type[ConfigError
             loc = tuple(e["loc"])
             hint = f" (allowed keys: {', '.join(allowed_keys(model, loc))})" if e["type"] == "extra_forbidden" else ""
             field = ".".join(str(p) for p in loc) or f"({what})"
-            lines.append(f"{path}: line {line_of(tree, loc)}: field {field}: {e['msg']}{hint}")
-        raise error(f"invalid {what}\n" + "\n".join(lines)) from None
+            message = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}: line {line_of(tree, loc)}: field {field}: {message}{hint}")
+        header = [] if len(lines) == 1 else [f"invalid {what}: {len(lines)} problems"]
+        raise error("\n".join(header + lines)) from None

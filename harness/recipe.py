@@ -99,10 +99,9 @@ def list_recipes() -> list[str]:
 @lru_cache(maxsize=None)
 def load_recipe(name: str) -> Recipe:
     """Load and validate ``harness/recipes/<name>.yaml``; errors name the file and the field."""
-    path = RECIPE_DIR / f"{name}.yaml"
-    if not path.is_file():
+    if name not in list_recipes():  # a name, never a path: "../x" cannot reach outside the recipe folder
         raise KeyError(f"unknown recipe {name!r}; available: {', '.join(list_recipes())}")
-    return load_yaml(path, Recipe, "recipe")
+    return load_yaml(RECIPE_DIR / f"{name}.yaml", Recipe, "recipe")
 
 
 def parse_recipe(raw: object, source: str) -> Recipe:

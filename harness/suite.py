@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from harness.configfile import ConfigError, compose, line_of, load_yaml, read_text
+from harness.names import UnsafePathError, check_name, has_control_characters
 
 try:
     CODE_VERSION = metadata.version("spikebench")
@@ -50,6 +51,18 @@ class SuiteError(ConfigError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+SafeName = Annotated[str, AfterValidator(check_name)]  # a string that becomes a file or directory name
+
+
+def _include_path(value: str) -> str:
+    if not value or has_control_characters(value):
+        raise ValueError(f"{value!r} is empty or contains a NUL or control character; expected a suite file path")
+    return value
+
+
+IncludePath = Annotated[str, AfterValidator(_include_path)]
 
 
 class Budget(_Strict):
@@ -69,7 +82,7 @@ class RunEntry(_Strict):
     recipe: str | None = None
     overrides: dict[str, Any] = {}
     recipe_overrides: dict[str, Any] = {}
-    variant: str | None = None
+    variant: SafeName | None = None
     data_options: dict[str, Any] = {}
 
 
@@ -81,14 +94,14 @@ class GridEntry(_Strict):
     recipe: str | None = None
     overrides: dict[str, Any] = {}
     recipe_overrides: dict[str, Any] = {}
-    variants: dict[str, dict[str, Any]] | None = None
+    variants: dict[SafeName, dict[str, Any]] | None = None
     data_options: dict[str, Any] = {}
 
 
 class SuiteFile(_Strict):
-    name: str | None = None
+    name: SafeName | None = None  # names the suite's tables, MLflow experiment and SLURM submissions
     description: str = ""
-    include: list[str] = []
+    include: list[IncludePath] = []
     seeds: list[int] | None = None
     budget: Budget = Budget()
     grid: list[GridEntry] = []
@@ -98,7 +111,7 @@ class SuiteFile(_Strict):
 class RunSpec(_Strict):
     """One fully resolved run. ``run_id`` hashes every field but ``suite``."""
 
-    suite: str
+    suite: SafeName
     model: str
     dataset: str
     T: int
@@ -107,7 +120,7 @@ class RunSpec(_Strict):
     recipe_hash: str
     overrides: dict[str, Any] = {}
     recipe_overrides: dict[str, Any] = {}
-    variant: str | None = None
+    variant: SafeName | None = None
     data_options: dict[str, Any] = {}
     epochs: int | None = None
     limit_batches: int | None = None
@@ -171,7 +184,12 @@ def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
     budget = Budget(**{**budget.model_dump(exclude_none=True), **own.budget.model_dump(exclude_none=True)})
     grid += [(entry, Origin(path, ("grid", i))) for i, entry in enumerate(own.grid)]
     runs += [(entry, Origin(path, ("runs", i))) for i, entry in enumerate(own.runs)]
-    return Suite(name=own.name or path.stem, path=str(path), description=own.description,
+    name = own.name or path.stem
+    try:
+        check_name(name, "suite name")
+    except UnsafePathError as err:
+        raise SuiteError(f"{path}: {err} (taken from the file name; set `name:` in the file)") from None
+    return Suite(name=name, path=str(path), description=own.description,
                  seeds=own.seeds or seeds, budget=budget, grid=grid, runs=runs)
 
 
