@@ -9,12 +9,14 @@ document beyond ``MAX_EXPANDED_NODES`` nodes (a "billion laughs" file is refused
 
 from __future__ import annotations
 
+import inspect
+import re
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PydanticSchemaGenerationError, TypeAdapter, ValidationError
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -64,6 +66,42 @@ def allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             break
         model = inner
     return sorted(model.model_fields)
+
+
+def type_name(annotation: Any) -> str:
+    """A Python annotation as a user reads it: ``Sequence[int]``, ``float | None``, ``Literal['a', 'b']``."""
+    text = annotation.__name__ if isinstance(annotation, type) else repr(annotation)
+    return re.sub(r"\b(typing|collections\.abc)\.", "", text)
+
+
+def _as_tuples(value: Any) -> Any:
+    """YAML has no tuples: its lists stand for them where an annotation asks for one."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _as_tuples(v) for k, v in value.items()}
+    return value
+
+
+def value_problem(value: Any, annotation: Any) -> str | None:
+    """What was expected when ``value`` (as a YAML file gives it, passed on unconverted) does not fit the Python
+    ``annotation``; None when it fits. Strict: "3" is no int, 3.0 no int, 1 no bool; an int is a float."""
+    if annotation in (inspect.Parameter.empty, Any):
+        return None
+    try:
+        adapter = TypeAdapter(annotation)
+    except PydanticSchemaGenerationError:  # an arbitrary class (a module, a callable...) no YAML value can be
+        if isinstance(annotation, type) and isinstance(value, annotation):
+            return None
+    else:
+        for candidate in (value, _as_tuples(value)):
+            try:
+                adapter.validate_python(candidate, strict=True)
+                return None
+            except ValidationError:
+                continue
+    shown = repr(value)
+    return f"expected {type_name(annotation)}, got {shown if len(shown) <= 60 else shown[:57] + '...'}"
 
 
 def read_text(path: Path, what: str, error: type[ConfigError] = ConfigError) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.recipe import Recipe, load_recipe, parse_recipe
+from harness.recipe import Recipe, apply_overrides, load_recipe
 
 
 class TrainSpec(BaseModel):
@@ -50,11 +50,4 @@ class TrainSpec(BaseModel):
             changes["optim.epochs"] = self.epochs
         if not changes:
             return base
-        raw = base.model_dump()
-        for key, value in changes.items():
-            section, _, field = key.partition(".")
-            if section not in ("data", "optim", "train") or field not in raw[section]:
-                raise ValueError(f"override {key!r}: expected 'data.<field>', 'optim.<field>' or 'train.<field>' "
-                                 f"naming a recipe field")
-            raw[section][field] = value
-        return parse_recipe(raw, source=f"recipe {base.name!r} with overrides {sorted(changes)}")
+        return apply_overrides(base, changes)
