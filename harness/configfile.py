@@ -68,6 +68,9 @@ def allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
+_EXPONENT = re.compile(r"[-+]?\d+[eE][-+]?\d+")  # a number YAML 1.1 reads as a string (no dot)
+
+
 def type_name(annotation: Any) -> str:
     """A Python annotation as a user reads it: ``Sequence[int]``, ``float | None``, ``Literal['a', 'b']``."""
     text = annotation.__name__ if isinstance(annotation, type) else repr(annotation)
@@ -101,7 +104,8 @@ def value_problem(value: Any, annotation: Any) -> str | None:
             except ValidationError:
                 continue
     shown = repr(value)
-    return f"expected {type_name(annotation)}, got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+    hint = "; YAML reads 1e-3 as text, write 1.0e-3" if isinstance(value, str) and _EXPONENT.fullmatch(value) else ""
+    return f"expected {type_name(annotation)}, got {shown if len(shown) <= 60 else shown[:57] + '...'}{hint}"
 
 
 def read_text(path: Path, what: str, error: type[ConfigError] = ConfigError) -> str:

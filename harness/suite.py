@@ -18,8 +18,11 @@ A suite file (``suites/*.yaml``)::
     runs:
       - {model: sdt_2_512.cifar10, dataset: cifar10, T: 4, seed: 0}
 
-Every error names the file, the line, the field and what was expected. Each expanded ``RunSpec`` has a
-stable content hash, its run id.
+Every error names the file, the line, the field and what was expected; validation covers everything a run
+would otherwise only find out when it starts: names (models, datasets, recipes), ``overrides`` against the model
+constructor's argument types, ``recipe_overrides`` against the recipe schema, ``data_options`` against the
+dataset's options. Suite and variant names become paths, so they must be plain names (no ``/``, ``..`` or
+control characters). Each expanded ``RunSpec`` has a stable content hash, its run id.
 """
 
 from __future__ import annotations

@@ -57,6 +57,8 @@ grid:
      "qkformer_2_256.cifar10dvs: expected int, got '8'"),
     ("overrides", "official_quirks", "1", "digits_dvs", "override 'official_quirks' of qkformer_2_256.cifar10dvs: "
      "expected bool, got 1"),
+    ("overrides", "mlp_ratio", "4e0", "digits_dvs", "override 'mlp_ratio' of qkformer_2_256.cifar10dvs: "
+     "expected float, got '4e0'; YAML reads 1e-3 as text, write 1.0e-3"),
     ("overrides", "T", "4", "digits_dvs", "field grid.0.overrides.T: T is not a model override; set it with the "
      "run's T field"),
     ("recipe_overrides", "optim.lrr", "0.1", "digits_dvs", "field grid.0.recipe_overrides.optim.lrr: recipe "
@@ -74,7 +76,7 @@ grid:
      "Literal['spikingjelly', 'tonic'], got 'tonik'"),
     ("data_options", "size", "8", "cifar10", "unknown data option 'size' for dataset 'cifar10'; valid data "
      "options: none"),
-], ids=["int-list-gets-str", "int-gets-str", "bool-gets-int", "T", "recipe-typo", "recipe-type", "recipe-literal",
+], ids=["int-list-gets-str", "int-gets-str", "bool-gets-int", "float-gets-text", "T", "recipe-typo", "recipe-type", "recipe-literal",
         "option-typo", "option-type", "option-value", "no-options"])
 def test_validate_checks_overrides_recipe_overrides_and_data_options(tmp_path, capsys, field, key, value, dataset,
                                                                       expected):
