@@ -95,3 +95,17 @@ def test_codecs_encode_is_accepted_only_as_latin1(tmp_path):
     write_py2_pickle({b"label_names": [_Payload(codecs.encode, "x", "rot13")] * 10}, meta)
     with pytest.raises(DatasetError, match="only accepted as encode\\(str, 'latin1'\\)"):
         build_dataset("cifar10", "test", root=tmp_path)
+
+
+def test_event_files_holding_pickled_objects_are_refused(tmp_path):
+    """An .npz whose array holds Python objects would unpickle them: np.load runs with allow_pickle=False."""
+    from data_formats import write_spikingjelly_events
+
+    write_spikingjelly_events(tmp_path, "dvs128", per_class=1)
+    marker = tmp_path / "pwned"
+    victim = sorted((tmp_path / "events_np" / "train" / "0").iterdir())[0]
+    payload = np.array([_Payload(os.system, f"touch {marker}")], dtype=object)
+    np.savez(victim, t=payload, x=payload, y=payload, p=payload)
+    with pytest.raises(DatasetError, match="Object arrays cannot be loaded when allow_pickle=False"):
+        build_dataset("dvs128", "train", root=tmp_path, T=2)[0]
+    assert not marker.exists()
