@@ -179,7 +179,8 @@ def _yaml_error(err: yaml.YAMLError, path: Path, error: type[ConfigError], text:
     """PyYAML's multi-line message as one line: file, line, the problem."""
     if isinstance(err, yaml.reader.ReaderError):  # a character YAML does not accept, at a text position
         line = text.count("\n", 0, err.position) + 1
-        return error(f"{path}: line {line}: not valid YAML: unacceptable character {chr(err.character)!r}: {err.reason}")
+        character = chr(err.character)
+        return error(f"{path}: line {line}: not valid YAML: unacceptable character {character!r}: {err.reason}")
     mark = getattr(err, "problem_mark", None)
     where = f"line {mark.line + 1}: " if mark is not None else ""
     parts = [getattr(err, "context", None), getattr(err, "problem", None)]

@@ -3,12 +3,9 @@ skips for lack of a package that scripts/test.sh installs."""
 
 import os
 import re
-from functools import cache
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from ci_packages import installed_by_test_script
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -37,27 +34,16 @@ def pytest_runtest_makereport(item, call):
     _fail_skip_of_installed_package(report)
 
 
-@cache
-def installed_by_test_script() -> dict[str, str]:
-    """Import name -> requirement of every package ``scripts/test.sh`` installs (the extras of its pip install)."""
-    import tomllib
-
-    script = (ROOT / "scripts" / "test.sh").read_text()
-    extras = re.search(r"pip install .*'\.\[([\w,]+)\]'", script).group(1).split(",")
-    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    requirements = [r for extra in extras for r in optional[extra]]
-    return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].replace("-", "_").lower(): r for r in requirements}
-
-
 def _fail_skip_of_installed_package(report) -> None:
     """A skip for a missing package (``pytest.importorskip``) that scripts/test.sh installs is a failure: that
     test would otherwise pass silently by never running."""
     found = re.search(r"could not import '([\w.]+)'", str(report.longrepr)) if report.skipped else None
     package = found.group(1).split(".")[0].lower() if found else None
-    if package in installed_by_test_script():
+    requirement = installed_by_test_script().get(package)
+    if requirement:
         report.outcome = "failed"
-        report.longrepr = (f"{package} is missing, but scripts/test.sh installs it ({installed_by_test_script()[package]}),"
-                           f" so a test may not skip for it: run scripts/test.sh ({report.longrepr})")
+        report.longrepr = (f"{package} is missing, but scripts/test.sh installs it ({requirement}), so a test may "
+                           f"not skip for it: run scripts/test.sh ({report.longrepr})")
 
 
 @pytest.hookimpl(hookwrapper=True)

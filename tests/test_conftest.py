@@ -5,7 +5,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conftest import installed_by_test_script
+from ci_packages import installed_by_test_script
 
 TESTS = Path(__file__).resolve().parent
 
