@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from harness.names import UnsafePathError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -312,9 +314,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import runpy
 
+    known = sorted(p.stem for p in (REPO_ROOT / "benchmarks").glob("*.py"))
     script = REPO_ROOT / "benchmarks" / f"{args.name}.py"
-    if not script.is_file():
-        known = sorted(p.stem for p in (REPO_ROOT / "benchmarks").glob("*.py"))
+    if args.name not in known:  # a name, never a path to some other script
         raise UserError(f"unknown benchmark {args.name!r}; available: {', '.join(known)}")
     sys.argv = [str(script), *args.bench_args]
     runpy.run_path(str(script), run_name="__main__")
@@ -420,6 +422,6 @@ def main(argv: list[str] | None = None) -> int:
     args.extra = extra
     try:
         return args.func(args)
-    except UserError as err:
+    except (UserError, UnsafePathError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ Named recipes live as YAML files in ``harness/recipes/<name>.yaml``; each names 
 
 from __future__ import annotations
 
+import difflib
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.configfile import load_yaml
+from harness.configfile import load_yaml, type_name
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 MIN_ENERGY_IMAGES = 1000
@@ -207,18 +208,43 @@ def list_recipes() -> list[str]:
 @lru_cache(maxsize=None)
 def load_recipe(name: str) -> Recipe:
     """Load and validate ``harness/recipes/<name>.yaml``; errors name the file and the field."""
-    path = RECIPE_DIR / f"{name}.yaml"
-    if not path.is_file():
+    if name not in list_recipes():  # a name, never a path: "../x" cannot reach outside the recipe folder
         raise KeyError(f"unknown recipe {name!r}; available: {', '.join(list_recipes())}")
-    return load_yaml(path, Recipe, "recipe")
+    return load_yaml(RECIPE_DIR / f"{name}.yaml", Recipe, "recipe")
 
 
-def parse_recipe(raw: object, source: str) -> Recipe:
-    """Validate a recipe mapping; a ValueError names ``source``, each bad field and what was expected."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"{source}: a recipe must be a mapping, got {type(raw).__name__}")
-    try:
-        return Recipe.model_validate(raw)
-    except ValidationError as err:
-        lines = [f"{source}: field {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
-        raise ValueError("invalid recipe\n" + "\n".join(lines)) from None
+class OverrideError(ValueError):
+    """Recipe overrides that name no recipe field or give a value the field does not take; ``problems`` maps
+    each bad dotted key to what was expected."""
+
+    def __init__(self, recipe: str, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__(f"recipe {recipe!r}: " + "; ".join(f"override {k!r}: {v}" for k, v in problems.items()))
+
+
+SECTIONS = {"data": DataRecipe, "optim": OptimRecipe, "train": TrainRecipe}
+
+
+def apply_overrides(recipe: Recipe, changes: dict[str, Any]) -> Recipe:
+    """``recipe`` with dotted-key ``changes`` (``{"optim.lr": 5e-4}``) applied and re-validated, exactly as a run
+    applies them; an OverrideError names every bad key, what was expected and (for a typo) close field names."""
+    raw = recipe.model_dump()
+    problems: dict[str, str] = {}
+    for key, value in changes.items():
+        section, _, field = key.partition(".")
+        if section not in SECTIONS or field not in SECTIONS[section].model_fields:
+            fields = [f"{s}.{f}" for s, model in SECTIONS.items() for f in model.model_fields]
+            close = difflib.get_close_matches(key, fields, n=3, cutoff=0.6)
+            problems[key] = ("expected 'data.<field>', 'optim.<field>' or 'train.<field>' naming a recipe field"
+                             + (f"; did you mean {', '.join(close)}?" if close else ""))
+        else:
+            raw[section][field] = value
+    if not problems:
+        try:
+            return Recipe.model_validate(raw)
+        except ValidationError as err:
+            for e in err.errors():
+                section, field = (str(p) for p in e["loc"][:2])
+                expected = type_name(SECTIONS[section].model_fields[field].annotation)
+                problems[f"{section}.{field}"] = f"{e['msg']} (expected {expected})"
+    raise OverrideError(recipe.name, problems)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.engine.checkpoint import atomic_write_text
+from harness.names import check_name, check_tree, contained
 from harness.suite import RunSpec
 
 STATES = ("pending", "running", "finished", "failed", "diverged", "interrupted")
@@ -26,7 +27,8 @@ def results_root(path: str | Path | None = None) -> Path:
 
 
 def run_dir(root: Path, spec: RunSpec) -> Path:
-    return root / "runs" / spec.run_id
+    """``<root>/runs/<run_id>``; a run id that is not a plain name is refused (UnsafePathError)."""
+    return root / "runs" / check_name(spec.run_id, "run id")
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -62,9 +64,12 @@ def tail_lines(path: str | Path | None, lines: int = 20) -> str:
 
 
 def prepare(root: Path, spec: RunSpec) -> Path:
-    """Create the run directory with its spec (idempotent) and return it."""
+    """Create the run directory with its spec (idempotent) and return it. The directory, and everything already
+    in it, must resolve inside ``root``: a planted symlink cannot send the run's writes elsewhere."""
     directory = run_dir(root, spec)
+    contained(root, directory)
     directory.mkdir(parents=True, exist_ok=True)
+    check_tree(root, directory)
     if not (directory / "spec.json").exists():
         write_json(directory / "spec.json", spec.model_dump(mode="json"))
     if not (directory / "status.json").exists():

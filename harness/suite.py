@@ -18,26 +18,30 @@ A suite file (``suites/*.yaml``)::
     runs:
       - {model: sdt_2_512.cifar10, dataset: cifar10, T: 4, seed: 0}
 
-Every error names the file, the line, the field and what was expected. Each expanded ``RunSpec`` has a
-stable content hash, its run id.
+Every error names the file, the line, the field and what was expected; validation covers everything a run
+would otherwise only find out when it starts: names (models, datasets, recipes), ``overrides`` against the model
+constructor's argument types, ``recipe_overrides`` against the recipe schema, ``data_options`` against the
+dataset's options. Suite and variant names become paths, so they must be plain names (no ``/``, ``..`` or
+control characters). Each expanded ``RunSpec`` has a stable content hash, its run id.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import inspect
 import itertools
 import json
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from harness.configfile import ConfigError, line_of, load_yaml
+from harness.configfile import ConfigError, compose, line_of, load_yaml, read_text, value_problem
+from harness.names import UnsafePathError, check_name, has_control_characters
 from harness.recipe import EnergyImages
 
 try:
@@ -52,6 +56,18 @@ class SuiteError(ConfigError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+SafeName = Annotated[str, AfterValidator(check_name)]  # a string that becomes a file or directory name
+
+
+def _include_path(value: str) -> str:
+    if not value or has_control_characters(value):
+        raise ValueError(f"{value!r} is empty or contains a NUL or control character; expected a suite file path")
+    return value
+
+
+IncludePath = Annotated[str, AfterValidator(_include_path)]
 
 
 class Budget(_Strict):
@@ -72,7 +88,7 @@ class RunEntry(_Strict):
     recipe: str | None = None
     overrides: dict[str, Any] = {}
     recipe_overrides: dict[str, Any] = {}
-    variant: str | None = None
+    variant: SafeName | None = None
     data_options: dict[str, Any] = {}
 
 
@@ -84,14 +100,14 @@ class GridEntry(_Strict):
     recipe: str | None = None
     overrides: dict[str, Any] = {}
     recipe_overrides: dict[str, Any] = {}
-    variants: dict[str, dict[str, Any]] | None = None
+    variants: dict[SafeName, dict[str, Any]] | None = None
     data_options: dict[str, Any] = {}
 
 
 class SuiteFile(_Strict):
-    name: str | None = None
+    name: SafeName | None = None  # names the suite's tables, MLflow experiment and SLURM submissions
     description: str = ""
-    include: list[str] = []
+    include: list[IncludePath] = []
     seeds: list[int] | None = None
     budget: Budget = Budget()
     grid: list[GridEntry] = []
@@ -101,7 +117,7 @@ class SuiteFile(_Strict):
 class RunSpec(_Strict):
     """One fully resolved run. ``run_id`` hashes every field but ``suite``."""
 
-    suite: str
+    suite: SafeName
     model: str
     dataset: str
     T: int
@@ -110,7 +126,7 @@ class RunSpec(_Strict):
     recipe_hash: str
     overrides: dict[str, Any] = {}
     recipe_overrides: dict[str, Any] = {}
-    variant: str | None = None
+    variant: SafeName | None = None
     data_options: dict[str, Any] = {}
     epochs: int | None = None
     limit_batches: int | None = None
@@ -135,7 +151,7 @@ class Origin:
     def at(self, *field: Any) -> str:
         """``file: line N: field a.b``, for the entry itself or one of its fields."""
         loc = (*self.loc, *field)
-        line = line_of(yaml.compose(self.path.read_text()), loc)
+        line = line_of(compose(read_text(self.path, "suite", SuiteError), self.path, SuiteError), loc)
         return f"{self.path}: line {line}: field {'.'.join(str(p) for p in loc)}"
 
 
@@ -174,11 +190,17 @@ def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
     budget = Budget(**{**budget.model_dump(exclude_none=True), **own.budget.model_dump(exclude_none=True)})
     grid += [(entry, Origin(path, ("grid", i))) for i, entry in enumerate(own.grid)]
     runs += [(entry, Origin(path, ("runs", i))) for i, entry in enumerate(own.runs)]
-    return Suite(name=own.name or path.stem, path=str(path), description=own.description,
+    name = own.name or path.stem
+    try:
+        check_name(name, "suite name")
+    except UnsafePathError as err:
+        raise SuiteError(f"{path}: {err} (taken from the file name; set `name:` in the file)") from None
+    return Suite(name=name, path=str(path), description=own.description,
                  seeds=own.seeds or seeds, budget=budget, grid=grid, runs=runs)
 
 
-Where = Callable[[str], str]  # field name -> "file: line N: field ..." (computed only for an error)
+Where = Callable[..., str]  # (field, *keys) -> "file: line N: field ..." (computed only for an error)
+NOT_OVERRIDES = {"T": "set it with the run's T field", "num_classes": "it follows the dataset"}
 
 
 def _unknown(kind: str, value: str, valid: list[str], where: str) -> SuiteError:
@@ -192,16 +214,61 @@ class _Resolver:
 
     def __init__(self, suite: Suite) -> None:
         import zoo
-        from harness.data import list_datasets
-        from harness.recipe import list_recipes, load_recipe
+        from harness.data import dataset_options, list_datasets
+        from harness.recipe import apply_overrides, list_recipes, load_recipe
 
         self.suite = suite
         self.models = zoo.list_models()
         self.datasets = list_datasets()
         self.recipes = list_recipes()
         self.card = zoo.model_card
-        self.arguments = zoo.model_arguments
         self.load_recipe = load_recipe
+        self.apply_overrides = apply_overrides
+        self.dataset_options = dataset_options
+
+    @staticmethod
+    def model_parameters(model: str) -> dict[str, Any]:
+        """The model constructor's arguments with their annotations: the schema of a run's ``overrides``."""
+        import zoo
+        from zoo.registry import _BUILDERS  # the builder's signature is the only record of the argument types
+
+        zoo.model_card(model)
+        parameters = inspect.signature(_BUILDERS[model], eval_str=True).parameters.values()
+        return {p.name: p.annotation for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+    def check_overrides(self, model: str, overrides: dict[str, Any], where: Where) -> None:
+        """Each override names a constructor argument (not T or num_classes) and has its type."""
+        parameters = self.model_parameters(model)
+        for key, value in overrides.items():
+            if key in NOT_OVERRIDES:
+                raise SuiteError(f"{where('overrides', key)}: {key} is not a model override; {NOT_OVERRIDES[key]}")
+            if key not in parameters:
+                raise _unknown("override", key, sorted(set(parameters) - set(NOT_OVERRIDES)), where("overrides", key))
+            problem = value_problem(value, parameters[key])
+            if problem:
+                raise SuiteError(f"{where('overrides', key)}: override {key!r} of {model}: {problem}")
+
+    def check_recipe_overrides(self, recipe: str, overrides: dict[str, Any], where: Where) -> None:
+        """The recipe overrides apply to the recipe as a run applies them."""
+        from harness.recipe import OverrideError
+
+        try:
+            self.apply_overrides(self.load_recipe(recipe), overrides)
+        except OverrideError as err:
+            key, problem = next(iter(err.problems.items()))
+            raise SuiteError(f"{where('recipe_overrides', key)}: recipe {recipe!r}: {problem}") from None
+
+    def check_data_options(self, dataset: str, options: dict[str, Any], where: Where) -> None:
+        """Each data option is one the dataset takes, with its type."""
+        accepted = self.dataset_options(dataset)
+        for key, value in options.items():
+            if key not in accepted:
+                valid = ", ".join(sorted(accepted)) or "none"
+                raise SuiteError(f"{where('data_options', key)}: unknown data option {key!r} for dataset {dataset!r}; "
+                                 f"valid data options: {valid}")
+            problem = value_problem(value, accepted[key])
+            if problem:
+                raise SuiteError(f"{where('data_options', key)}: data option {key!r} of {dataset}: {problem}")
 
     def recipe_for(self, model: str, dataset: str, recipe: str | None, where: Where) -> str:
         """The run's recipe: the given one, the model's own on its own dataset, or the dataset's."""
@@ -223,11 +290,10 @@ class _Resolver:
             raise _unknown("model", entry.model, self.models, where("model"))
         if entry.dataset not in self.datasets:
             raise _unknown("dataset", entry.dataset, self.datasets, where("dataset"))
-        allowed = self.arguments(entry.model)
-        for key in entry.overrides:
-            if key not in allowed:
-                raise _unknown("override", key, allowed, where("overrides"))
+        self.check_overrides(entry.model, entry.overrides, where)
+        self.check_data_options(entry.dataset, entry.data_options, where)
         recipe = self.recipe_for(entry.model, entry.dataset, entry.recipe, where)
+        self.check_recipe_overrides(recipe, entry.recipe_overrides, where)
         recipe_json = self.load_recipe(recipe).model_dump_json()
         return RunSpec(
             suite=self.suite.name, model=entry.model, dataset=entry.dataset,
@@ -249,8 +315,14 @@ def _grid_runs(entry: GridEntry, origin: Origin, default_seeds: list[int] | None
                        overrides={**entry.overrides, **extra}, recipe_overrides=entry.recipe_overrides,
                        variant=variant, data_options=entry.data_options)
         fields = {"model": ("models", m), "dataset": ("datasets", d), "recipe": ("recipe",),
-                  "overrides": ("variants", variant) if variant in (entry.variants or {}) else ("overrides",)}
-        yield run, lambda field, fields=fields: origin.at(*fields[field])
+                  "overrides": ("overrides",), "recipe_overrides": ("recipe_overrides",),
+                  "data_options": ("data_options",)}
+
+        def where(field: str, *keys: Any, fields=fields, variant=variant, extra=extra) -> str:
+            base = ("variants", variant) if field == "overrides" and keys and keys[0] in extra else fields[field]
+            return origin.at(*base, *keys)
+
+        yield run, where
 
 
 def expand(suite: Suite, budget: Budget | None = None) -> list[RunSpec]:
@@ -264,6 +336,6 @@ def expand(suite: Suite, budget: Budget | None = None) -> list[RunSpec]:
             spec = resolver.spec(run, effective, where)
             specs.setdefault(spec.run_id, spec)
     for run, origin in suite.runs:
-        spec = resolver.spec(run, effective, lambda field, origin=origin: origin.at(field))
+        spec = resolver.spec(run, effective, lambda *field, origin=origin: origin.at(*field))
         specs.setdefault(spec.run_id, spec)
     return list(specs.values())

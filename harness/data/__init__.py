@@ -16,11 +16,13 @@ from harness.data.errors import DatasetError
 
 _LAZY = {
     "build_dataset": "harness.data.build",
+    "dataset_options": "harness.data.build",
     "mixup_fn": "harness.data.mixup",
     "update_mixup_for_epoch": "harness.data.mixup",
 }
 
-__all__ = ["DatasetError", "build_dataset", "dataset_info", "list_datasets", "model_input_shape", "mixup_fn", "update_mixup_for_epoch"]
+__all__ = ["DatasetError", "build_dataset", "dataset_info", "dataset_options", "list_datasets", "model_input_shape",
+           "mixup_fn", "update_mixup_for_epoch"]
 
 
 def __getattr__(name: str) -> Any:

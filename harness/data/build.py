@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -41,6 +42,13 @@ def build_dataset(
     split = _check_split(info, split)
     builder = _BUILDERS[name]
     return builder(info, split, Path(root).expanduser() if root is not None else None, T or info.default_T, recipe, **options)
+
+
+def dataset_options(name: str) -> dict[str, Any]:
+    """The options ``build_dataset(name, ...)`` accepts (a suite's ``data_options``), each with its annotation."""
+    parameters = inspect.signature(_BUILDERS[get_info(name).name], eval_str=True).parameters.values()
+    return {p.name: p.annotation for p in parameters
+            if p.name not in _COMMON_ARGUMENTS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 def _check_split(info: DatasetInfo, split: str) -> str:
@@ -114,7 +122,7 @@ def _imagenet(info: DatasetInfo, split: str, root: Path | None, T: int | None, r
 
 def _dvs_files(
     info: DatasetInfo, split: str, root: Path | None, T: int | None, recipe: DataRecipe | None,
-    layout: str = "spikingjelly", resize: int | None = None, **options: Any,
+    layout: Literal["spikingjelly", "tonic"] = "spikingjelly", resize: int | None = None, **options: Any,
 ) -> Dataset:
     """DVS128 Gesture / CIFAR10-DVS in spikingjelly's (default) or tonic's layout, framed into T frames."""
     _no_options(info.name, options)
@@ -125,6 +133,7 @@ def _dvs_files(
     return ClipFileDataset(sources, labels, classes, load, dvs_transform(recipe, split == "train", resize))
 
 
+_COMMON_ARGUMENTS = ("info", "split", "root", "T", "recipe")  # what every builder takes; the rest are options
 _BUILDERS = {
     "digits": _digits,
     "digits_dvs": _digits_dvs,

@@ -1,8 +1,12 @@
-"""CIFAR-10/100 in the python pickle format, read with pickle + numpy (no torchvision).
+"""CIFAR-10/100 in the python pickle format, read with a restricted unpickler + numpy (no torchvision).
 
 Layout: ``cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}`` and
 ``cifar-100-python/{train, test, meta}``; each file is a pickled dict written by Python 2, whose keys load as
 bytes (``encoding="bytes"``) or str (re-pickled copies): both are accepted.
+
+A pickle can name any importable callable and call it while loading, so whoever can write into the data folder
+could run code here. The unpickler resolves only the numpy array reconstructors the real files (and copies
+re-pickled by Python 3 with any protocol) use; every other reference is refused before anything is called.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy._core import multiarray as np_core_multiarray
+from numpy._core import numeric as np_core_numeric
 
 from harness.data.catalog import CIFAR_URL
 from harness.data.errors import corrupt_file, missing_dataset
@@ -45,12 +51,47 @@ def _text(value: Any) -> Any:
     return value.decode("latin1") if isinstance(value, bytes) else value
 
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as Python 3 pickles bytes with protocols 0-2: only its latin-1 form is accepted."""
+    if not isinstance(text, str) or encoding.replace("-", "").replace("_", "").lower() != "latin1":
+        raise pickle.UnpicklingError(f"_codecs.encode is only accepted as encode(str, 'latin1'), got encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+# (module, name) -> what a CIFAR file may reference: numpy arrays, dtypes and scalars in the old (numpy.core)
+# and new (numpy._core) module names, and the latin-1 bytes encoder of protocol-2 copies made by Python 3
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    **{(f"numpy.{core}.multiarray", "_reconstruct"): np_core_multiarray._reconstruct for core in ("core", "_core")},
+    **{(f"numpy.{core}.multiarray", "scalar"): np_core_multiarray.scalar for core in ("core", "_core")},
+    **{(f"numpy.{core}.numeric", "_frombuffer"): np_core_numeric._frombuffer for core in ("core", "_core")},
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, tuples, str, bytes, numbers and numpy arrays; refuses every other global."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"it references {module}.{name}, which a CIFAR file never holds "
+                                         "(only dicts, lists, str, bytes, numbers and numpy arrays are read)") from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("it holds a persistent reference, which a CIFAR file never holds")
+
+
 def unpickle(name: str, path: Path) -> dict[str, Any]:
-    """Load one CIFAR pickle with str keys, whatever the key type it was written with."""
+    """Load one CIFAR pickle with str keys, whatever the key type it was written with; nothing but data loads."""
     try:
         with path.open("rb") as f:
-            raw = pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as err:
+            raw = _CifarUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as err:
+        raise corrupt_file(name, path, f"refused: {err}", CIFAR_URL) from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as err:
         raise corrupt_file(name, path, f"not a readable pickle ({type(err).__name__}: {err})", CIFAR_URL) from None
     if not isinstance(raw, dict):
         raise corrupt_file(name, path, f"expected a pickled dict, got {type(raw).__name__}", CIFAR_URL)

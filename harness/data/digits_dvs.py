@@ -79,7 +79,7 @@ def load_or_generate(cfg: DigitsDVSConfig, cache_dir: Path | None = None) -> tup
     path = (cache_dir or default_data_dir()) / "digits_dvs" / f"{cfg.key()}.npz"
     if path.is_file():
         try:
-            with np.load(path) as f:
+            with np.load(path, allow_pickle=False) as f:
                 batch = EventBatch(
                     t=f["t"].astype(np.int64), x=f["x"].astype(np.uint16), y=f["y"].astype(np.uint16), p=f["p"], offsets=f["offsets"]
                 )

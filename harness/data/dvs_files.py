@@ -63,7 +63,7 @@ def load_events_file(path: Path, name: str, T: int) -> np.ndarray:
     """Frame one spikingjelly ``events_np`` file (``t, x, y, p``) into float32 ``[T, 2, 128, 128]``."""
     url = LAYOUTS[name].url
     try:
-        with np.load(path) as f:
+        with np.load(path, allow_pickle=False) as f:
             x, y, p = f["x"], f["y"], f["p"]
             n_t = f["t"].shape
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
@@ -80,7 +80,7 @@ def load_frames_file(path: Path, name: str, T: int) -> np.ndarray:
     """Read one spikingjelly pre-framed file (array ``frames`` ``[T, 2, 128, 128]``) as float32."""
     url = LAYOUTS[name].url
     try:
-        with np.load(path) as f:
+        with np.load(path, allow_pickle=False) as f:
             frames = f["frames"]
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
         raise corrupt_file(name, path, f"expected an .npz with array 'frames' ({type(err).__name__}: {err})", url) from None

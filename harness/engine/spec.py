@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.recipe import EnergyImages, Recipe, load_recipe, parse_recipe, scale_schedule
+from harness.recipe import EnergyImages, Recipe, apply_overrides, load_recipe, scale_schedule
 
 
 class TrainSpec(BaseModel):
@@ -55,11 +55,4 @@ class TrainSpec(BaseModel):
     def _overridden(self, base: Recipe) -> Recipe:
         if not self.overrides:
             return base
-        raw = base.model_dump()
-        for key, value in self.overrides.items():
-            section, _, field = key.partition(".")
-            if section not in ("data", "optim", "train") or field not in raw[section]:
-                raise ValueError(f"override {key!r}: expected 'data.<field>', 'optim.<field>' or 'train.<field>' "
-                                 f"naming a recipe field")
-            raw[section][field] = value
-        return parse_recipe(raw, source=f"recipe {base.name!r} with overrides {sorted(self.overrides)}")
+        return apply_overrides(base, self.overrides)

@@ -5,7 +5,17 @@ import torch
 
 from harness.data.transforms import dvs_transform
 from harness.engine.optim import scaled_lr
-from harness.recipe import DataRecipe, TrainRecipe, accumulation_steps, list_recipes, load_recipe, parse_recipe
+import yaml
+
+from harness.configfile import load_yaml
+from harness.recipe import DataRecipe, Recipe, TrainRecipe, accumulation_steps, list_recipes, load_recipe
+
+
+def parse_recipe(raw: dict, tmp_path) -> Recipe:
+    """A recipe file with ``raw`` content, read as the harness reads recipes."""
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_yaml(path, Recipe, "recipe")
 
 
 def test_accumulation_keeps_the_global_batch_on_any_device_count():
@@ -18,22 +28,22 @@ def test_accumulation_keeps_the_global_batch_on_any_device_count():
     assert accumulation_steps(TrainRecipe(batch_size=32, accum_steps=3), 8) == 3  # no global batch: as given
 
 
-def test_global_batch_and_accum_steps_exclude_each_other_and_must_fit_the_batch():
+def test_global_batch_and_accum_steps_exclude_each_other_and_must_fit_the_batch(tmp_path):
     base = {"name": "r", "description": "d", "source": "s"}
     with pytest.raises(ValueError, match="train.global_batch.*or train.accum_steps"):
-        parse_recipe({**base, "train": {"global_batch": 64, "accum_steps": 2}}, "r.yaml")
-    with pytest.raises(ValueError, match="r.yaml: field train: .*not a multiple of train.batch_size 48"):
-        parse_recipe({**base, "train": {"global_batch": 64, "batch_size": 48}}, "r.yaml")
+        parse_recipe({**base, "train": {"global_batch": 64, "accum_steps": 2}}, tmp_path)
+    with pytest.raises(ValueError, match="r.yaml: line 5: field train: .*not a multiple of train.batch_size 48"):
+        parse_recipe({**base, "train": {"global_batch": 64, "batch_size": 48}}, tmp_path)
 
 
-def test_a_deviation_must_name_the_value_the_recipe_uses():
+def test_a_deviation_must_name_the_value_the_recipe_uses(tmp_path):
     base = {"name": "r", "description": "d", "source": "s", "train": {"batch_size": 64}}
     deviation = {"field": "train.batch_size", "paper": 128, "code": 64, "chosen": "paper", "source": "x"}
     with pytest.raises(ValueError, match="train.batch_size chooses the paper's value 128 but the recipe has 64"):
-        parse_recipe({**base, "deviations": [deviation]}, "r.yaml")
-    assert parse_recipe({**base, "deviations": [{**deviation, "chosen": "code"}]}, "r.yaml").deviations[0].code == 64
+        parse_recipe({**base, "deviations": [deviation]}, tmp_path)
+    assert parse_recipe({**base, "deviations": [{**deviation, "chosen": "code"}]}, tmp_path).deviations[0].code == 64
     with pytest.raises(ValueError, match="deviations.0.chosen"):
-        parse_recipe({**base, "deviations": [{**deviation, "chosen": "both"}]}, "r.yaml")
+        parse_recipe({**base, "deviations": [{**deviation, "chosen": "both"}]}, tmp_path)
 
 
 def test_every_shipped_deviation_names_both_values_and_its_source():
