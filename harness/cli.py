@@ -95,15 +95,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for message in outcome.tracking_errors:
         print(f"warning: {message}", file=sys.stderr)
     if not args.no_report:
-        _report(suite.name, uri, root)
+        _report(suite, uri, root)
     return 0 if all(s in ("finished", "diverged") for s in outcome.states.values()) else 1
 
 
-def _report(suite_name: str, uri: str, root: Path) -> None:
+def _report(suite, uri: str, root: Path) -> None:
+    """The suite's tables and the leaderboard, with the suite's verdict margins."""
     from harness.report import render_leaderboard, render_tables
 
-    paths = render_tables(uri, suite_name, root / "tables")
-    page = render_leaderboard(uri, root / "leaderboard" / "index.html")
+    paths = render_tables(uri, suite.name, root / "tables", suite.margins)
+    page = render_leaderboard(uri, root / "leaderboard" / "index.html", suite.margins)
     print(Path(paths["report.md"]).read_text())
     print("tables: " + ", ".join(str(p) for p in paths.values()))
     print(f"leaderboard: {page}")
@@ -152,10 +153,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     root, uri = _roots(args)
     try:
-        name = load_suite(args.suite).name
+        suite = load_suite(args.suite)
     except SuiteError as err:
         raise UserError(str(err)) from None
-    _report(name, uri, root)
+    _report(suite, uri, root)
     return 0
 
 

@@ -18,10 +18,21 @@ from typing import Any
 from harness.runs import RunRecord, all_records
 
 TAG = "spikebench."
-FINAL_METRICS = ("top1", "top5", "best_top1", "params", "firing_rate", "energy_mj", "sops", "macs",
+# Energy per image in two conventions (``final.json["energy"]``): ``paper`` (MSViT Eq. 18, the papers' way) and
+# ``ops`` (every operation as executed); NeuroBench's metrics (``final.json["neurobench"]``).
+ENERGY_METRICS = {"paper": {"energy_mj": "energy_mj", "first_layer_macs": "first_layer_macs", "sops": "sops",
+                            "firing_rate": "firing_rate"},
+                  "ops": {"energy_mj": "ops_energy_mj", "macs": "ops_macs", "acs": "ops_acs",
+                          "firing_rate": "ops_firing_rate"}}
+NEUROBENCH_METRICS = ("footprint_bytes", "connection_sparsity", "activation_sparsity", "effective_macs",
+                      "effective_acs")
+FINAL_METRICS = ("top1", "top5", "best_top1", "best_epoch", "params",
+                 *ENERGY_METRICS["paper"].values(), *ENERGY_METRICS["ops"].values(), "energy_images",
+                 *NEUROBENCH_METRICS, "eval_batch",
                  "train_seconds", "train_device_hours", "eval_img_per_s", "peak_memory_mb")
 TAG_NAMES = ("run_id", "suite", "family", "model", "dataset", "T", "seed", "variant", "recipe", "state",
-             "git_commit", "torch", "cuda", "host", "device", "slurm_job_id", "command", "content_hash", "reason")
+             "git_commit", "torch", "cuda", "host", "device", "slurm_job_id", "command", "content_hash", "reason",
+             "batch_dependent", "code_fingerprint")
 ARTIFACTS = ("spec.json", "final.json", "config.json", "metrics.jsonl", "energy.json")
 LOGGED_STATES = ("finished", "failed", "diverged")
 
@@ -95,23 +106,46 @@ def _tags(record: RunRecord, config: dict[str, Any], suite: str, suite_path: str
         "device": str(provenance.get("gpu") or "cpu"), "slurm_job_id": str(status.get("slurm_job_id") or ""),
         "command": reproduce_command(suite_path, spec), "content_hash": chash,
     }
-    if status.get("reason"):
-        tags["reason"] = str(status["reason"])[:4000]
+    final = record.final or {}
+    reason = status.get("reason") or (final.get("message") if record.state == "diverged" else None)
+    if reason:
+        tags["reason"] = str(reason)[:4000]
+    if isinstance(final.get("batch_dependent"), bool):
+        tags["batch_dependent"] = str(final["batch_dependent"]).lower()
+    if provenance.get("code_fingerprint"):
+        tags["code_fingerprint"] = str(provenance["code_fingerprint"])
     return {TAG + k: v for k, v in tags.items()}
 
 
+def _energy(final: dict[str, Any]) -> dict[str, Any]:
+    """Energy metrics from final.json's ``energy`` block; a block without conventions (written before they
+    existed) counted every operation as executed: it is the ``ops`` convention."""
+    energy = final.get("energy") or {}
+    conventions = energy if "ops" in energy or "paper" in energy else {"ops": energy}
+    values = {name: (conventions.get(convention) or {}).get(key)
+              for convention, keys in ENERGY_METRICS.items() for key, name in keys.items()}
+    values["energy_images"] = energy.get("images")
+    return values
+
+
 def final_metrics(final: dict[str, Any], world_size: int = 1) -> dict[str, float]:
-    """The headline numbers of an engine ``final.json`` (absent ones are left out, never zero-filled)."""
-    last, energy = final.get("last") or {}, final.get("energy") or {}
+    """The headline numbers of an engine ``final.json`` (absent or non-numeric ones are left out, never
+    zero-filled). ``top1``/``top5`` are the last epoch's; ``best_top1`` at ``best_epoch`` is the best's."""
+    last, neurobench = final.get("last") or {}, final.get("neurobench") or {}
     values = {
         "top1": last.get("eval_top1"), "top5": last.get("eval_top5"), "best_top1": final.get("best_top1"),
-        "params": final.get("params"), "firing_rate": energy.get("firing_rate"), "energy_mj": energy.get("energy_mj"),
-        "sops": energy.get("acs"), "macs": energy.get("macs"), "train_seconds": final.get("wall_time_s"),
-        "eval_img_per_s": last.get("eval_img_s"), "peak_memory_mb": final.get("peak_memory_mb"),
+        "best_epoch": final.get("best_epoch"), "params": final.get("params"), **_energy(final),
+        **{name: neurobench.get(name) for name in NEUROBENCH_METRICS}, "eval_batch": final.get("eval_batch"),
+        "train_seconds": final.get("wall_time_s"), "eval_img_per_s": last.get("eval_img_s"),
+        "peak_memory_mb": final.get("peak_memory_mb"),
     }
-    if final.get("wall_time_s") is not None:
+    if _number(final.get("wall_time_s")):
         values["train_device_hours"] = final["wall_time_s"] * world_size / 3600
-    return {k: float(v) for k, v in values.items() if v is not None}
+    return {k: float(v) for k, v in values.items() if _number(v)}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _metrics(record: RunRecord, config: dict[str, Any]) -> list:

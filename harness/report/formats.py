@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 from itertools import groupby
+from typing import Callable
 
 MISSING = "—"
 
@@ -21,9 +22,15 @@ def fixed(value: float | None, digits: int = 2) -> str:
     return MISSING if is_missing(value) else f"{value:.{digits}f}"
 
 
-def mean_std(mean: float | None, std: float | None) -> str:
-    """``mean ± std`` with two decimals (the mean alone for one seed, ``MISSING`` for none)."""
-    return MISSING if is_missing(mean) else fixed(mean) if is_missing(std) else f"{fixed(mean)} ± {fixed(std)}"
+def mean_std(mean: float | None, std: float | None, show: Callable[[float], str] = fixed) -> str:
+    """``mean ± std`` (two decimals by default; the mean alone for one seed, ``MISSING`` for none)."""
+    return MISSING if is_missing(mean) else show(mean) if is_missing(std) else f"{show(mean)} ± {show(std)}"
+
+
+def interval(low: float | None, high: float | None, show: Callable[[float], str] | None = None) -> str:
+    """A confidence interval as ``[low, high]`` (``MISSING`` without one)."""
+    show = show or fixed
+    return MISSING if is_missing(low) or is_missing(high) else f"[{show(low)}, {show(high)}]"
 
 
 def readable(value: float | None) -> str:
