@@ -111,14 +111,23 @@ def test_distinguishing_names_what_differs():
     assert distinguishing(group_configs(frame)[:1]) == {0: ""}
 
 
-def test_load_runs_checks_columns_and_types():
+def test_load_runs_checks_columns_and_skips_malformed_runs():
     frame = fixture_runs()
     with pytest.raises(ValueError, match=r"lacks the columns \['seed'\]"):
         load_runs(frame.drop(columns=["seed"]))
     bad = frame.copy()
     bad.loc[0, "T"] = "four"
-    with pytest.raises(ValueError, match=r"column 'T' must hold integers; runs \['in1k768s0'\] have \['four'\]"):
-        load_runs(bad)
+    bad.loc[1, "seed"] = "1.5"
+    bad.loc[2, "run_id"] = None
+    with pytest.warns(UserWarning) as caught:
+        runs = load_runs(bad)
+    messages = [str(w.message) for w in caught]
+    assert messages == ["runs frame: MLflow run mlflow-in1k768s2-paper has no run_id tag; skipped",
+                        "runs frame: run in1k768s0 (MLflow run mlflow-in1k768s0-paper) has T='four', not an integer; "
+                        "skipped",
+                        "runs frame: run in1k768s1 (MLflow run mlflow-in1k768s1-paper) has seed='1.5', not an "
+                        "integer; skipped"]
+    assert len(runs) == len(frame) - 3 and "in1k768s0" not in set(runs["run_id"])
     runs = load_runs(frame, suite="other")
     assert sorted(runs["run_id"]) == ["c100s0", "sdt384s0"]
     assert runs["variant"].tolist() == [None, None] and runs["T"].dtype.kind == "i"
