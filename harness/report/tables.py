@@ -13,8 +13,8 @@ import pandas as pd
 from harness.report.aggregate import (BUDGET_UNKNOWN, CLAIM_ONLY, COMPARED_TOP1, NO_CLAIM, NOT_REPRODUCED,
                                       REPRODUCED, ConfigResult, Stat, claim_verdict, distinguishing, group_configs)
 from harness.report.claims import Claim, Claims, load_claims
-from harness.report.formats import (MISSING, Column, DisplayTable, Panel, fixed, interval, mean_std, readable,
-                                    to_latex, to_markdown)
+from harness.report.formats import (MISSING, Column, DisplayTable, Panel, fixed, interval, markdown_escape,
+                                    mean_std, readable, to_latex, to_markdown)
 from harness.report.frame import load_runs
 from harness.suite import Margins
 from harness.tracking import NEUROBENCH_METRICS
@@ -299,7 +299,7 @@ def render_tables(frame_or_uri: pd.DataFrame | str, suite_name: str | None, out_
     directory = Path(out_dir) / _slug(suite_name or "all")
     directory.mkdir(parents=True, exist_ok=True)
     finished = int((runs["state"] == "finished").sum())
-    heading = (f"# spikebench report: {suite_name or 'all suites'}\n\n{len(runs)} runs logged, {finished} "
+    heading = (f"# spikebench report: {markdown_escape(suite_name or 'all suites')}\n\n{len(runs)} runs logged, {finished} "
                f"finished.\n")
     outputs = {"report.md": heading + "".join("\n" + to_markdown(t.display) for t in tables)}
     for table in tables:

@@ -149,3 +149,15 @@ def test_pareto_front_and_log_axis():
     xs = {p.label: p.px for p in plot.points}
     assert plot.plot_left <= xs["paper"] < xs["a"] < xs["c"] < xs["d"] <= plot.plot_right
     assert scatter([], "t", "x", "y") is None
+
+
+def test_many_logged_params_do_not_fragment_the_frame():
+    """Real runs log a hundred-odd recipe params; cleaning them column by column fragmented the frame."""
+    import warnings
+
+    frame = fixture_runs()
+    params = pd.DataFrame({f"params.recipe.k{i}": [str(i)] * len(frame) for i in range(150)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        runs = load_runs(pd.concat([frame, params], axis=1))
+    assert runs["params.recipe.k149"].tolist() == ["149"] * len(frame)

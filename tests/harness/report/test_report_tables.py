@@ -3,13 +3,15 @@
 The test only reads the golden files: after an intended change of the output, regenerate them with
 ``tests/harness/report/regenerate_golden.py`` and review the diff."""
 
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from harness.report.tables import RECORD_COLUMNS, render_tables
-from report_runs import fixture_runs
+from harness.report.tables import RECORD_COLUMNS, columns, render_tables
+from harness.suite import Margins
+from report_runs import fixture_runs, run
 
 GOLDEN = Path(__file__).parent / "golden"
 FILES = [f"{table}.{ext}" for table in ("table1", "table2", "table3", "other") for ext in ("md", "tex", "csv")]
@@ -115,3 +117,19 @@ def test_margins_are_read_from_the_suite_file(tmp_path):
     path.write_text("name: s\nmargins: {top1: -1}\nruns: []\n")
     with pytest.raises(SuiteError, match="margins.top1"):
         load_suite(path)
+
+
+def test_markdown_shows_hostile_names_as_text(tmp_path):
+    """Raw HTML, links and pipes in any name reach the Markdown as literal text, never as markup or cells."""
+    xss, link = "<script>alert(1)</script>", "[x](javascript:alert(2))"
+    evil = run("evil0", "sdt_2_512.cifar10", "digits", 4, 0, 50.0, suite=xss, variant=f"a|b {link} <img src=x>")
+    evil["model"] = f"m|<b>{xss}</b>"
+    paths = render_tables(pd.concat([fixture_runs(), pd.DataFrame([evil])], ignore_index=True), None, tmp_path)
+    for name in ("other.md", "report.md"):
+        text = paths[name].read_text()
+        assert "<" not in text and ">" not in text  # every angle bracket became an entity
+        assert re.search(r"(?<!\\)\]\(", text) is None  # no link syntax survives
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    row = next(line for line in paths["other.md"].read_text().splitlines() if "script" in line)
+    assert len(re.split(r"(?<!\\)\|", row)) == len(columns("other", Margins())) + 2  # pipes stay inside cells
+    assert "m\\|&lt;b&gt;&lt;script&gt;" in row and "a\\|b \\[x\\](javascript:alert(2)) &lt;img src=x&gt;" in row
