@@ -60,7 +60,7 @@ def test_verdict_columns_show_interval_and_margin(rendered):
     assert float(msvit["ops_energy_mj_mean"]) == pytest.approx(1.25 * 45.3)
     assert float(msvit["effective_acs_mean"]) == 3e8 and float(msvit["footprint_bytes_mean"]) == 4 * 69_802_408
     markdown = rendered["table1.md"].read_text()
-    assert "| 77.90 ± 0.10 | 77.60 ± 0.10 | 3 | [77.65, 78.15] | -0.90 | not reproduced |" in markdown
+    assert r"| 77.90 ± 0.10 | 77.60 ± 0.10 | 3 | \[77.65, 78.15\] | -0.90 | not reproduced |" in markdown
     assert "Top-1 (%) verdict (±0.5)" in markdown and "Energy (mJ) verdict (±10%)" in markdown
     assert "best epoch's top-1" in markdown and "zoo-spec.md" in markdown
 
@@ -81,7 +81,7 @@ def test_diverged_batch_dependent_and_shrunk_runs_are_shown(rendered):
     assert "| 64§ |" in table2 and "§ batch-dependent" in table2
     other = pd.read_csv(rendered["other.csv"], keep_default_na=False).set_index("run_ids")
     assert other.loc["tinyqk0", "variant"] == "depths=[1, 1, 1], widths=[16, 32, 64]"
-    assert "| CIFAR10 | qkformer_4_384.cifar10 | 4 | depths=[1, 1, 1], widths=[16, 32, 64] |" in (
+    assert r"| CIFAR10 | qkformer_4_384.cifar10 | 4 | depths=\[1, 1, 1\], widths=\[16, 32, 64\] |" in (
         rendered["other.md"].read_text())
 
 
