@@ -116,15 +116,14 @@ class ConfigResult:
 
     @property
     def outcome(self) -> str:
-        """What happened to the runs outside the statistics: "1 diverged: reason, 2 not finished" ("" if none)."""
+        """What happened to the runs outside the statistics: "1 diverged: reason, 2 failed" ("" if none)."""
         diverged = self.runs[self.runs["state"] == "diverged"]
         reasons = sorted({r for r in diverged["reason"] if r})
         parts = []
         if len(diverged):
             parts.append(f"{len(diverged)} diverged" + (f": {'; '.join(reasons)}" if reasons else ""))
-        pending = int((~self.runs["state"].isin(("finished", "diverged"))).sum())
-        if pending:
-            parts.append(f"{pending} not finished")
+        others = self.runs.loc[~self.runs["state"].isin(("finished", "diverged")), "state"]
+        parts += [f"{count} {state or 'unknown state'}" for state, count in sorted(others.value_counts(dropna=False).items())]
         return ", ".join(parts)
 
     @property

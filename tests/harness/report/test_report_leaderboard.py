@@ -85,6 +85,7 @@ def test_verdicts_use_the_given_margins_and_diverged_runs_read_diverged():
 
     frame = pd.concat([fixture_runs(), pd.DataFrame([
         run("gone0", "sdt_2_512.cifar10", "cifar10", 4, 0, None, state="diverged", reason="loss is inf at epoch 3"),
+        run("gone1", "sdt_2_512.cifar10", "cifar10", 4, 1, None, state="failed", reason="out of memory"),
     ])], ignore_index=True)
     wide = build_context(load_runs(frame), load_claims(), Margins(top1=2.0))
     imagenet = wide["sections"][0]["rows"]
@@ -95,7 +96,7 @@ def test_verdicts_use_the_given_margins_and_diverged_runs_read_diverged():
     assert qk384["verdict"] == "not reproduced"  # wholly below 78.80 - 0.5
     gone = next(_texts(narrow, r) for s in narrow["sections"] for r in s["rows"]
                 if r["cells"][0].text == "sdt_2_512.cifar10")
-    assert gone["verdict"] == "1 diverged: loss is inf at epoch 3"
+    assert gone["verdict"] == "1 diverged: loss is inf at epoch 3, 1 failed"
     assert "Verdict (±2 points)" in [header for _, header, _ in wide["columns"]]
 
 
