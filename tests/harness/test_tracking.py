@@ -128,7 +128,7 @@ COLLECT = "import sys; from harness.tracking import collect; print(collect(sys.a
 
 def test_parallel_collects_on_a_fresh_sqlite_store_leave_one_run_per_run_id(tiny_results_copy, tmp_path):
     """Processes that open a fresh sqlite store at once all succeed (it is created and migrated once, under a
-    lock) and log each run id exactly once (a lock per run directory)."""
+    lock: without it they crash in MLflow's migrations) and leave each run id logged exactly once."""
     root = tiny_results_copy["root"]
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
