@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -104,27 +105,53 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reachable(uri: str) -> str | None:
+    """The tracking URI with its store ready, or None after one warning line when it cannot be used: runs
+    then stay in their directories until ``harness collect``; training is never held up by tracking."""
+    from harness.tracking import TrackingUnavailable, ensure_store
+
+    try:
+        ensure_store(uri)
+    except TrackingUnavailable as err:
+        print(f"warning: {err}; runs are not logged and no report is rendered now: run `harness collect` "
+              f"and `harness report` once it is back", file=sys.stderr, flush=True)
+        return None
+    return uri
+
+
+def _tracking(func: Callable, *args, **kwargs):
+    """Call a tracking/report function; an unusable tracking store is a one-line error."""
+    from harness.tracking import TrackingUnavailable
+
+    try:
+        return func(*args, **kwargs)
+    except TrackingUnavailable as err:
+        raise UserError(str(err)) from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.launch.local import run_suite
 
     suite, specs = _load_specs(args)
     root, uri = _roots(args)
+    uri = _reachable(uri)
     outcome = run_suite(specs, root, jobs=args.jobs, tracking_uri=uri, data_root=args.data_root,
                         suite_path=args.suite)
     print(f"{suite.name}: {len(outcome.skipped)} already finished, "
           + ", ".join(f"{n} {s}" for s, n in Counter(outcome.states.values()).items()))
     for message in outcome.tracking_errors:
         print(f"warning: {message}", file=sys.stderr)
-    if not args.no_report:
-        _report(suite.name, uri, root)
+    if not args.no_report and uri is not None:
+        _report(suite, uri, root)
     return 0 if all(s in ("finished", "diverged") for s in outcome.states.values()) else 1
 
 
-def _report(suite_name: str, uri: str, root: Path) -> None:
+def _report(suite, uri: str, root: Path) -> None:
+    """The suite's tables and the leaderboard, with the suite's verdict margins."""
     from harness.report import render_leaderboard, render_tables
 
-    paths = render_tables(uri, suite_name, root / "tables")
-    page = render_leaderboard(uri, root / "leaderboard" / "index.html")
+    paths = _tracking(render_tables, uri, suite.name, root / "tables", suite.margins)
+    page = _tracking(render_leaderboard, uri, root / "leaderboard" / "index.html", suite.margins)
     print(Path(paths["report.md"]).read_text())
     print("tables: " + ", ".join(str(p) for p in paths.values()))
     print(f"leaderboard: {page}")
@@ -163,7 +190,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     from harness.tracking import collect
 
     root, uri = _roots(args)
-    counts = collect(root, uri)
+    counts = _tracking(collect, root, uri)
     print(f"collected into {uri}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return 0
 
@@ -173,10 +200,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     root, uri = _roots(args)
     try:
-        name = load_suite(args.suite).name
+        suite = load_suite(args.suite)
     except SuiteError as err:
         raise UserError(str(err)) from None
-    _report(name, uri, root)
+    _report(suite, uri, root)
     return 0
 
 
@@ -184,7 +211,8 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from harness.report import render_leaderboard
 
     root, uri = _roots(args)
-    print(f"leaderboard: {render_leaderboard(uri, Path(args.out) if args.out else root / 'leaderboard' / 'index.html')}")
+    out = Path(args.out) if args.out else root / "leaderboard" / "index.html"
+    print(f"leaderboard: {_tracking(render_leaderboard, uri, out)}")
     return 0
 
 
@@ -414,12 +442,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as the terminal shows them: one line, no source excerpt."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "energy":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    warnings.formatwarning = _one_line_warning
     try:
         return args.func(args)
     except (UserError, UnsafePathError) as err:

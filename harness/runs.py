@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,30 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file appended one whole line per write ([] when absent): a last line without
+    its newline (torn) is ignored, any other line that is not a JSON object is skipped with one warning."""
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    lines = text.split("\n")
+    complete = lines[:-1]  # the last element is "" after a final newline, else a torn line
+    rows = []
+    for number, line in enumerate(complete, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            warnings.warn(f"{path}: line {number} is not a JSON object; skipped", stacklevel=2)
+    return rows
 
 
 def tail_lines(path: str | Path | None, lines: int = 20) -> str:
@@ -126,10 +151,9 @@ class RunRecord:
 
     @property
     def epochs(self) -> list[dict[str, Any]]:
-        path = self.dir / "metrics.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        """The epoch records of ``metrics.jsonl``. A last line without its newline is being written (or was
+        torn by a crash) and is ignored; any other malformed line is skipped with a warning naming it."""
+        return read_jsonl(self.dir / "metrics.jsonl")
 
 
 def all_records(root: Path) -> list[RunRecord]:

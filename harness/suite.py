@@ -7,6 +7,7 @@ A suite file (``suites/*.yaml``)::
     include: [base.yaml]             # grids and runs of other suite files come first
     seeds: [0, 1, 2]                 # default seeds of grid entries that name none
     budget: {epochs: 3, limit_batches: null, subset: null}
+    margins: {top1: 0.5, energy: 0.10}  # equivalence margins of the verdicts (points; relative)
     grid:
       - models: [msvit_4_384.cifar10]
         datasets: [digits]
@@ -80,6 +81,14 @@ class Budget(_Strict):
         "all", description="images energy is measured on: 'all' (the eval split), N >= 1000 (seeded subset), 0 (off)")
 
 
+class Margins(_Strict):
+    """How far a result may sit from a paper's claim and still reproduce it (an equivalence margin): the 95%
+    t-interval of the seeds must lie inside claim ± margin."""
+
+    top1: float = Field(0.5, gt=0, description="top-1 margin in percentage points")
+    energy: float = Field(0.10, gt=0, description="energy margin relative to the claimed energy")
+
+
 class RunEntry(_Strict):
     model: str
     dataset: str
@@ -110,6 +119,7 @@ class SuiteFile(_Strict):
     include: list[IncludePath] = []
     seeds: list[int] | None = None
     budget: Budget = Budget()
+    margins: Margins = Margins()
     grid: list[GridEntry] = []
     runs: list[RunEntry] = []
 
@@ -164,6 +174,7 @@ class Suite:
     budget: Budget
     grid: list[tuple[GridEntry, Origin]]
     runs: list[tuple[RunEntry, Origin]]
+    margins: Margins = Margins()
 
 
 def _read_suite_file(path: Path) -> SuiteFile:
@@ -196,7 +207,8 @@ def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
     except UnsafePathError as err:
         raise SuiteError(f"{path}: {err} (taken from the file name; set `name:` in the file)") from None
     return Suite(name=name, path=str(path), description=own.description,
-                 seeds=own.seeds or seeds, budget=budget, grid=grid, runs=runs)
+                 seeds=own.seeds or seeds, budget=budget, grid=grid, runs=runs,
+                 margins=own.margins)
 
 
 Where = Callable[..., str]  # (field, *keys) -> "file: line N: field ..." (computed only for an error)

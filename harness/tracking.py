@@ -2,45 +2,106 @@
 
 Run directories are the record of truth; MLflow is where people browse. ``log_run_dir`` skips a run
 whose content hash is already logged and replaces the MLflow run when the directory changed, so
-``collect`` can be repeated at will. Only one process (the launcher's parent, or ``harness collect``)
-writes to a sqlite store, after ``ensure_store`` created and migrated it.
+``collect`` can be repeated at will. Tracking never costs a run:
+
+- ``ensure_store`` creates and migrates a sqlite store once, under a file lock, before anything else opens it;
+- logging one run id holds a lock in its run directory, so any number of processes leave one MLflow run per
+  run id and suite (and ``collect`` removes duplicates older versions left behind);
+- an unreachable server fails fast (bounded HTTP retries and timeout): ``TrackingUnavailable``, one line;
+- a malformed run directory is skipped with one warning naming the file (``MalformedRecord``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import shlex
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from harness.runs import RunRecord, all_records
 
 TAG = "spikebench."
-FINAL_METRICS = ("top1", "top5", "best_top1", "params", "firing_rate", "energy_mj", "sops", "macs",
+# Energy per image in two conventions (``final.json["energy"]``): ``paper`` (MSViT Eq. 18, the papers' way) and
+# ``ops`` (every operation as executed); NeuroBench's metrics (``final.json["neurobench"]``).
+ENERGY_METRICS = {"paper": {"energy_mj": "energy_mj", "first_layer_macs": "first_layer_macs", "sops": "sops",
+                            "firing_rate": "firing_rate"},
+                  "ops": {"energy_mj": "ops_energy_mj", "macs": "ops_macs", "acs": "ops_acs",
+                          "firing_rate": "ops_firing_rate"}}
+NEUROBENCH_METRICS = ("footprint_bytes", "connection_sparsity", "activation_sparsity", "effective_macs",
+                      "effective_acs")
+FINAL_METRICS = ("top1", "top5", "best_top1", "best_epoch", "params",
+                 *ENERGY_METRICS["paper"].values(), *ENERGY_METRICS["ops"].values(), "energy_images",
+                 *NEUROBENCH_METRICS, "eval_batch",
                  "train_seconds", "train_device_hours", "eval_img_per_s", "peak_memory_mb")
 TAG_NAMES = ("run_id", "suite", "family", "model", "dataset", "T", "seed", "variant", "recipe", "state",
-             "git_commit", "torch", "cuda", "host", "device", "slurm_job_id", "command", "content_hash", "reason")
+             "git_commit", "torch", "cuda", "host", "device", "slurm_job_id", "command", "content_hash", "reason",
+             "batch_dependent", "code_fingerprint")
 ARTIFACTS = ("spec.json", "final.json", "config.json", "metrics.jsonl", "energy.json")
 LOGGED_STATES = ("finished", "failed", "diverged")
+RUN_FILES = ("spec.json", "status.json", "config.json", "final.json")
+# An unreachable server costs seconds, not MLflow's default of 7 retries with exponential backoff (minutes).
+HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+SQLITE = "sqlite:///"
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store cannot be reached or opened (the message is one line)."""
+
+
+class MalformedRecord(ValueError):
+    """A run directory holds a file that cannot be read as what it should be (the message names it)."""
 
 
 def default_uri(results_root: Path) -> str:
-    return f"sqlite:///{Path(results_root).resolve() / 'mlflow.db'}"
+    return f"{SQLITE}{Path(results_root).resolve() / 'mlflow.db'}"
 
 
 def _client(uri: str):
+    for name, value in HTTP_SETTINGS.items():  # read by MLflow at each request; the user's settings win
+        os.environ.setdefault(name, value)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if needed), held for the ``with`` block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:300] if text else ''}"
+
+
 def ensure_store(uri: str) -> None:
-    """Create and migrate the tracking store once, before any parallel work touches it."""
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    _client(uri).search_experiments(max_results=1)
+    """Create and migrate the tracking store once, before any parallel work touches it: a sqlite store under
+    a lock beside its file (processes opening a fresh one at once would corrupt its migrations); a server is
+    checked to answer. Raises ``TrackingUnavailable`` (one line) when it cannot."""
+    try:
+        if uri.startswith(SQLITE):
+            database = Path(uri[len(SQLITE):])
+            with file_lock(database.with_name(database.name + ".lock")):
+                _client(uri).search_experiments(max_results=1)
+        else:
+            _client(uri).search_experiments(max_results=1)
+    except Exception as err:  # any failure of the store's client means: not usable from here
+        raise TrackingUnavailable(f"tracking store {uri} unavailable ({_one_line(err)})") from err
 
 
 def _experiment_id(client, suite: str, uri: str) -> str:
@@ -49,9 +110,17 @@ def _experiment_id(client, suite: str, uri: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     location = None
-    if uri.startswith("sqlite:///"):
-        location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts" / suite).resolve().as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    if uri.startswith(SQLITE):
+        location = (Path(uri[len(SQLITE):]).parent / "mlartifacts" / suite).resolve().as_uri()
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process created it meanwhile
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 def content_hash(record: RunRecord) -> str:
@@ -84,34 +153,67 @@ def _tags(record: RunRecord, config: dict[str, Any], suite: str, suite_path: str
     import zoo
 
     spec, status = record.spec, record.status
-    provenance = config.get("provenance", {})
-    versions = provenance.get("versions", {})
+    provenance = _block(config, "provenance")
+    versions = _block(provenance, "versions")
     tags = {
         "run_id": spec.run_id, "suite": suite, "family": zoo.model_card(spec.model).family,
         "model": spec.model, "dataset": spec.dataset, "T": str(spec.T), "seed": str(spec.seed),
         "variant": spec.variant or "", "recipe": spec.recipe, "state": record.state,
-        "git_commit": str(provenance.get("git", {}).get("commit")), "torch": str(versions.get("torch")),
+        "git_commit": str(_block(provenance, "git").get("commit")), "torch": str(versions.get("torch")),
         "cuda": str(versions.get("cuda")), "host": str(provenance.get("host", status.get("host"))),
         "device": str(provenance.get("gpu") or "cpu"), "slurm_job_id": str(status.get("slurm_job_id") or ""),
         "command": reproduce_command(suite_path, spec), "content_hash": chash,
     }
-    if status.get("reason"):
-        tags["reason"] = str(status["reason"])[:4000]
+    final = record.final or {}
+    reason = status.get("reason") or (final.get("message") if record.state == "diverged" else None)
+    if reason:
+        tags["reason"] = str(reason)[:4000]
+    if isinstance(final.get("batch_dependent"), bool):
+        tags["batch_dependent"] = str(final["batch_dependent"]).lower()
+    if provenance.get("code_fingerprint"):
+        tags["code_fingerprint"] = str(provenance["code_fingerprint"])
     return {TAG + k: v for k, v in tags.items()}
 
 
-def final_metrics(final: dict[str, Any], world_size: int = 1) -> dict[str, float]:
-    """The headline numbers of an engine ``final.json`` (absent ones are left out, never zero-filled)."""
-    last, energy = final.get("last") or {}, final.get("energy") or {}
+def _energy(final: dict[str, Any]) -> dict[str, Any]:
+    """Energy metrics from final.json's ``energy`` block; a block without conventions (written before they
+    existed) counted every operation as executed: it is the ``ops`` convention."""
+    energy = _block(final, "energy")
+    conventions = energy if "ops" in energy or "paper" in energy else {"ops": energy}
+    values = {name: _block(conventions, convention).get(key)
+              for convention, keys in ENERGY_METRICS.items() for key, name in keys.items()}
+    values["energy_images"] = energy.get("images")
+    return values
+
+
+def final_metrics(final: dict[str, Any], world_size: int = 1, source: str | None = None) -> dict[str, float]:
+    """The headline numbers of an engine ``final.json`` (absent ones are left out, never zero-filled).
+    ``top1``/``top5`` are the last epoch's; ``best_top1`` at ``best_epoch`` is the best's. With ``source``
+    (the file's path), a value of the wrong type is reported in one warning naming it and left out."""
+    last, neurobench = _block(final, "last"), _block(final, "neurobench")
     values = {
         "top1": last.get("eval_top1"), "top5": last.get("eval_top5"), "best_top1": final.get("best_top1"),
-        "params": final.get("params"), "firing_rate": energy.get("firing_rate"), "energy_mj": energy.get("energy_mj"),
-        "sops": energy.get("acs"), "macs": energy.get("macs"), "train_seconds": final.get("wall_time_s"),
-        "eval_img_per_s": last.get("eval_img_s"), "peak_memory_mb": final.get("peak_memory_mb"),
+        "best_epoch": final.get("best_epoch"), "params": final.get("params"), **_energy(final),
+        **{name: neurobench.get(name) for name in NEUROBENCH_METRICS}, "eval_batch": final.get("eval_batch"),
+        "train_seconds": final.get("wall_time_s"), "eval_img_per_s": last.get("eval_img_s"),
+        "peak_memory_mb": final.get("peak_memory_mb"),
     }
-    if final.get("wall_time_s") is not None:
+    if _number(final.get("wall_time_s")):
         values["train_device_hours"] = final["wall_time_s"] * world_size / 3600
-    return {k: float(v) for k, v in values.items() if v is not None}
+    wrong = sorted(k for k, v in values.items() if v is not None and not _number(v))
+    if wrong and source:
+        warnings.warn(f"{source}: {', '.join(f'{k}={values[k]!r}' for k in wrong)} not numbers; left out",
+                      stacklevel=2)
+    return {k: float(v) for k, v in values.items() if _number(v)}
+
+
+def _block(final: dict[str, Any], name: str) -> dict[str, Any]:
+    value = final.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _metrics(record: RunRecord, config: dict[str, Any]) -> list:
@@ -120,33 +222,69 @@ def _metrics(record: RunRecord, config: dict[str, Any]) -> list:
     now = int(time.time() * 1000)
     metrics = []
     for row in record.epochs:
-        epoch = int(row["epoch"])
-        metrics += [Metric(k, float(v), now, epoch) for k, v in row.items()
-                    if k not in ("epoch", "step") and isinstance(v, (int, float))]
-    world = config.get("resolved", {}).get("world_size", 1)
-    metrics += [Metric(k, v, now, 0) for k, v in final_metrics(record.final or {}, world).items()]
+        if not (isinstance(row.get("epoch"), int) and not isinstance(row["epoch"], bool)):
+            warnings.warn(f"{record.dir / 'metrics.jsonl'}: a record without an integer epoch "
+                          f"({str(row)[:100]}); skipped", stacklevel=3)
+            continue
+        metrics += [Metric(k, float(v), now, row["epoch"]) for k, v in row.items()
+                    if k not in ("epoch", "step") and _number(v)]
+    resolved = config.get("resolved")
+    world = resolved.get("world_size", 1) if isinstance(resolved, dict) else 1
+    metrics += [Metric(k, v, now, 0) for k, v in
+                final_metrics(record.final or {}, world if _number(world) else 1,
+                              source=str(record.dir / "final.json")).items()]
     return metrics
+
+
+def check_record(record: RunRecord) -> None:
+    """Raise ``MalformedRecord`` naming the file when a run directory's JSON files or spec cannot be read."""
+    from pydantic import ValidationError
+
+    for name in RUN_FILES:
+        path = record.dir / name
+        try:
+            content = json.loads(path.read_text()) if path.exists() else {}
+        except (ValueError, UnicodeDecodeError) as err:
+            raise MalformedRecord(f"{path}: not valid JSON ({_one_line(err)})") from None
+        if not isinstance(content, dict):
+            raise MalformedRecord(f"{path}: expected a JSON object, found {type(content).__name__}")
+    try:
+        record.spec
+    except ValidationError as err:
+        raise MalformedRecord(f"{record.dir / 'spec.json'}: not a run spec ({_one_line(err)})") from None
 
 
 def log_run_dir(directory: Path, uri: str, suite: str | None = None, suite_path: str | None = None,
                 client=None) -> str:
-    """Log one run directory; returns 'logged', 'unchanged' or 'skipped' (not in a final state).
+    """Log one run directory; returns 'logged', 'unchanged', 'merged' (already logged, duplicates removed) or
+    'skipped' (not in a final state). Holds the run directory's tracking lock, so concurrent loggers leave
+    exactly one MLflow run per run id and suite. Raises ``MalformedRecord`` for an unreadable directory.
 
     ``suite``/``suite_path`` name the suite it is logged under (default: the suite that created the run).
     """
-    from mlflow.entities import Param
-
     record = RunRecord(directory)
+    check_record(record)
     if record.state not in LOGGED_STATES:
         return "skipped"
     client = client or _client(uri)
+    with file_lock(record.dir / "tracking.lock"):
+        return _log_locked(record, uri, suite or record.spec.suite, suite_path, client)
+
+
+def _log_locked(record: RunRecord, uri: str, suite: str, suite_path: str | None, client) -> str:
+    from mlflow.entities import Param
+
     spec = record.spec
-    suite = suite or spec.suite
     experiment_id = _experiment_id(client, suite, uri)
     chash = content_hash(record)
-    existing = client.search_runs([experiment_id], filter_string=f"tags.`{TAG}run_id` = '{spec.run_id}'")
-    if any(run.data.tags.get(TAG + "content_hash") == chash for run in existing):
-        return "unchanged"
+    existing = client.search_runs([experiment_id], filter_string=f"tags.`{TAG}run_id` = '{spec.run_id}'",
+                                  order_by=["attributes.start_time ASC"])
+    current = [run for run in existing if run.data.tags.get(TAG + "content_hash") == chash]
+    if current:
+        extra = [run for run in existing if run is not current[0]]
+        for run in extra:
+            client.delete_run(run.info.run_id)
+        return "merged" if extra else "unchanged"
     for run in existing:
         client.delete_run(run.info.run_id)
     config = record.config
@@ -167,13 +305,18 @@ def log_run_dir(directory: Path, uri: str, suite: str | None = None, suite_path:
 
 
 def collect(results_root: Path, uri: str, run_ids: set[str] | None = None, suite: str | None = None) -> dict[str, int]:
-    """Log every run directory (or those in ``run_ids``) into MLflow; returns counts per outcome."""
+    """Log every run directory (or those in ``run_ids``) into MLflow; returns counts per outcome. A malformed
+    run directory is skipped with one warning naming the file ("malformed")."""
     ensure_store(uri)
     client = _client(uri)
-    counts: dict[str, int] = {"logged": 0, "unchanged": 0, "skipped": 0}
-    for record in all_records(results_root):
+    counts: dict[str, int] = {"logged": 0, "unchanged": 0, "merged": 0, "skipped": 0, "malformed": 0}
+    for record in all_records(Path(results_root)):
         if run_ids is None or record.dir.name in run_ids:
-            counts[log_run_dir(record.dir, uri, suite=suite, client=client)] += 1
+            try:
+                counts[log_run_dir(record.dir, uri, suite=suite, client=client)] += 1
+            except MalformedRecord as err:
+                warnings.warn(f"skipped {err}", stacklevel=2)
+                counts["malformed"] += 1
     return counts
 
 
@@ -183,6 +326,7 @@ def runs_frame(uri: str, suite: str | None = None):
     import mlflow
     import pandas as pd
 
+    ensure_store(uri)
     client = _client(uri)
     experiments = [e.experiment_id for e in client.search_experiments()
                    if e.name.startswith("spikebench/") and (suite is None or e.name == f"spikebench/{suite}")]
@@ -191,9 +335,9 @@ def runs_frame(uri: str, suite: str | None = None):
         return pd.DataFrame(columns=[*columns, "mlflow_run_id", "start_time"])
     mlflow.set_tracking_uri(uri)
     raw = mlflow.search_runs(experiment_ids=experiments, output_format="pandas")
-    frame = pd.DataFrame({"mlflow_run_id": raw["run_id"], "start_time": raw["start_time"]})
+    data = {"mlflow_run_id": raw["run_id"], "start_time": raw["start_time"]}
     for name in columns:
         source = f"tags.{TAG}{name}" if name in TAG_NAMES else f"metrics.{name}"
-        frame[name] = raw[source] if source in raw else None
+        data[name] = raw[source] if source in raw else pd.Series(None, index=raw.index, dtype=object)
     params = [c for c in raw.columns if c.startswith("params.")]
-    return pd.concat([frame, raw[params]], axis=1)
+    return pd.concat([pd.DataFrame(data), raw[params]], axis=1)

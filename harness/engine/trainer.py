@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -45,6 +46,16 @@ from harness.recipe import accumulation_steps, model_input_kwargs
 # metrics that measure speed, not learning: they differ between otherwise identical runs
 TIMING_KEYS = frozenset({"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s", "wall_time_s",
                          "peak_memory_mb"})
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append one complete line with a single ``write`` on an ``O_APPEND`` descriptor: a reader sees all of
+    it or none of it (a crash can leave only a torn last line, which readers ignore)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -326,8 +337,7 @@ class _Trainer:
         state.seen, state.epoch_time_s = 0, 0.0
         self._save(state, best=best)
         if self.dist.is_main:
-            with open(self.run_dir / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(line) + "\n")
+            _append_line(self.run_dir / "metrics.jsonl", json.dumps(line))
         shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in line.items()}
         self.log(f"epoch {line['epoch']} done: {shown}")
 

@@ -1,5 +1,5 @@
 """Seeds of one configuration pooled into statistics (mean, std, n, 95% t-interval), and the verdict that
-compares them with a paper's claim."""
+compares them with a paper's claim (an equivalence test with a margin)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from scipy.stats import t as student_t
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
+INCONCLUSIVE = "inconclusive"
 NOT_RUN = "not run yet"
 CLAIM_ONLY = "claim only"
 NO_CLAIM = "no claim"
@@ -23,6 +24,10 @@ KEY_TAGS = ("dataset", "model", "T", "variant", "recipe")
 NOT_CONFIG = ("params.spec.seed", "params.spec.suite", "params.spec.code_version")
 BUDGET_PARAMS = ("epochs", "limit_batches", "subset")
 BUDGET_UNKNOWN = "not recorded"
+OVERRIDE_PREFIX = "params.spec.overrides."
+# The epoch compared with the papers: their training scripts (timm ``train.py`` for CIFAR, the MAE/DeiT-style
+# ImageNet and SEW-style DVS scripts) log and report the best eval top-1 over the epochs.
+COMPARED_TOP1 = "best_top1"
 
 
 @dataclass(frozen=True)
@@ -50,14 +55,27 @@ class Stat:
         return cls(n, mean, std, mean - half, mean + half)
 
 
-def verdict(claim: float | None, stat: Stat, tolerance: float) -> str:
-    """Reproduced when the claim lies inside the measured 95% interval, or within ``tolerance`` of the mean."""
+def verdict(values: Iterable[float], claim: float, margin: float) -> str:
+    """An equivalence test of seeds against a claim: "reproduced" when the 95% two-sided t-interval of their
+    mean lies inside ``claim ± margin``, "not reproduced" when it lies wholly outside, "inconclusive" otherwise
+    (fewer than two values included: one seed has no interval)."""
+    stat = Stat.of(values)
+    if stat.ci_low is None:
+        return INCONCLUSIVE
+    low, high = claim - margin, claim + margin
+    if low <= stat.ci_low and stat.ci_high <= high:
+        return REPRODUCED
+    if stat.ci_high < low or stat.ci_low > high:
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
+
+
+def claim_verdict(claim: float | None, values: Iterable[float], margin: float) -> str:
+    """``verdict`` where there may be no claim ("no claim") or no measurement yet ("not run yet")."""
+    values = [v for v in values if not pd.isna(v)]
     if claim is None:
         return NO_CLAIM
-    if stat.mean is None:
-        return NOT_RUN
-    inside = stat.ci_low is not None and stat.ci_low <= claim <= stat.ci_high
-    return REPRODUCED if inside or abs(stat.mean - claim) <= tolerance else NOT_REPRODUCED
+    return NOT_RUN if not values else verdict(values, claim, margin)
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,9 +106,46 @@ class ConfigResult:
         families = self.runs["family"].dropna().unique().tolist()
         return families[0] if families else None
 
+    def values(self, metric: str) -> list[float]:
+        """A final metric of the finished runs (missing values left out)."""
+        return [float(v) for v in self.finished[metric] if not pd.isna(v)]
+
     @property
     def unfinished(self) -> int:
         return int((self.runs["state"] != "finished").sum())
+
+    @property
+    def outcome(self) -> str:
+        """What happened to the runs outside the statistics: "1 diverged: reason, 2 failed" ("" if none)."""
+        diverged = self.runs[self.runs["state"] == "diverged"]
+        reasons = sorted({r for r in diverged["reason"] if r})
+        parts = []
+        if len(diverged):
+            parts.append(f"{len(diverged)} diverged" + (f": {'; '.join(reasons)}" if reasons else ""))
+        others = self.runs.loc[~self.runs["state"].isin(("finished", "diverged")), "state"]
+        parts += [f"{count} {state or 'unknown state'}" for state, count in sorted(others.value_counts(dropna=False).items())]
+        return ", ".join(parts)
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        """The model constructor arguments the runs changed (a shrunk or modified model)."""
+        return {k.removeprefix(OVERRIDE_PREFIX): v for k, v in self.config.items() if k.startswith(OVERRIDE_PREFIX)}
+
+    @property
+    def variant_label(self) -> str | None:
+        """The variant's name with the overrides that define the model, e.g. ``widths=[16, 32], heads=2``."""
+        changed = ", ".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
+        if self.variant and changed:
+            return f"{self.variant} ({changed})"
+        return self.variant or changed or None
+
+    @property
+    def eval_batch(self) -> tuple[str | None, bool]:
+        """The eval batch(es) of the finished runs, and whether any result depends on the batch it was
+        evaluated in (the model couples the samples of a batch)."""
+        batches = sorted({int(b) for b in self.finished["eval_batch"] if not pd.isna(b)})
+        dependent = any(str(v).lower() == "true" for v in self.finished["batch_dependent"])
+        return (", ".join(map(str, batches)) or None), dependent
 
     @property
     def suites(self) -> list[str]:
@@ -158,7 +213,7 @@ def distinguishing(configs: list[ConfigResult]) -> dict[int, str]:
     if len(configs) < 2:
         return {i: "" for i in range(len(configs))}
     fields = [("recipe", [c.recipe for c in configs])]
-    names = sorted({k for c in configs for k in c.config})
+    names = sorted({k for c in configs for k in c.config if not k.startswith(OVERRIDE_PREFIX)})  # in variant_label
     fields += [(name.removeprefix("params.spec."), [c.config.get(name) for c in configs]) for name in names]
     differing = [(label, values) for label, values in fields if len(set(values)) > 1]
     if differing and differing[0][0] == "recipe":  # a recipe's hash differs with it: say it once

@@ -18,11 +18,10 @@ class _Strict(BaseModel):
 
 
 class Tolerance(_Strict):
-    """How far a measured mean may sit from a claim and still count as reproducing it."""
+    """How far a measured parameter count may sit from a claimed one (an exact count: no seeds, no interval;
+    the verdicts on seed-dependent results use the suite's ``margins``)."""
 
-    top1: float
     params_rel: float
-    energy_rel: float
 
 
 class _Values(_Strict):

@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 from itertools import groupby
+from typing import Callable
 
 MISSING = "—"
 
@@ -21,9 +22,15 @@ def fixed(value: float | None, digits: int = 2) -> str:
     return MISSING if is_missing(value) else f"{value:.{digits}f}"
 
 
-def mean_std(mean: float | None, std: float | None) -> str:
-    """``mean ± std`` with two decimals (the mean alone for one seed, ``MISSING`` for none)."""
-    return MISSING if is_missing(mean) else fixed(mean) if is_missing(std) else f"{fixed(mean)} ± {fixed(std)}"
+def mean_std(mean: float | None, std: float | None, show: Callable[[float], str] = fixed) -> str:
+    """``mean ± std`` (two decimals by default; the mean alone for one seed, ``MISSING`` for none)."""
+    return MISSING if is_missing(mean) else show(mean) if is_missing(std) else f"{show(mean)} ± {show(std)}"
+
+
+def interval(low: float | None, high: float | None, show: Callable[[float], str] | None = None) -> str:
+    """A confidence interval as ``[low, high]`` (``MISSING`` without one)."""
+    show = show or fixed
+    return MISSING if is_missing(low) or is_missing(high) else f"[{show(low)}, {show(high)}]"
 
 
 def readable(value: float | None) -> str:
@@ -60,23 +67,34 @@ class DisplayTable:
     notes: tuple[str, ...]
 
 
-def _markdown_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+_MARKDOWN_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_MARKDOWN_SPECIAL = "\\`*[]|"
+_MARKDOWN_PATTERN = re.compile(f"[{re.escape(''.join(_MARKDOWN_ENTITIES) + _MARKDOWN_SPECIAL)}]|\n")
+
+
+def markdown_escape(text: str) -> str:
+    """Text shown literally in a Markdown table cell or line: raw HTML becomes entities, the characters of
+    links, code, emphasis and table pipes are backslash-escaped, a newline becomes a space."""
+    def escaped(match: re.Match) -> str:
+        char = match.group()
+        return " " if char == "\n" else _MARKDOWN_ENTITIES.get(char, "\\" + char)
+
+    return _MARKDOWN_PATTERN.sub(escaped, text)
 
 
 def to_markdown(table: DisplayTable, level: int = 2) -> str:
     """The table as GitHub Markdown: a heading, one pipe table per panel, then the notes."""
-    header = "| " + " | ".join(_markdown_cell(f"{c.group} {c.header}" if c.group else c.header)
+    header = "| " + " | ".join(markdown_escape(f"{c.group} {c.header}" if c.group else c.header)
                                for c in table.columns) + " |"
     rule = "|" + "|".join("---" if c.align == "l" else "---:" for c in table.columns) + "|"
-    lines = [f"{'#' * level} {_markdown_cell(table.title)}", ""]
+    lines = [f"{'#' * level} {markdown_escape(table.title)}", ""]
     for panel in table.panels:
         if panel.label:
-            lines += [f"{'#' * (level + 1)} {_markdown_cell(panel.label)}", ""]
+            lines += [f"{'#' * (level + 1)} {markdown_escape(panel.label)}", ""]
         lines += [header, rule]
-        lines += ["| " + " | ".join(_markdown_cell(row[c.key]) for c in table.columns) + " |" for row in panel.rows]
+        lines += ["| " + " | ".join(markdown_escape(row[c.key]) for c in table.columns) + " |" for row in panel.rows]
         lines.append("")
-    lines += [f"- {_markdown_cell(note)}" for note in table.notes]
+    lines += [f"- {markdown_escape(note)}" for note in table.notes]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pandas as pd
 
@@ -19,25 +20,28 @@ def _clean_tag(value: object) -> str | None:
     return None if text in MISSING_TAG_VALUES else text
 
 
-def _integers(frame: pd.DataFrame, column: str) -> pd.Series:
+def _malformed(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Rows whose ``column`` is not an integer: each reported in one warning naming the run, then dropped."""
     values = pd.to_numeric(frame[column], errors="coerce")
-    bad = frame.loc[values.isna() | (values % 1 != 0), "run_id"].tolist()
-    if bad:
-        raise ValueError(f"runs frame: column {column!r} must hold integers; runs {bad} have "
-                         f"{frame.loc[frame['run_id'].isin(bad), column].tolist()}")
-    return values.astype(int)
+    bad = values.isna() | (values % 1 != 0)
+    for run_id, value, mlflow_id in zip(frame.loc[bad, "run_id"], frame.loc[bad, column],
+                                        frame.loc[bad, "mlflow_run_id"]):
+        warnings.warn(f"runs frame: run {run_id} (MLflow run {mlflow_id}) has {column}={value!r}, not an "
+                      f"integer; skipped", stacklevel=3)
+    return bad
 
 
 def _times(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values):
-        return pd.to_datetime(values, unit="ms", utc=True)
-    return pd.to_datetime(values, utc=True)
+        return pd.to_datetime(values, unit="ms", utc=True, errors="coerce")
+    return pd.to_datetime(values, utc=True, errors="coerce")
 
 
 def load_runs(frame_or_uri: pd.DataFrame | str, suite: str | None = None) -> pd.DataFrame:
     """Runs as a DataFrame in ``runs_frame``'s columns (given, or read from a tracking URI), restricted to
     ``suite`` when given: tags and ``params.*`` cleaned ("" and "None" become None), T and seed as int,
-    metrics as float."""
+    metrics as float. A run with a malformed record (no run id, a T or seed that is not an integer) is
+    skipped with one warning naming it."""
     if isinstance(frame_or_uri, pd.DataFrame):
         frame = frame_or_uri.copy()
     else:
@@ -47,17 +51,21 @@ def load_runs(frame_or_uri: pd.DataFrame | str, suite: str | None = None) -> pd.
         raise ValueError(f"runs frame lacks the columns {missing}; expected harness.tracking.runs_frame's "
                          f"columns (tags {', '.join(TAG_NAMES)}; metrics {', '.join(FINAL_METRICS)})")
     params = [c for c in frame.columns if str(c).startswith("params.")]
-    for column in (*TAG_NAMES, "mlflow_run_id", *params):
-        values = [_clean_tag(v) for v in frame[column]] if column in frame else [None] * len(frame)
-        frame[column] = pd.Series(values, index=frame.index, dtype=object)
-    for column in FINAL_METRICS:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce") if column in frame else math.nan
-    frame["start_time"] = _times(frame["start_time"]) if "start_time" in frame else pd.NaT
-    unnamed = frame.loc[frame["run_id"].isna()].index.tolist()
-    if unnamed:
-        raise ValueError(f"runs frame: rows {unnamed} have no run_id tag")
-    frame["T"] = _integers(frame, "T")
-    frame["seed"] = _integers(frame, "seed")
+    clean = {column: pd.Series([_clean_tag(v) for v in frame[column]] if column in frame else [None] * len(frame),
+                               index=frame.index, dtype=object)
+             for column in (*TAG_NAMES, "mlflow_run_id", *params)}
+    clean.update({column: pd.to_numeric(frame[column], errors="coerce") if column in frame
+                  else pd.Series(math.nan, index=frame.index) for column in FINAL_METRICS})
+    clean["start_time"] = _times(frame["start_time"]) if "start_time" in frame else pd.Series(pd.NaT, index=frame.index)
+    others = frame[[c for c in frame.columns if c not in clean]]
+    frame = pd.concat([others, pd.DataFrame(clean, index=frame.index)], axis=1)  # one block: no fragmentation
+    unnamed = frame["run_id"].isna()
+    for mlflow_id in frame.loc[unnamed, "mlflow_run_id"]:
+        warnings.warn(f"runs frame: MLflow run {mlflow_id} has no run_id tag; skipped", stacklevel=2)
+    frame = frame[~unnamed]
+    frame = frame[~_malformed(frame, "T")]
+    frame = frame[~_malformed(frame, "seed")]
+    frame = frame.assign(T=pd.to_numeric(frame["T"]).astype(int), seed=pd.to_numeric(frame["seed"]).astype(int))
     if suite is not None:
         frame = frame[frame["suite"] == suite]
     return frame.reset_index(drop=True)

@@ -14,16 +14,21 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from harness.report.aggregate import BUDGET_UNKNOWN, ConfigResult, Stat, distinguishing, group_configs, verdict
+from harness.report.aggregate import (BUDGET_UNKNOWN, COMPARED_TOP1, ConfigResult, Stat, claim_verdict,
+                                      distinguishing, group_configs)
 from harness.report.claims import Claim, Claims, load_claims
-from harness.report.formats import MISSING, fixed, is_missing, mean_std, readable
+from harness.report.formats import MISSING, fixed, interval, is_missing, mean_std, readable
 from harness.report.frame import load_runs
 from harness.report.plots import Point, Scatter, scatter
-from harness.report.tables import DATASET_NAMES, dataset_name
+from harness.report.tables import COMPARED_EPOCH, DATASET_NAMES, dataset_name
+from harness.suite import Margins
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-PER_RUN = (("top1", "top-1 (%)", fixed), ("top5", "top-5 (%)", fixed), ("energy_mj", "energy (mJ)", readable),
+PER_RUN = (("best_top1", "best top-1 (%)", fixed), ("best_epoch", "best epoch", lambda v: fixed(v, 0)),
+           ("top1", "last top-1 (%)", fixed), ("top5", "last top-5 (%)", fixed),
+           ("energy_mj", "energy paper (mJ)", readable), ("ops_energy_mj", "energy ops (mJ)", readable),
            ("firing_rate", "firing rate", readable), ("params", "params", lambda v: fixed(v, 0)),
+           ("eval_batch", "eval batch", lambda v: fixed(v, 0)),
            ("train_device_hours", "train hours", readable), ("eval_img_per_s", "eval img/s", readable))
 ENVIRONMENT_TAGS = ("git_commit", "torch", "cuda", "device", "host", "slurm_job_id")
 
@@ -40,8 +45,27 @@ class Cell:
         return cls(text, "" if is_missing(value) else str(value))
 
 
+# NeuroBench's metrics (means over the finished seeds): column key, header, how a present value is shown.
+NEUROBENCH_COLUMNS = (("footprint_bytes", "Footprint (MB)", lambda v: readable(v / 1e6)),
+                      ("connection_sparsity", "Connection sparsity", readable),
+                      ("activation_sparsity", "Activation sparsity", readable),
+                      ("effective_macs", "Effective MACs (M)", lambda v: readable(v / 1e6)),
+                      ("effective_acs", "Effective ACs (M)", lambda v: readable(v / 1e6)))
+
+
 def _stat_text(stat: Stat) -> str:
     return MISSING if stat.mean is None else f"{mean_std(stat.mean, stat.std)} (n={stat.n})"
+
+
+def _verdict_text(config: ConfigResult, claimed: float | None, margin: float) -> str:
+    """The top-1 verdict, or what became of the runs when none finished ("diverged: reason")."""
+    best = config.values(COMPARED_TOP1)
+    if best:
+        result = claim_verdict(claimed, best, margin)
+        if config.budget not in (None, BUDGET_UNKNOWN):
+            result += f" (reduced budget: {config.budget})"
+        return result + (f" (+{config.outcome})" if config.outcome else "")
+    return config.outcome or "no finished run"
 
 
 def _claim(claims: Claims, config: ConfigResult) -> Claim | None:
@@ -71,27 +95,33 @@ def _provenance(config: ConfigResult) -> dict[str, Any]:
             "commits": ", ".join(sorted({c for c in config.runs["git_commit"] if c})) or MISSING}
 
 
-def _row(config: ConfigResult, label: str, claims: Claims, row_id: str) -> dict[str, Any]:
+def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins: Margins) -> dict[str, Any]:
     claim = _claim(claims, config)
-    top1, energy, firing = config.stat("top1"), config.stat("energy_mj"), config.stat("firing_rate")
+    top1, last = config.stat(COMPARED_TOP1), config.stat("top1")
+    energy, ops, firing = config.stat("energy_mj"), config.stat("ops_energy_mj"), config.stat("firing_rate")
     params = Stat.of([p / 1e6 for p in config.finished["params"]])
     hours, kind = config.device_hours
     claimed = claim.top1 if claim else None
     delta = None if claimed is None or top1.mean is None else top1.mean - claimed
-    result = verdict(claimed, top1, claims.tolerance.top1) if top1.n else "no finished run"
-    if config.budget not in (None, BUDGET_UNKNOWN):
-        result += f" (reduced budget: {config.budget})"
-    name = config.model + (f" · {config.variant}" if config.variant else "") + (f" [{label}]" if label else "")
+    result = _verdict_text(config, claimed, margins.top1)
+    variant = config.variant_label
+    name = config.model + (f" · {variant}" if variant else "") + (f" [{label}]" if label else "")
+    batch, dependent = config.eval_batch
+    batch_text = MISSING if batch is None else batch + (" (batch-dependent)" if dependent else "")
     date = config.date
     day, stamp = (MISSING, None) if date is None else (date.strftime("%Y-%m-%d"), date.isoformat())
+    neurobench = [Cell.of(MISSING if mean is None else show(mean), mean)
+                  for key, _, show in NEUROBENCH_COLUMNS for mean in [config.stat(key).mean]]
     return {
         "id": row_id, "family": config.family or MISSING, "T": config.T, "params_m": params.mean,
         "cells": [
             Cell.of(name, name), Cell.of(config.family or MISSING, config.family),
             Cell.of(fixed(params.mean), params.mean), Cell.of(str(config.T), config.T),
-            Cell.of(_stat_text(top1), top1.mean), Cell.of(fixed(claimed), claimed),
+            Cell.of(_stat_text(top1), top1.mean), Cell.of(interval(top1.ci_low, top1.ci_high), top1.ci_low),
+            Cell.of(mean_std(last.mean, last.std), last.mean), Cell.of(fixed(claimed), claimed),
             Cell.of(MISSING if delta is None else f"{delta:+.2f}", delta), Cell.of(result, result),
-            Cell.of(readable(energy.mean), energy.mean), Cell.of(readable(firing.mean), firing.mean),
+            Cell.of(readable(energy.mean), energy.mean), Cell.of(readable(ops.mean), ops.mean),
+            Cell.of(readable(firing.mean), firing.mean), *neurobench, Cell.of(batch_text, batch),
             Cell.of(MISSING if hours.mean is None else f"{hours.mean:.3g} {kind}-h", hours.mean),
             Cell.of(day, stamp),
         ],
@@ -100,10 +130,16 @@ def _row(config: ConfigResult, label: str, claims: Claims, row_id: str) -> dict[
     }
 
 
-COLUMNS = (("model", "Model", "text"), ("family", "Family", "text"), ("params", "Params (M)", "num"),
-           ("T", "T", "num"), ("top1", "Top-1 % (mean ± std, n)", "num"), ("claimed", "Claimed top-1 %", "num"),
-           ("delta", "Δ", "num"), ("verdict", "Verdict", "text"), ("energy", "Energy (mJ)", "num"),
-           ("firing", "Firing rate", "num"), ("hours", "Train hours / run", "num"), ("date", "Date", "text"))
+def columns(margins: Margins) -> tuple[tuple[str, str, str], ...]:
+    """The leaderboard's columns (key, header, sort type); the verdict header states its margin."""
+    return (("model", "Model", "text"), ("family", "Family", "text"), ("params", "Params (M)", "num"),
+            ("T", "T", "num"), ("top1", f"Top-1 % {COMPARED_EPOCH} (mean ± std, n)", "num"),
+            ("ci", "95% CI", "num"), ("last", "Top-1 % last epoch", "num"),
+            ("claimed", "Claimed top-1 %", "num"), ("delta", "Δ", "num"),
+            ("verdict", f"Verdict (±{margins.top1:g} points)", "text"),
+            ("energy", "Energy paper (mJ)", "num"), ("energy_ops", "Energy ops (mJ)", "num"),
+            ("firing", "Firing rate", "num"), *((key, header, "num") for key, header, _ in NEUROBENCH_COLUMNS),
+            ("eval_batch", "Eval batch", "num"), ("hours", "Train hours / run", "num"), ("date", "Date", "text"))
 
 
 def _plots(dataset: str, rows: list[dict[str, Any]], claims: Claims) -> list[Scatter]:
@@ -121,32 +157,35 @@ def _plots(dataset: str, rows: list[dict[str, Any]], claims: Claims) -> list[Sca
     return plots
 
 
-def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Claims) -> dict[str, Any]:
+def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Claims,
+             margins: Margins) -> dict[str, Any]:
     rows = []
     by_claim: dict[tuple, list[int]] = {}
     for i, config in enumerate(configs):
-        by_claim.setdefault((config.model, config.T, config.variant), []).append(i)
+        by_claim.setdefault((config.model, config.T, config.variant_label), []).append(i)
     labels: dict[int, str] = {}
     for members in by_claim.values():
         for position, label in distinguishing([configs[i] for i in members]).items():
             labels[members[position]] = label
     for i, config in enumerate(configs):
-        rows.append(_row(config, labels[i], claims, f"d{index}-r{i}"))
+        rows.append(_row(config, labels[i], claims, f"d{index}-r{i}", margins))
     families = sorted({r["family"] for r in rows})
     return {"id": f"d{index}", "name": dataset_name(dataset), "dataset": dataset, "rows": rows,
             "families": families, "Ts": sorted({r["T"] for r in rows}), "plots": _plots(dataset, rows, claims),
             "family_index": {f: i for i, f in enumerate(families)}}
 
 
-def build_context(runs: pd.DataFrame, claims: Claims) -> dict[str, Any]:
-    """Everything the template shows, computed from a runs frame (``load_runs``) and the claims."""
+def build_context(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins()) -> dict[str, Any]:
+    """Everything the template shows, computed from a runs frame (``load_runs``), the claims and the verdicts'
+    equivalence margins."""
     configs = group_configs(runs)
     order = [d for d in DATASET_NAMES if any(c.dataset == d for c in configs)]
     order += sorted({c.dataset for c in configs} - set(order))
-    sections = [_section(i, d, [c for c in configs if c.dataset == d], claims) for i, d in enumerate(order)]
-    return {"sections": sections, "columns": COLUMNS, "run_count": int(runs["run_id"].nunique()),
+    sections = [_section(i, d, [c for c in configs if c.dataset == d], claims, margins)
+                for i, d in enumerate(order)]
+    return {"sections": sections, "columns": columns(margins), "run_count": int(runs["run_id"].nunique()),
             "suites": sorted(set(runs["suite"].dropna())), "claims_source": claims.source,
-            "tolerance": claims.tolerance.top1,
+            "margins": margins, "compared_epoch": COMPARED_EPOCH,
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
@@ -167,10 +206,10 @@ def render_html(context: dict[str, Any]) -> str:
                                                           csp=csp)
 
 
-def render_leaderboard(frame_or_uri: pd.DataFrame | str, out_path: Path | str) -> Path:
+def render_leaderboard(frame_or_uri: pd.DataFrame | str, out_path: Path | str, margins: Margins = Margins()) -> Path:
     """Write the leaderboard page of every logged run (all suites) to ``out_path``; returns the path."""
     runs = load_runs(frame_or_uri)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(build_context(runs, load_claims())))
+    out.write_text(render_html(build_context(runs, load_claims(), margins)))
     return out

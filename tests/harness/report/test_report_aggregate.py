@@ -2,11 +2,13 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from harness.report.aggregate import (NO_CLAIM, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Stat, distinguishing,
-                                      group_configs, unique_runs, verdict)
+from harness.report import verdict
+from harness.report.aggregate import (INCONCLUSIVE, NO_CLAIM, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Stat,
+                                      claim_verdict, distinguishing, group_configs, unique_runs)
 from harness.report.formats import latex_escape, to_markdown, Column, DisplayTable, Panel
 from harness.report.frame import load_runs
 from harness.report.plots import Point, pareto_front, scatter
@@ -24,15 +26,53 @@ def test_stat_is_mean_sample_std_and_t_interval():
     assert Stat.of([]) == Stat(0, None, None, None, None)
 
 
-def test_verdict_inside_interval_or_within_tolerance():
-    spread = Stat.of([80.0, 82.0, 84.0])  # interval 82 +- 4.97
-    assert verdict(86.5, spread, 0.5) == REPRODUCED
-    assert verdict(87.5, spread, 0.5) == NOT_REPRODUCED
-    single = Stat.of([80.0])
-    assert verdict(80.4, single, 0.5) == REPRODUCED
-    assert verdict(80.6, single, 0.5) == NOT_REPRODUCED
-    assert verdict(80.0, Stat.of([]), 0.5) == NOT_RUN
-    assert verdict(None, single, 0.5) == NO_CLAIM
+def _t_interval(values):
+    """The 95% two-sided t-interval of the mean, computed here independently with scipy."""
+    from scipy import stats
+
+    return stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+
+
+@pytest.mark.parametrize("values, claim, margin, expected", [
+    ([79.0, 84.0], 80.0, 0.5, INCONCLUSIVE),  # issue 12: noise no longer passes (interval [49.7, 113.3])
+    ([80.4, 80.5, 80.6], 81.35, 0.5, NOT_REPRODUCED),  # issue 12: tight seeds wholly below the margin
+    ([80.4, 80.5, 80.6], 80.6, 0.5, REPRODUCED),  # the same seeds, interval inside 80.6 +- 0.5
+    ([80.4, 80.5, 80.6], 81.0, 0.5, INCONCLUSIVE),  # interval [80.25, 80.75] straddles 80.5
+    ([85.2, 84.9, 85.1], 85.06, 0.5, REPRODUCED),
+    ([45.1, 45.5, 45.3], 45.88, 0.1 * 45.88, REPRODUCED),  # energy: a relative margin of 10%
+    ([45.1, 45.5, 45.3], 60.0, 0.1 * 60.0, NOT_REPRODUCED),
+    ([70.0, 70.0], 70.2, 0.5, REPRODUCED),  # zero spread: the interval is the mean
+    ([71.0, 71.0], 70.2, 0.5, NOT_REPRODUCED),
+    ([80.0], 80.0, 0.5, INCONCLUSIVE),  # one seed has no interval, however close
+    ([], 80.0, 0.5, INCONCLUSIVE),
+])
+def test_verdict_is_an_equivalence_test(values, claim, margin, expected):
+    assert verdict(values, claim, margin) == expected
+    if len(values) >= 2 and np.std(values) > 0:
+        low, high = _t_interval(values)
+        stat = Stat.of(values)
+        assert (stat.ci_low, stat.ci_high) == (pytest.approx(low), pytest.approx(high))
+        inside = claim - margin <= low and high <= claim + margin
+        outside = high < claim - margin or low > claim + margin
+        assert expected == (REPRODUCED if inside else NOT_REPRODUCED if outside else INCONCLUSIVE)
+
+
+def test_verdict_boundaries_follow_the_hand_computed_interval():
+    values = [80.4, 80.5, 80.6]
+    low, high = _t_interval(values)
+    assert (low, high) == (pytest.approx(80.2516, abs=1e-4), pytest.approx(80.7484, abs=1e-4))
+    margin = 0.5
+    assert verdict(values, high - margin + 1e-9, margin) == REPRODUCED  # upper edge just inside
+    assert verdict(values, high - margin - 1e-6, margin) == INCONCLUSIVE
+    assert verdict(values, low - margin - 1e-6, margin) == NOT_REPRODUCED  # interval wholly above
+    assert verdict([79.0, 84.0], 80.0, 0.5) == INCONCLUSIVE
+    assert _t_interval([79.0, 84.0]) == (pytest.approx(49.7345, abs=1e-3), pytest.approx(113.2655, abs=1e-3))
+
+
+def test_claim_verdict_names_missing_claims_and_runs():
+    assert claim_verdict(None, [80.0, 80.1], 0.5) == NO_CLAIM
+    assert claim_verdict(80.0, [float("nan")], 0.5) == NOT_RUN
+    assert claim_verdict(80.0, [80.0, 80.02, 79.98], 0.5) == REPRODUCED
 
 
 def test_configurations_pool_seeds_and_keep_unfinished_runs_apart():
@@ -41,9 +81,11 @@ def test_configurations_pool_seeds_and_keep_unfinished_runs_apart():
     assert msvit.runs["seed"].tolist() == [0, 1, 2, 3]
     assert msvit.stat("top1").n == 3 and msvit.unfinished == 1
     assert msvit.suites == ["other", "paper"]  # run c100s0 is logged in both suites, counted once
-    assert configs[("cifar10", "qkformer_4_384.cifar10", 4, None, "qkformer_cifar10")].budget == "epochs=5"
+    by_run = {run_id: c for c in group_configs(load_runs(fixture_runs())) for run_id in c.runs["run_id"]}
+    assert by_run["qkc10e5"].budget == "epochs=5" and by_run["qkc10e5"].variant_label is None
+    assert by_run["tinyqk0"].variant_label == "depths=[1, 1, 1], widths=[16, 32, 64]"
     assert configs[("imagenet", "msvit_10_768.in1k", 4, None, "msvit_imagenet")].budget is None
-    assert len(configs) == 12
+    assert len(set(map(id, by_run.values()))) == 13
 
 
 def test_budget_is_not_recorded_without_spec_params():
@@ -56,7 +98,7 @@ def test_unique_runs_keeps_the_latest_copy_and_all_suites():
     frame = load_runs(pd.DataFrame([run("a", "m", "d", 4, 0, 1.0, suite="s1", day=1),
                                     run("a", "m", "d", 4, 0, 2.0, suite="s2", day=5)]))
     runs = unique_runs(frame)
-    assert runs["top1"].tolist() == [2.0] and runs["suites"].tolist() == [("s1", "s2")]
+    assert runs["best_top1"].tolist() == [2.0] and runs["suites"].tolist() == [("s1", "s2")]
 
 
 def test_distinguishing_names_what_differs():
@@ -69,14 +111,23 @@ def test_distinguishing_names_what_differs():
     assert distinguishing(group_configs(frame)[:1]) == {0: ""}
 
 
-def test_load_runs_checks_columns_and_types():
+def test_load_runs_checks_columns_and_skips_malformed_runs():
     frame = fixture_runs()
     with pytest.raises(ValueError, match=r"lacks the columns \['seed'\]"):
         load_runs(frame.drop(columns=["seed"]))
     bad = frame.copy()
     bad.loc[0, "T"] = "four"
-    with pytest.raises(ValueError, match=r"column 'T' must hold integers; runs \['in1k768s0'\] have \['four'\]"):
-        load_runs(bad)
+    bad.loc[1, "seed"] = "1.5"
+    bad.loc[2, "run_id"] = None
+    with pytest.warns(UserWarning) as caught:
+        runs = load_runs(bad)
+    messages = [str(w.message) for w in caught]
+    assert messages == ["runs frame: MLflow run mlflow-in1k768s2-paper has no run_id tag; skipped",
+                        "runs frame: run in1k768s0 (MLflow run mlflow-in1k768s0-paper) has T='four', not an integer; "
+                        "skipped",
+                        "runs frame: run in1k768s1 (MLflow run mlflow-in1k768s1-paper) has seed='1.5', not an "
+                        "integer; skipped"]
+    assert len(runs) == len(frame) - 3 and "in1k768s0" not in set(runs["run_id"])
     runs = load_runs(frame, suite="other")
     assert sorted(runs["run_id"]) == ["c100s0", "sdt384s0"]
     assert runs["variant"].tolist() == [None, None] and runs["T"].dtype.kind == "i"
@@ -98,3 +149,15 @@ def test_pareto_front_and_log_axis():
     xs = {p.label: p.px for p in plot.points}
     assert plot.plot_left <= xs["paper"] < xs["a"] < xs["c"] < xs["d"] <= plot.plot_right
     assert scatter([], "t", "x", "y") is None
+
+
+def test_many_logged_params_do_not_fragment_the_frame():
+    """Real runs log a hundred-odd recipe params; cleaning them column by column fragmented the frame."""
+    import warnings
+
+    frame = fixture_runs()
+    params = pd.DataFrame({f"params.recipe.k{i}": [str(i)] * len(frame) for i in range(150)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        runs = load_runs(pd.concat([frame, params], axis=1))
+    assert runs["params.recipe.k149"].tolist() == ["149"] * len(frame)

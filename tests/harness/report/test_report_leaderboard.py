@@ -48,17 +48,27 @@ def test_no_run_string_becomes_markup(page):
     assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in page
 
 
+def _texts(context, row) -> dict[str, str]:
+    """A row's displayed cells by column key."""
+    return {key: cell.text for (key, _, _), cell in zip(context["columns"], row["cells"], strict=True)}
+
+
 def test_one_table_per_dataset_with_rows_of_configurations():
     context = build_context(load_runs(fixture_runs()), load_claims())
     sections = {s["dataset"]: s for s in context["sections"]}
     assert list(sections) == ["imagenet", "cifar10", "cifar100", "dvs128", "digits"]
     models = [r["cells"][0].text for r in sections["cifar10"]["rows"]]
-    assert models == ["qkformer_4_384.cifar10", "spikformer_4_384.cifar10 [recipe=spikformer_cifar]",
-                      "spikformer_4_384.cifar10 [recipe=unified]"]
+    assert models == ["qkformer_4_384.cifar10", "qkformer_4_384.cifar10 · depths=[1, 1, 1], widths=[16, 32, 64]",
+                      "spikformer_4_384.cifar10 [recipe=spikformer_cifar]", "spikformer_4_384.cifar10 [recipe=unified]"]
     msvit = next(r for r in sections["cifar100"]["rows"] if r["cells"][0].text == "msvit_4_384.cifar100")
-    texts = [c.text for c in msvit["cells"]]
-    assert texts[2:8] == ["7.59", "4", "81.87 ± 0.25 (n=3)", "81.98", "-0.11", "reproduced"]
-    assert texts[10:] == ["0.5 GPU-h", "2026-11-03"]
+    texts = _texts(context, msvit)
+    assert [texts[k] for k in ("params", "T", "top1", "ci", "last", "claimed", "delta")] == [
+        "7.59", "4", "81.87 ± 0.25 (n=3)", "[81.24, 82.49]", "81.57 ± 0.25", "81.98", "-0.11"]
+    assert texts["verdict"] == "inconclusive (+1 diverged: loss is nan at epoch 12)"
+    assert (texts["energy"], texts["energy_ops"], texts["eval_batch"]) == ("1.10", "1.38", "64 (batch-dependent)")
+    assert (texts["footprint_bytes"], texts["activation_sparsity"], texts["effective_acs"]) == ("30.37", "0.8", "300.00")
+    assert (texts["hours"], texts["date"]) == ("0.5 GPU-h", "2026-11-03")
+    assert "Verdict (±0.5 points)" in [header for _, header, _ in context["columns"]]
     provenance = msvit["provenance"]
     assert [(r["run_id"], r["state"]) for r in provenance["runs"]] == [
         ("c100s0", "finished"), ("c100s1", "finished"), ("c100s2", "finished"), ("c100s3", "diverged")]
@@ -66,8 +76,28 @@ def test_one_table_per_dataset_with_rows_of_configurations():
     assert provenance["runs"][3]["reason"] == "loss is nan at epoch 12"
     assert provenance["runs"][0]["command"] == "python -m harness run suites/other.yaml --only c100s0"
     assert ("recipe.optim.lr", "0.0006") in provenance["resolved"]
-    qk = next(r for r in sections["cifar10"]["rows"] if r["cells"][0].text == "qkformer_4_384.cifar10")
-    assert qk["cells"][7].text == "not reproduced (reduced budget: epochs=5)" and qk["cells"][10].text == "2 CPU-h"
+    qk = _texts(context, sections["cifar10"]["rows"][0])
+    assert qk["verdict"] == "inconclusive (reduced budget: epochs=5)" and qk["hours"] == "2 CPU-h"
+
+
+def test_verdicts_use_the_given_margins_and_diverged_runs_read_diverged():
+    from harness.suite import Margins
+
+    frame = pd.concat([fixture_runs(), pd.DataFrame([
+        run("gone0", "sdt_2_512.cifar10", "cifar10", 4, 0, None, state="diverged", reason="loss is inf at epoch 3"),
+        run("gone1", "sdt_2_512.cifar10", "cifar10", 4, 1, None, state="failed", reason="out of memory"),
+    ])], ignore_index=True)
+    wide = build_context(load_runs(frame), load_claims(), Margins(top1=2.0))
+    imagenet = wide["sections"][0]["rows"]
+    qk384 = next(_texts(wide, r) for r in imagenet if r["cells"][0].text == "qkformer_10_384.in1k")
+    assert qk384["verdict"] == "reproduced"  # [77.65, 78.15] inside 78.80 +- 2
+    narrow = build_context(load_runs(frame), load_claims())
+    qk384 = next(_texts(narrow, r) for r in narrow["sections"][0]["rows"] if r["cells"][0].text == "qkformer_10_384.in1k")
+    assert qk384["verdict"] == "not reproduced"  # wholly below 78.80 - 0.5
+    gone = next(_texts(narrow, r) for s in narrow["sections"] for r in s["rows"]
+                if r["cells"][0].text == "sdt_2_512.cifar10")
+    assert gone["verdict"] == "1 diverged: loss is inf at epoch 3, 1 failed"
+    assert "Verdict (±2 points)" in [header for _, header, _ in wide["columns"]]
 
 
 def test_plots_mark_claims_and_the_pareto_front():
