@@ -330,7 +330,8 @@ class SpikformerV3(SpikingClassifier):
         rules = [
             (r"downsample(\d(?:_\d)?)\.encode_conv\.(.+)", r"down\1.conv_bn.0.\2"),
             (r"downsample(\d(?:_\d)?)\.encode_bn\.(.+)", r"down\1.conv_bn.1.\2"),
-            (r"ConvBlock(\d_\d)\.0\.(conv\d)\.0\.module\.(\d)\.(.+)", r"conv\1.\2.\3.\4"),
+            # SeqToANNContainer(conv, BN): "<i>" in spikingjelly 0.0.0.0.14, "module.<i>" in older releases
+            (r"ConvBlock(\d_\d)\.0\.(conv\d)\.0\.(?:module\.)?(\d)\.(.+)", r"conv\1.\2.\3.\4"),
             # two-conv RepConvs: conv1.<0 conv | 1 BN> -> 0/1, conv2.<0|1> -> 2/3 of our flat sequence
             (r"block3\.(\d+)\.rep_conv\.conv1\.(\d)\.(.+)", r"blocks.\1.rep.1.\2.\3"),
             (r"block3\.(\d+)\.rep_conv\.conv2\.0\.(.+)", r"blocks.\1.rep.1.2.\2"),
