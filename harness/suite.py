@@ -19,7 +19,8 @@ A suite file (``suites/*.yaml``)::
       - {model: sdt_2_512.cifar10, dataset: cifar10, T: 4, seed: 0}
 
 Every error names the file, the line, the field and what was expected. Each expanded ``RunSpec`` has a
-stable content hash, its run id.
+stable content hash, its run id: it names what a run computes, not the code that computes it (that is the
+code fingerprint each run records, see ``harness.engine.provenance``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import itertools
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,12 +38,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.configfile import ConfigError, line_of, load_yaml
-
-try:
-    CODE_VERSION = metadata.version("spikebench")
-except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    CODE_VERSION = "0+unknown"
-
 
 class SuiteError(ConfigError):
     """A suite file is malformed or names unknown things; the message names the file, line and field."""
@@ -60,6 +54,8 @@ class Budget(_Strict):
     limit_batches: int | None = Field(None, ge=1, description="at most this many batches per epoch and split")
     subset: int | None = Field(None, ge=1, description="use only N samples of each split")
     energy_batches: int = Field(2, ge=0, description="eval batches over which energy and firing rates are measured")
+    threads: int | None = Field(None, ge=1, description="CPU threads of each run (default 1): they change the "
+                                "order of floating-point sums, so the numbers; fixed by the run, not the launcher")
 
 
 class RunEntry(_Strict):
@@ -96,8 +92,13 @@ class SuiteFile(_Strict):
     runs: list[RunEntry] = []
 
 
+# RunSpec fields that do not shape a run's numbers, hence not hashed into its run id
+NOT_IN_RUN_ID = frozenset({"suite"})
+
+
 class RunSpec(_Strict):
-    """One fully resolved run. ``run_id`` hashes every field but ``suite``."""
+    """One fully resolved run. ``run_id`` hashes every field that shapes its numbers: all but ``NOT_IN_RUN_ID``.
+    The code version is not one of them: runs record a code fingerprint instead (``harness.engine.provenance``)."""
 
     suite: str
     model: str
@@ -114,11 +115,11 @@ class RunSpec(_Strict):
     limit_batches: int | None = None
     subset: int | None = None
     energy_batches: int = 2
-    code_version: str = CODE_VERSION
+    threads: int = Field(1, ge=1)
 
     @cached_property
     def run_id(self) -> str:
-        content = self.model_dump(exclude={"suite"})
+        content = self.model_dump(exclude=set(NOT_IN_RUN_ID))
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -233,7 +234,7 @@ class _Resolver:
             recipe_hash=hashlib.sha256(recipe_json.encode()).hexdigest()[:16],
             overrides=entry.overrides, recipe_overrides=entry.recipe_overrides, variant=entry.variant,
             data_options=entry.data_options, epochs=budget.epochs, limit_batches=budget.limit_batches,
-            subset=budget.subset, energy_batches=budget.energy_batches,
+            subset=budget.subset, energy_batches=budget.energy_batches, threads=budget.threads or 1,
         )
 
 

@@ -35,7 +35,7 @@ from harness.engine.evaluate import autocast, evaluate
 from harness.engine.loss import TrainLoss
 from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
 from harness.engine.progress import EpochProgress, RunLog
-from harness.engine.provenance import provenance
+from harness.engine.provenance import code_fingerprint, provenance
 from harness.engine.spec import TrainSpec
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
 
@@ -385,6 +385,7 @@ class _Trainer:
             "global_step": state.global_step, "best_top1": state.best_top1, "best_epoch": state.best_epoch,
             "last": state.history[-1] if state.history else None, "params": count_params(self.model),
             "wall_time_s": state.wall_time_s, "peak_memory_mb": peak_memory_mb(self.device),
+            "code_fingerprint": code_fingerprint(),
         }
         if status == "finished" and self.spec.energy_batches:
             final["energy"] = self._energy()
