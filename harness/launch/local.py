@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections import Counter
@@ -76,10 +77,10 @@ def _describe(spec: RunSpec, directory: Path, state: str) -> str:
     return f"{state:9s} {spec.run_id} {spec.model} {spec.dataset} T={spec.T} seed={spec.seed}{top1}"
 
 
-def failure_reason(directory: Path) -> str:
-    """The first line of a failed run's recorded reason (the error class and message)."""
-    reason = (RunRecord(directory).status.get("reason") or "no reason recorded").strip()
-    return reason.splitlines()[0] if reason else "no reason recorded"
+def failure_error(directory: Path) -> str:
+    """Why a run failed or diverged: the error class and message the worker recorded (else its reason)."""
+    status = RunRecord(directory).status
+    return (status.get("error") or status.get("reason") or "").strip() or "no reason recorded"
 
 
 def _die_with(parent: int) -> Callable[[], None]:
@@ -98,6 +99,8 @@ def _signals_exit() -> dict[int, object]:
     def stop(signum: int, _frame) -> None:
         raise SystemExit(128 + signum)
 
+    if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
+        return {}
     return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
 
 
@@ -198,14 +201,13 @@ def _drive(queue, running, jobs, data_root, tracking_uri, suite_path, outcome: S
                                                          f"see {directory / 'worker.log'}")
                 state = "failed"
             outcome.states[spec.run_id] = state
-            line = f"[{done}/{total}] {_describe(spec, directory, state)}"
             if state == "failed":
-                outcome.reasons[spec.run_id] = reason = failure_reason(directory)
-                line += f": {reason}"
-                failures.append(reason)
-            elif state == "diverged":
-                line += f": {failure_reason(directory)}"
-            print(line, flush=True)
+                failures.append(failure_error(directory))
+                outcome.reasons[spec.run_id] = failures[-1].splitlines()[0]
+                print(f"[{done}/{total}] failed {spec.run_id}: {outcome.reasons[spec.run_id]}", flush=True)
+            else:
+                reason = f": {failure_error(directory).splitlines()[0]}" if state == "diverged" else ""
+                print(f"[{done}/{total}] {_describe(spec, directory, state)}{reason}", flush=True)
             _log(spec, directory, tracking_uri, suite_path, outcome)
             if _shared_failure(outcome, failures, total):
                 return
@@ -219,7 +221,7 @@ def _shared_failure(outcome: SuiteOutcome, failures: list[str], total: int) -> b
         return False
     if len(set(failures)) != 1:
         return False
-    outcome.aborted = f"the first {SHARED_FAILURES} runs all failed with: {failures[0]}"
+    outcome.aborted = f"the first {SHARED_FAILURES} runs all failed with {failures[0]}"
     return True
 
 

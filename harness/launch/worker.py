@@ -94,8 +94,9 @@ def _execute_locked(spec: RunSpec, directory: Path, data_root: str | None) -> st
         result = train(train_spec(spec, data_root), directory)
     except Exception as err:  # recorded with its reason; the launcher reports it and goes on
         traceback.print_exc()
-        reason = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}"
-        write_status(directory, "failed", reason=reason + tail_lines(directory / "train.log"))
+        error = f"{type(err).__name__}: {err}"
+        reason = f"{error}\n{traceback.format_exc(limit=8)}"
+        write_status(directory, "failed", reason=reason + tail_lines(directory / "train.log"), error=error)
         return "failed"
     except (KeyboardInterrupt, SystemExit):  # a signal: the checkpoints stay, a rerun resumes from them
         write_status(directory, "interrupted", reason="stopped by a signal; a rerun resumes from the last checkpoint")
