@@ -69,20 +69,31 @@ def _slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
+def _distributed_rank() -> int:
+    """This process's rank in a multi-process (DDP) run, 0 for a single process."""
+    from harness.engine.distributed import fill_env_from_slurm
+
+    fill_env_from_slurm()
+    return int(os.environ.get("RANK", "0"))
+
+
 def execute(spec: RunSpec, results_root: Path, data_root: str | None = None) -> str:
     """Train and evaluate one run under its lock (resuming if it was interrupted); returns its final state.
-    Raises ``RunLockedError`` when another live process trains the run."""
+    Rank 0 of a multi-process run holds the lock for all its ranks. Raises ``RunLockedError`` when another
+    live process trains the run."""
     directory = prepare(results_root, spec)
+    if _distributed_rank() != 0:
+        return _train(spec, directory, data_root)
     lock = RunLock.acquire(directory)
     if lock is None:
         raise RunLockedError(f"run {spec.run_id} is being trained by {lock_holder(directory) or 'another process'}")
     try:
-        return _execute_locked(spec, directory, data_root)
+        return _train(spec, directory, data_root)
     finally:
         lock.release()
 
 
-def _execute_locked(spec: RunSpec, directory: Path, data_root: str | None) -> str:
+def _train(spec: RunSpec, directory: Path, data_root: str | None) -> str:
     record = RunRecord(directory)
     if record.state in DONE_STATES:
         return record.state
