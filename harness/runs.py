@@ -1,7 +1,8 @@
 """Run directories: ``<results>/runs/<run_id>/`` holds everything one run produced, written atomically.
 
-``spec.json`` (the RunSpec) and ``status.json`` are written here; the engine adds ``config.json``,
-``metrics.jsonl``, ``final.json``, ``checkpoints/`` and ``train.log``.
+``spec.json`` (the RunSpec) and ``status.json`` are written here, and ``run.lock``, locked by the one process
+that trains the run; the engine adds ``config.json``, ``metrics.jsonl``, ``final.json``, ``checkpoints/``,
+``train.log`` and ``progress.json``. Runs computed by other code are moved to ``<results>/stale/``.
 """
 
 from __future__ import annotations

@@ -72,7 +72,13 @@ def test_two_concurrent_launchers_train_each_run_once(tmp_path, suite_writer, ti
     command = [sys.executable, "-m", "harness", "run", str(suite), "--results-dir", str(root), "--no-report"]
     launchers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for _ in range(2)]
-    outputs = [launcher.communicate(timeout=600)[0] for launcher in launchers]
+    try:
+        outputs = [launcher.communicate(timeout=900)[0] for launcher in launchers]
+    finally:  # a launcher left over by a failure is stopped (and its worker with it)
+        for launcher in launchers:
+            if launcher.poll() is None:
+                launcher.terminate()
+                launcher.wait()
     assert [launcher.returncode for launcher in launchers] == [0, 0], outputs
     record = RunRecord(root / "runs" / spec.run_id)
     assert record.state == "finished"
