@@ -73,7 +73,7 @@ def test_two_concurrent_launchers_train_each_run_once(tmp_path, suite_writer, ti
     launchers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for _ in range(2)]
     try:
-        outputs = [launcher.communicate(timeout=900)[0] for launcher in launchers]
+        outputs = [launcher.communicate(timeout=540)[0] for launcher in launchers]
     finally:  # a launcher left over by a failure is stopped (and its worker with it)
         for launcher in launchers:
             if launcher.poll() is None:
