@@ -27,7 +27,7 @@ def _load_specs(args: argparse.Namespace):
     try:
         suite = load_suite(args.suite)
         budget = Budget(epochs=getattr(args, "epochs", None), limit_batches=getattr(args, "limit_batches", None),
-                        subset=getattr(args, "subset", None))
+                        subset=getattr(args, "subset", None), threads=getattr(args, "threads", None))
         specs = expand(suite, budget)
     except SuiteError as err:
         raise UserError(str(err)) from None
@@ -135,12 +135,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     suite, specs = _load_specs(args)
     root, uri = _roots(args)
     uri = _reachable(uri)
-    outcome = run_suite(specs, root, jobs=args.jobs, tracking_uri=uri, data_root=args.data_root,
-                        suite_path=args.suite)
-    print(f"{suite.name}: {len(outcome.skipped)} already finished, "
-          + ", ".join(f"{n} {s}" for s, n in Counter(outcome.states.values()).items()))
+    try:
+        outcome = run_suite(specs, root, jobs=args.jobs, tracking_uri=uri, data_root=args.data_root,
+                            suite_path=args.suite, keep_stale=args.keep_stale)
+    except KeyboardInterrupt:
+        print("interrupted: the runs stopped; a rerun resumes them from their checkpoints", file=sys.stderr)
+        return 130
+    print(f"{suite.name}: {outcome.summary()}")
     for message in outcome.tracking_errors:
         print(f"warning: {message}", file=sys.stderr)
+    if outcome.aborted:
+        raise UserError(f"{suite.name}: stopped, {outcome.aborted}")
     if not args.no_report and uri is not None:
         _report(suite, uri, root)
     return 0 if all(s in ("finished", "diverged") for s in outcome.states.values()) else 1
@@ -158,7 +163,7 @@ def _report(suite, uri: str, root: Path) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from harness.runs import RunRecord, run_dir
+    from harness.runs import RunRecord, lock_holder, run_dir
     from harness.tracking import final_metrics
 
     suite, specs = _load_specs(args)
@@ -174,11 +179,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
         record = RunRecord(run_dir(root, spec))
         slurm = on_slurm.get(spec.run_id)
         state = slurm.state if slurm else (record.state if (record.dir / "spec.json").exists() else "pending")
+        holder = lock_holder(record.dir) if state == "running" and not slurm else None
+        if state not in ("running", "queued", "requeued") and record.stale:
+            state = "stale"  # computed by other code: a rerun recomputes it
         final = final_metrics(record.final or {})
         top1 = f"{final['top1']:.2f}" if "top1" in final else "-"
         job = f" job={slurm.job_id}" if slurm and slurm.job_id else ""
+        by = f" by={holder}" if holder else ""
         print(f"{state:11s} {spec.run_id} {spec.model:28s} {spec.dataset:11s} T={spec.T:<3d} seed={spec.seed} "
-              f"top1={top1}{job}")
+              f"top1={top1}{job}{by}")
         if slurm and slurm.reason and state == "failed":
             print("            " + slurm.reason.strip().splitlines()[-1][:200])
         states[spec.run_id] = state
@@ -232,7 +241,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     _, specs = _load_specs(args)
     root, uri = _roots(args)
     jobs = _slurm_call(submit_suite, specs, args.cluster, root, failed_only=args.failed, tracking_uri=uri,
-                       data_root=args.data_root)
+                       data_root=args.data_root, keep_stale=args.keep_stale)
     print(f"submitted {len(jobs)} job(s): {' '.join(jobs)}" if jobs else "nothing to submit: every run is "
           "finished, queued or running")
     return 0
@@ -357,6 +366,8 @@ def _suite_args(parser: argparse.ArgumentParser, budget: bool = False) -> None:
         parser.add_argument("--epochs", type=int, help="train this many epochs (part of the run id)")
         parser.add_argument("--limit-batches", type=int, help="at most N batches per epoch (part of the run id)")
         parser.add_argument("--subset", type=int, help="use N samples per split (part of the run id)")
+        parser.add_argument("--threads", type=int, help="CPU threads of each run, default 1 (part of the run id: "
+                            "it changes the numbers)")
         parser.add_argument("--only", nargs="+", metavar="RUN_ID", help="only these run ids")
 
 
@@ -388,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=int, default=1, help="runs in parallel (one subprocess each)")
     p.add_argument("--data-root", help="where the real datasets live (default $SPIKEBENCH_DATA)")
     p.add_argument("--no-report", action="store_true", help="skip rendering tables and leaderboard")
+    p.add_argument("--keep-stale", action="store_true",
+                   help="keep runs computed by other code (default: move them to <results>/stale/ and recompute)")
 
     p = command("status", _cmd_status, "show each run's state (finished / running / failed / pending)")
     _suite_args(p, budget=True)
@@ -411,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     _store_args(p)
     p.add_argument("--cluster", required=True, help="a cluster profile: a name in slurm/ (e.g. local) or a path")
     p.add_argument("--failed", action="store_true", help="resubmit only the failed runs")
+    p.add_argument("--keep-stale", action="store_true",
+                   help="keep runs computed by other code (default: move them to <results>/stale/ and recompute)")
     p.add_argument("--data-root", help="where the real datasets live on the cluster's shared filesystem")
 
     p = command("cancel", _cmd_cancel, "cancel a suite's queued and running SLURM jobs")

@@ -1,11 +1,13 @@
 """Run directories: ``<results>/runs/<run_id>/`` holds everything one run produced, written atomically.
 
-``spec.json`` (the RunSpec) and ``status.json`` are written here; the engine adds ``config.json``,
-``metrics.jsonl``, ``final.json``, ``checkpoints/`` and ``train.log``.
+``spec.json`` (the RunSpec) and ``status.json`` are written here, and ``run.lock``, locked by the one process
+that trains the run; the engine adds ``config.json``, ``metrics.jsonl``, ``final.json``, ``checkpoints/``,
+``train.log`` and ``progress.json``. Runs computed by other code are moved to ``<results>/stale/``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -102,18 +104,53 @@ def prepare(root: Path, spec: RunSpec) -> Path:
     return directory
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether a local process runs (a zombie, killed but not yet reaped, counts as gone)."""
+LOCK_NAME = "run.lock"
+
+
+class RunLock:
+    """The one-writer lock of a run directory: an exclusive ``flock`` on ``run.lock``, held by the process that
+    trains. The kernel releases it when that process dies, however it dies, so a held lock means a live writer."""
+
+    def __init__(self, directory: Path, fd: int) -> None:
+        self.dir, self._fd = directory, fd
+
+    @classmethod
+    def acquire(cls, directory: Path, patience_s: float = 1.0) -> RunLock | None:
+        """Take the lock, or None when another live process holds it. Retries for ``patience_s`` because
+        ``lock_holder`` probes by taking the lock for an instant."""
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{socket.gethostname()} {os.getpid()}\n".encode(), 0)
+        return cls(directory, fd)
+
+    def release(self) -> None:
+        os.close(self._fd)  # closing the only descriptor drops the lock
+
+
+def lock_holder(directory: Path) -> str | None:
+    """``host/pid`` of the live process that holds the run's lock, or None when no process holds it."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+        fd = os.open(directory / LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return True
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: probes never block each other
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+        return "/".join(holder) if holder else "another process"
+    finally:
+        os.close(fd)
+    return None
 
 
 class RunRecord:
@@ -132,11 +169,9 @@ class RunRecord:
 
     @property
     def state(self) -> str:
-        """The recorded state; a 'running' run whose local process is gone reads as 'interrupted'."""
-        status = self.status
-        state = status.get("state", "pending")
-        if (state == "running" and status.get("host") == socket.gethostname()
-                and not status.get("slurm_job_id") and not _pid_alive(int(status.get("pid", 0)))):
+        """The recorded state; a 'running' run whose lock no live process holds reads as 'interrupted'."""
+        state = self.status.get("state", "pending")
+        if state == "running" and lock_holder(self.dir) is None:
             return "interrupted"
         return state
 
@@ -144,6 +179,18 @@ class RunRecord:
     def config(self) -> dict[str, Any]:
         """The engine's resolved ``config.json`` (empty until the engine wrote it)."""
         return read_json(self.dir / "config.json") or {}
+
+    @property
+    def stale(self) -> bool:
+        """Whether the run was begun or finished by code other than this checkout's (see
+        ``harness.engine.provenance``); a run that never started is not stale, one without a fingerprint is."""
+        from harness.engine.provenance import code_fingerprint
+
+        if not self.config:
+            return False
+        begun = self.config.get("provenance", {}).get("code_fingerprint")
+        ended = (self.final or {}).get("code_fingerprint", begun)
+        return {begun, ended} != {code_fingerprint()}
 
     @property
     def final(self) -> dict[str, Any] | None:
@@ -154,6 +201,24 @@ class RunRecord:
         """The epoch records of ``metrics.jsonl``. A last line without its newline is being written (or was
         torn by a crash) and is ignored; any other malformed line is skipped with a warning naming it."""
         return read_jsonl(self.dir / "metrics.jsonl")
+
+
+def set_aside_stale(root: Path, spec: RunSpec) -> Path | None:
+    """Move a stale run's directory (not one a live process trains) to ``<root>/stale/<run_id>-<time>`` so
+    that the run is recomputed by this code; returns where it went, or None when the run was not stale."""
+    directory = run_dir(root, spec)
+    if not (directory / "spec.json").exists() or not RunRecord(directory).stale:
+        return None
+    lock = RunLock.acquire(directory, patience_s=0)
+    if lock is None:
+        return None
+    try:
+        target = root / "stale" / f"{spec.run_id}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        directory.rename(target)
+    finally:
+        lock.release()
+    return target
 
 
 def all_records(root: Path) -> list[RunRecord]:

@@ -23,7 +23,9 @@ Every error names the file, the line, the field and what was expected; validatio
 would otherwise only find out when it starts: names (models, datasets, recipes), ``overrides`` against the model
 constructor's argument types, ``recipe_overrides`` against the recipe schema, ``data_options`` against the
 dataset's options. Suite and variant names become paths, so they must be plain names (no ``/``, ``..`` or
-control characters). Each expanded ``RunSpec`` has a stable content hash, its run id.
+control characters). Each expanded ``RunSpec`` has a stable content hash, its run id: it names what a run
+computes, not the code that computes it (that is the code fingerprint each run records, see
+``harness.engine.provenance``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import itertools
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
@@ -44,12 +45,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from harness.configfile import ConfigError, compose, line_of, load_yaml, read_text, value_problem
 from harness.names import UnsafePathError, check_name, has_control_characters
 from harness.recipe import EnergyImages
-
-try:
-    CODE_VERSION = metadata.version("spikebench")
-except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    CODE_VERSION = "0+unknown"
-
 
 class SuiteError(ConfigError):
     """A suite file is malformed or names unknown things; the message names the file, line and field."""
@@ -79,6 +74,8 @@ class Budget(_Strict):
     subset: int | None = Field(None, ge=1, description="use only N samples of each split")
     energy_images: EnergyImages = Field(
         "all", description="images energy is measured on: 'all' (the eval split), N >= 1000 (seeded subset), 0 (off)")
+    threads: int | None = Field(None, ge=1, description="CPU threads of each run (default 1): they change the "
+                                "order of floating-point sums, so the numbers; fixed by the run, not the launcher")
 
 
 class Margins(_Strict):
@@ -124,8 +121,13 @@ class SuiteFile(_Strict):
     runs: list[RunEntry] = []
 
 
+# RunSpec fields that do not shape a run's numbers, hence not hashed into its run id
+NOT_IN_RUN_ID = frozenset({"suite"})
+
+
 class RunSpec(_Strict):
-    """One fully resolved run. ``run_id`` hashes every field but ``suite``."""
+    """One fully resolved run. ``run_id`` hashes every field that shapes its numbers: all but ``NOT_IN_RUN_ID``.
+    The code version is not one of them: runs record a code fingerprint instead (``harness.engine.provenance``)."""
 
     suite: SafeName
     model: str
@@ -142,11 +144,11 @@ class RunSpec(_Strict):
     limit_batches: int | None = None
     subset: int | None = None
     energy_images: EnergyImages = "all"
-    code_version: str = CODE_VERSION
+    threads: int = Field(1, ge=1)
 
     @cached_property
     def run_id(self) -> str:
-        content = self.model_dump(exclude={"suite"})
+        content = self.model_dump(exclude=set(NOT_IN_RUN_ID))
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -313,7 +315,7 @@ class _Resolver:
             recipe_hash=hashlib.sha256(recipe_json.encode()).hexdigest()[:16],
             overrides=entry.overrides, recipe_overrides=entry.recipe_overrides, variant=entry.variant,
             data_options=entry.data_options, epochs=budget.epochs, limit_batches=budget.limit_batches,
-            subset=budget.subset, energy_images=budget.energy_images,
+            subset=budget.subset, energy_images=budget.energy_images, threads=budget.threads or 1,
         )
 
 

@@ -37,7 +37,7 @@ from harness.engine.evaluate import autocast, evaluate
 from harness.engine.loss import TrainLoss
 from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
 from harness.engine.progress import EpochProgress, RunLog
-from harness.engine.provenance import provenance
+from harness.engine.provenance import code_fingerprint, provenance
 from harness.engine.spec import TrainSpec
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
 from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS, neurobench_metrics
@@ -399,6 +399,7 @@ class _Trainer:
             "last": state.history[-1] if state.history else None, "params": count_params(self.model),
             "wall_time_s": state.wall_time_s, "peak_memory_mb": peak_memory_mb(self.device),
             "eval_batch": self.eval_batch_size, "batch_dependent": batch_dependent(self.model),
+            "code_fingerprint": code_fingerprint(),
         }
         if status == "finished" and self.spec.energy_images and self.dist.is_main:
             final["energy"], final["neurobench"] = self._energy()

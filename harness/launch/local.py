@@ -1,27 +1,57 @@
-"""Run a suite on this machine: one subprocess per run (a crash or OOM takes down only that run),
-N at a time, finished runs skipped, each finished run logged to MLflow by this parent process."""
+"""Run a suite on this machine: one subprocess per run (a crash or OOM takes down only that run), N at a time.
+
+Finished runs are skipped, stale ones (computed by other code) set aside and recomputed, and runs another live
+process trains are left to it (named by host/pid). Workers die with this process whatever signal ends it, so
+no orphan trains on; their runs resume from their checkpoints next time. While runs train, a progress line per
+run is printed at least every ``HEARTBEAT_S`` seconds; each finished run is logged to MLflow by this process.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from harness.runs import DONE_STATES, RunRecord, prepare, write_status
+from harness.launch.worker import LOCKED_EXIT, thread_environment
+from harness.runs import DONE_STATES, RunRecord, lock_holder, prepare, read_json, run_dir, set_aside_stale, write_status
 from harness.suite import RunSpec
+
+HEARTBEAT_S = 20.0  # the longest the terminal stays silent while runs train
+SHARED_FAILURES = 3  # the suite stops when its first this many runs all failed for one reason
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 @dataclass
 class SuiteOutcome:
     """What a local suite run did, by run id."""
 
-    skipped: list[str] = field(default_factory=list)
-    states: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # already done: run id -> finished / diverged
+    locked: dict[str, str] = field(default_factory=dict)  # trained by another process: run id -> host/pid
+    set_aside: dict[str, Path] = field(default_factory=dict)  # stale runs: run id -> where the old run went
+    states: dict[str, str] = field(default_factory=dict)  # runs trained now: run id -> final state
+    reasons: dict[str, str] = field(default_factory=dict)  # failed runs: run id -> one-line reason
+    aborted: str | None = None  # why the suite stopped before its end
     tracking_errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line of counts: runs trained now by state, then runs left alone and why."""
+        parts = [f"{n} {state}" for state, n in sorted(Counter(self.states.values()).items())]
+        parts += [f"{n} already {state}" for state, n in sorted(Counter(self.skipped.values()).items())]
+        if self.locked:
+            parts.append(f"{len(self.locked)} trained by another process")
+        if self.set_aside:
+            parts.append(f"{len(self.set_aside)} stale recomputed")
+        return ", ".join(parts) or "no runs"
 
 
 def _log(spec: RunSpec, directory: Path, tracking_uri: str | None, suite_path: str | None,
@@ -47,9 +77,49 @@ def _describe(spec: RunSpec, directory: Path, state: str) -> str:
     return f"{state:9s} {spec.run_id} {spec.model} {spec.dataset} T={spec.T} seed={spec.seed}{top1}"
 
 
+def failure_error(directory: Path) -> str:
+    """Why a run failed or diverged: the error class and message the worker recorded (else its reason)."""
+    status = RunRecord(directory).status
+    return (status.get("error") or status.get("reason") or "").strip() or "no reason recorded"
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child get SIGTERM when ``parent`` dies, even by SIGKILL (Linux)."""
+    def setup() -> None:
+        if _LIBC is not None:
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the death signal was armed
+            os._exit(1)
+    return setup
+
+
+def _signals_exit() -> dict[int, object]:
+    """Turn SIGTERM and SIGHUP into SystemExit in this process, so that the workers are stopped on the way out;
+    returns the previous handlers."""
+    def stop(signum: int, _frame) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
+        return {}
+    return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
+
+
+def _stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM a worker's process group (worker and its data loaders), then SIGKILL it after ``grace_s``."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def run_suite(specs: list[RunSpec], results_root: Path, jobs: int = 1, tracking_uri: str | None = None,
-              data_root: str | None = None, threads: int | None = None,
-              suite_path: str | None = None) -> SuiteOutcome:
+              data_root: str | None = None, suite_path: str | None = None, keep_stale: bool = False) -> SuiteOutcome:
     """Run every unfinished spec, ``jobs`` subprocesses at a time; returns what happened to each run."""
     outcome = SuiteOutcome()
     if tracking_uri is not None:
@@ -60,50 +130,122 @@ def run_suite(specs: list[RunSpec], results_root: Path, jobs: int = 1, tracking_
         except Exception as err:
             outcome.tracking_errors.append(f"tracking store {tracking_uri} unavailable: {err}")
             tracking_uri = None
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
     queue = []
     for spec in specs:
+        holder = lock_holder(run_dir(results_root, spec))
+        if holder:
+            outcome.locked[spec.run_id] = holder
+            print(f"skipped   {spec.run_id}: being trained by {holder}", flush=True)
+            continue
+        moved = None if keep_stale else set_aside_stale(results_root, spec)
+        if moved:
+            outcome.set_aside[spec.run_id] = moved
+            print(f"stale     {spec.run_id}: computed by other code, moved to {moved}; recomputing", flush=True)
         directory = prepare(results_root, spec)
-        if RunRecord(directory).state in DONE_STATES:
-            outcome.skipped.append(spec.run_id)
+        state = RunRecord(directory).state
+        if state in DONE_STATES:
+            outcome.skipped[spec.run_id] = state
             _log(spec, directory, tracking_uri, suite_path, outcome)  # catches up runs MLflow missed
         else:
             queue.append((spec, directory))
     running: list[tuple[RunSpec, Path, subprocess.Popen]] = []
+    previous = _signals_exit()
     try:
-        _drive(queue, running, jobs, threads, data_root, tracking_uri, suite_path, outcome)
-    finally:  # interrupted: stop the children; their runs resume from checkpoints next time
+        _drive(queue, running, jobs, data_root, tracking_uri, suite_path, outcome)
+    finally:  # interrupted or stopped early: stop the workers; their runs resume from checkpoints next time
         for _, _, process in running:
-            process.terminate()
-        for _, _, process in running:
-            process.wait()
+            _stop(process)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return outcome
 
 
-def _drive(queue, running, jobs, threads, data_root, tracking_uri, suite_path, outcome: SuiteOutcome) -> None:
-    total, done = len(queue), 0
+def _start(spec: RunSpec, directory: Path, data_root: str | None) -> subprocess.Popen:
+    """One worker in its own process group, its threads fixed by the run, dying with this process."""
+    command = [sys.executable, "-m", "harness.launch.worker", str(directory)]
+    if data_root:
+        command += ["--data-root", data_root]
+    with open(directory / "worker.log", "ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, process_group=0,
+                                env={**os.environ, **thread_environment(spec.threads)},
+                                preexec_fn=_die_with(os.getpid()))
+
+
+def _drive(queue, running, jobs, data_root, tracking_uri, suite_path, outcome: SuiteOutcome) -> None:
+    total, done, failures = len(queue), 0, []
+    last_heartbeat = time.monotonic()
     while queue or running:
         while queue and len(running) < jobs:
             spec, directory = queue.pop(0)
-            command = [sys.executable, "-m", "harness.launch.worker", str(directory), "--threads", str(threads)]
-            if data_root:
-                command += ["--data-root", data_root]
-            log = open(directory / "worker.log", "ab")
-            running.append((spec, directory, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)))
-            log.close()
+            running.append((spec, directory, _start(spec, directory, data_root)))
             print(f"started   {spec.run_id} {spec.model} {spec.dataset} T={spec.T} seed={spec.seed}", flush=True)
         time.sleep(0.2)
+        if time.monotonic() - last_heartbeat >= HEARTBEAT_S:
+            last_heartbeat = time.monotonic()
+            for spec, directory, _ in running:
+                print(f"          {spec.run_id} {progress_line(directory)}", flush=True)
         for item in list(running):
             spec, directory, process = item
             if process.poll() is None:
                 continue
             running.remove(item)
             done += 1
+            if process.returncode == LOCKED_EXIT:
+                outcome.locked[spec.run_id] = lock_holder(directory) or "another process"
+                print(f"[{done}/{total}] skipped   {spec.run_id}: being trained by {outcome.locked[spec.run_id]}",
+                      flush=True)
+                continue
             state = RunRecord(directory).state
             if process.returncode != 0 and state not in ("failed", "diverged"):
                 write_status(directory, "failed", reason=f"worker exited with code {process.returncode}; "
                                                          f"see {directory / 'worker.log'}")
                 state = "failed"
             outcome.states[spec.run_id] = state
-            print(f"[{done}/{total}] {_describe(spec, directory, state)}", flush=True)
+            if state == "failed":
+                failures.append(failure_error(directory))
+                outcome.reasons[spec.run_id] = failures[-1].splitlines()[0]
+                print(f"[{done}/{total}] failed {spec.run_id}: {outcome.reasons[spec.run_id]}", flush=True)
+            else:
+                reason = f": {failure_error(directory).splitlines()[0]}" if state == "diverged" else ""
+                print(f"[{done}/{total}] {_describe(spec, directory, state)}{reason}", flush=True)
             _log(spec, directory, tracking_uri, suite_path, outcome)
+            if _shared_failure(outcome, failures, total):
+                return
+
+
+def _shared_failure(outcome: SuiteOutcome, failures: list[str], total: int) -> bool:
+    """Whether the suite's first runs all failed for one reason (a missing dataset, say): then every run would,
+    so the suite stops with that reason instead of failing its runs one by one."""
+    finished = list(outcome.states.values())
+    if total <= SHARED_FAILURES or len(finished) != SHARED_FAILURES or finished.count("failed") < SHARED_FAILURES:
+        return False
+    if len(set(failures)) != 1:
+        return False
+    outcome.aborted = f"the first {SHARED_FAILURES} runs all failed with {failures[0]}"
+    return True
+
+
+def progress_line(directory: Path) -> str:
+    """A running run's progress from ``progress.json`` (written by the worker): epoch, step, loss and ETA."""
+    progress = read_json(directory / "progress.json")
+    if not progress:
+        return "starting (building model and data)"
+    resolved = RunRecord(directory).config.get("resolved", {})
+    epochs, per_epoch = resolved.get("total_epochs"), resolved.get("batches_per_epoch")
+    text = f"epoch {progress['epoch'] + 1}/{epochs or '?'} step {progress['position']}/{progress['total']}"
+    if "loss" in progress.get("stats", {}):
+        text += f" loss={progress['stats']['loss']:.4g}"
+    rate = progress.get("batches_per_s")
+    if rate and epochs and per_epoch:
+        left = (epochs - progress["epoch"]) * per_epoch - progress["position"]
+        text += f" eta {_duration(left / rate)} (training only)"
+    age = time.time() - progress["time"]
+    if age > HEARTBEAT_S:
+        text += f" (evaluating or checkpointing for {_duration(age)})"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.configfile import ConfigError, load_yaml
 
-from harness.runs import DONE_STATES, RunRecord, prepare, run_dir, tail_lines, write_status
+from harness.runs import DONE_STATES, RunRecord, prepare, run_dir, set_aside_stale, tail_lines, write_status
 from harness.suite import RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -260,11 +260,8 @@ class SlurmRun(submitit.helpers.Checkpointable):
         return run_dir(self.results_root, self.spec)
 
     def __call__(self) -> str:
-        import torch
-
         from harness.launch.worker import execute
 
-        torch.set_num_threads(int(os.environ.get("SLURM_CPUS_PER_TASK", "1")))
         print(f"spikebench: run {self.spec.run_id} with the code in {REPO_ROOT}", file=sys.stderr, flush=True)
         state = execute(self.spec, self.results_root, self.data_root)
         if state not in DONE_STATES:
@@ -351,13 +348,18 @@ def _reachable_store(tracking_uri: str | None) -> str | None:
 
 
 def submit_suite(specs: list[RunSpec], profile_path: str | Path, results_root: Path, failed_only: bool = False,
-                 tracking_uri: str | None = None, data_root: str | None = None) -> list[str]:
+                 tracking_uri: str | None = None, data_root: str | None = None, keep_stale: bool = False) -> list[str]:
     """Submit the suite's unfinished runs (only its failed or cancelled ones with ``failed_only``) that are not
     already queued or running; one job array, split at MaxArraySize into arrays that run one after another.
+    Runs computed by other code are set aside under ``<results>/stale/`` and resubmitted unless ``keep_stale``.
     Returns the submitted job ids (array form ``123_4``)."""
     profile = load_profile(profile_path)
     results_root = Path(results_root).resolve()
     states = slurm_states(results_root, specs)
+    if not keep_stale:
+        for spec in specs:
+            if states[spec.run_id].state not in LIVE_STATES and set_aside_stale(results_root, spec):
+                states[spec.run_id] = RunState(spec.run_id, "unsubmitted")
     wanted = ("failed", "cancelled") if failed_only else ("unsubmitted", "failed", "cancelled")
     todo = [spec for spec in specs if states[spec.run_id].state in wanted]
     if not todo:

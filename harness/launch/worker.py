@@ -1,20 +1,33 @@
 """Run ONE run to its end in this process: the unit a local subprocess or a SLURM job executes.
 
-    python -m harness.launch.worker RUN_DIR [--data-root DIR] [--threads N]
+    python -m harness.launch.worker RUN_DIR [--data-root DIR]
 
-The run resumes from its last checkpoint when one exists; its state is recorded in ``status.json``.
-The worker never talks to MLflow: the launcher (or ``harness collect``) logs the run directory.
+The worker holds the run directory's lock while it trains (one writer per run: a run another live process
+trains is left alone, exit code ``LOCKED_EXIT``), fixes its CPU threads to the run's own count, resumes from
+the last checkpoint when one exists and records its state in ``status.json``; a failure's traceback goes to
+stderr (``worker.log`` under the local launcher). The worker never talks to MLflow: the launcher (or
+``harness collect``) logs the run directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 import traceback
+import warnings
 from pathlib import Path
 
-from harness.runs import DONE_STATES, RunRecord, prepare, tail_lines, write_status
+from harness.runs import DONE_STATES, RunLock, RunRecord, lock_holder, prepare, tail_lines, write_status
 from harness.suite import RunSpec
+
+LOCKED_EXIT = 75  # the run is being trained by another live process (EX_TEMPFAIL)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+class RunLockedError(RuntimeError):
+    """Another live process holds the run's lock; the message names it (host/pid)."""
 
 
 def train_spec(spec: RunSpec, data_root: str | None = None):
@@ -30,6 +43,25 @@ def train_spec(spec: RunSpec, data_root: str | None = None):
     )
 
 
+def thread_environment(threads: int) -> dict[str, str]:
+    """The environment variables that fix OpenMP/MKL/OpenBLAS to ``threads`` (set before a worker starts)."""
+    return {name: str(threads) for name in THREAD_VARIABLES}
+
+
+def use_threads(threads: int) -> None:
+    """Fix this process's CPU parallelism to the run's thread count, whatever launched it: the number of
+    threads changes the order of floating-point sums, hence the numbers."""
+    import torch
+
+    os.environ.update(thread_environment(threads))
+    torch.set_num_threads(threads)
+    if torch.get_num_interop_threads() != threads:
+        try:
+            torch.set_num_interop_threads(threads)
+        except RuntimeError as err:  # only possible once inter-op work ran in this process
+            warnings.warn(f"inter-op threads stay {torch.get_num_interop_threads()}: {err}", stacklevel=2)
+
+
 def _slurm_job_id() -> str | None:
     """This job's id as submitted: ``ARRAY_TASK`` inside a job array, else the plain job id (None off SLURM)."""
     if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
@@ -37,37 +69,71 @@ def _slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
+def _distributed_rank() -> int:
+    """This process's rank in a multi-process (DDP) run, 0 for a single process."""
+    from harness.engine.distributed import fill_env_from_slurm
+
+    fill_env_from_slurm()
+    return int(os.environ.get("RANK", "0"))
+
+
 def execute(spec: RunSpec, results_root: Path, data_root: str | None = None) -> str:
-    """Train and evaluate one run (resuming if it was interrupted); returns its final state."""
+    """Train and evaluate one run under its lock (resuming if it was interrupted); returns its final state.
+    Rank 0 of a multi-process run holds the lock for all its ranks. Raises ``RunLockedError`` when another
+    live process trains the run."""
     directory = prepare(results_root, spec)
+    if _distributed_rank() != 0:
+        return _train(spec, directory, data_root)
+    lock = RunLock.acquire(directory)
+    if lock is None:
+        raise RunLockedError(f"run {spec.run_id} is being trained by {lock_holder(directory) or 'another process'}")
+    try:
+        return _train(spec, directory, data_root)
+    finally:
+        lock.release()
+
+
+def _train(spec: RunSpec, directory: Path, data_root: str | None) -> str:
     record = RunRecord(directory)
     if record.state in DONE_STATES:
         return record.state
+    use_threads(spec.threads)
     write_status(directory, "running", slurm_job_id=_slurm_job_id())
     from harness.engine import train
 
     try:
         result = train(train_spec(spec, data_root), directory)
     except Exception as err:  # recorded with its reason; the launcher reports it and goes on
-        reason = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}"
-        write_status(directory, "failed", reason=reason + tail_lines(directory / "train.log"))
+        traceback.print_exc()
+        error = f"{type(err).__name__}: {err}"
+        reason = f"{error}\n{traceback.format_exc(limit=8)}"
+        write_status(directory, "failed", reason=reason + tail_lines(directory / "train.log"), error=error)
         return "failed"
+    except (KeyboardInterrupt, SystemExit):  # a signal: the checkpoints stay, a rerun resumes from them
+        write_status(directory, "interrupted", reason="stopped by a signal; a rerun resumes from the last checkpoint")
+        raise
     state = "diverged" if result.get("status") == "diverged" else "finished"
     write_status(directory, state, reason=result.get("message") if state == "diverged" else None)
     return state
+
+
+def _exit_on_signal(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
     spec = RunRecord(args.run_dir).spec
-    state = execute(spec, args.run_dir.resolve().parent.parent, args.data_root)
+    try:
+        state = execute(spec, args.run_dir.resolve().parent.parent, args.data_root)
+    except RunLockedError as err:
+        print(err, file=sys.stderr, flush=True)
+        return LOCKED_EXIT
     return 0 if state in DONE_STATES else 1
 
 

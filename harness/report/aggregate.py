@@ -21,7 +21,7 @@ NO_CLAIM = "no claim"
 CONFIDENCE = 0.95
 KEY_TAGS = ("dataset", "model", "T", "variant", "recipe")
 # RunSpec fields that differ between the seeds of one configuration (or only say where it was run from).
-NOT_CONFIG = ("params.spec.seed", "params.spec.suite", "params.spec.code_version")
+NOT_CONFIG = ("params.spec.seed", "params.spec.suite")
 BUDGET_PARAMS = ("epochs", "limit_batches", "subset")
 BUDGET_UNKNOWN = "not recorded"
 OVERRIDE_PREFIX = "params.spec.overrides."

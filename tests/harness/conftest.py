@@ -42,7 +42,7 @@ def tiny_suite_results(tmp_path_factory):
     specs = expand(load_suite(suite_path))
     root = base / "results"
     empty_data_root = base / "no-datasets-here"
-    outcome = run_suite(specs, root, jobs=2, tracking_uri=default_uri(root), suite_path=str(suite_path), threads=1,
+    outcome = run_suite(specs, root, jobs=2, tracking_uri=default_uri(root), suite_path=str(suite_path),
                         data_root=str(empty_data_root))
     return {"root": root, "specs": specs, "outcome": outcome, "suite_path": suite_path}
 

@@ -6,8 +6,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from harness.launch.local import run_suite
-from harness.runs import RunRecord, run_dir
+from harness.runs import RunRecord, lock_holder, run_dir
 from harness.suite import expand, load_suite
 from harness.tracking import default_uri, final_metrics, runs_frame
 
@@ -40,7 +42,7 @@ def test_rerun_skips_finished_runs_without_training(tiny_results_copy):
     checkpoints = sorted((run_dir(root, good) / "checkpoints").iterdir())
     before = {p: p.stat().st_mtime_ns for p in checkpoints}
     outcome = run_suite([good], root, tracking_uri=default_uri(root))
-    assert outcome.skipped == [good.run_id] and outcome.states == {}
+    assert outcome.skipped == {good.run_id: "finished"} and outcome.states == {}
     assert {p: p.stat().st_mtime_ns for p in checkpoints} == before
 
 
@@ -50,7 +52,7 @@ def test_unreachable_tracking_server_does_not_fail_the_run(tmp_path, monkeypatch
     suite = suite_writer(tmp_path, "offline", [tiny_model_entry], "{epochs: 1, limit_batches: 1, subset: 32}")
     specs = expand(load_suite(suite))
     root = tmp_path / "results"
-    outcome = run_suite(specs, root, tracking_uri="http://127.0.0.1:9", threads=1)
+    outcome = run_suite(specs, root, tracking_uri="http://127.0.0.1:9")
     assert outcome.states == {specs[0].run_id: "finished"}
     assert outcome.tracking_errors and "127.0.0.1:9" in outcome.tracking_errors[0]
     from harness.tracking import collect
@@ -58,27 +60,41 @@ def test_unreachable_tracking_server_does_not_fail_the_run(tmp_path, monkeypatch
     assert collect(root, default_uri(root))["logged"] == 1, "collect catches up what the server missed"
 
 
-def test_killed_run_resumes_from_its_checkpoint(tmp_path, suite_writer, tiny_model_entry):
+def _gone(pid: int) -> bool:
+    """Whether a process has ended (a zombie not yet reaped counts as ended)."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_launcher_takes_its_worker_down_and_the_rerun_resumes(tmp_path, suite_writer, tiny_model_entry,
+                                                                      signum):
     suite = suite_writer(tmp_path, "killed", [tiny_model_entry], "{epochs: 3, limit_batches: 2, subset: 64}")
     specs = expand(load_suite(suite))
     spec = specs[0]
     root = tmp_path / "results"
     code = ("import sys; from pathlib import Path; from harness.launch.local import run_suite\n"
             "from harness.suite import expand, load_suite\n"
-            f"run_suite(expand(load_suite({str(suite)!r})), Path({str(root)!r}), threads=1)")
-    parent = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+            f"run_suite(expand(load_suite({str(suite)!r})), Path({str(root)!r}))")
+    parent = subprocess.Popen([sys.executable, "-c", code])
     directory = run_dir(root, spec)
     deadline = time.time() + 240
     while not list(directory.glob("checkpoints/ckpt-e0001-*.pt")):
         assert time.time() < deadline and parent.poll() is None, "no first-epoch checkpoint appeared"
         time.sleep(0.2)
-    os.killpg(parent.pid, signal.SIGKILL)
+    worker = RunRecord(directory).status["pid"]
+    assert worker != parent.pid
+    parent.send_signal(signum)  # the launcher alone: its worker runs in a process group of its own
     parent.wait()
-    deadline = time.time() + 10  # the worker dies asynchronously after the signal
-    while RunRecord(directory).state != "interrupted":
-        assert time.time() < deadline, f"killed run reads as {RunRecord(directory).state!r}"
+    deadline = time.time() + 15
+    while not _gone(worker):
+        assert time.time() < deadline, f"worker {worker} outlived its launcher (killed by {signum.name})"
         time.sleep(0.1)
-    outcome = run_suite(specs, root, threads=1)
+    assert RunRecord(directory).state == "interrupted"
+    assert lock_holder(directory) is None
+    outcome = run_suite(specs, root)
     assert outcome.states == {spec.run_id: "finished"}
     log = (directory / "train.log").read_text()
     assert "resumed from ckpt-e0001" in log

@@ -262,6 +262,20 @@ def test_a_preempted_run_requeues_resumes_and_ends_with_the_same_weights(submitt
     assert epochs == [{k: v for k, v in e.items() if k not in drop} for e in RunRecord(reference).epochs]
 
 
+def test_slurm_and_local_launches_give_identical_numbers(submitted, suite_specs, tmp_path):
+    from harness.launch.local import run_suite
+
+    spec = suite_specs[0]
+    on_slurm = RunRecord(run_dir(submitted["root_a"], spec))
+    assert on_slurm.config["provenance"]["threads"]["torch"] == spec.threads == 1, \
+        "the run's threads, not the job's CPUs"
+    assert run_suite([spec], tmp_path, jobs=2).states == {spec.run_id: "finished"}
+    local = RunRecord(run_dir(tmp_path, spec))
+    drop = set(TIMING_KEYS)
+    assert [{k: v for k, v in e.items() if k not in drop} for e in local.epochs] == \
+        [{k: v for k, v in e.items() if k not in drop} for e in on_slurm.epochs]
+
+
 def test_collected_results_show_in_mlflow_with_their_job_ids(submitted, suite_specs):
     root = submitted["root_a"]
     uri = default_uri(root)
