@@ -148,6 +148,14 @@ class ConfigResult:
         return (", ".join(map(str, batches)) or None), dependent
 
     @property
+    def stale(self) -> bool:
+        """Whether a finished run was computed by code other than this checkout's (its recorded code fingerprint
+        differs or is missing): its numbers may not be what this code gives."""
+        from harness.engine.provenance import code_fingerprint
+
+        return any(f != code_fingerprint() for f in self.finished["code_fingerprint"])
+
+    @property
     def suites(self) -> list[str]:
         return sorted({s for entry in self.runs["suites"] for s in entry})
 

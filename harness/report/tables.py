@@ -21,7 +21,7 @@ from harness.tracking import NEUROBENCH_METRICS
 
 DATASET_NAMES = {"imagenet": "ImageNet-1K", "cifar10": "CIFAR10", "cifar100": "CIFAR100",
                  "dvs128": "DVS128 Gesture", "cifar10dvs": "CIFAR10-DVS"}
-TOLERANCE_MARK, BUDGET_MARK, BATCH_MARK = "†", "‡", "§"
+TOLERANCE_MARK, BUDGET_MARK, BATCH_MARK, STALE_MARK = "†", "‡", "§", "¶"
 COMPARED_EPOCH = "best epoch"
 OTHER_TITLE = "Runs outside the paper's tables"
 # Per-image means over the finished seeds, carried by the CSV beside the headline energy.
@@ -35,7 +35,7 @@ RECORD_COLUMNS = (
     *(f"{name}_mean" for name in ENERGY_DETAILS),
     "top1_compared", "top1_claimed", "top1_best_mean", "top1_best_std", "top1_n", "top1_ci_low", "top1_ci_high",
     "top1_margin", "top1_delta", "verdict", "best_epochs", "top1_last_mean", "top1_last_std",
-    "top5_claimed", "top5_last_mean", "eval_batch", "batch_dependent",
+    "top5_claimed", "top5_last_mean", "eval_batch", "batch_dependent", "stale",
     "unfinished_runs", "outcome", "budget", "run_ids", "note",
 )
 
@@ -90,12 +90,13 @@ def _params_verdict(claim: float | None, measured: float | None, relative: float
 def _measured(config: ConfigResult | None) -> dict[str, Any]:
     """The measured side of a table line, from the configuration's finished runs (nothing without one)."""
     if config is None:
-        return {"best_epochs": None, "eval_batch": None, "batch_dependent": None, "unfinished_runs": 0,
+        return {"best_epochs": None, "eval_batch": None, "batch_dependent": None, "stale": None, "unfinished_runs": 0,
                 "outcome": None, "budget": None, "run_ids": ""}
     eval_batch, dependent = config.eval_batch
     epochs = config.values("best_epoch")
     return {"best_epochs": " ".join(str(int(e)) for e in epochs) or None, "eval_batch": eval_batch,
             "batch_dependent": dependent if eval_batch is not None else None,
+            "stale": config.stale if len(config.finished) else None,
             "unfinished_runs": config.unfinished, "outcome": config.outcome or None, "budget": config.budget,
             "run_ids": " ".join(config.finished["run_id"])}
 
@@ -183,10 +184,12 @@ def _reduced(record: dict[str, Any]) -> bool:
 
 def _cells(record: dict[str, Any]) -> dict[str, str]:
     """The display cells of a tidy line (marks: † measured params outside tolerance, ‡ reduced budget,
-    § batch-dependent result)."""
+    § batch-dependent result, ¶ stale: computed by other code)."""
     ours = mean_std(record["top1_best_mean"], record["top1_best_std"])
     if _reduced(record) and record["top1_best_mean"] is not None:
         ours += BUDGET_MARK
+    if record["stale"]:
+        ours += STALE_MARK
     method = {"table1": record["method"], "other": record["model"]}.get(record["table"], record["row"])
     if record["config"]:
         method += f" [{record['config']}]"
@@ -259,6 +262,9 @@ def _notes(records: list[dict[str, Any]], claims: Claims, table: str, margins: M
     if any(r["batch_dependent"] for r in records):
         notes.append(f"{BATCH_MARK} batch-dependent: the model's eval output depends on the batch it is evaluated "
                      f"in (the samples of a batch are coupled), so the result holds at the eval batch shown.")
+    if any(r["stale"] for r in records):
+        notes.append(f"{STALE_MARK} stale: computed by other code than this checkout's (its code fingerprint "
+                     f"differs); `python -m harness run` recomputes it.")
     if any(r["verdict"] == CLAIM_ONLY for r in records):
         notes.append(f"{CLAIM_ONLY}: a model the spikebench zoo does not have (non-spiking or not implemented).")
     return tuple(notes + _claim_notes(records))

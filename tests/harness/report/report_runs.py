@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.engine.provenance import code_fingerprint
+
 FAMILIES = {"msvit": "msvit", "qkformer": "qkformer", "spikformer": "spikformer", "sdt": "sdt"}
 
 
@@ -12,9 +14,11 @@ def run(run_id: str, model: str, dataset: str, T: int, seed: int, top1: float | 
         variant: str = "", recipe: str | None = None, state: str = "finished", params: float | None = None,
         energy: float | None = None, firing: float | None = 0.25, hours: float | None = 0.5,
         device: str = "NVIDIA H100", day: int = 1, epochs: int | None = None, reason: str | None = None,
-        eval_batch: int | None = 64, batch_dependent: bool | None = None, overrides: dict | None = None) -> dict:
+        eval_batch: int | None = 64, batch_dependent: bool | None = None, overrides: dict | None = None,
+        code: str | None = None) -> dict:
     """One row as runs_frame returns it for a run logged with the contract's tags and final metrics. ``top1``
-    is the best epoch's top-1 (at epoch 9); the last epoch's is 0.3 lower."""
+    is the best epoch's top-1 (at epoch 9); the last epoch's is 0.3 lower. ``code``: the code fingerprint the run
+    recorded (default: this checkout's, so the run is current)."""
     family = model.split("_")[0]
     recipe = recipe or f"{family}_{dataset}"
     return {
@@ -23,7 +27,7 @@ def run(run_id: str, model: str, dataset: str, T: int, seed: int, top1: float | 
         "seed": str(seed), "variant": variant, "recipe": recipe, "state": state, "git_commit": "0123abcd",
         "torch": "2.14.1", "cuda": "12.8" if device != "cpu" else "None", "host": "node1", "device": device,
         "slurm_job_id": "", "command": f"python -m harness run suites/{suite}.yaml --only {run_id}",
-        "content_hash": f"h{run_id}", "reason": reason,
+        "content_hash": f"h{run_id}", "reason": reason, "code_fingerprint": code or code_fingerprint(),
         "batch_dependent": None if batch_dependent is None else str(batch_dependent).lower(),
         "best_top1": top1, "best_epoch": None if top1 is None else 9.0,
         "top1": None if top1 is None else top1 - 0.3, "top5": None if top1 is None else min(100.0, top1 + 9.7),
@@ -64,7 +68,7 @@ def fixture_runs() -> pd.DataFrame:
         # The text's T=10 claim; a reduced-budget run.
         run("dvsT10s0", "msvit_2_256.dvs128", "dvs128", 10, 0, 97.5, params=1_650_000, energy=0.4),
         run("qkc10e5", "qkformer_4_384.cifar10", "cifar10", 4, 0, 60.0, params=6_706_234, epochs=5,
-            device="cpu", hours=2.0),
+            device="cpu", hours=2.0, code="0123456789abcdef"),
         # Table 3: an ablation variant, two seeds; the MSViT row as suites/table3.yaml names it.
         *(run(f"pps{s}", "msvit_4_384.cifar100", "cifar100", 4, s, v, variant="MSSA(P+P) + SSA",
               params=7_740_000) for s, v in ((0, 81.0), (1, 81.5))),

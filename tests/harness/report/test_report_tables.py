@@ -133,3 +133,11 @@ def test_markdown_shows_hostile_names_as_text(tmp_path):
     row = next(line for line in paths["other.md"].read_text().splitlines() if "script" in line)
     assert len(re.split(r"(?<!\\)\|", row)) == len(columns("other", Margins())) + 2  # pipes stay inside cells
     assert "m\\|&lt;b&gt;&lt;script&gt;" in row and "a\\|b \\[x\\](javascript:alert(2)) &lt;img src=x&gt;" in row
+
+
+def test_runs_of_other_code_are_marked_stale_and_current_ones_are_not(rendered):
+    table = pd.read_csv(rendered["table2.csv"], keep_default_na=False)
+    stale = table.loc[table["stale"] == "True", "run_ids"].tolist()
+    assert stale == ["qkc10e5"]  # the one fixture run that recorded another code fingerprint
+    assert set(table.loc[table["top1_n"] > 0, "stale"]) == {"True", "False"}
+    assert "¶ stale: computed by other code" in rendered["table2.md"].read_text()
