@@ -4,3 +4,4 @@ from zoo.models import qkformer  # noqa: F401  (registers the QKFormer configura
 from zoo.models import msvit  # noqa: F401  (registers the MSViT configurations)
 from zoo.models import sdt  # noqa: F401  (registers the Spike-driven Transformer v1 configurations)
 from zoo.models import sdt_v2  # noqa: F401  (registers the Meta-SpikeFormer (SDT v2) configurations)
+from zoo.models import spikingresformer  # noqa: F401  (registers the SpikingResformer configurations)
