@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import zoo
+from harness.recipe import list_recipes, load_recipe
 from official_reference import (DATA_DIR, calibrate, load_references, official_train_step_reproduced,
                                 seeded_state)
 from zoo.core import LIF, PLIF
@@ -34,6 +35,15 @@ def test_parameter_count_matches_official_code(name):
         model = zoo.create_model(name)
     assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMS[name] == model.card.code_params
     assert model.card.family == "spikingresformer" and model.card.recipe.startswith("spikingresformer_")
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))
+def test_every_config_has_its_official_recipe(name):
+    card = zoo.model_card(name)
+    assert card.recipe in list_recipes()
+    recipe = load_recipe(card.recipe)
+    assert "SpikingResformer@3f75127" in recipe.source and recipe.optim.name == "adamw"
+    assert (recipe.data.dvs_resize == 64) == (card.dataset in ("cifar10dvs", "dvs128"))
 
 
 def test_neurons_are_the_official_lif_and_plif():
