@@ -1,4 +1,5 @@
-"""The shared spiking core: one multi-step LIF neuron, the integer MultiSpike neuron, surrogate gradients, and T*B-flattened blocks."""
+"""The shared spiking core: multi-step LIF neurons (fixed and learnt tau), the integer MultiSpike neuron, surrogate
+gradients, and T*B-flattened blocks."""
 
 from zoo.core.layers import (
     ConvBNLIF,
@@ -11,12 +12,13 @@ from zoo.core.layers import (
     spike_add,
     time_major,
 )
-from zoo.core.lif import LIF, FusedLIF, lif_reference
+from zoo.core.lif import LIF, PLIF, FusedLIF, lif_reference
 from zoo.core.multispike import IntegerSpike, MultiSpike
 from zoo.core.surrogate import SURROGATES, Surrogate, make_surrogate
 
 __all__ = [
-    "LIF", "FusedLIF", "lif_reference", "MultiSpike", "IntegerSpike", "Surrogate", "SURROGATES", "make_surrogate",
+    "LIF", "PLIF", "FusedLIF", "lif_reference", "MultiSpike", "IntegerSpike", "Surrogate", "SURROGATES",
+    "make_surrogate",
     "SeqFlat", "conv_bn", "LinearBN", "MaxPool", "ConvBNLIF", "spike_add", "mean_time_tokens",
     "time_major", "lif_modules",
 ]

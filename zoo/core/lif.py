@@ -8,10 +8,14 @@ fire ``S = [H >= v_threshold]``, reset ``V = H (1 - S) + v_reset S`` (hard) or `
 Two implementations of the same maths: ``reference`` (a per-step autograd graph) and ``fused`` (the
 whole time loop in one autograd function whose backward is written by hand and that keeps only the
 pre-spike membrane ``H`` for it).
+
+``PLIF`` is spikingjelly's ``ParametricLIFNode``: the same neuron with ``1 / tau = sigmoid(w)`` and ``w``
+learnt; both paths also return the gradient of ``1 / tau``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -73,6 +77,10 @@ class LIF(nn.Module):
             return self.path
         return "reference" if torch.compiler.is_compiling() else "fused"
 
+    def decay(self) -> torch.Tensor | None:
+        """The learnt ``1 / tau`` as a tensor (``PLIF``), or None for the fixed ``tau``."""
+        return None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 1:
             raise ValueError("LIF expects a tensor with a time axis, got a scalar")
@@ -80,44 +88,71 @@ class LIF(nn.Module):
         if moved:
             x = x.movedim(self.time_dim, 0)
         params = (self.tau, self.v_threshold, self.v_reset, self.decay_input, self.detach_reset, self.surrogate)
+        rate = self.decay()
         if self.resolved_path() == "fused":
-            spikes, v_seq = FusedLIF.apply(x, *params, self.store_v_seq)
+            spikes, v_seq = FusedLIF.apply(x, rate, *params, self.store_v_seq)
         else:
-            spikes, v_seq = lif_reference(x, *params)
+            spikes, v_seq = lif_reference(x, *params, rate=rate)
         if self.store_v_seq:
             self.v_seq = v_seq.movedim(0, self.time_dim) if moved else v_seq
         return spikes.movedim(0, self.time_dim) if moved else spikes
 
 
-def _charge(v: torch.Tensor, x: torch.Tensor, tau: float, v_reset: float | None, decay_input: bool) -> torch.Tensor:
+class PLIF(LIF):
+    """spikingjelly's ``ParametricLIFNode``: a LIF whose ``1 / tau = sigmoid(w)`` is learnt (Fang et al., 2021).
+
+    ``w`` (a 0-dim parameter, the official checkpoints' ``...w``) starts at ``-log(init_tau - 1)``; the
+    charge multiplies by ``sigmoid(w)`` where the LIF divides by ``tau``.
+    """
+
+    def __init__(self, init_tau: float = 2.0, **lif_kwargs) -> None:
+        super().__init__(tau=init_tau, **lif_kwargs)
+        self.w = nn.Parameter(torch.as_tensor(-math.log(init_tau - 1.0)))
+
+    def decay(self) -> torch.Tensor:
+        return self.w.sigmoid()
+
+    def extra_repr(self) -> str:
+        return super().extra_repr().replace(f"tau={self.tau}", f"tau={1.0 / self.decay().item():.4g} (learnt)")
+
+
+def _charge(v: torch.Tensor, x: torch.Tensor, tau: float, v_reset: float | None, decay_input: bool,
+            rate: torch.Tensor | None = None) -> torch.Tensor:
+    """``H`` from ``V`` and ``X``: the leak is ``/ tau`` (LIF) or ``* rate`` (PLIF, ``rate = 1 / tau``)."""
     rest = 0.0 if v_reset is None else v_reset
+    if rate is not None:
+        return v + (x - (v - rest)) * rate if decay_input else v - (v - rest) * rate + x
     if decay_input:
         return v + (x - (v - rest)) / tau
     return v - (v - rest) / tau + x
 
 
 def _charge_into(out: torch.Tensor, v: torch.Tensor, x: torch.Tensor, tau: float, v_reset: float | None,
-                 decay_input: bool) -> torch.Tensor:
+                 decay_input: bool, rate: torch.Tensor | None = None) -> torch.Tensor:
     """``_charge`` written into ``out`` with the same rounding (subtracting a zero rest is exact)."""
     rest = 0.0 if v_reset is None else v_reset
+    leak = (lambda t: t.mul_(rate)) if rate is not None else (lambda t: t.div_(tau))
     if decay_input:
         if rest == 0.0:
             torch.sub(x, v, out=out)
         else:
             torch.sub(x, torch.sub(v, rest, out=out), out=out)
-        return out.div_(tau).add_(v)
+        return leak(out).add_(v)
     torch.sub(v, rest, out=out)
-    out.div_(tau)
+    leak(out)
     torch.sub(v, out, out=out)
     return out.add_(x)
 
 
-def lif_reference(x, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate):
-    """Step-by-step LIF through autograd; returns (spikes, post-reset membrane), both ``[T, ...]``."""
+def lif_reference(x, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, rate=None):
+    """Step-by-step LIF through autograd; returns (spikes, post-reset membrane), both ``[T, ...]``.
+
+    ``rate`` (a tensor ``1 / tau``, PLIF) replaces ``tau`` when given.
+    """
     v = torch.full_like(x[0], 0.0 if v_reset is None else v_reset)
     spikes, v_seq = [], []
     for t in range(x.shape[0]):
-        h = _charge(v, x[t], tau, v_reset, decay_input)
+        h = _charge(v, x[t], tau, v_reset, decay_input, rate)
         s = surrogate.spike(h - v_threshold)
         s_reset = s.detach() if detach_reset else s
         if v_reset is None:
@@ -132,20 +167,21 @@ def lif_reference(x, tau, v_threshold, v_reset, decay_input, detach_reset, surro
 class FusedLIF(torch.autograd.Function):
     """The whole T loop as one autograd node; backward is hand-written from the saved ``H`` only.
 
-    Forward keeps the pre-spike membrane ``H`` (one tensor the size of the input). Backward computes every
-    elementwise factor for all T at once and leaves only a two-op recurrence in the time loop:
-    ``dL/dH[t] = a[t] + leak * dL/dH[t+1] * dV/dH[t]``.
+    Forward keeps the pre-spike membrane ``H`` (one tensor the size of the input; PLIF with a learnt ``rate``
+    also keeps the input). Backward computes every elementwise factor for all T at once and leaves only a
+    two-op recurrence in the time loop: ``dL/dH[t] = a[t] + leak * dL/dH[t+1] * dV/dH[t]``.
     """
 
     @staticmethod
-    def forward(ctx, x, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, keep_v_seq):
+    def forward(ctx, x, rate, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, keep_v_seq):
         # float 0/1 masks throughout: bool-tensor kernels are several times slower on CPU
         h_seq = torch.empty_like(x)
         spikes = torch.empty_like(x)
         v_seq = torch.empty_like(x) if keep_v_seq else x.new_empty(0)
         v = torch.full_like(x[0], 0.0 if v_reset is None else v_reset)
+        rate_value = None if rate is None else rate.detach()
         for t in range(x.shape[0]):
-            h = _charge_into(h_seq[t], v, x[t], tau, v_reset, decay_input)
+            h = _charge_into(h_seq[t], v, x[t], tau, v_reset, decay_input, rate_value)
             s = spikes[t].copy_(h).ge_(v_threshold)
             if v_reset is None:
                 v = torch.sub(h, s, alpha=v_threshold, out=v)
@@ -155,7 +191,8 @@ class FusedLIF(torch.autograd.Function):
                     v.add_(s, alpha=v_reset)
             if keep_v_seq:
                 v_seq[t] = v
-        ctx.save_for_backward(h_seq)
+        learnt = rate is not None and ctx.needs_input_grad[1]
+        ctx.save_for_backward(h_seq, spikes if learnt else None, x if learnt else None, rate_value)
         ctx.params = (tau, v_threshold, v_reset, decay_input, detach_reset, surrogate)
         if not keep_v_seq:
             ctx.mark_non_differentiable(v_seq)
@@ -163,14 +200,14 @@ class FusedLIF(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_seq):
-        (h_seq,) = ctx.saved_tensors
+        h_seq, spikes, x, rate = ctx.saved_tensors
         tau, v_threshold, v_reset, decay_input, detach_reset, surrogate = ctx.params
         grad_h = surrogate.derivative(h_seq - v_threshold, inplace=True)
         dv_dh = None if detach_reset else _reset_slope_attached(h_seq, grad_h, v_threshold, v_reset)
         grad_h.mul_(grad_spikes)
         has_grad_v = grad_v_seq is not None and grad_v_seq.numel() == h_seq.numel()
         below = torch.empty_like(h_seq[0]) if detach_reset and v_reset is not None else None
-        leak = 1.0 - 1.0 / tau
+        leak = 1.0 - (1.0 / tau if rate is None else rate)
         for t in range(h_seq.shape[0] - 1, -1, -1):
             # dV[t]/dH[t]: 1 - S (hard, detached), 1 (soft, detached), or the attached slope
             slope = dv_dh[t] if dv_dh is not None else (below.copy_(h_seq[t]).lt_(v_threshold) if below is not None else None)
@@ -179,9 +216,28 @@ class FusedLIF(torch.autograd.Function):
                 upstream.append(grad_h[t + 1] * leak)
             for grad_v in upstream:
                 grad_h[t].add_(grad_v) if slope is None else grad_h[t].addcmul_(grad_v, slope)
+        grad_rate = None
+        if x is not None:
+            grad_rate = (grad_h * _charge_slope(h_seq, spikes, x, v_threshold, v_reset, decay_input)).sum()
         if decay_input:
-            grad_h = grad_h.div_(tau)
-        return grad_h, None, None, None, None, None, None, None
+            grad_h = grad_h.div_(tau) if rate is None else grad_h.mul_(rate)
+        return grad_h, grad_rate, None, None, None, None, None, None, None
+
+
+def _charge_slope(h_seq: torch.Tensor, spikes: torch.Tensor, x: torch.Tensor, v_threshold: float,
+                  v_reset: float | None, decay_input: bool) -> torch.Tensor:
+    """dH[t]/d(1/tau) with V[t-1] held: ``X[t] - (V[t-1] - v_reset)`` (decay_input) or ``-(V[t-1] - v_reset)``.
+
+    ``V[t-1]`` is rebuilt exactly from ``H[t-1]`` and ``S[t-1]`` (the reset is a select or a subtraction).
+    """
+    rest = 0.0 if v_reset is None else v_reset
+    if v_reset is None:
+        v_prev = h_seq - spikes * v_threshold
+    else:
+        v_prev = h_seq * (1.0 - spikes) + v_reset * spikes
+    v_prev = torch.cat([torch.full_like(h_seq[:1], rest), v_prev[:-1]])
+    minus_rel = rest - v_prev
+    return minus_rel.add_(x) if decay_input else minus_rel
 
 
 def _reset_slope_attached(h_seq: torch.Tensor, sg: torch.Tensor, v_threshold: float, v_reset: float | None) -> torch.Tensor:
