@@ -1,4 +1,6 @@
-"""Firing rates of every LIF layer: spikes / (neurons x T), from forward hooks on the shared core's LIF."""
+"""Firing rates of every neuron layer: spikes / (neurons x T), from forward hooks on the shared core's neurons
+(``zoo.core.SpikingNeuron``: LIF, PLIF, MultiSpike, ...). An integer neuron's spikes are its counts (0..D), so its
+rate is the mean count per neuron and step and can exceed 1."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.core import lif_modules
+from zoo.core import neuron_modules
 
 
 class FiringRates:
@@ -18,9 +20,9 @@ class FiringRates:
     """
 
     def __init__(self, model: nn.Module) -> None:
-        self.lifs = lif_modules(model)
+        self.lifs = neuron_modules(model)
         if not self.lifs:
-            raise ValueError(f"{type(model).__name__} has no zoo.core.LIF neuron: firing rates are undefined")
+            raise ValueError(f"{type(model).__name__} has no zoo.core spiking neuron: firing rates are undefined")
         self.spikes: dict[str, float] = {name: 0.0 for name, _ in self.lifs}
         self.elements: dict[str, int] = {name: 0 for name, _ in self.lifs}
         self._handles: list[Any] = []
@@ -37,7 +39,7 @@ class FiringRates:
 
     def _hook(self, name: str):
         def hook(module: nn.Module, args: Any, spikes: torch.Tensor) -> None:
-            self.spikes[name] += float(spikes.detach().sum(dtype=torch.float64))
+            self.spikes[name] += float(module.spike_counts(spikes.detach()).sum(dtype=torch.float64))
             self.elements[name] += spikes.numel()
         return hook
 

@@ -1,6 +1,6 @@
 """NeuroBench's metrics of a zoo model, computed by the ``neurobench`` package itself (v2.3).
 
-The model is wrapped in ``neurobench.models.TorchModel`` with the zoo's LIF registered as an activation
+The model is wrapped in ``neurobench.models.TorchModel`` with the zoo's neurons (``zoo.core.SpikingNeuron``) registered as an activation
 module, and run by ``neurobench.benchmarks.Benchmark`` over a real DataLoader. NeuroBench sees only
 ``nn.Linear``/``nn.Conv*`` modules (functional attention matmuls, masks and sums are invisible to it), calls an
 input spiking when every value is -1, 0 or 1 (an integer count of 2 makes the whole layer MACs) and binarises
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from zoo.core import LIF
+from zoo.core import SpikingNeuron
 
 NEUROBENCH_KEYS = ("footprint_bytes", "connection_sparsity", "activation_sparsity", "effective_macs",
                    "effective_acs")
@@ -34,7 +34,7 @@ def neurobench_metrics(model: nn.Module, loader: DataLoader, device: torch.devic
     from neurobench.models import TorchModel
 
     wrapped = TorchModel(model)
-    wrapped.add_activation_module(LIF)
+    wrapped.add_activation_module(SpikingNeuron)
     benchmark = Benchmark(wrapped, loader, [], [],
                           [[Footprint, ConnectionSparsity], [ActivationSparsity, SynapticOperations]])
     try:

@@ -13,7 +13,7 @@ Counted ops and how (``dense`` is the conventional count a dense processor perfo
 - element-wise products of two tensors (Hadamard masks): as contractions, one term per output element.
 - reductions (``sum``, ``mean``): ACs, one per input event (``sum |x|``; every element of a real input).
 - additions / subtractions of two tensors: one AC per output element where both operands are non-zero.
-Not counted: ops inside LIF neurons (neuron dynamics), batch norm (folded into the preceding conv at
+Not counted: ops inside spiking neurons (neuron dynamics), batch norm (folded into the preceding conv at
 inference), scaling by a scalar (folded into the next threshold), pooling, copies and views.
 
 Beside these "as executed" tallies the counter keeps the terms of the MSViT paper's Eq. 18 (``paper_tallies``),
@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from zoo.core import LIF
+from zoo.core import SpikingNeuron
 
 aten = torch.ops.aten
 OpClass = Literal["MAC", "AC"]
@@ -148,7 +148,7 @@ class OpCounter(TorchDispatchMode):
     def _push(self, name: str):
         def hook(module: nn.Module, args: Any) -> None:
             self._stack.append((name, module))
-            if isinstance(module, LIF):
+            if isinstance(module, SpikingNeuron):
                 self._neuron_ran = True
         return hook
 
@@ -160,7 +160,7 @@ class OpCounter(TorchDispatchMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         layer, module = self._stack[-1] if self._stack else (ROOT, None)
-        if isinstance(module, LIF):
+        if isinstance(module, SpikingNeuron):
             return out
         with torch.no_grad():
             counted = self._count(func, args, out, layer)

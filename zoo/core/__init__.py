@@ -7,18 +7,18 @@ from zoo.core.layers import (
     MaxPool,
     SeqFlat,
     conv_bn,
-    lif_modules,
     mean_time_tokens,
     spike_add,
     time_major,
 )
 from zoo.core.lif import LIF, PLIF, FusedLIF, lif_reference
 from zoo.core.multispike import IntegerSpike, MultiSpike
+from zoo.core.neuron import SpikingNeuron, neuron_modules
 from zoo.core.surrogate import SURROGATES, Surrogate, make_surrogate
 
 __all__ = [
     "LIF", "PLIF", "FusedLIF", "lif_reference", "MultiSpike", "IntegerSpike", "Surrogate", "SURROGATES",
     "make_surrogate",
     "SeqFlat", "conv_bn", "LinearBN", "MaxPool", "ConvBNLIF", "spike_add", "mean_time_tokens",
-    "time_major", "lif_modules",
+    "time_major", "SpikingNeuron", "neuron_modules",
 ]

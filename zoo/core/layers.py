@@ -97,7 +97,3 @@ def time_major(x: torch.Tensor, T: int, kind: str, channels: int, name: str = "m
         return x.transpose(0, 1)
     raise ValueError(f"unknown input kind {kind!r}; expected 'static' or 'dvs'")
 
-
-def lif_modules(model: nn.Module) -> list[tuple[str, LIF]]:
-    """Every LIF in ``model`` with its qualified name: the hook points for firing-rate metrics."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, LIF)]

@@ -21,12 +21,14 @@ from typing import Literal
 import torch
 from torch import nn
 
+from zoo.core.neuron import SpikingNeuron
+
 from zoo.core.surrogate import Surrogate, make_surrogate
 
 Path = Literal["auto", "fused", "reference"]
 
 
-class LIF(nn.Module):
+class LIF(SpikingNeuron):
     """Multi-step leaky integrate-and-fire neuron: input ``[T, ...]`` -> spikes of the same shape.
 
     ``time_dim`` picks the axis that is iterated as time (0 by default). ``path`` forces the fused or

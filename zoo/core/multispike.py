@@ -19,11 +19,13 @@ from typing import Literal
 import torch
 from torch import nn
 
+from zoo.core.neuron import SpikingNeuron
+
 Variant = Literal["base", "large"]
 VARIANTS = ("base", "large")
 
 
-class MultiSpike(nn.Module):
+class MultiSpike(SpikingNeuron):
     """Integer spikes ``round(clamp(x, 0, D)) / norm`` with a straight-through gradient inside ``[0, D]``.
 
     ``D`` is the largest spike count (4 in the papers' "1x4" models, 8 for the "1x8" checkpoints); ``norm``
@@ -46,6 +48,10 @@ class MultiSpike(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         counts = IntegerSpike.apply(x, self.D, self.variant == "large")
         return counts if self.norm == 1.0 else counts / self.norm
+
+    def spike_counts(self, output: torch.Tensor) -> torch.Tensor:
+        """The integer spike count of each neuron (0..D): an output times ``norm``."""
+        return output * self.norm
 
 
 class IntegerSpike(torch.autograd.Function):

@@ -14,7 +14,7 @@ from harness.metrics import (FiringRates, count_params, latency_ms, measure_ener
 import zoo
 from harness.metrics.energy import format_audit, main
 from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS
-from zoo.core import LIF, SeqFlat
+from zoo.core import LIF, MultiSpike, SeqFlat
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
 import engine_nets  # noqa: E402  (registers the tiny test models)
@@ -158,8 +158,16 @@ def test_firing_rates_per_layer_overall_and_never_called():
     with pytest.raises(ValueError, match="'unused' was never called"):
         fr.rate("unused")
     assert fr.table()["never_called"] == ["unused"]
-    with pytest.raises(ValueError, match="no zoo.core.LIF"):
+    with pytest.raises(ValueError, match="no zoo.core spiking neuron"):
         FiringRates(nn.Linear(2, 2))
+
+
+def test_an_integer_neuron_fires_its_spike_counts():
+    """MultiSpike (SDT v3) emits counts 0..D scaled by 1/D: its rate is the mean count per neuron and step."""
+    neuron = MultiSpike(D=4)
+    with FiringRates(neuron) as fr:
+        neuron(torch.tensor([0.2, 1.4, 2.6, 9.0]))  # counts 0, 1, 3, 4
+    assert fr.rate("") == pytest.approx(2.0)
 
 
 def test_topk_and_params():

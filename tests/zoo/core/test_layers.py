@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from zoo.core import LIF, ConvBNLIF, LinearBN, MaxPool, conv_bn, lif_modules, mean_time_tokens, time_major
+from zoo.core import (LIF, PLIF, ConvBNLIF, LinearBN, MaxPool, MultiSpike, conv_bn, mean_time_tokens, neuron_modules,
+                      time_major)
 
 
 def test_conv_bn_matches_per_step_conv_with_shared_statistics():
@@ -62,7 +63,12 @@ def test_time_major_names_expected_shape(x, kind, message):
         time_major(x, 5, kind, 3 if kind == "static" else 2)
 
 
-def test_lif_modules_finds_every_neuron_for_hooks():
+def test_neuron_modules_finds_every_neuron_for_hooks():
     net = torch.nn.Sequential(ConvBNLIF(1, 2), ConvBNLIF(2, 2), LIF())
-    names = [name for name, _ in lif_modules(net)]
+    names = [name for name, _ in neuron_modules(net)]
     assert names == ["0.lif", "1.lif", "2"]
+
+
+def test_neuron_modules_finds_every_neuron_type_of_the_core():
+    net = torch.nn.Sequential(LIF(), torch.nn.Identity(), PLIF(), MultiSpike())
+    assert [name for name, _ in neuron_modules(net)] == ["0", "2", "3"]
