@@ -102,6 +102,7 @@ def test_time_dim_moves_the_iterated_axis():
 
 def test_auto_path_is_fused_and_paths_are_forcible():
     assert LIF().resolved_path() == "fused"
+    assert LIF().resolved_path(torch.device("cpu")) == "fused"
     assert LIF(path="reference").resolved_path() == "reference"
     with pytest.raises(ValueError, match="path"):
         LIF(path="cuda")
