@@ -216,8 +216,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.name not in zoo.list_models():
         scripts = sorted(p.stem for p in (REPO_ROOT / "benchmarks").glob("*.py"))
-        raise UserError(f"bench: {args.name!r} is neither a zoo model (see `python -m harness ls models`) nor a "
-                        f"benchmark script; scripts: {', '.join(scripts)}")
+        raise UserError(f"unknown benchmark {args.name!r}: neither a zoo model (`python -m harness ls models`) "
+                        f"nor a script benchmarks/NAME.py; scripts: {', '.join(scripts)}")
     return _bench_model(args.name, args.bench_args)
 
 

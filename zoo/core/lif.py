@@ -86,14 +86,18 @@ class LIF(nn.Module):
             x = x.movedim(self.time_dim, 0)
         params = (self.tau, self.v_threshold, self.v_reset, self.decay_input, self.detach_reset, self.surrogate)
         path = self.resolved_path(x.device)
-        if path == "fused":
-            spikes, v_seq = FusedLIF.apply(x, *params, self.store_v_seq)
-        elif path == "triton":
+        if path == "triton":  # computes in fp32 and keeps H in fp32 whatever the input dtype
             from zoo.core.lif_triton import TritonLIF
 
             spikes, v_seq = TritonLIF.apply(x, *params, self.store_v_seq)
         else:
-            spikes, v_seq = lif_reference(x, *params)
+            # the membrane integrates in fp32 even under bf16/fp16 autocast; spikes (0/1) go back exactly
+            x32 = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+            if path == "fused":
+                spikes, v_seq = FusedLIF.apply(x32, *params, self.store_v_seq)
+            else:
+                spikes, v_seq = lif_reference(x32, *params)
+            spikes = spikes.to(x.dtype)
         if self.store_v_seq:
             self.v_seq = v_seq.movedim(0, self.time_dim) if moved else v_seq
         return spikes.movedim(0, self.time_dim) if moved else spikes

@@ -3,7 +3,8 @@
 Same maths, same operation order and the same saved tensor (the pre-spike membrane ``H``) as ``FusedLIF``:
 each program owns a block of neurons and walks the T steps in registers, forward and (reversed) backward,
 so the membrane never travels through memory between steps. Arithmetic is fp32 whatever the storage dtype;
-divisions are IEEE-rounded (``div_rn``) so results match the CPU paths to float rounding.
+divisions are IEEE-rounded (``div_rn``) so results match the CPU paths to float rounding. ``H`` is kept in fp32 even for bf16/fp16 inputs, so the
+backward's reset mask agrees with the forward's spikes.
 With ``TRITON_INTERPRET=1`` set before this module is imported the kernels run on CPU tensors (the tests);
 they use only Triton builtins (no ``@jit`` helpers such as ``tl.zeros``), so that works even when Triton itself
 was imported earlier without the variable.
@@ -98,7 +99,7 @@ class TritonLIF(torch.autograd.Function):
     def forward(ctx, x, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate: Surrogate, keep_v_seq):
         x = x.contiguous()
         T, n = x.shape[0], x[0].numel()
-        spikes, h_seq = torch.empty_like(x), torch.empty_like(x)
+        spikes, h_seq = torch.empty_like(x), torch.empty_like(x, dtype=torch.float32)
         v_seq = torch.empty_like(x) if keep_v_seq else x.new_empty(0)
         rest = 0.0 if v_reset is None else v_reset
         if x.numel():
@@ -107,6 +108,7 @@ class TritonLIF(torch.autograd.Function):
                                    BLOCK_N=BLOCK)
         ctx.save_for_backward(h_seq)
         ctx.params = (tau, v_threshold, v_reset, decay_input, detach_reset, surrogate)
+        ctx.input_dtype = x.dtype
         if not keep_v_seq:
             ctx.mark_non_differentiable(v_seq)
         return spikes, v_seq
@@ -118,7 +120,7 @@ class TritonLIF(torch.autograd.Function):
         grad_spikes = torch.zeros_like(h_seq) if grad_spikes is None else grad_spikes.contiguous()
         has_grad_v = grad_v_seq is not None and grad_v_seq.numel() == h_seq.numel()
         grad_v = grad_v_seq.contiguous() if has_grad_v else grad_spikes
-        grad_x = torch.empty_like(h_seq)
+        grad_x = torch.empty_like(h_seq, dtype=ctx.input_dtype)
         T, n = h_seq.shape[0], h_seq[0].numel()
         if h_seq.numel():
             alpha = surrogate.alpha

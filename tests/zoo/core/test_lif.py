@@ -120,3 +120,13 @@ def test_no_grad_inference_matches_training_forward():
     with torch.no_grad():
         inference = LIF()(x)
     assert torch.equal(inference, LIF()(x.requires_grad_()).detach())
+
+
+@pytest.mark.parametrize("path", ["fused", "reference"])
+def test_half_precision_input_integrates_in_fp32(path):
+    """Under bf16 autocast the membrane still integrates in fp32: spikes equal those of the fp32 input."""
+    x = torch.randn(8, 500) * 0.6 + 0.4
+    x_bf16 = x.to(torch.bfloat16)
+    spikes = LIF(path=path)(x_bf16)
+    assert spikes.dtype == torch.bfloat16
+    assert torch.equal(spikes.float(), LIF(path=path)(x_bf16.float()))

@@ -86,3 +86,15 @@ def test_auto_path_picks_triton_only_on_cuda():
     assert LIF().resolved_path(torch.device("cuda")) == "triton"
     assert LIF().resolved_path(torch.device("cpu")) == "fused"
     assert LIF(path="fused").resolved_path(torch.device("cuda")) == "fused"
+
+
+def test_triton_keeps_bf16_inputs_in_fp32(triton_lif):
+    """bf16 input (autocast): spikes equal the fp32 computation; the input gradient comes back in bf16."""
+    x = (torch.randn(4, 300) * 2).to(torch.bfloat16)
+    surrogate = LIF().surrogate
+    expected = _run(_fused((2.0, 1.0, 0.0, True, True, "sigmoid"), False), x.float(), torch.ones(4, 300), None, False)
+    got = _run(lambda t: triton_lif.apply(t, 2.0, 1.0, 0.0, True, True, surrogate, False), x, torch.ones(4, 300),
+               None, False)
+    assert got[0].dtype == torch.bfloat16 and got[2].dtype == torch.bfloat16
+    assert torch.equal(expected[0], got[0].float())
+    assert torch.allclose(expected[2].to(torch.bfloat16).float(), got[2].float(), atol=1e-2, rtol=0)
