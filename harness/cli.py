@@ -229,7 +229,9 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--T", type=int, help="time steps (default: the model's)")
     p.add_argument("--size", type=int, help="input height = width (default: the model's)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--fast", action="store_true", help="bf16 autocast and torch.compile")
+    p.add_argument("--fast", action="store_true", help="fast mode: --precision bf16 --compile")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast (AMP)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--against", choices=["reference"],
                    help="also time, alternating, the same model with spikingjelly's LIFNode (fp32, eager)")
     p.add_argument("--set", nargs="+", default=[], metavar="ARG=VALUE",
@@ -282,7 +284,8 @@ def _bench_model(name: str, argv: list[str]) -> int:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     cfg = BenchConfig(model=name, mode=opts.mode, batch=opts.batch, T=opts.T, size=opts.size, device=opts.device,
-                      fast=opts.fast, against=opts.against, warmup=opts.warmup, repeats=opts.repeats,
+                      precision="bf16" if opts.fast else opts.precision, compile=opts.fast or opts.compile,
+                      against=opts.against, warmup=opts.warmup, repeats=opts.repeats,
                       overrides=tuple(overrides.items()))
     result = bench_model(cfg)
     print(format_bench(result))

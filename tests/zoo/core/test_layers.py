@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from zoo.core import LIF, ConvBNLIF, LinearBN, MaxPool, conv_bn, lif_modules, mean_time_tokens, time_major
 
@@ -66,3 +67,38 @@ def test_lif_modules_finds_every_neuron_for_hooks():
     net = torch.nn.Sequential(ConvBNLIF(1, 2), ConvBNLIF(2, 2), LIF())
     names = [name for name, _ in lif_modules(net)]
     assert names == ["0.lif", "1.lif", "2"]
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+@pytest.mark.parametrize("spiking_input", [True, False], ids=["spikes", "real-valued"])
+def test_compact_input_conv_gives_autograd_gradients_exactly(dims, spiking_input):
+    """conv_bn's conv keeps spike inputs as uint8 for backward; numbers equal the plain nn.Conv exactly."""
+    from zoo.core.layers import SpikeConv1d, SpikeConv2d
+
+    torch.manual_seed(0)
+    shape = (6, 5, 9) if dims == 1 else (6, 5, 7, 7)
+    x = torch.randn(shape)
+    x = (x > 0.3).float() + (x > 1.0).float() if spiking_input else x
+    compact = (SpikeConv1d if dims == 1 else SpikeConv2d)(5, 8, 3, 2, 1, bias=True)
+    plain = (nn.Conv1d if dims == 1 else nn.Conv2d)(5, 8, 3, 2, 1, bias=True)
+    plain.load_state_dict(compact.state_dict())
+    grad = torch.randn_like(plain(x))
+    results = []
+    for conv in (compact, plain):
+        xi = x.clone().requires_grad_()
+        out = conv(xi)
+        out.backward(grad)
+        results.append((out, xi.grad, conv.weight.grad, conv.bias.grad))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_compact_input_conv_saves_spikes_as_uint8():
+    from torch.autograd.graph import saved_tensors_hooks
+
+    conv = conv_bn(4, 4, 3)[0]
+    saved = []
+    with saved_tensors_hooks(lambda t: saved.append(t.dtype) or t, lambda t: t):
+        conv((torch.rand(2, 4, 6, 6) > 0.5).float())
+        conv(torch.randn(2, 4, 6, 6))
+    assert saved == [torch.uint8, torch.float32, torch.float32, torch.float32]
