@@ -112,3 +112,13 @@ def test_compiled_training_matches_the_recorded_schedule(tmp_path):
     final = train(spec, tmp_path)
     assert final["status"] == "finished" and final["global_step"] == 4
     assert json.loads((tmp_path / "config.json").read_text())["recipe"]["train"]["compile"] is True
+
+
+def test_bf16_precision_runs_under_cpu_autocast_and_is_recorded(tmp_path):
+    spec = _spec(epochs=1, energy_batches=0, limit_train_batches=2, limit_eval_batches=1,
+                 overrides={"train.precision": "bf16", "optim.warmup_epochs": 0})
+    final = train(spec, tmp_path)
+    assert final["status"] == "finished"
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["recipe"]["train"]["precision"] == "bf16"
+    assert "bfloat16" in json.dumps(config)
