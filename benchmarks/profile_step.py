@@ -15,7 +15,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 import zoo
-from harness.metrics.perf import BenchConfig, StepRunner, _batch, with_reference_neurons
+from harness.metrics.perf import BenchConfig, StepRunner, random_batch, with_reference_neurons
 
 GROUPS = {
     "convolution": ("conv", "mkldnn_convolution", "convolution_backward"),
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model = zoo.create_model(args.model, T=T)
     if args.neuron == "reference":
         model = with_reference_neurons(model)
-    x, y = _batch(model, cfg, T, torch.device("cpu"))
+    x, y = random_batch(model, cfg, T, torch.device("cpu"))
     step = StepRunner(model, x, y, args.mode, "bf16" if args.fast else "fp32", args.fast)
     for _ in range(2):
         step()

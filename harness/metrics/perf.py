@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import os
 import platform
 import resource
 import statistics
@@ -212,7 +213,8 @@ class BenchConfig:
     overrides: tuple[tuple[str, Any], ...] = ()  # model constructor arguments (e.g. smaller widths)
 
 
-def _batch(model: nn.Module, cfg: BenchConfig, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def random_batch(model: nn.Module, cfg: BenchConfig, T: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded random batch in the model's input format (static images or DVS event counts) with labels."""
     card = model.card
     channels, height, width = card.input_shape
@@ -282,8 +284,6 @@ def machine_description(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    import os
-
     text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
     if device.type == "cuda":
         text = f"{torch.cuda.get_device_name(device)}; {text}"
@@ -301,7 +301,7 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
     models = {"ours": model}
     if cfg.against == "reference":
         models["reference"] = with_reference_neurons(model)
-    x, y = _batch(model, cfg, T, device)
+    x, y = random_batch(model, cfg, T, device)
     runners = {name: StepRunner(m, x, y, cfg.mode, cfg.precision, cfg.compile) if name == "ours"
                else StepRunner(m, x, y, cfg.mode) for name, m in models.items()}
     first = {name: runner() for name, runner in runners.items()}  # before any update: same weights
@@ -336,7 +336,8 @@ def format_bench(result: dict[str, Any]) -> str:
     """Human-readable lines for one ``bench_model`` result."""
     lines = [
         f"{result['model']} {result['mode']} batch={result['batch']} T={result['T']} input={result['input_shape']} "
-        f"device={result['device']} precision={result['precision']} compile={result['compile']} ({result['repeats']} timed steps after {result['warmup']} "
+        f"device={result['device']} precision={result['precision']} compile={result['compile']} "
+        f"({result['repeats']} timed steps after {result['warmup']} "
         f"warm-up, alternating)",
         f"  ours:      step median {result['step_s_median']:.3f} s (min {result['step_s_min']:.3f}, max "
         f"{result['step_s_max']:.3f}), {result['img_per_s']:.1f} img/s, peak memory {result['peak_mem_mb']:.0f} MiB",
@@ -347,7 +348,8 @@ def format_bench(result: dict[str, Any]) -> str:
         lines += [
             f"  reference: step median {result['ref_step_s_median']:.3f} s (min {result['ref_step_s_min']:.3f}, max "
             f"{result['ref_step_s_max']:.3f}), peak memory {result['ref_peak_mem_mb']:.0f} MiB",
-            f"  speedup {result['speedup']:.2f}x (medians; {result['speedup_best']:.2f}x best-of), memory ratio {result['mem_ratio']:.2f}, max |logit diff| "
+            f"  speedup {result['speedup']:.2f}x (medians; {result['speedup_best']:.2f}x best-of), "
+            f"memory ratio {result['mem_ratio']:.2f}, max |logit diff| "
             f"{result['max_abs_logit_diff']:.2e}",
         ]
     lines.append(f"  machine: {result['machine']}")

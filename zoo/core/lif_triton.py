@@ -3,8 +3,8 @@
 Same maths, same operation order and the same saved tensor (the pre-spike membrane ``H``) as ``FusedLIF``:
 each program owns a block of neurons and walks the T steps in registers, forward and (reversed) backward,
 so the membrane never travels through memory between steps. Arithmetic is fp32 whatever the storage dtype;
-divisions are IEEE-rounded (``div_rn``) so results match the CPU paths to float rounding. ``H`` is kept in fp32 even for bf16/fp16 inputs, so the
-backward's reset mask agrees with the forward's spikes.
+divisions are IEEE-rounded (``div_rn``) so results match the CPU paths to float rounding. ``H`` is kept in
+fp32 even for bf16/fp16 inputs, so the backward's reset mask agrees with the forward's spikes.
 With ``TRITON_INTERPRET=1`` set before this module is imported the kernels run on CPU tensors (the tests);
 they use only Triton builtins (no ``@jit`` helpers such as ``tl.zeros``), so that works even when Triton itself
 was imported earlier without the variable.
@@ -51,7 +51,8 @@ def _lif_forward(x_ptr, spike_ptr, h_ptr, v_ptr, N, T, tau, v_threshold, rest,
 
 @triton.jit
 def _lif_backward(h_ptr, grad_spike_ptr, grad_v_ptr, grad_x_ptr, N, T, last_offset, tau, leak, v_threshold, rest,
-                  alpha, atan_scale, half_alpha, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr, DETACH_RESET: tl.constexpr,
+                  alpha, atan_scale, half_alpha, HARD: tl.constexpr, DECAY_INPUT: tl.constexpr,
+                  DETACH_RESET: tl.constexpr,
                   HAS_GRAD_V: tl.constexpr, SURROGATE: tl.constexpr, BLOCK_N: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask = offs < N
