@@ -178,14 +178,18 @@ class SpikingJellyLIF(nn.Module):
 
 
 def with_reference_neurons(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (same weights) whose every zoo LIF is spikingjelly's ``LIFNode``."""
+    """A copy of ``model`` (same weights) run as the official code runs it: every zoo LIF becomes spikingjelly's
+    ``LIFNode`` and every zoo convolution a plain ``nn.Conv1d``/``nn.Conv2d`` (no compact saved inputs)."""
     from zoo.core import LIF
+    from zoo.core.layers import SpikeConv1d, SpikeConv2d
 
     ref = copy.deepcopy(model)
     for parent in list(ref.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, LIF):
                 setattr(parent, name, SpikingJellyLIF(child))
+            elif isinstance(child, (SpikeConv1d, SpikeConv2d)):
+                child.__class__ = nn.Conv1d if isinstance(child, SpikeConv1d) else nn.Conv2d
     return ref
 
 

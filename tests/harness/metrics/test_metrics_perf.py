@@ -46,6 +46,8 @@ def test_reference_copy_swaps_every_neuron_and_computes_the_same(name, overrides
     lifs = [m for m in model.modules() if isinstance(m, LIF)]
     assert not any(isinstance(m, LIF) for m in ref.modules())
     assert len([m for m in ref.modules() if isinstance(m, SpikingJellyLIF)]) == len(lifs)
+    convs = [type(m) for m in ref.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    assert convs and set(convs) <= {nn.Conv1d, nn.Conv2d}, "the reference runs plain (official) convolutions"
     x = torch.randn(2, 3, 16, 16)
     ours, theirs = model(x), ref(x)
     assert torch.allclose(ours, theirs, atol=1e-5)
