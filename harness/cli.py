@@ -349,14 +349,95 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import runpy
-
-    known = sorted(p.stem for p in (REPO_ROOT / "benchmarks").glob("*.py"))
     script = REPO_ROOT / "benchmarks" / f"{args.name}.py"
-    if args.name not in known:  # a name, never a path to some other script
-        raise UserError(f"unknown benchmark {args.name!r}; available: {', '.join(known)}")
-    sys.argv = [str(script), *args.bench_args]
-    runpy.run_path(str(script), run_name="__main__")
+    scripts = sorted(p.stem for p in (REPO_ROOT / "benchmarks").glob("*.py"))
+    if args.name in scripts:  # a name, never a path to some other script
+        import runpy
+
+        sys.argv = [str(script), *args.bench_args]
+        runpy.run_path(str(script), run_name="__main__")
+        return 0
+    import zoo
+
+    if args.name not in zoo.list_models():
+        raise UserError(f"unknown benchmark {args.name!r}: neither a zoo model (`python -m harness ls models`) "
+                        f"nor a script benchmarks/NAME.py; scripts: {', '.join(scripts)}")
+    return _bench_model(args.name, args.bench_args)
+
+
+def _bench_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m harness bench MODEL", description=(
+        "time a zoo model's train or eval step: median of device-synchronised steps, img/s, peak memory, FLOPs"))
+    p.add_argument("--mode", choices=["train", "eval"], default="train")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--T", type=int, help="time steps (default: the model's)")
+    p.add_argument("--size", type=int, help="input height = width (default: the model's)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--fast", action="store_true", help="fast mode: --precision bf16 --compile")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast (AMP)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--against", choices=["reference"],
+                   help="also time, alternating, the same model with spikingjelly's LIFNode (fp32, eager)")
+    p.add_argument("--set", nargs="+", default=[], metavar="ARG=VALUE",
+                   help="model constructor overrides, values in YAML (e.g. widths=[32,32,64] heads=2)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    p.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
+    p.add_argument("--record", action="store_true", help="append the result to benchmarks/RESULTS.md")
+    return p
+
+
+def _model_overrides(name: str, pairs: list[str]) -> dict[str, object]:
+    """``ARG=VALUE`` pairs (values parsed as YAML) checked against the model's constructor arguments."""
+    import yaml
+    import zoo
+
+    allowed = zoo.model_arguments(name)
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in allowed:
+            raise UserError(f"bench: --set {pair!r}: expected ARG=VALUE with ARG one of {', '.join(allowed)}")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def _bench_model(name: str, argv: list[str]) -> int:
+    import json
+
+    opts = _bench_parser().parse_args(argv)
+    for flag in ("batch", "T", "size", "repeats", "threads"):
+        value = getattr(opts, flag)
+        if value is not None and value < 1:
+            raise UserError(f"bench: --{flag} must be >= 1, got {value}")
+    if opts.warmup < 0:
+        raise UserError(f"bench: --warmup must be >= 0, got {opts.warmup}")
+    overrides = _model_overrides(name, opts.set)
+    import torch
+
+    from harness.metrics.perf import BenchConfig, bench_model, format_bench, record_bench
+
+    if opts.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("bench: --device cuda, but torch sees no CUDA device")
+    if opts.against == "reference":
+        try:
+            import spikingjelly  # noqa: F401
+        except ImportError:
+            raise UserError("bench: --against reference needs spikingjelly (pip install -e '.[dev]')") from None
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    cfg = BenchConfig(model=name, mode=opts.mode, batch=opts.batch, T=opts.T, size=opts.size, device=opts.device,
+                      precision="bf16" if opts.fast else opts.precision, compile=opts.fast or opts.compile,
+                      against=opts.against, warmup=opts.warmup, repeats=opts.repeats,
+                      overrides=tuple(overrides.items()))
+    result = bench_model(cfg)
+    print(format_bench(result))
+    if opts.record:
+        command = "python -m harness bench " + " ".join([name, *argv])
+        record_bench(result, command, REPO_ROOT / "benchmarks" / "RESULTS.md")
+    if opts.json:
+        print(json.dumps(result))
     return 0
 
 
@@ -451,8 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (auto: the GPU if there is one)")
     p.add_argument("--json", action="store_true", help="also print the report as one JSON object on the last line")
 
-    p = command("bench", _cmd_bench, "run a benchmark script from benchmarks/ (e.g. lif_speed)")
-    p.add_argument("name", help="benchmark name: a file benchmarks/NAME.py")
+    p = command("bench", _cmd_bench, "time a zoo model's step (bench MODEL --help) or run a benchmark script "
+                "from benchmarks/ (e.g. lif_speed)")
+    p.add_argument("name", help="a zoo model name, or a benchmark script benchmarks/NAME.py")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     return parser
 

@@ -98,6 +98,7 @@ class TrainRecipe(_Strict):
     tet_lambda: float = 0.001  # TET: weight of the MSE term pulling outputs towards tet_means
     tet_means: float = 1.0
     amp: bool = False  # bf16/fp16 autocast on GPU; ignored on CPU
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: bf16 autocast on every device (fast mode)
     ema_decay: float | None = None
     channels_last: bool = False
     compile: bool = False

@@ -15,10 +15,10 @@ from harness.metrics import topk_correct
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
-    """Mixed precision on GPU when ``dtype`` is set; nothing otherwise (AMP is off on CPU)."""
-    if dtype is None or device.type != "cuda":
+    """Mixed precision in ``dtype`` when it is set (the trainer sets it on CPU only for ``precision: bf16``)."""
+    if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device | None = None,

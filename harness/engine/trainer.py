@@ -188,6 +188,9 @@ class _Trainer:
         }
 
     def _amp_dtype(self) -> torch.dtype | None:
+        """bf16 everywhere for ``precision: bf16``; for ``amp``, bf16 (or fp16) on GPU only."""
+        if self.recipe.train.precision == "bf16":
+            return torch.bfloat16
         if not self.recipe.train.amp or self.device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -1,13 +1,30 @@
-"""Speed and memory: throughput (img/s) for training and evaluation, latency, peak memory."""
+"""Speed and memory: throughput (img/s), latency, peak memory, and whole-model step benchmarks.
+
+``bench_model`` times a zoo model's train or eval step (warm-up, repeated device-synchronised steps,
+median and spread), its peak memory and FLOPs, and optionally, alternating in the same process, the same
+architecture with spikingjelly's ``LIFNode`` in place of the zoo neuron (fp32, eager): the official codes'
+neuron. Speed and memory are reported as ratios against that reference, never asserted in tests.
+"""
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
+import os
+import platform
 import resource
 import statistics
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 
 def _sync(device: torch.device) -> None:
@@ -65,3 +82,298 @@ def latency_ms(model: nn.Module, x: torch.Tensor, repeats: int = 10, warmup: int
                 times.append((time.perf_counter() - start) * 1e3)
     times.sort()
     return {"median_ms": statistics.median(times), "p90_ms": times[min(len(times) - 1, int(0.9 * len(times)))]}
+
+
+# ----------------------------------------------------------------------------------------- memory
+
+
+class LiveTensorMemory(TorchDispatchMode):
+    """Peak bytes of tensor storages created inside the context and still alive (CPU or GPU).
+
+    The CPU has no allocator statistics; this follows every storage an operator returns until it is freed,
+    so the figure is the step's own peak (activations, saved tensors, gradients), not the process's RSS.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torch.multiprocessing.reductions import StorageWeakRef
+
+        self._weakref = StorageWeakRef
+        self._live: dict[int, tuple[Any, int]] = {}
+        self.current = 0
+        self.peak = 0
+
+    def _sweep(self) -> None:
+        for key in [k for k, (ref, _) in self._live.items() if ref.expired()]:
+            self.current -= self._live.pop(key)[1]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self._sweep()
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                storage = t.untyped_storage()
+                key = storage.data_ptr()
+                if key and key not in self._live:
+                    self._live[key] = (self._weakref(storage), storage.nbytes())
+                    self.current += storage.nbytes()
+        self.peak = max(self.peak, self.current)
+        return out
+
+
+def step_peak_memory_mb(step: Callable[[], Any], device: torch.device) -> float:
+    """Peak memory of one call of ``step`` beyond what existed before it (MiB)."""
+    _sync(device)
+    if device.type == "cuda":
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        _sync(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    with LiveTensorMemory() as tracker:
+        step()
+    return tracker.peak / 2**20
+
+
+# ----------------------------------------------------------------------------------------- FLOPs and peak
+
+
+def step_flops(step: Callable[[], Any]) -> int:
+    """Matmul and convolution FLOPs of one call of ``step`` (forward and, if it runs one, backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def matmul_probe(device: torch.device, dtype: torch.dtype = torch.float32) -> tuple[Callable[[], Any], int]:
+    """A dense square matmul and its FLOPs: timed between the steps, its best rate is the machine's peak."""
+    n = 4096 if device.type == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    return (lambda: a @ b), 2 * n**3
+
+
+# ----------------------------------------------------------------------------------------- reference neuron
+
+
+class SpikingJellyLIF(nn.Module):
+    """spikingjelly's multi-step ``LIFNode`` with a zoo ``LIF``'s settings, state reset after every call."""
+
+    def __init__(self, lif: nn.Module) -> None:
+        super().__init__()
+        from spikingjelly.activation_based import neuron, surrogate
+
+        maker = {"sigmoid": surrogate.Sigmoid, "atan": surrogate.ATan}[lif.surrogate.name]
+        self.node = neuron.LIFNode(tau=lif.tau, decay_input=lif.decay_input, v_threshold=lif.v_threshold,
+                                   v_reset=lif.v_reset, surrogate_function=maker(alpha=lif.surrogate.alpha),
+                                   detach_reset=lif.detach_reset, step_mode="m")
+        self.time_dim = lif.time_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spikes = self.node(x.movedim(self.time_dim, 0))
+        self.node.reset()
+        return spikes.movedim(0, self.time_dim)
+
+
+def with_reference_neurons(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (same weights) run as the official code runs it: every zoo LIF becomes spikingjelly's
+    ``LIFNode`` and every zoo convolution a plain ``nn.Conv1d``/``nn.Conv2d`` (no compact saved inputs)."""
+    from zoo.core import LIF
+    from zoo.core.layers import SpikeConv1d, SpikeConv2d
+
+    ref = copy.deepcopy(model)
+    for parent in list(ref.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, LIF):
+                setattr(parent, name, SpikingJellyLIF(child))
+            elif isinstance(child, (SpikeConv1d, SpikeConv2d)):
+                child.__class__ = nn.Conv1d if isinstance(child, SpikeConv1d) else nn.Conv2d
+    return ref
+
+
+# ----------------------------------------------------------------------------------------- model bench
+
+Mode = Literal["train", "eval"]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to time: a zoo model name and the step's shape, device and numerics."""
+
+    model: str
+    mode: Mode = "train"
+    batch: int = 16
+    T: int | None = None  # None: the card's T
+    size: int | None = None  # input height = width; None: the card's input size
+    device: str = "cpu"
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast (fast mode: bf16 + compile)
+    compile: bool = False
+    against: str | None = None  # "reference": also time the spikingjelly-neuron copy
+    warmup: int = 2
+    repeats: int = 5
+    seed: int = 0
+    overrides: tuple[tuple[str, Any], ...] = ()  # model constructor arguments (e.g. smaller widths)
+
+
+def random_batch(model: nn.Module, cfg: BenchConfig, T: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random batch in the model's input format (static images or DVS event counts) with labels."""
+    card = model.card
+    channels, height, width = card.input_shape
+    if cfg.size is not None:
+        height = width = cfg.size
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if model.input_kind == "dvs":
+        x = torch.randint(0, 3, (cfg.batch, T, channels, height, width), generator=gen).float()
+    else:
+        x = torch.randn(cfg.batch, channels, height, width, generator=gen)
+    y = torch.randint(0, card.num_classes, (cfg.batch,), generator=gen)
+    return x.to(device), y.to(device)
+
+
+class StepRunner:
+    """One model's train step (cross-entropy, backward, AdamW) or eval step (no-grad forward)."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: Mode, precision: str = "fp32",
+                 compile: bool = False) -> None:
+        self.model, self.x, self.y, self.mode = model, x, y, mode
+        self.model.train(mode == "train")
+        self.net = torch.compile(model) if compile else model
+        self.dtype = torch.bfloat16 if precision == "bf16" else None
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5) if mode == "train" else None
+
+    def forward(self) -> torch.Tensor:
+        if self.dtype is None:
+            return self.net(self.x)
+        with torch.autocast(self.x.device.type, dtype=self.dtype):
+            return self.net(self.x)
+
+    def __call__(self) -> torch.Tensor:
+        if self.optimizer is None:
+            with torch.no_grad():
+                return self.forward()
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.forward()
+        F.cross_entropy(logits.float(), self.y).backward()
+        self.optimizer.step()
+        return logits.detach()
+
+
+def time_alternating(steps: dict[str, Callable[[], Any]], device: torch.device, warmup: int,
+                     repeats: int) -> dict[str, list[float]]:
+    """Wall time of each step, the steps interleaved round by round (shared-machine noise hits all alike)."""
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            _sync(device)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def machine_description(device: torch.device) -> str:
+    """CPU model and core count (and the GPU's name on CUDA), torch version and thread count."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+    if device.type == "cuda":
+        text = f"{torch.cuda.get_device_name(device)}; {text}"
+    return text
+
+
+def bench_model(cfg: BenchConfig) -> dict[str, Any]:
+    """Time ``cfg``'s step; with ``against='reference'`` also the spikingjelly-neuron copy, alternating."""
+    import zoo
+
+    device = torch.device(cfg.device)
+    T = cfg.T or zoo.model_card(cfg.model).T
+    torch.manual_seed(cfg.seed)
+    model = zoo.create_model(cfg.model, **{"T": T, **dict(cfg.overrides)}).to(device)
+    models = {"ours": model}
+    if cfg.against == "reference":
+        models["reference"] = with_reference_neurons(model)
+    x, y = random_batch(model, cfg, T, device)
+    runners = {name: StepRunner(m, x, y, cfg.mode, cfg.precision, cfg.compile) if name == "ours"
+               else StepRunner(m, x, y, cfg.mode) for name, m in models.items()}
+    first = {name: runner() for name, runner in runners.items()}  # before any update: same weights
+    probe, probe_flops = matmul_probe(device, torch.bfloat16 if cfg.precision == "bf16" else torch.float32)
+    times = time_alternating({**runners, "matmul": probe}, device, cfg.warmup, cfg.repeats)
+    peak = {name: step_peak_memory_mb(runner, device) for name, runner in runners.items()}
+    eager = StepRunner(copy.deepcopy(model), x, y, cfg.mode)
+    flops = step_flops(eager)
+    median = statistics.median(times["ours"])
+    peak_rate = probe_flops / min(times["matmul"])
+    result: dict[str, Any] = {
+        **{k: v for k, v in asdict(cfg).items() if k not in ("T", "against", "overrides")}, "T": T,
+        "overrides": dict(cfg.overrides),
+        "input_shape": list(x.shape[1:]), "machine": machine_description(device),
+        "step_s_median": median, "step_s_min": min(times["ours"]), "step_s_max": max(times["ours"]),
+        "img_per_s": cfg.batch / median, "peak_mem_mb": peak["ours"], "gflop_per_step": flops / 1e9,
+        "matmul_peak_gflops": peak_rate / 1e9, "peak_fraction": flops / median / peak_rate,
+    }
+    if "reference" in models:
+        ref_median = statistics.median(times["reference"])
+        result.update({
+            "against": "reference", "ref_step_s_median": ref_median, "ref_step_s_min": min(times["reference"]),
+            "ref_step_s_max": max(times["reference"]), "ref_peak_mem_mb": peak["reference"],
+            "speedup": ref_median / median, "speedup_best": min(times["reference"]) / min(times["ours"]),
+            "mem_ratio": peak["ours"] / peak["reference"],
+            "max_abs_logit_diff": (first["ours"].float() - first["reference"].float()).abs().max().item(),
+        })
+    return result
+
+
+def format_bench(result: dict[str, Any]) -> str:
+    """Human-readable lines for one ``bench_model`` result."""
+    lines = [
+        f"{result['model']} {result['mode']} batch={result['batch']} T={result['T']} input={result['input_shape']} "
+        f"device={result['device']} precision={result['precision']} compile={result['compile']} "
+        f"({result['repeats']} timed steps after {result['warmup']} "
+        f"warm-up, alternating)",
+        f"  ours:      step median {result['step_s_median']:.3f} s (min {result['step_s_min']:.3f}, max "
+        f"{result['step_s_max']:.3f}), {result['img_per_s']:.1f} img/s, peak memory {result['peak_mem_mb']:.0f} MiB",
+        f"  compute:   {result['gflop_per_step']:.1f} GFLOP/step, {result['peak_fraction'] * 100:.1f}% of the measured "
+        f"matmul peak ({result['matmul_peak_gflops']:.0f} GFLOP/s)",
+    ]
+    if "speedup" in result:
+        lines += [
+            f"  reference: step median {result['ref_step_s_median']:.3f} s (min {result['ref_step_s_min']:.3f}, max "
+            f"{result['ref_step_s_max']:.3f}), peak memory {result['ref_peak_mem_mb']:.0f} MiB",
+            f"  speedup {result['speedup']:.2f}x (medians; {result['speedup_best']:.2f}x best-of), "
+            f"memory ratio {result['mem_ratio']:.2f}, max |logit diff| "
+            f"{result['max_abs_logit_diff']:.2e}",
+        ]
+    lines.append(f"  machine: {result['machine']}")
+    return "\n".join(lines)
+
+
+RECORD_HEADER = "## `harness bench` records"
+
+
+def record_bench(result: dict[str, Any], command: str, path: Path) -> None:
+    """Append one result (date, machine, command, figures) to the records section of ``path``."""
+    text = path.read_text() if path.is_file() else "# Measured results\n"
+    if RECORD_HEADER not in text:
+        text = text.rstrip("\n") + (
+            f"\n\n{RECORD_HEADER}\n\nAppended by `python -m harness bench MODEL ... --record`. Times are medians of "
+            "steps alternating with the reference in one process (the machine may be shared).\n")
+    figures = f"step {result['step_s_median']:.3f} s, {result['img_per_s']:.1f} img/s, peak {result['peak_mem_mb']:.0f} MiB"
+    if "speedup" in result:
+        figures += (f"; reference {result['ref_step_s_median']:.3f} s, peak {result['ref_peak_mem_mb']:.0f} MiB; "
+                    f"**speedup {result['speedup']:.2f}x, memory ratio {result['mem_ratio']:.2f}**")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    entry = f"\n- {stamp}, {result['machine']}: `{command}`\n  {figures}\n"
+    path.write_text(text.rstrip("\n") + "\n" + entry)

@@ -95,7 +95,7 @@ def test_ls_gives_derived_counts_and_the_input_each_recipe_feeds(capsys):
     assert main(["ls", "datasets"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert "input=(3, 16, 16) [digits]" in lines["digits"]  # stored at 32x32, fed at the recipe's 16x16
-    assert "(3, 128, 128) [msvit_cifar10dvs]" in lines["cifar10dvs"] and "(2, 64, 64) [sdt_cifar10dvs]" in lines[
+    assert "(3, 128, 128) [msvit_cifar10dvs]" in lines["cifar10dvs"] and "(2, 64, 64) [sdt_cifar10dvs" in lines[
         "cifar10dvs"]
     assert "(3, 224, 224) [msvit_in1k," in lines["imagenet"]
 

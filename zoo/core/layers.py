@@ -22,6 +22,56 @@ class SeqFlat(nn.Sequential):
         return y.unflatten(0, (t, b))
 
 
+class _CompactInputConv(torch.autograd.Function):
+    """A convolution that keeps its input for backward as uint8 when it holds small non-negative integers.
+
+    Spikes (0/1) and spike sums are exact in uint8: the saved input takes a quarter of the memory, and backward
+    calls the very ``convolution_backward`` autograd would, on the restored input, so gradients are identical.
+    Any other input (images, membranes, attention products) is kept as it is.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+        out = torch.ops.aten.convolution(x, weight, bias, stride, padding, dilation, False, [0] * len(stride), groups)
+        packed = x.to(torch.uint8)
+        ctx.input_dtype = x.dtype if torch.equal(packed.to(x.dtype), x) else None
+        ctx.save_for_backward(packed if ctx.input_dtype is not None else x, weight)
+        ctx.conf = (stride, padding, dilation, groups, bias is not None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        if ctx.input_dtype is not None:
+            x = x.to(ctx.input_dtype)
+        stride, padding, dilation, groups, has_bias = ctx.conf
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], has_bias and ctx.needs_input_grad[2]]
+        grads = torch.ops.aten.convolution_backward(grad_out, x, weight, [weight.shape[0]] if has_bias else None,
+                                                    stride, padding, dilation, False, [0] * len(stride), groups, mask)
+        return (*grads, None, None, None, None)
+
+
+class _CompactInputMixin:
+    """Route training-time calls through ``_CompactInputConv`` (same state_dict, same numbers, less memory)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        compact = (torch.is_grad_enabled() and self.weight.requires_grad and self.padding_mode == "zeros"
+                   and not isinstance(self.padding, str) and not torch.compiler.is_compiling()
+                   and x.dtype == self.weight.dtype and not torch.is_autocast_enabled(x.device.type))
+        if not compact:
+            return super().forward(x)
+        return _CompactInputConv.apply(x, self.weight, self.bias, list(self.stride), list(self.padding),
+                                       list(self.dilation), self.groups)
+
+
+class SpikeConv1d(_CompactInputMixin, nn.Conv1d):
+    """``nn.Conv1d`` that saves spike inputs compactly for backward (see ``_CompactInputConv``)."""
+
+
+class SpikeConv2d(_CompactInputMixin, nn.Conv2d):
+    """``nn.Conv2d`` that saves spike inputs compactly for backward (see ``_CompactInputConv``)."""
+
+
 def conv_bn(
     cin: int,
     cout: int,
@@ -33,7 +83,7 @@ def conv_bn(
     groups: int = 1,
 ) -> SeqFlat:
     """Conv (1-D or 2-D) followed by BatchNorm, over ``T*B``; padding defaults to ``kernel // 2``."""
-    conv_cls, bn_cls = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv1d, nn.BatchNorm1d)
+    conv_cls, bn_cls = (SpikeConv2d, nn.BatchNorm2d) if dims == 2 else (SpikeConv1d, nn.BatchNorm1d)
     pad = kernel // 2 if padding is None else padding
     return SeqFlat(conv_cls(cin, cout, kernel, stride, pad, bias=bias, groups=groups), bn_cls(cout))
 

@@ -5,16 +5,18 @@ charge ``H = V + (X - (V - v_reset)) / tau`` (decay_input) or ``H = V - (V - v_r
 fire ``S = [H >= v_threshold]``, reset ``V = H (1 - S) + v_reset S`` (hard) or ``V = H - v_threshold S``
 (soft, ``v_reset=None``). The membrane starts at ``v_reset`` (0 for soft reset) on every forward call.
 
-Two implementations of the same maths: ``reference`` (a per-step autograd graph) and ``fused`` (the
+Three implementations of the same maths: ``reference`` (a per-step autograd graph), ``fused`` (the
 whole time loop in one autograd function whose backward is written by hand and that keeps only the
-pre-spike membrane ``H`` for it).
+pre-spike membrane ``H`` for it) and ``triton`` (``FusedLIF``'s contract as two GPU kernels, lif_triton.py).
 
 ``PLIF`` is spikingjelly's ``ParametricLIFNode``: the same neuron with ``1 / tau = sigmoid(w)`` and ``w``
-learnt; both paths also return the gradient of ``1 / tau``.
+learnt; the reference and fused paths also return the gradient of ``1 / tau`` (the Triton kernels have a fixed
+``tau``, so a PLIF runs the fused path on CUDA too).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
@@ -25,14 +27,16 @@ from zoo.core.neuron import SpikingNeuron
 
 from zoo.core.surrogate import Surrogate, make_surrogate
 
-Path = Literal["auto", "fused", "reference"]
+Path = Literal["auto", "fused", "reference", "triton"]
+PATHS = ("auto", "fused", "reference", "triton")
 
 
 class LIF(SpikingNeuron):
     """Multi-step leaky integrate-and-fire neuron: input ``[T, ...]`` -> spikes of the same shape.
 
     ``time_dim`` picks the axis that is iterated as time (0 by default). ``path`` forces the fused or
-    reference implementation; ``auto`` uses the fused one except while ``torch.compile`` traces.
+    reference implementation; ``auto`` uses the Triton kernels on CUDA tensors, the fused path elsewhere,
+    and the reference while ``torch.compile`` traces (so the compiler sees and fuses plain operations).
     Set ``store_v_seq=True`` to keep the post-reset membrane of the last call in ``self.v_seq``.
     """
 
@@ -52,8 +56,8 @@ class LIF(SpikingNeuron):
         super().__init__()
         if tau <= 1.0:
             raise ValueError(f"LIF tau must be > 1 (got {tau}): the membrane would not decay")
-        if path not in ("auto", "fused", "reference"):
-            raise ValueError(f"LIF path must be 'auto', 'fused' or 'reference', got {path!r}")
+        if path not in PATHS:
+            raise ValueError(f"LIF path must be one of {PATHS}, got {path!r}")
         self.tau = float(tau)
         self.v_threshold = float(v_threshold)
         self.v_reset = None if v_reset is None else float(v_reset)
@@ -73,11 +77,13 @@ class LIF(SpikingNeuron):
             f"detach_reset={self.detach_reset}, surrogate={self.surrogate.name}(alpha={self.surrogate.alpha}){extra}"
         )
 
-    def resolved_path(self) -> str:
-        """The implementation the next call will use."""
+    def resolved_path(self, device: torch.device | None = None) -> str:
+        """The implementation a call on ``device`` (default: CPU) will use."""
         if self.path != "auto":
             return self.path
-        return "reference" if torch.compiler.is_compiling() else "fused"
+        if torch.compiler.is_compiling():
+            return "reference"
+        return "triton" if device is not None and device.type == "cuda" and _triton_available() else "fused"
 
     def decay(self) -> torch.Tensor | None:
         """The learnt ``1 / tau`` as a tensor (``PLIF``), or None for the fixed ``tau``."""
@@ -91,10 +97,19 @@ class LIF(SpikingNeuron):
             x = x.movedim(self.time_dim, 0)
         params = (self.tau, self.v_threshold, self.v_reset, self.decay_input, self.detach_reset, self.surrogate)
         rate = self.decay()
-        if self.resolved_path() == "fused":
-            spikes, v_seq = FusedLIF.apply(x, rate, *params, self.store_v_seq)
+        path = self.resolved_path(x.device)
+        if path == "triton":  # computes in fp32 and keeps H in fp32 whatever the input dtype
+            from zoo.core.lif_triton import TritonLIF
+
+            spikes, v_seq = TritonLIF.apply(x, *params, self.store_v_seq)
         else:
-            spikes, v_seq = lif_reference(x, *params, rate=rate)
+            # the membrane integrates in fp32 even under bf16/fp16 autocast; spikes (0/1) go back exactly
+            x32 = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+            if path == "fused":
+                spikes, v_seq = FusedLIF.apply(x32, rate, *params, self.store_v_seq)
+            else:
+                spikes, v_seq = lif_reference(x32, *params, rate=rate)
+            spikes = spikes.to(x.dtype)
         if self.store_v_seq:
             self.v_seq = v_seq.movedim(0, self.time_dim) if moved else v_seq
         return spikes.movedim(0, self.time_dim) if moved else spikes
@@ -114,8 +129,27 @@ class PLIF(LIF):
     def decay(self) -> torch.Tensor:
         return self.w.sigmoid()
 
+    def resolved_path(self, device: torch.device | None = None) -> str:
+        """As the LIF's, but the fused path where the LIF would take the Triton kernels (fixed ``tau`` only)."""
+        path = super().resolved_path(device)
+        if path == "triton":
+            if self.path == "triton":
+                raise ValueError("PLIF has no Triton path (its tau is learnt): use path 'auto' or 'fused'")
+            return "fused"
+        return path
+
     def extra_repr(self) -> str:
         return super().extra_repr().replace(f"tau={self.tau}", f"tau={1.0 / self.decay().item():.4g} (learnt)")
+
+
+@functools.cache
+def _triton_available() -> bool:
+    """Whether Triton imports (it ships with CUDA builds of torch)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _charge(v: torch.Tensor, x: torch.Tensor, tau: float, v_reset: float | None, decay_input: bool,

@@ -8,18 +8,15 @@ import torch
 from PIL import Image
 from timm.data.auto_augment import RandAugment
 
+import zoo
+
 from harness.data import build_dataset, mixup_fn, update_mixup_for_epoch
 from harness.data.catalog import get_info
 from harness.data.transforms import SNNAugmentWide, apply_geometric, dvs_transform, static_transform
 from harness.recipe import DataRecipe, list_recipes, load_recipe
 
-REQUIRED = {
-    "qkformer_cifar", "qkformer_cifar10dvs", "qkformer_dvs128", "qkformer_in1k", "qkformer_in1k_768",
-    "msvit_cifar", "msvit_in1k", "msvit_dvs128", "msvit_cifar10dvs",
-    "spikformer_cifar", "spikformer_cifar10dvs", "spikformer_dvs128", "spikformer_in1k",
-    "sdt_cifar10", "sdt_cifar100", "sdt_dvs128", "sdt_cifar10dvs", "sdt_in1k", "sdt_in1k_768", "sdtv2_in1k",
-    "digits", "digits_dvs",
-}
+# every recipe a registered configuration names, plus the embedded-data ones: no more, no fewer
+REQUIRED = {zoo.model_card(name).recipe for name in zoo.list_models()} | {"digits", "digits_dvs"}
 DVS_ONLY = ("dvs_hflip", "dvs_augment", "dvs_cutout", "dvs_resize", "dvs_channels")
 STATIC_ONLY = ("randaugment", "random_erasing", "hflip", "random_resized_crop", "cutmix_alpha")
 

@@ -132,3 +132,13 @@ def test_energy_on_a_seeded_subset_of_n_images_records_n(tmp_path):
     assert final["energy"]["images"] == 1000  # of the 1438 training digits, seeded by the run's seed
     with pytest.raises(ValueError, match="at least 1000 images, got 999"):
         _spec(energy_images=999)
+
+
+def test_bf16_precision_runs_under_cpu_autocast_and_is_recorded(tmp_path):
+    spec = _spec(epochs=1, energy_images=0, limit_train_batches=2, limit_eval_batches=1,
+                 overrides={"train.precision": "bf16", "optim.warmup_epochs": 0})
+    final = train(spec, tmp_path)
+    assert final["status"] == "finished"
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["recipe"]["train"]["precision"] == "bf16"
+    assert "bfloat16" in json.dumps(config)

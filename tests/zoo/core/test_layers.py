@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from zoo.core import (LIF, PLIF, ConvBNLIF, LinearBN, MaxPool, MultiSpike, conv_bn, mean_time_tokens, neuron_modules,
                       time_major)
@@ -72,3 +73,38 @@ def test_neuron_modules_finds_every_neuron_for_hooks():
 def test_neuron_modules_finds_every_neuron_type_of_the_core():
     net = torch.nn.Sequential(LIF(), torch.nn.Identity(), PLIF(), MultiSpike())
     assert [name for name, _ in neuron_modules(net)] == ["0", "2", "3"]
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+@pytest.mark.parametrize("spiking_input", [True, False], ids=["spikes", "real-valued"])
+def test_compact_input_conv_gives_autograd_gradients_exactly(dims, spiking_input):
+    """conv_bn's conv keeps spike inputs as uint8 for backward; numbers equal the plain nn.Conv exactly."""
+    from zoo.core.layers import SpikeConv1d, SpikeConv2d
+
+    torch.manual_seed(0)
+    shape = (6, 5, 9) if dims == 1 else (6, 5, 7, 7)
+    x = torch.randn(shape)
+    x = (x > 0.3).float() + (x > 1.0).float() if spiking_input else x
+    compact = (SpikeConv1d if dims == 1 else SpikeConv2d)(5, 8, 3, 2, 1, bias=True)
+    plain = (nn.Conv1d if dims == 1 else nn.Conv2d)(5, 8, 3, 2, 1, bias=True)
+    plain.load_state_dict(compact.state_dict())
+    grad = torch.randn_like(plain(x))
+    results = []
+    for conv in (compact, plain):
+        xi = x.clone().requires_grad_()
+        out = conv(xi)
+        out.backward(grad)
+        results.append((out, xi.grad, conv.weight.grad, conv.bias.grad))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_compact_input_conv_saves_spikes_as_uint8():
+    from torch.autograd.graph import saved_tensors_hooks
+
+    conv = conv_bn(4, 4, 3)[0]
+    saved = []
+    with saved_tensors_hooks(lambda t: saved.append(t.dtype) or t, lambda t: t):
+        conv((torch.rand(2, 4, 6, 6) > 0.5).float())
+        conv(torch.randn(2, 4, 6, 6))
+    assert saved == [torch.uint8, torch.float32, torch.float32, torch.float32]

@@ -102,6 +102,7 @@ def test_time_dim_moves_the_iterated_axis():
 
 def test_auto_path_is_fused_and_paths_are_forcible():
     assert LIF().resolved_path() == "fused"
+    assert LIF().resolved_path(torch.device("cpu")) == "fused"
     assert LIF(path="reference").resolved_path() == "reference"
     with pytest.raises(ValueError, match="path"):
         LIF(path="cuda")
@@ -119,3 +120,13 @@ def test_no_grad_inference_matches_training_forward():
     with torch.no_grad():
         inference = LIF()(x)
     assert torch.equal(inference, LIF()(x.requires_grad_()).detach())
+
+
+@pytest.mark.parametrize("path", ["fused", "reference"])
+def test_half_precision_input_integrates_in_fp32(path):
+    """Under bf16 autocast the membrane still integrates in fp32: spikes equal those of the fp32 input."""
+    x = torch.randn(8, 500) * 0.6 + 0.4
+    x_bf16 = x.to(torch.bfloat16)
+    spikes = LIF(path=path)(x_bf16)
+    assert spikes.dtype == torch.bfloat16
+    assert torch.equal(spikes.float(), LIF(path=path)(x_bf16.float()))

@@ -1,0 +1,110 @@
+"""`harness bench MODEL`: step timing against the spikingjelly-neuron reference, memory and FLOPs (tiny models;
+the figures themselves are benchmarks, never asserted here)."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from harness.cli import main
+from harness.metrics.perf import (BenchConfig, LiveTensorMemory, SpikingJellyLIF, bench_model, record_bench,
+                                  step_flops, with_reference_neurons)
+from zoo.core import LIF
+
+pytest.importorskip("spikingjelly")
+
+TINY = ["spikformer_4_384.cifar10", "--size", "16", "--batch", "2", "--T", "2", "--warmup", "0", "--repeats", "1",
+        "--set", "dim=32", "depth=1", "heads=2"]
+
+
+def test_live_memory_follows_allocations_and_frees():
+    with LiveTensorMemory() as tracker:
+        a = torch.ones(1024, 256)  # 1 MiB
+        b = torch.ones(1024, 512)  # 2 MiB, 3 MiB live
+        del a, b
+        c = torch.ones(1024, 128)  # 0.5 MiB after both were freed
+    assert tracker.peak == 3 * 2**20
+    assert tracker.current == c.nbytes
+
+
+def test_step_flops_counts_a_linear_forward_and_backward():
+    layer = nn.Linear(8, 4)
+    x = torch.randn(3, 8, requires_grad=True)
+    assert step_flops(lambda: layer(x).sum().backward()) == 3 * (2 * 3 * 8 * 4)
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("msvit_4_384.cifar10", dict(widths=[16, 16, 32], depths=[1, 1, 1], heads=2)),
+    ("sdt_2_512.cifar10", dict(dim=32, depth=1)),
+])
+def test_reference_copy_swaps_every_neuron_and_computes_the_same(name, overrides):
+    torch.manual_seed(0)
+    model = zoo.create_model(name, **overrides).train()
+    ref = with_reference_neurons(model)
+    lifs = [m for m in model.modules() if isinstance(m, LIF)]
+    assert not any(isinstance(m, LIF) for m in ref.modules())
+    assert len([m for m in ref.modules() if isinstance(m, SpikingJellyLIF)]) == len(lifs)
+    convs = [type(m) for m in ref.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+    assert convs and set(convs) <= {nn.Conv1d, nn.Conv2d}, "the reference runs plain (official) convolutions"
+    x = torch.randn(2, 3, 16, 16)
+    ours, theirs = model(x), ref(x)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    ours.sum().backward()
+    theirs.sum().backward()
+    for (n, p), q in zip(model.named_parameters(), ref.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5), n
+    assert all(id(p) != id(q) for p, q in zip(model.parameters(), ref.parameters()))
+
+
+def test_bench_json_reports_speed_memory_and_the_reference(capsys):
+    assert main(["bench", *TINY, "--against", "reference", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    for key in ("model", "mode", "batch", "T", "step_s_median", "img_per_s", "peak_mem_mb", "ref_step_s_median",
+                "speedup", "mem_ratio", "gflop_per_step", "peak_fraction"):
+        assert key in result, key
+    assert (result["model"], result["mode"], result["batch"], result["T"]) == ("spikformer_4_384.cifar10", "train", 2, 2)
+    assert result["input_shape"] == [3, 16, 16]
+    assert result["peak_mem_mb"] > 0 and result["ref_peak_mem_mb"] > 0 and result["gflop_per_step"] > 0
+    assert result["speedup"] == pytest.approx(result["ref_step_s_median"] / result["step_s_median"])
+    assert result["mem_ratio"] == pytest.approx(result["peak_mem_mb"] / result["ref_peak_mem_mb"])
+    assert result["max_abs_logit_diff"] < 1e-5
+    assert "speedup" in out[-2] or any("speedup" in line for line in out[:-1])
+
+
+def test_bench_eval_mode_without_reference():
+    result = bench_model(BenchConfig("sdt_2_512.cifar10", mode="eval", batch=2, T=2, size=16, warmup=0, repeats=2,
+                                     overrides=(("dim", 32), ("depth", 1))))
+    assert result["mode"] == "eval" and "speedup" not in result
+    assert result["step_s_min"] <= result["step_s_median"] <= result["step_s_max"]
+
+
+def test_record_appends_date_machine_and_command(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Measured results\n\nearlier text\n")
+    result = {"machine": "a test machine", "step_s_median": 0.5, "img_per_s": 4.0, "peak_mem_mb": 10.0,
+              "ref_step_s_median": 1.0, "ref_peak_mem_mb": 20.0, "speedup": 2.0, "mem_ratio": 0.5}
+    record_bench(result, "python -m harness bench x --record", path)
+    record_bench(result, "python -m harness bench y --record", path)
+    text = path.read_text()
+    assert text.startswith("# Measured results\n\nearlier text\n")
+    assert text.count("## `harness bench` records") == 1
+    assert "a test machine: `python -m harness bench x --record`" in text and "bench y" in text
+    assert "speedup 2.00x, memory ratio 0.50" in text
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--batch", "0"], "--batch must be >= 1"),
+    (["--set", "no_such_arg=1"], "--set 'no_such_arg=1'"),
+])
+def test_bench_user_mistakes_are_one_line(capsys, args, message):
+    assert main(["bench", "spikformer_4_384.cifar10", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bench_still_runs_benchmark_scripts(capsys):
+    main(["bench", "lif_speed", "--repeats", "1", "--shape", "2", "8", "16"])
+    assert "speed vs spikingjelly" in capsys.readouterr().out
