@@ -97,12 +97,11 @@ class Claim(_Strict):
 
 @dataclass(frozen=True)
 class TableInfo:
-    """A paper table's title, layout, source paper and the datasets of its columns (Table 2) or of all its rows."""
+    """A paper table's title, layout and the datasets of its columns (Table 2) or of all its rows."""
 
     name: str
     title: str
     layout: Layout
-    paper: str
     datasets: tuple[str, ...]
 
 
@@ -188,6 +187,6 @@ def load_claims(path: Path | str = CLAIMS_PATH) -> Claims:
                   for claim in _flatten(name, table, table.paper or doc.source)]
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
-    tables = {name: TableInfo(name, t.title, t.layout, t.paper or doc.source, tuple(t.datasets or [t.dataset]))
+    tables = {name: TableInfo(name, t.title, t.layout, tuple(t.datasets or [t.dataset]))
               for name, t in doc.tables.items()}
     return Claims(doc.source, doc.tolerance, tables, tuple(claims))

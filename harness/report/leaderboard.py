@@ -95,8 +95,9 @@ def _provenance(config: ConfigResult) -> dict[str, Any]:
             "commits": ", ".join(sorted({c for c in config.runs["git_commit"] if c})) or MISSING}
 
 
-def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins: Margins) -> dict[str, Any]:
-    claim = _claim(claims, config)
+def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins: Margins,
+         with_claims: bool = True) -> dict[str, Any]:
+    claim = _claim(claims, config) if with_claims else None
     top1, last = config.stat(COMPARED_TOP1), config.stat("top1")
     energy, ops, firing = config.stat("energy_mj"), config.stat("ops_energy_mj"), config.stat("firing_rate")
     params = Stat.of([p / 1e6 for p in config.finished["params"]])
@@ -173,7 +174,7 @@ def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Clai
         for position, label in distinguishing([configs[i] for i in members]).items():
             labels[members[position]] = label
     for i, config in enumerate(configs):
-        rows.append(_row(config, labels[i], claims, f"d{index}-r{i}", margins))
+        rows.append(_row(config, labels[i], claims, f"d{index}-r{i}", margins, with_claims))
     families = sorted({r["family"] for r in rows})
     return {"id": f"d{index}", "name": name, "dataset": dataset, "controlled": not with_claims, "rows": rows,
             "families": families, "Ts": sorted({r["T"] for r in rows}),

@@ -124,7 +124,8 @@ def test_controlled_comparison_has_its_own_sections_without_claims():
                                                "CIFAR100", "Controlled comparison: every family at a matched size, "
                                                "one recipe: DVS128 Gesture"]
     assert [r["family"] for r in controlled[0]["rows"]] == ["msvit", "sdtv3"]
-    assert [_texts(context, r)["top1"] for r in controlled[0]["rows"]] == ["78.20 ± 0.20 (n=3)"] * 2
+    texts = [_texts(context, r) for r in controlled[0]["rows"]]
+    assert [(t["top1"], t["claimed"], t["verdict"]) for t in texts] == [("78.20 ± 0.20 (n=3)", "—", "no claim")] * 2
     assert all(p.measured for plot in controlled[0]["plots"] for p in plot.points)  # no paper points
     assert len({s["id"] for s in context["sections"]}) == len(context["sections"])
 
