@@ -11,6 +11,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 CLAIMS_PATH = Path(__file__).resolve().parents[2] / "results" / "paper_claims.yaml"
+# The tables the report adds after the claims file's own (their names cannot be claims tables).
+REPORT_TABLES = ("controlled", "other")
 
 
 class _Strict(BaseModel):
@@ -34,19 +36,28 @@ class _Values(_Strict):
     top5: float | None = None
     input: int | None = None
     note: str | None = None
+    cited: str | None = None
 
 
 class _Row(_Values):
     row: str
     method: str
+    paper: str | None = None   # the paper of this row (default: the table's)
     arch: str | None = None
     spiking: bool = True
     source: Literal["table", "text"] = "table"
     cells: dict[str, _Values] | None = None
 
 
+# How a table is laid out: "models" (one dataset, a row per model with method, arch, input and energy: Table 1),
+# "datasets" (a panel per dataset of ``datasets``: Table 2), "variants" (one dataset, a row per variant: Table 3).
+Layout = Literal["models", "datasets", "variants"]
+
+
 class _Table(_Strict):
     title: str
+    layout: Layout
+    paper: str | None = None   # the paper the table's claims come from (default: the file's ``source``)
     dataset: str | None = None
     datasets: list[str] | None = None
     input: int | None = None
@@ -77,17 +88,20 @@ class Claim(_Strict):
     input: int | None
     params_m: float | None
     energy_mj: float | None
-    top1: float
+    top1: float | None
     top5: float | None
     note: str | None
+    paper: str
+    cited: str | None
 
 
 @dataclass(frozen=True)
 class TableInfo:
-    """A paper table's title and the datasets of its columns (Table 2) or of all its rows."""
+    """A paper table's title, layout and the datasets of its columns (Table 2) or of all its rows."""
 
     name: str
     title: str
+    layout: Layout
     datasets: tuple[str, ...]
 
 
@@ -117,17 +131,23 @@ def _describe(err: ValidationError) -> str:
 
 
 def _claim(table: str, row: str, **fields: Any) -> Claim:
+    """A validated claim; one that claims neither top-1 nor params must say why in its note (a paper
+    configuration whose numbers are not recorded yet stays visible in its table)."""
     try:
-        return Claim(table=table, row=row, **fields)
+        claim = Claim(table=table, row=row, **fields)
     except ValidationError as err:
         raise ValueError(f"table {table!r} row {row!r}: {_describe(err)}") from None
+    if claim.top1 is None and claim.params_m is None and not claim.note:
+        raise ValueError(f"table {table!r} row {row!r} ({claim.dataset}): claims neither top1 nor params_m; "
+                         f"expected one of them, or a note saying why the row has none")
+    return claim
 
 
-def _flatten(name: str, table: _Table) -> list[Claim]:
+def _flatten(name: str, table: _Table, paper: str) -> list[Claim]:
     claims = []
     for row in table.rows:
-        common = dict(method=row.method, arch=row.arch, spiking=row.spiking,
-                      source=row.source)
+        common = dict(method=row.method, arch=row.arch, spiking=row.spiking, source=row.source,
+                      paper=row.paper or paper)
         if row.cells is not None:
             for dataset, cell in row.cells.items():
                 if table.datasets is not None and dataset not in table.datasets:
@@ -136,12 +156,13 @@ def _flatten(name: str, table: _Table) -> list[Claim]:
                 values = cell.model_dump()
                 values["note"] = "; ".join(n for n in (row.note, cell.note) if n) or None
                 values["input"] = cell.input or table.input
+                values["cited"] = cell.cited or row.cited
                 claims.append(_claim(name, row.row, dataset=dataset, **common, **values))
         else:
             if table.dataset is None:
                 raise ValueError(f"table {name!r} row {row.row!r}: a row without per-dataset `cells` needs the "
                                  f"table's `dataset`")
-            values = row.model_dump(exclude={"row", "method", "arch", "spiking", "source", "cells"})
+            values = row.model_dump(exclude={"row", "method", "paper", "arch", "spiking", "source", "cells"})
             values["input"] = row.input or table.input
             claims.append(_claim(name, row.row, dataset=table.dataset, **common, **values))
     return claims
@@ -158,9 +179,14 @@ def load_claims(path: Path | str = CLAIMS_PATH) -> Claims:
         raise ValueError(f"{path}: invalid claims file: {_describe(err)}") from None
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: invalid claims file: {err}") from None
+    reserved = sorted(set(doc.tables) & set(REPORT_TABLES))
+    if reserved:
+        raise ValueError(f"{path}: tables.{reserved[0]}: the name is the report's own table; expected another name")
     try:
-        claims = [claim for name, table in doc.tables.items() for claim in _flatten(name, table)]
+        claims = [claim for name, table in doc.tables.items()
+                  for claim in _flatten(name, table, table.paper or doc.source)]
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
-    tables = {name: TableInfo(name, t.title, tuple(t.datasets or [t.dataset])) for name, t in doc.tables.items()}
+    tables = {name: TableInfo(name, t.title, t.layout, tuple(t.datasets or [t.dataset]))
+              for name, t in doc.tables.items()}
     return Claims(doc.source, doc.tolerance, tables, tuple(claims))

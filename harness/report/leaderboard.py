@@ -20,7 +20,7 @@ from harness.report.claims import Claim, Claims, load_claims
 from harness.report.formats import MISSING, fixed, interval, is_missing, mean_std, readable
 from harness.report.frame import load_runs
 from harness.report.plots import Point, Scatter, scatter
-from harness.report.tables import COMPARED_EPOCH, DATASET_NAMES, dataset_name
+from harness.report.tables import COMPARED_EPOCH, CONTROLLED_TITLE, DATASET_NAMES, controlled, dataset_name
 from harness.suite import Margins
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -95,8 +95,9 @@ def _provenance(config: ConfigResult) -> dict[str, Any]:
             "commits": ", ".join(sorted({c for c in config.runs["git_commit"] if c})) or MISSING}
 
 
-def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins: Margins) -> dict[str, Any]:
-    claim = _claim(claims, config)
+def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins: Margins,
+         with_claims: bool = True) -> dict[str, Any]:
+    claim = _claim(claims, config) if with_claims else None
     top1, last = config.stat(COMPARED_TOP1), config.stat("top1")
     energy, ops, firing = config.stat("energy_mj"), config.stat("ops_energy_mj"), config.stat("firing_rate")
     params = Stat.of([p / 1e6 for p in config.finished["params"]])
@@ -144,7 +145,7 @@ def columns(margins: Margins) -> tuple[tuple[str, str, str], ...]:
             ("eval_batch", "Eval batch", "num"), ("hours", "Train hours / run", "num"), ("date", "Date", "text"))
 
 
-def _plots(dataset: str, rows: list[dict[str, Any]], claims: Claims) -> list[Scatter]:
+def _plots(dataset: str, rows: list[dict[str, Any]], claims: Claims, with_claims: bool) -> list[Scatter]:
     plots = []
     for axis, x_label, claim_x, unit in (("energy", "energy per image (mJ)", "energy_mj", "mJ"),
                                          ("params", "parameters (M)", "params_m", "M params")):
@@ -152,15 +153,18 @@ def _plots(dataset: str, rows: list[dict[str, Any]], claims: Claims) -> list[Sca
                         r["id"]) for r in rows for x, y in [r["points"][axis]] if x is not None and y is not None]
         points += [Point(getattr(c, claim_x), c.top1, f"paper: {c.row}, T={c.T}: {c.top1:.2f}% at "
                          f"{getattr(c, claim_x):.3g} {unit}", False)
-                   for c in claims.claims if c.dataset == dataset and getattr(c, claim_x) is not None]
+                   for c in claims.claims if with_claims and c.dataset == dataset
+                   and getattr(c, claim_x) is not None and c.top1 is not None]
         plot = scatter(points, f"Top-1 vs {axis}", x_label, "top-1 (%)")
         if plot is not None:
             plots.append(plot)
     return plots
 
 
-def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Claims,
-             margins: Margins) -> dict[str, Any]:
+def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Claims, margins: Margins,
+             name: str, with_claims: bool = True) -> dict[str, Any]:
+    """A section of the page: a table of ``configs`` (one dataset) and its plots (with the claims' points
+    when ``with_claims``)."""
     rows = []
     by_claim: dict[tuple, list[int]] = {}
     for i, config in enumerate(configs):
@@ -170,10 +174,11 @@ def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Clai
         for position, label in distinguishing([configs[i] for i in members]).items():
             labels[members[position]] = label
     for i, config in enumerate(configs):
-        rows.append(_row(config, labels[i], claims, f"d{index}-r{i}", margins))
+        rows.append(_row(config, labels[i], claims, f"d{index}-r{i}", margins, with_claims))
     families = sorted({r["family"] for r in rows})
-    return {"id": f"d{index}", "name": dataset_name(dataset), "dataset": dataset, "rows": rows,
-            "families": families, "Ts": sorted({r["T"] for r in rows}), "plots": _plots(dataset, rows, claims),
+    return {"id": f"d{index}", "name": name, "dataset": dataset, "controlled": not with_claims, "rows": rows,
+            "families": families, "Ts": sorted({r["T"] for r in rows}),
+            "plots": _plots(dataset, rows, claims, with_claims),
             "family_index": {f: i for i, f in enumerate(families)}}
 
 
@@ -183,10 +188,14 @@ def build_context(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins
     configs = group_configs(runs)
     order = [d for d in DATASET_NAMES if any(c.dataset == d for c in configs)]
     order += sorted({c.dataset for c in configs} - set(order))
-    sections = [_section(i, d, [c for c in configs if c.dataset == d], claims, margins)
+    sections = [_section(i, d, [c for c in configs if c.dataset == d], claims, margins, dataset_name(d))
                 for i, d in enumerate(order)]
+    sections += [_section(len(sections) + i, d, [c for c in configs if c.dataset == d and controlled(c)], claims,
+                          margins, f"{CONTROLLED_TITLE}: {dataset_name(d)}", with_claims=False)
+                 for i, d in enumerate([d for d in order if any(c.dataset == d and controlled(c) for c in configs)])]
+    papers = "; ".join(dict.fromkeys(c.paper for c in claims.claims))
     return {"sections": sections, "columns": columns(margins), "run_count": int(runs["run_id"].nunique()),
-            "suites": sorted(set(runs["suite"].dropna())), "claims_source": claims.source,
+            "suites": sorted(set(runs["suite"].dropna())), "claims_source": papers,
             "margins": margins, "compared_epoch": COMPARED_EPOCH,
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 

@@ -1,5 +1,6 @@
-"""The paper's tables 1-3 with the measured values beside the claimed ones, plus the suite's runs that no
-table row claims; written as Markdown, LaTeX and CSV under ``results/tables/<suite>/``."""
+"""Every table of the claims file (the papers' tables) with the measured values beside the claimed ones, the
+controlled comparison, and the suite's runs that no table row claims; written as Markdown, LaTeX and CSV under
+``results/tables/<suite>/``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pandas as pd
 
 from harness.report.aggregate import (BUDGET_UNKNOWN, CLAIM_ONLY, COMPARED_TOP1, NO_CLAIM, NOT_REPRODUCED,
                                       REPRODUCED, ConfigResult, Stat, claim_verdict, distinguishing, group_configs)
-from harness.report.claims import Claim, Claims, load_claims
+from harness.report.claims import REPORT_TABLES, Claim, Claims, load_claims
 from harness.report.formats import (MISSING, Column, DisplayTable, Panel, fixed, interval, markdown_escape,
                                     mean_std, readable, to_latex, to_markdown)
 from harness.report.frame import load_runs
@@ -24,6 +25,9 @@ DATASET_NAMES = {"imagenet": "ImageNet-1K", "cifar10": "CIFAR10", "cifar100": "C
 TOLERANCE_MARK, BUDGET_MARK, BATCH_MARK, STALE_MARK = "†", "‡", "§", "¶"
 COMPARED_EPOCH = "best epoch"
 OTHER_TITLE = "Runs outside the paper's tables"
+# The suite whose runs compare every family at a matched size under one recipe (suites/controlled.yaml).
+CONTROLLED_SUITE = "controlled"
+CONTROLLED_TITLE = "Controlled comparison: every family at a matched size, one recipe"
 # Per-image means over the finished seeds, carried by the CSV beside the headline energy.
 ENERGY_DETAILS = ("first_layer_macs", "sops", "firing_rate", "ops_macs", "ops_acs", "ops_firing_rate",
                   *NEUROBENCH_METRICS)
@@ -36,12 +40,13 @@ RECORD_COLUMNS = (
     "top1_compared", "top1_claimed", "top1_best_mean", "top1_best_std", "top1_n", "top1_ci_low", "top1_ci_high",
     "top1_margin", "top1_delta", "verdict", "best_epochs", "top1_last_mean", "top1_last_std",
     "top5_claimed", "top5_last_mean", "eval_batch", "batch_dependent", "stale",
-    "unfinished_runs", "outcome", "budget", "run_ids", "note",
+    "unfinished_runs", "outcome", "budget", "run_ids", "note", "paper", "cited",
 )
 
 
-def columns(name: str, margins: Margins) -> tuple[Column, ...]:
-    """The displayed columns of table ``name``; the verdict headers state their margins."""
+def columns(layout: str, margins: Margins) -> tuple[Column, ...]:
+    """The displayed columns of a table laid out as ``layout`` (a claims table's layout, "controlled" or
+    "other"); the verdict headers state their margins."""
     top1 = "Top-1 (%)"
     top1_columns = (Column("top1_paper", "paper", top1), Column("top1_ours", "ours", top1),
                     Column("top1_last", "last", top1), Column("n", "n", top1),
@@ -54,16 +59,21 @@ def columns(name: str, margins: Margins) -> tuple[Column, ...]:
                       Column("energy_verdict", f"verdict (±{margins.energy:.0%})", energy, "l"))
     eval_batch = Column("eval_batch", "Eval batch")
     return {
-        "table1": (Column("method", "Method", align="l"), Column("arch", "Arch", align="l"), Column("input", "Input"),
+        "models": (Column("method", "Method", align="l"), Column("arch", "Arch", align="l"), Column("input", "Input"),
                    Column("T", "T"), *params, *energy_columns, *top1_columns, eval_batch),
-        "table2": (Column("method", "Method", align="l"), *params, Column("T", "T"), *top1_columns, eval_batch),
-        "table3": (Column("method", "Attention (stages 1-2 + 3)", align="l"), *params, *top1_columns, eval_batch),
+        "datasets": (Column("method", "Method", align="l"), *params, Column("T", "T"), *top1_columns, eval_batch),
+        "variants": (Column("method", "Attention (stages 1-2 + 3)", align="l"), *params, *top1_columns, eval_batch),
+        "controlled": (Column("dataset", "Dataset", align="l"), Column("family", "Family", align="l"),
+                       Column("method", "Model", align="l"), Column("params_ours", "Params (M)"),
+                       Column("top1_ours", "Top-1 (%) best"), Column("n", "n"), Column("top1_ci", "95% CI"),
+                       Column("energy_ours", "Energy (mJ) paper"), Column("energy_ci", "Energy 95% CI"),
+                       Column("energy_ops", "Energy (mJ) ops"), eval_batch, Column("budget", "Budget", align="l")),
         "other": (Column("dataset", "Dataset", align="l"), Column("method", "Model", align="l"), Column("T", "T"),
                   Column("variant", "Variant", align="l"), Column("params_ours", "Params (M)"),
                   Column("energy_ours", "Energy (mJ) paper"), Column("energy_ops", "Energy (mJ) ops"),
                   Column("top1_ours", "Top-1 (%) best"), Column("top1_last", "Top-1 (%) last"),
                   Column("n", "n"), Column("top1_ci", "95% CI"), eval_batch, Column("budget", "Budget", align="l")),
-    }[name]
+    }[layout]
 
 
 @dataclass(frozen=True)
@@ -146,7 +156,8 @@ def _record(claim: Claim | None, config: ConfigResult | None, label: str, claims
         "top1_delta": None if top1_claim is None or best.mean is None else best.mean - top1_claim,
         "top1_last_mean": last.mean, "top1_last_std": last.std,
         "top5_claimed": claim.top5 if claim else None, "top5_last_mean": _stat(config, "top5").mean,
-        "note": claim.note if claim else None,
+        "note": claim.note if claim else None, "paper": claim.paper if claim else None,
+        "cited": claim.cited if claim else None,
         **_verdicts(claim, config, claims, margins), **_measured(config),
     }
 
@@ -173,16 +184,36 @@ def table_records(table: str, claims: Claims, configs: list[ConfigResult],
     return records
 
 
+def controlled(config: ConfigResult) -> bool:
+    """Whether a configuration belongs to the controlled comparison (a run of the controlled suite)."""
+    return CONTROLLED_SUITE in config.suites
+
+
+def _dataset_order(dataset: str) -> tuple[int, str]:
+    names = list(DATASET_NAMES)
+    return (names.index(dataset) if dataset in names else len(names), dataset)
+
+
+def controlled_records(claims: Claims, configs: list[ConfigResult],
+                       margins: Margins = Margins()) -> list[dict[str, Any]]:
+    """The controlled comparison: one line per family and dataset (datasets in the papers' order)."""
+    chosen = sorted((c for c in configs if controlled(c)),
+                    key=lambda c: (_dataset_order(c.dataset), c.family or "", c.model))
+    return [_record(None, c, "", claims, "controlled", margins) for c in chosen]
+
+
 def other_records(claims: Claims, configs: list[ConfigResult], margins: Margins = Margins()) -> list[dict[str, Any]]:
-    """Configurations that no claim of any table covers (other datasets, T, variants, models or overrides)."""
-    return [_record(None, c, "", claims, "other", margins) for c in configs if not _claims_of(c, claims)]
+    """Configurations that no claim of any table covers (other datasets, T, variants, models or overrides),
+    outside the controlled comparison."""
+    return [_record(None, c, "", claims, "other", margins) for c in configs
+            if not _claims_of(c, claims) and not controlled(c)]
 
 
 def _reduced(record: dict[str, Any]) -> bool:
     return record["budget"] not in (None, BUDGET_UNKNOWN)
 
 
-def _cells(record: dict[str, Any]) -> dict[str, str]:
+def _cells(record: dict[str, Any], layout: str) -> dict[str, str]:
     """The display cells of a tidy line (marks: † measured params outside tolerance, ‡ reduced budget,
     § batch-dependent result, ¶ stale: computed by other code)."""
     ours = mean_std(record["top1_best_mean"], record["top1_best_std"])
@@ -190,14 +221,15 @@ def _cells(record: dict[str, Any]) -> dict[str, str]:
         ours += BUDGET_MARK
     if record["stale"]:
         ours += STALE_MARK
-    method = {"table1": record["method"], "other": record["model"]}.get(record["table"], record["row"])
+    method = {"models": record["method"], "other": record["model"], "controlled": record["model"]}.get(
+        layout, record["row"])
     if record["config"]:
         method += f" [{record['config']}]"
     outcome = f" (+{record['outcome']})" if record["outcome"] else ""
     params_mark = TOLERANCE_MARK if record["params_verdict"] == NOT_REPRODUCED else ""  # only set when measured
     batch = record["eval_batch"] or MISSING
     return {
-        "method": method, "arch": record["arch"] or MISSING, "dataset": dataset_name(record["dataset"]),
+        "method": method, "family": record["method"] or MISSING, "arch": record["arch"] or MISSING, "dataset": dataset_name(record["dataset"]),
         "variant": record["variant"] or MISSING, "budget": record["budget"] or "full recipe",
         "input": MISSING if record["input"] is None else str(record["input"]),
         "T": MISSING if record["T"] is None else str(record["T"]),
@@ -239,15 +271,38 @@ def _claim_notes(records: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
-def _notes(records: list[dict[str, Any]], claims: Claims, table: str, margins: Margins) -> tuple[str, ...]:
+def _controlled_note(configs: list[ConfigResult]) -> str:
+    """What the controlled comparison holds fixed, as its runs recorded it (recipe and T per dataset)."""
+    setups = {}
+    for c in configs:
+        setups.setdefault(dataset_name(c.dataset), set()).add(f"recipe {c.recipe}, T={c.T}")
+    fixed_setup = "; ".join(f"{d}: {', '.join(sorted(s))}" for d, s in setups.items())
+    return (f"Every family at a matched size (model overrides) under one recipe and T per dataset, so that "
+            f"architecture is the only difference ({fixed_setup}); no paper makes this comparison, so no claims.")
+
+
+def _sources(records: list[dict[str, Any]]) -> list[str]:
+    """Where in its paper each row's claims are printed (rows that say so), once per place."""
+    rows: dict[str, list[str]] = {}
+    for r in records:
+        if r["cited"] and r["row"] not in rows.setdefault(r["cited"], []):
+            rows[r["cited"]].append(r["row"])
+    return [f"Source of {', '.join(names)}: {cited}." for cited, names in rows.items()]
+
+
+def _notes(records: list[dict[str, Any]], claims: Claims, table: str, margins: Margins,
+           configs: list[ConfigResult]) -> tuple[str, ...]:
     best = (f"ours: the {COMPARED_EPOCH}'s top-1, mean ± std over the n finished seeds, as the papers report it "
             "(their training scripts - timm train.py for CIFAR, the ImageNet and DVS scripts - log the best "
             "epoch's accuracy; shared/zoo-spec.md §2.5, §3.4, §4.5); last: the final epoch's; 95% CI: the "
             "t-interval of the mean.")
-    if table == "other":
+    if table == "controlled":
+        notes = [_controlled_note(configs), best]
+    elif table == "other":
         notes = [best]
     else:
-        notes = [f"paper: {claims.source}. {best} Δ = ours − paper. Verdicts are equivalence tests: reproduced "
+        papers = "; ".join(dict.fromkeys(r["paper"] for r in records if r["paper"]))
+        notes = [f"paper: {papers}. {best} Δ = ours − paper. Verdicts are equivalence tests: reproduced "
                  f"when the 95% CI lies inside paper ± margin (top-1 ±{margins.top1:g} points, energy "
                  f"±{margins.energy:.0%}), not reproduced when it lies wholly outside, inconclusive otherwise "
                  f"(one seed included)."]
@@ -267,28 +322,39 @@ def _notes(records: list[dict[str, Any]], claims: Claims, table: str, margins: M
                      f"differs); `python -m harness run` recomputes it.")
     if any(r["verdict"] == CLAIM_ONLY for r in records):
         notes.append(f"{CLAIM_ONLY}: a model the spikebench zoo does not have (non-spiking or not implemented).")
-    return tuple(notes + _claim_notes(records))
+    return tuple(notes + _sources(records) + _claim_notes(records))
+
+
+def _layout(name: str, claims: Claims) -> str:
+    return name if name in REPORT_TABLES else claims.tables[name].layout
 
 
 def build_table(name: str, claims: Claims, configs: list[ConfigResult], margins: Margins = Margins()) -> PaperTable:
-    """Table ``name`` ("table1", "table2", "table3" or "other") from the configurations of a suite."""
-    records = (other_records(claims, configs, margins) if name == "other"
-               else table_records(name, claims, configs, margins))
+    """Table ``name`` (a table of the claims file, "controlled" or "other") from the configurations of a
+    suite, laid out as the claims file says (a panel per dataset for the "datasets" layout)."""
+    if name == "other":
+        records, title = other_records(claims, configs, margins), OTHER_TITLE
+    elif name == "controlled":
+        records, title = controlled_records(claims, configs, margins), CONTROLLED_TITLE
+    else:
+        records, title = table_records(name, claims, configs, margins), claims.tables[name].title
+    layout = _layout(name, claims)
     data = pd.DataFrame.from_records(records, columns=list(RECORD_COLUMNS))
-    if name == "table2":
-        panels = tuple(Panel(dataset_name(d), tuple(_cells(r) for r in records if r["dataset"] == d))
+    if layout == "datasets":
+        panels = tuple(Panel(dataset_name(d), tuple(_cells(r, layout) for r in records if r["dataset"] == d))
                        for d in claims.tables[name].datasets)
     else:
-        panels = (Panel(None, tuple(_cells(r) for r in records)),)
-    title = OTHER_TITLE if name == "other" else claims.tables[name].title
-    notes = _notes(records, claims, name, margins) if records else ()
-    return PaperTable(data, DisplayTable(name, title, columns(name, margins), panels, notes))
+        panels = (Panel(None, tuple(_cells(r, layout) for r in records)),)
+    chosen = [c for c in configs if controlled(c)] if name == "controlled" else configs
+    notes = _notes(records, claims, name, margins, chosen) if records else ()
+    return PaperTable(data, DisplayTable(name, title, columns(layout, margins), panels, notes))
 
 
 def build_tables(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins()) -> list[PaperTable]:
-    """Tables 1-3 and the table of other runs, from a runs frame (``load_runs``)."""
+    """Every table of the claims file, in its order, then the controlled comparison and the other runs,
+    from a runs frame (``load_runs``)."""
     configs = group_configs(runs)
-    return [build_table(name, claims, configs, margins) for name in (*claims.tables, "other")]
+    return [build_table(name, claims, configs, margins) for name in (*claims.tables, *REPORT_TABLES)]
 
 
 def _slug(name: str) -> str:

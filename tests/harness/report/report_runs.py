@@ -79,6 +79,18 @@ def fixture_runs() -> pd.DataFrame:
             overrides={"depths": [1, 1, 1], "widths": [16, 32, 64]}),
         *(run(f"dig{s}", "qkformer_4_384.cifar10", "digits", 4, s, v, params=6_706_234, energy=0.01,
               device="cpu", hours=0.01, day=2) for s, v in ((0, 97.2), (1, 97.8))),
+        # Table 4 (the new families): three seeds of an ImageNet row; a configuration its row claims nothing for.
+        *(run(f"resti{s}", "spikingresformer_ti.in1k", "imagenet", 4, s, v, params=11_180_992, energy=5.0)
+          for s, v in ((0, 74.1), (1, 74.4), (2, 74.3))),
+        run("restic100s0", "spikingresformer_tistar.cifar100", "cifar100", 4, 0, 84.0, params=10_827_712),
+        # The controlled comparison (its own suite): families shrunk to one size, one recipe per dataset.
+        *(run(f"ctl{m}{s}", model, "cifar100", 4, s, v, suite="controlled", recipe="qkformer_cifar", params=p,
+              energy=e, overrides=o)
+          for m, model, p, e, o in (("ms", "msvit_4_384.cifar100", 8_100_000, 0.9, {"widths": [96, 192, 384]}),
+                                    ("v3", "sdtv3_5m.in1k", 9_200_000, 0.7, {"dims": [48, 96, 192, 256]}))
+          for s, v in ((0, 78.0), (1, 78.4), (2, 78.2))),
+        run("ctlresg0", "spikingresformer_dvsg.dvs128", "dvs128", 4, 0, 95.0, suite="controlled",
+            recipe="qkformer_dvs128", params=2_100_000, overrides={"img_size": 128}),
         # Another suite: a run shared with "paper" (same run id) and one of its own.
         run("c100s0", seed=0, top1=82.1, suite="other", day=3, **msvit_c100),
         run("sdt384s0", "sdt_8_384.in1k", "imagenet", 4, 0, 71.0, suite="other", params=16_816_024, energy=3.8),

@@ -85,7 +85,7 @@ def test_configurations_pool_seeds_and_keep_unfinished_runs_apart():
     assert by_run["qkc10e5"].budget == "epochs=5" and by_run["qkc10e5"].variant_label is None
     assert by_run["tinyqk0"].variant_label == "depths=[1, 1, 1], widths=[16, 32, 64]"
     assert configs[("imagenet", "msvit_10_768.in1k", 4, None, "msvit_imagenet")].budget is None
-    assert len(set(map(id, by_run.values()))) == 13
+    assert len(set(map(id, by_run.values()))) == 18
 
 
 def test_budget_is_not_recorded_without_spec_params():

@@ -19,6 +19,25 @@ def test_every_printed_table_value_is_a_claim_with_its_table_and_row():
     assert claims.tables["table1"].datasets == ("imagenet",)
 
 
+def test_table4_holds_the_new_families_claims_with_their_paper_source_and_caveat():
+    import zoo
+
+    claims = load_claims()
+    table4 = claims.of_table("table4")
+    assert claims.tables["table4"].layout == "datasets"
+    for claim in table4:  # the values are the model cards'
+        card = zoo.model_card(claim.model)
+        assert (claim.params_m, claim.top1, claim.paper) == (card.claimed_params_m, card.claimed_top1, card.paper)
+        assert claim.cited, claim.row
+    ti = next(c for c in table4 if c.model == "spikingresformer_ti.in1k")
+    assert "not yet checked against the paper" in ti.note and ti.T == 4 and ti.input == 224
+    assert {c.model for c in table4 if c.top1 is None} == {
+        "sdtv3_5m.in1k", "spikingresformer_tistar.cifar10", "spikingresformer_tistar.cifar100",
+        "spikingresformer_tistar.cifar10dvs", "spikingresformer_dvsg.dvs128"}
+    assert {c.paper for c in claims.of_table("table1")} == {claims.source}
+    assert [c.row for c in claims.matching("sdtv3_19m.in1k", "imagenet", 1, None)] == ["E-SpikeFormer 19M"]
+
+
 def test_claims_only_rows_are_the_models_outside_the_zoo():
     claims_only = sorted({c.row for c in load_claims().claims if c.model is None})
     assert claims_only == ["CML", "DeiT-B", "ResNet-19", "Spikformer V2 8-384", "Spikformer V2 8-512", "Swin-S",
@@ -38,10 +57,16 @@ def test_matching_finds_the_claims_a_configuration_measures():
 def test_bad_claims_files_name_the_file_and_the_row(tmp_path):
     path = tmp_path / "claims.yaml"
     doc = yaml.safe_load(CLAIMS_PATH.read_text())
-    doc["tables"]["table3"]["rows"][2].pop("top1")
+    doc["tables"]["table3"]["rows"][2]["top1"] = "81.35%"
     path.write_text(yaml.safe_dump(doc))
-    expected = r"claims\.yaml: table 'table3' row 'MSSA\(P\) \+ SSA': top1: Input should be a valid number"
+    expected = r"claims\.yaml: invalid claims file: tables\.table3\.rows\.2\.top1: Input should be a valid number"
     with pytest.raises(ValueError, match=expected):
+        load_claims(path)
+    for field in ("top1", "params_m"):
+        doc["tables"]["table3"]["rows"][2].pop(field)
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ValueError, match=r"table 'table3' row 'MSSA\(P\) \+ SSA' \(cifar100\): claims neither "
+                                         r"top1 nor params_m; expected one of them, or a note"):
         load_claims(path)
     doc = yaml.safe_load(CLAIMS_PATH.read_text())
     doc["tables"]["table2"]["rows"][0]["cells"]["imagenet"] = {"top1": 1.0}
@@ -51,6 +76,16 @@ def test_bad_claims_files_name_the_file_and_the_row(tmp_path):
     doc["tables"]["table1"]["rows"][0]["accuracy"] = 3
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(ValueError, match=r"invalid claims file: tables\.table1\.rows\.0\.accuracy: Extra inputs"):
+        load_claims(path)
+    doc = yaml.safe_load(CLAIMS_PATH.read_text())
+    doc["tables"]["controlled"] = doc["tables"].pop("table3")
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ValueError, match="tables.controlled: the name is the report's own table"):
+        load_claims(path)
+    doc["tables"]["table3"] = doc["tables"].pop("controlled")
+    doc["tables"]["table3"].pop("layout")
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ValueError, match=r"tables\.table3\.layout: Field required"):
         load_claims(path)
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
         load_claims(tmp_path / "missing.yaml")

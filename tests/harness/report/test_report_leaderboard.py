@@ -55,7 +55,7 @@ def _texts(context, row) -> dict[str, str]:
 
 def test_one_table_per_dataset_with_rows_of_configurations():
     context = build_context(load_runs(fixture_runs()), load_claims())
-    sections = {s["dataset"]: s for s in context["sections"]}
+    sections = {s["dataset"]: s for s in context["sections"] if not s["controlled"]}
     assert list(sections) == ["imagenet", "cifar10", "cifar100", "dvs128", "digits"]
     models = [r["cells"][0].text for r in sections["cifar10"]["rows"]]
     assert models == ["qkformer_4_384.cifar10", "qkformer_4_384.cifar10 · depths=[1, 1, 1], widths=[16, 32, 64]",
@@ -106,13 +106,28 @@ def test_plots_mark_claims_and_the_pareto_front():
     imagenet = context["sections"][0]
     energy, params = imagenet["plots"]
     measured = [p for p in energy.points if p.measured]
-    assert len(measured) == 4 and len([p for p in energy.points if not p.measured]) == 20
-    # accuracy rises with energy across the four, so each is on the energy front; by parameters, SDT 8-384
+    assert len(measured) == 5 and len([p for p in energy.points if not p.measured]) == 20
+    # accuracy rises with energy across the five, so each is on the energy front; by parameters, SDT 8-384
     # (16.82M, 71.0%) is beaten by QKFormer 10-384 (16.47M, 77.9%)
     assert all(p.on_front for p in measured)
     assert sorted(p.label.split(",")[0] for p in params.points if p.on_front) == [
-        "msvit_10_512.in1k", "msvit_10_768.in1k", "qkformer_10_384.in1k"]
+        "msvit_10_512.in1k", "msvit_10_768.in1k", "qkformer_10_384.in1k", "spikingresformer_ti.in1k"]
+    # table4's claims without an energy stay off the energy plot; those with params join the params plot
+    assert len([p for p in params.points if not p.measured]) == 20 + 8
     assert energy.log_x and params.x_label == "parameters (M)"
+
+
+def test_controlled_comparison_has_its_own_sections_without_claims():
+    context = build_context(load_runs(fixture_runs()), load_claims())
+    controlled = [s for s in context["sections"] if s["controlled"]]
+    assert [s["name"] for s in controlled] == ["Controlled comparison: every family at a matched size, one recipe: "
+                                               "CIFAR100", "Controlled comparison: every family at a matched size, "
+                                               "one recipe: DVS128 Gesture"]
+    assert [r["family"] for r in controlled[0]["rows"]] == ["msvit", "sdtv3"]
+    texts = [_texts(context, r) for r in controlled[0]["rows"]]
+    assert [(t["top1"], t["claimed"], t["verdict"]) for t in texts] == [("78.20 ± 0.20 (n=3)", "—", "no claim")] * 2
+    assert all(p.measured for plot in controlled[0]["plots"] for p in plot.points)  # no paper points
+    assert len({s["id"] for s in context["sections"]}) == len(context["sections"])
 
 
 def test_empty_store_renders_a_page(tmp_path):

@@ -14,7 +14,8 @@ from harness.suite import Margins
 from report_runs import fixture_runs, run
 
 GOLDEN = Path(__file__).parent / "golden"
-FILES = [f"{table}.{ext}" for table in ("table1", "table2", "table3", "other") for ext in ("md", "tex", "csv")]
+TABLES = ("table1", "table2", "table3", "table4", "controlled", "other")
+FILES = [f"{table}.{ext}" for table in TABLES for ext in ("md", "tex", "csv")]
 
 
 @pytest.fixture(scope="module")
@@ -85,15 +86,43 @@ def test_diverged_batch_dependent_and_shrunk_runs_are_shown(rendered):
         rendered["other.md"].read_text())
 
 
+def test_table4_renders_the_new_families_claims_with_their_sources(rendered):
+    table4 = pd.read_csv(rendered["table4.csv"], keep_default_na=False)
+    ti = table4[table4["row"] == "SpikingResformer-Ti"].iloc[0]
+    assert (ti["run_ids"], ti["verdict"], ti["params_verdict"]) == ("resti0 resti1 resti2", "reproduced",
+                                                                    "reproduced")
+    assert ti["paper"].startswith("SpikingResformer") and "not yet checked" in ti["note"]
+    tistar = table4[(table4["row"] == "SpikingResformer-Ti*") & (table4["dataset"] == "cifar100")].iloc[0]
+    assert (tistar["run_ids"], tistar["verdict"]) == ("restic100s0", "no claim")
+    markdown = rendered["table4.md"].read_text()
+    assert [line for line in markdown.splitlines() if line.startswith("## ")] == [
+        "## ImageNet-1K", "## CIFAR10", "## CIFAR100", "## DVS128 Gesture", "## CIFAR10-DVS"]  # panels from the file
+    assert "paper: Scaling Spike-driven Transformer" in markdown and "Source of E-SpikeFormer 5.1M, E-SpikeFormer 10M," in markdown
+    assert "spikingresformer_tistar.cifar100" not in rendered["other.md"].read_text()
+
+
+def test_controlled_table_has_one_row_per_family_and_states_its_recipe(tmp_path):
+    paths = render_tables(fixture_runs(), "controlled", tmp_path)
+    table = pd.read_csv(paths["controlled.csv"], keep_default_na=False)
+    assert list(zip(table["dataset"], table["method"])) == [
+        ("cifar100", "msvit"), ("cifar100", "sdtv3"), ("dvs128", "spikingresformer")]
+    assert table["run_ids"].tolist() == ["ctlms0 ctlms1 ctlms2", "ctlv30 ctlv31 ctlv32", "ctlresg0"]
+    assert float(table["top1_ci_low"][0]) < 78.2 < float(table["top1_ci_high"][0])
+    markdown = paths["controlled.md"].read_text()
+    assert "| CIFAR100 | sdtv3 | sdtv3_5m.in1k | 9.20 | 78.20 ± 0.20 | 3 |" in markdown
+    assert "CIFAR100: recipe qkformer_cifar, T=4; DVS128 Gesture: recipe qkformer_dvs128, T=4" in markdown
+    assert pd.read_csv(paths["other.csv"]).empty  # controlled runs are not repeated among the others
+
+
 def test_a_row_never_disappears(tmp_path):
     """Without any run, every claimed row is still there, marked not run yet (or claim only)."""
     empty = fixture_runs().iloc[0:0]
     paths = render_tables(empty, "paper", tmp_path)
     with_runs = render_tables(fixture_runs(), "paper", tmp_path / "with")
-    for name in ("table1.csv", "table2.csv", "table3.csv"):
+    for name in ("table1.csv", "table2.csv", "table3.csv", "table4.csv"):
         bare = pd.read_csv(paths[name], keep_default_na=False)
         full = pd.read_csv(with_runs[name], keep_default_na=False)
-        assert set(bare["verdict"]) <= {"not run yet", "claim only"}
+        assert set(bare["verdict"]) <= {"not run yet", "claim only", "no claim"}
         assert set(zip(bare["row"], bare["dataset"])) == set(zip(full["row"], full["dataset"]))
     assert pd.read_csv(paths["other.csv"]).empty
 
