@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from torch import nn
 
 from zoo.core.neuron import SpikingNeuron
 

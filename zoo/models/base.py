@@ -40,3 +40,25 @@ class SpikingClassifier(nn.Module):
     def forward(self, x: torch.Tensor, per_step: bool = False) -> torch.Tensor:
         steps = self.forward_steps(time_major(x, self.T, self.input_kind, self.in_channels, type(self).__name__))
         return steps if per_step else steps.mean(0)
+
+
+class DistilledClassifier(SpikingClassifier):
+    """A classifier with an optional distillation head (``kd``), as in the official SDT v2 and v3 code: subclasses
+    implement ``head_logits(x)`` (per-step logits of the classifier and of ``head_kd``, the latter None without
+    ``kd``); eval averages the two heads, training returns both so that a distillation loss can use them."""
+
+    kd: bool
+
+    def head_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def forward_steps(self, x: torch.Tensor) -> torch.Tensor:
+        logits, kd_logits = self.head_logits(x)
+        return logits if kd_logits is None else (logits + kd_logits) / 2
+
+    def forward(self, x: torch.Tensor, per_step: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if not (self.kd and self.training):
+            return super().forward(x, per_step)
+        logits, kd_logits = self.head_logits(time_major(x, self.T, self.input_kind, self.in_channels,
+                                                        type(self).__name__))
+        return (logits, kd_logits) if per_step else (logits.mean(0), kd_logits.mean(0))

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.core import LIF, SeqFlat, conv_bn, time_major
-from zoo.models.base import SpikingClassifier
+from zoo.core import LIF, SeqFlat, conv_bn
+from zoo.models.base import DistilledClassifier
 from zoo.models.sdt import MembraneBlock, MembraneMLP, SpikingHead
 from zoo.models.spikformer import merge_heads, split_heads, translate_keys, trunc_normal_linears
 from zoo.registry import ModelCard, register_model
@@ -130,7 +130,7 @@ class DownSampling(nn.Module):
         return self.conv_bn(self.lif(x))
 
 
-class MetaSpikeFormer(SpikingClassifier):
+class MetaSpikeFormer(DistilledClassifier):
     """Meta-SpikeFormer with stage widths ``dims`` (8 heads, MLP ratio 4, 1+1+2 conv blocks, 6+2 attention blocks).
 
     ``kd=True`` adds the distillation head ``head_kd`` on the same head spikes, as the released "55M_kd"
@@ -187,17 +187,6 @@ class MetaSpikeFormer(SpikingClassifier):
         """Per-step logits of the classifier and of the distillation head (None without ``kd``)."""
         spikes = self.head.features(self.features(x))
         return self.head.fc(spikes), (self.head_kd(spikes) if self.head_kd is not None else None)
-
-    def forward_steps(self, x: torch.Tensor) -> torch.Tensor:
-        logits, kd_logits = self.head_logits(x)
-        return logits if kd_logits is None else (logits + kd_logits) / 2
-
-    def forward(self, x: torch.Tensor, per_step: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        if not (self.kd and self.training):
-            return super().forward(x, per_step)
-        logits, kd_logits = self.head_logits(time_major(x, self.T, self.input_kind, self.in_channels,
-                                                        type(self).__name__))
-        return (logits, kd_logits) if per_step else (logits.mean(0), kd_logits.mean(0))
 
     def official_key_map(self, official_keys: Iterable[str]) -> dict[str, str | None]:
         """Official ``Spiking_vit_MetaFormer`` keys (incl. ``head_kd``) -> ours."""

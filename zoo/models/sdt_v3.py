@@ -21,8 +21,8 @@ from functools import partial
 import torch
 from torch import nn
 
-from zoo.core import MultiSpike, SeqFlat, conv_bn, time_major
-from zoo.models.base import SpikingClassifier
+from zoo.core import MultiSpike, SeqFlat, conv_bn
+from zoo.models.base import DistilledClassifier, SpikingClassifier
 from zoo.models.spikformer import merge_heads, split_heads, translate_keys, trunc_normal_linears
 from zoo.registry import ModelCard, register_model
 
@@ -270,7 +270,7 @@ class LargeBlock(nn.Module):
         return y if scale is None else y * scale.unsqueeze(-1)
 
 
-class SpikformerV3(SpikingClassifier):
+class SpikformerV3(DistilledClassifier):
     """E-SpikeFormer Large (the code's ``Spikformer``), widths ``dims`` = (c0, c1, c2), 12 blocks at c2.
 
     Two heads on the token mean ``f`` (``[T, B, C]``): ``head(f)`` on the float features and, with ``kd``,
@@ -313,17 +313,6 @@ class SpikformerV3(SpikingClassifier):
         x = self.down3(self.conv2_2(self.conv2_1(self.down2(x))))
         f = self.blocks(x.flatten(3)).mean(3)
         return self.head(f), (self.head_kd(self.head_spike(f)) if self.head_kd is not None else None)
-
-    def forward_steps(self, x: torch.Tensor) -> torch.Tensor:
-        logits, kd_logits = self.head_logits(x)
-        return logits if kd_logits is None else (logits + kd_logits) / 2
-
-    def forward(self, x: torch.Tensor, per_step: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        if not (self.kd and self.training):
-            return super().forward(x, per_step)
-        logits, kd_logits = self.head_logits(time_major(x, self.T, self.input_kind, self.in_channels,
-                                                        type(self).__name__))
-        return (logits, kd_logits) if per_step else (logits.mean(0), kd_logits.mean(0))
 
     def official_key_map(self, official_keys: Iterable[str]) -> dict[str, str | None]:
         """Official Large ``Spikformer`` keys -> ours."""

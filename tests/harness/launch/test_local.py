@@ -1,6 +1,5 @@
 """Local launcher: one subprocess per run, crashes isolated, finished runs never rerun, killed runs resume."""
 
-import os
 import signal
 import subprocess
 import sys
