@@ -4,6 +4,7 @@ so ``--help`` answers at once. User mistakes exit with code 2 and one line, neve
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import warnings
@@ -556,3 +557,6 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, UnsafePathError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader closed early (`validate suites/x.yaml | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

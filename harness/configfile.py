@@ -203,15 +203,25 @@ def compose(text: str, path: Path, error: type[ConfigError] = ConfigError) -> ya
     return tree
 
 
+def _read_tree(path: Path, what: str, error: type[ConfigError]) -> tuple[yaml.Node | None, Any]:
+    """The YAML node tree of a file and its content, read as hostile input (size, encoding, alias bombs)."""
+    tree = compose(read_text(path, what, error), path, error)
+    try:
+        return tree, (yaml.SafeLoader("").construct_document(tree) if tree is not None else None)
+    except yaml.YAMLError as err:
+        raise _yaml_error(err, path, error) from None
+
+
+def read_yaml(path: Path, what: str, error: type[ConfigError] = ConfigError) -> Any:
+    """A YAML file's content, read with the same bounds as every config file (no model to validate against)."""
+    return _read_tree(Path(path), what, error)[1]
+
+
 def load_yaml(path: Path, model: type[Model], what: str, error: type[ConfigError] = ConfigError,
               defaults: dict[str, Any] | None = None) -> Model:
     """Read ``path`` and validate it as ``model``; ``error`` lists every problem with its line and field."""
     path = Path(path)
-    tree = compose(read_text(path, what, error), path, error)
-    try:
-        raw = yaml.SafeLoader("").construct_document(tree) if tree is not None else None
-    except yaml.YAMLError as err:
-        raise _yaml_error(err, path, error) from None
+    tree, raw = _read_tree(path, what, error)
     if not isinstance(raw, dict):
         raise error(f"{path}: line 1: a {what} must be a mapping with keys {', '.join(sorted(model.model_fields))}")
     for key, value in (defaults or {}).items():

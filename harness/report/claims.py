@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.configfile import ConfigError, read_yaml
 
 CLAIMS_PATH = Path(__file__).resolve().parents[2] / "results" / "paper_claims.yaml"
 # The tables the report adds after the claims file's own (their names cannot be claims tables).
@@ -172,13 +173,11 @@ def load_claims(path: Path | str = CLAIMS_PATH) -> Claims:
     """Read and validate a claims file; errors name the file and the offending field."""
     path = Path(path)
     try:
-        doc = _ClaimsFile.model_validate(yaml.safe_load(path.read_text()))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"claims file {path} does not exist") from None
+        doc = _ClaimsFile.model_validate(read_yaml(path, "claims"))
     except ValidationError as err:
         raise ValueError(f"{path}: invalid claims file: {_describe(err)}") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: invalid claims file: {err}") from None
+    except ConfigError as err:
+        raise ValueError(str(err)) from None
     reserved = sorted(set(doc.tables) & set(REPORT_TABLES))
     if reserved:
         raise ValueError(f"{path}: tables.{reserved[0]}: the name is the report's own table; expected another name")

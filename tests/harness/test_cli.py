@@ -157,3 +157,19 @@ def test_validate_accepts_well_typed_overrides(tmp_path, capsys):
                     + "    recipe_overrides: {optim.lr: 1.0e-3, train.batch_size: 8}\n"
                     + "    data_options: {size: 16, noise_rate_hz: 1}\n")
     assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+
+
+def test_a_reader_that_closes_early_is_not_an_error():
+    """`validate suites/table4.yaml | head -1`: no BrokenPipeError traceback, exit 0 (here the reader is gone
+    before the first write, so the write fails for certain)."""
+    import os
+
+    root = Path(__file__).resolve().parents[2]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "harness", "validate", "suites/table4.yaml"], cwd=root,
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0 and proc.stderr == b""

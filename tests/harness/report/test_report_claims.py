@@ -87,8 +87,18 @@ def test_bad_claims_files_name_the_file_and_the_row(tmp_path):
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(ValueError, match=r"tables\.table3\.layout: Field required"):
         load_claims(path)
-    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+    with pytest.raises(ValueError, match="missing.yaml: claims file not found"):
         load_claims(tmp_path / "missing.yaml")
+
+
+def test_a_claims_file_is_read_as_hostile_input(tmp_path):
+    """An alias bomb in a claims file is refused before it expands, like any config file."""
+    path = tmp_path / "claims.yaml"
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
+    path.write_text("\n".join(levels) + "\ntables: *a7\n")
+    with pytest.raises(ValueError, match="claims.yaml: line .*aliases expand to"):
+        load_claims(path)
 
 
 def test_every_claimed_model_is_a_zoo_model_of_that_dataset():
