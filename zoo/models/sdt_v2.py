@@ -119,15 +119,23 @@ class ConvBlock(nn.Module):
 
 
 class DownSampling(nn.Module):
-    """``BN(conv(LIF(x)))`` with a biased conv; the first layer has no LIF (it sees the analog image)."""
+    """``BN(conv(neuron(x)))`` with a biased conv (SDT v2 and v3); the first layer has no neuron (``None``: it sees
+    the analog image)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, first: bool = False) -> None:
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, neuron: nn.Module | None) -> None:
         super().__init__()
-        self.lif = nn.Identity() if first else LIF()
+        self.neuron = nn.Identity() if neuron is None else neuron
         self.conv_bn = conv_bn(cin, cout, kernel, stride, kernel // 2, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_bn(self.lif(x))
+        return self.conv_bn(self.neuron(x))
+
+
+# official ``downsample*`` keys (shared by the SDT v2 and v3 code) -> ours
+DOWNSAMPLE_KEY_RULES = [
+    (r"downsample(\d(?:_\d)?)\.encode_conv\.(.+)", r"down\1.conv_bn.0.\2"),
+    (r"downsample(\d(?:_\d)?)\.encode_bn\.(.+)", r"down\1.conv_bn.1.\2"),
+]
 
 
 class MetaSpikeFormer(DistilledClassifier):
@@ -150,16 +158,16 @@ class MetaSpikeFormer(DistilledClassifier):
             raise ValueError(f"MetaSpikeFormer needs 4 stage widths, got {list(dims)}")
         c0, c1, c2, c3 = dims
         self.kd = kd
-        self.down1_1 = DownSampling(in_channels, c0 // 2, 7, 2, first=True)
+        self.down1_1 = DownSampling(in_channels, c0 // 2, 7, 2, None)
         self.conv1_1 = ConvBlock(c0 // 2, mlp_ratio)
-        self.down1_2 = DownSampling(c0 // 2, c0, 3, 2)
+        self.down1_2 = DownSampling(c0 // 2, c0, 3, 2, LIF())
         self.conv1_2 = ConvBlock(c0, mlp_ratio)
-        self.down2 = DownSampling(c0, c1, 3, 2)
+        self.down2 = DownSampling(c0, c1, 3, 2, LIF())
         self.conv2_1 = ConvBlock(c1, mlp_ratio)
         self.conv2_2 = ConvBlock(c1, mlp_ratio)
-        self.down3 = DownSampling(c1, c2, 3, 2)
+        self.down3 = DownSampling(c1, c2, 3, 2, LIF())
         self.blocks3 = nn.ModuleList(self._block(c2, heads, mlp_ratio) for _ in range(6))
-        self.down4 = DownSampling(c2, c3, 3, 1)
+        self.down4 = DownSampling(c2, c3, 3, 1, LIF())
         self.blocks4 = nn.ModuleList(self._block(c3, heads, mlp_ratio) for _ in range(2))
         pool_then_neuron = official_quirks if head_pool_then_neuron is None else head_pool_then_neuron
         self.head = SpikingHead(c3, num_classes, pool_then_neuron)
@@ -191,8 +199,7 @@ class MetaSpikeFormer(DistilledClassifier):
     def official_key_map(self, official_keys: Iterable[str]) -> dict[str, str | None]:
         """Official ``Spiking_vit_MetaFormer`` keys (incl. ``head_kd``) -> ours."""
         rules = [
-            (r"downsample(\d(?:_\d)?)\.encode_conv\.(.+)", r"down\1.conv_bn.0.\2"),
-            (r"downsample(\d(?:_\d)?)\.encode_bn\.(.+)", r"down\1.conv_bn.1.\2"),
+            *DOWNSAMPLE_KEY_RULES,
             (r"ConvBlock(\d_\d)\.0\.Conv\.pwconv1\.(.+)", r"conv\1.sep.pw1.0.\2"),
             (r"ConvBlock(\d_\d)\.0\.Conv\.bn1\.(.+)", r"conv\1.sep.pw1.1.\2"),
             (r"ConvBlock(\d_\d)\.0\.Conv\.dwconv\.(.+)", r"conv\1.sep.dw_pw2.0.\2"),

@@ -23,24 +23,13 @@ from torch import nn
 
 from zoo.core import MultiSpike, SeqFlat, conv_bn
 from zoo.models.base import DistilledClassifier, SpikingClassifier
+from zoo.models.sdt_v2 import DOWNSAMPLE_KEY_RULES, DownSampling
 from zoo.models.spikformer import merge_heads, split_heads, translate_keys, trunc_normal_linears
 from zoo.registry import ModelCard, register_model
 
 
 def _spike(D: int, variant: str) -> MultiSpike:
     return MultiSpike(D=D, variant=variant)
-
-
-class DownSampling(nn.Module):
-    """``BN(conv(spike(x)))`` with a biased conv; the first layer has no neuron (it sees the analog image)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, spike: MultiSpike | None) -> None:
-        super().__init__()
-        self.spike = nn.Identity() if spike is None else spike
-        self.conv_bn = conv_bn(cin, cout, kernel, stride, kernel // 2, bias=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv_bn(self.spike(x))
 
 
 class ChannelConvMLP(nn.Module):
@@ -176,8 +165,7 @@ class EfficientSpikingTransformer(SpikingClassifier):
         """Official ``Spiking_vit_MetaFormer_Spike_SepConv`` keys -> ours."""
         sep = {"pwconv1": "pw1", "dwconv": "dw", "pwconv2": "pw2"}
         rules = [
-            (r"downsample(\d(?:_\d)?)\.encode_conv\.(.+)", r"down\1.conv_bn.0.\2"),
-            (r"downsample(\d(?:_\d)?)\.encode_bn\.(.+)", r"down\1.conv_bn.1.\2"),
+            *DOWNSAMPLE_KEY_RULES,
             *[(rf"ConvBlock(\d_\d)\.0\.Conv\.{o}\.(\d)\.(.+)", rf"conv\1.sep.{z}.\2.\3") for o, z in sep.items()],
             (r"ConvBlock(\d_\d)\.0\.conv(\d)\.(.+)", r"conv\1.mlp.conv\2.0.\3"),
             (r"ConvBlock(\d_\d)\.0\.bn(\d)\.(.+)", r"conv\1.mlp.conv\2.1.\3"),
@@ -317,8 +305,7 @@ class SpikformerV3(DistilledClassifier):
     def official_key_map(self, official_keys: Iterable[str]) -> dict[str, str | None]:
         """Official Large ``Spikformer`` keys -> ours."""
         rules = [
-            (r"downsample(\d(?:_\d)?)\.encode_conv\.(.+)", r"down\1.conv_bn.0.\2"),
-            (r"downsample(\d(?:_\d)?)\.encode_bn\.(.+)", r"down\1.conv_bn.1.\2"),
+            *DOWNSAMPLE_KEY_RULES,
             # SeqToANNContainer(conv, BN): "<i>" in spikingjelly 0.0.0.0.14, "module.<i>" in older releases
             (r"ConvBlock(\d_\d)\.0\.(conv\d)\.0\.(?:module\.)?(\d)\.(.+)", r"conv\1.\2.\3.\4"),
             # two-conv RepConvs: conv1.<0 conv | 1 BN> -> 0/1, conv2.<0|1> -> 2/3 of our flat sequence
