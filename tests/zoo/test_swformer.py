@@ -120,7 +120,8 @@ def test_eroded_mixer_feeds_the_convs_the_eroded_wavelet_output_only():
     with torch.no_grad():
         s = mixer.erode(mixer.x_neuron(x))
         src = mixer.erode(mixer._wavelet(s))
-        want = mixer._shared_conv(mixer.conv1, mixer.conv1_bn, src) + mixer._shared_conv(mixer.conv2, mixer.conv2_bn, src)
+        want = (mixer._shared_conv(mixer.conv1, mixer.conv1_bn, src)
+                + mixer._shared_conv(mixer.conv2, mixer.conv2_bn, src))
         torch.testing.assert_close(mixer(x), want)
 
 

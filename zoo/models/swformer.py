@@ -75,7 +75,8 @@ class FATM(nn.Module):
 
     ``cached_haar`` (the official behaviour): the Haar matrix is built for the grid of the first call (square,
     from its height) and kept; a later call at another grid is rejected (the official code would fail inside a
-    matmul). Without it, the matrices follow every input's grid (non-square grids allowed).
+    matmul). Without it, the matrices follow every input's grid (non-square grids allowed). Either way the matrix
+    takes the input's device and dtype (the official cache also keeps the first call's device, and float32).
     """
 
     def __init__(self, dim: int, FL_blocks: int, haar_vth: float, variant: MixerVariant, cached_haar: bool) -> None:
@@ -85,7 +86,7 @@ class FATM(nn.Module):
         if variant not in ("spatial", "eroded"):
             raise ValueError(f"unknown FATM variant {variant!r}; expected 'spatial' or 'eroded'")
         self.num_blocks, self.block_size = FL_blocks, dim // FL_blocks
-        self.variant, self.cached_haar = variant, cached_haar
+        self.cached_haar = cached_haar
         self.built_grid: int | None = None
         self.x_neuron = LIF()
         self.haar_forward = Haar2D(False, haar_vth)
@@ -119,7 +120,7 @@ class FATM(nn.Module):
         haar = self.haar_neuron(self.haar_forward_bn(self.haar_forward(s, h_rows, h_cols)))
         haar = haar.reshape(t * b, self.num_blocks, self.block_size, h, w).permute(0, 3, 4, 1, 2)
         haar = torch.einsum("...bd,bdk->...bk", haar, self.haar_weight)
-        # contiguous: BN on the channels-last view reduces in another order (train-mode statistics differ in the last bit)
+        # contiguous: BN on the channels-last view reduces in another order (train statistics differ in the last bit)
         haar = self.haar_bn(haar.reshape(t * b, h, w, c).permute(0, 3, 1, 2).contiguous()).reshape(t, b, c, h, w)
         return self.haar_inverse_bn(self.haar_inverse(haar, h_rows, h_cols))
 
