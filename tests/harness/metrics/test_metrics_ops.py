@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.metrics import OpCounter, count_ops, multiplicity
-from zoo.core import LIF, conv_bn
+from zoo.core import LIF, TernaryIF, conv_bn
 
 
 def _spikes(*shape, high=2, seed=0):
@@ -39,6 +39,14 @@ def test_conv_on_integer_spike_counts_counts_each_accumulation_with_multiplicity
     tally = count_ops(nn.Sequential(conv), [x])[("0", "conv", "AC")]
     assert tally.dense == 3 * 16 * 2 * 9
     assert tally.count == _conv_acs_by_loops(x, 3, 3, 1)
+
+
+def test_ternary_spikes_count_one_accumulation_per_event_of_either_sign():
+    conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+    spikes = TernaryIF()(torch.randn(1, 1, 2, 4, 4, generator=torch.Generator().manual_seed(1)) * 2)[0]
+    assert (spikes == -1).any() and (spikes == 1).any()
+    tally = count_ops(nn.Sequential(conv), [spikes])[("0", "conv", "AC")]
+    assert tally.count == _conv_acs_by_loops(spikes, 3, 3, 1) > 0
 
 
 def test_real_valued_input_makes_macs_at_the_conventional_flop_count():

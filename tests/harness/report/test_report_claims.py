@@ -33,7 +33,8 @@ def test_table4_holds_the_new_families_claims_with_their_paper_source_and_caveat
     assert "not yet checked against the paper" in ti.note and ti.T == 4 and ti.input == 224
     assert {c.model for c in table4 if c.top1 is None} == {
         "sdtv3_5m.in1k", "spikingresformer_tistar.cifar10", "spikingresformer_tistar.cifar100",
-        "spikingresformer_tistar.cifar10dvs", "spikingresformer_dvsg.dvs128"}
+        "spikingresformer_tistar.cifar10dvs", "spikingresformer_dvsg.dvs128", "swformer_4_384.cifar10",
+        "swformer_4_384.cifar100", "swformer_2_256.cifar10dvs", "swformer_2_256.dvs128"}
     assert {c.paper for c in claims.of_table("table1")} == {claims.source}
     assert [c.row for c in claims.matching("sdtv3_19m.in1k", "imagenet", 1, None)] == ["E-SpikeFormer 19M"]
 
