@@ -121,18 +121,23 @@ def test_bad_distillation_settings_name_the_field(key, value, expected):
     assert list(err.value.problems) == [key] and expected in err.value.problems[key]
 
 
-def test_the_sdtv3_large_recipe_states_the_official_distillation():
-    """Model_Large/Train_Large.md: --kd --distillation_type hard --teacher_model caformer_b36_in21ft1k, alpha and
-    tau at main_finetune.py's defaults (0.5, 1.0); the Large cards train with it."""
-    recipe = load_recipe("sdtv3_in1k_kd")
-    assert recipe.distill.model_dump() == {
+@pytest.mark.parametrize("recipe", ["sdtv3_in1k_kd", "sdtv2_in1k_t4_kd"])
+def test_the_kd_recipes_state_the_official_distillation(recipe):
+    """SDT v3 Model_Large/Train_Large.md and SDT v2 train_finetune_from_t1_to_t4.sh: --kd --distillation_type hard
+    --teacher_model caformer_b36_in21ft1k, alpha and tau at main_finetune.py's defaults (0.5, 1.0)."""
+    assert load_recipe(recipe).distill.model_dump() == {
         "type": "hard", "alpha": 0.5, "tau": 1.0, "teacher": "timm:caformer_b36", "teacher_kwargs": {},
         "teacher_weights": "teachers/caformer_b36.sail_in22k_ft_in1k.safetensors"}
-    assert (recipe.data.mixup_alpha, recipe.data.cutmix_alpha, recipe.train.global_batch) == (0.5, 1.0, 8 * 196)
-    assert {zoo.model_card(name).recipe for name in ("sdtv3_83m.in1k", "sdtv3_171m.in1k")} == {"sdtv3_in1k_kd"}
     import timm
 
     assert timm.is_model("caformer_b36")
+
+
+def test_the_sdtv3_large_cards_train_with_the_distillation_stage():
+    recipe = load_recipe("sdtv3_in1k_kd")
+    assert (recipe.data.mixup_alpha, recipe.data.cutmix_alpha, recipe.train.global_batch) == (0.5, 1.0, 8 * 196)
+    assert (recipe.optim.lr, recipe.optim.epochs, recipe.optim.warmup_epochs) == (1e-3, 100, 5)
+    assert {zoo.model_card(name).recipe for name in ("sdtv3_83m.in1k", "sdtv3_171m.in1k")} == {"sdtv3_in1k_kd"}
 
 
 # ----------------------------------------------------------------------------------------- teacher weights
@@ -179,6 +184,21 @@ def test_the_teacher_is_the_saved_model_frozen_in_eval(tmp_path):
                       10, root, torch.device("cpu"))
     with pytest.raises(TeacherError, match="no such file"):
         build_teacher(distill, 10, tmp_path / "elsewhere", torch.device("cpu"))
+
+
+def test_a_timm_teacher_loads_its_saved_weights(tmp_path):
+    import timm
+
+    torch.manual_seed(2)
+    saved = timm.create_model("test_resnet", num_classes=10).eval()
+    torch.save(saved.state_dict(), tmp_path / "resnet.pt")
+    distill = DistillRecipe(type="hard", teacher="timm:test_resnet", teacher_weights="resnet.pt")
+    teacher = build_teacher(distill, 10, tmp_path, torch.device("cpu"))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(teacher(x), saved(x))
+    with pytest.raises(TeacherError, match="has no model 'no_such_net'"):
+        build_teacher(distill.model_copy(update={"teacher": "timm:no_such_net"}), 10, tmp_path, torch.device("cpu"))
 
 
 # ----------------------------------------------------------------------------------------- real runs
