@@ -40,7 +40,7 @@ from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
 from harness.engine.progress import EpochProgress, RunLog
 from harness.engine.provenance import code_fingerprint, provenance
 from harness.engine.spec import TrainSpec
-from harness.engine.teacher import build_teacher, weights_sha256
+from harness.engine.teacher import TeacherError, build_teacher, weights_sha256
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
 from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS, neurobench_metrics
 from harness.recipe import accumulation_steps, model_input_kwargs
@@ -106,10 +106,12 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
 OPERATIONAL_FIELDS = {"data_root", "device", "num_workers", "checkpoint_every_steps", "keep_last", "energy_images"}
 
 
-def fingerprint(spec: TrainSpec, recipe_dump: dict[str, Any]) -> str:
-    """A hash of what the run is (spec and resolved recipe): a checkpoint only resumes the same run."""
+def fingerprint(spec: TrainSpec, recipe_dump: dict[str, Any], teacher_sha256: str | None = None) -> str:
+    """A hash of what the run is (spec, resolved recipe and the distillation teacher's weights file, if any): a
+    checkpoint only resumes the same run."""
     what = spec.model_dump(mode="json", exclude=OPERATIONAL_FIELDS)
-    text = json.dumps({"spec": what, "recipe": recipe_dump}, sort_keys=True)
+    teacher = {"teacher_sha256": teacher_sha256} if teacher_sha256 else {}
+    text = json.dumps({"spec": what, "recipe": recipe_dump, **teacher}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -122,7 +124,9 @@ class _Trainer:
         log_name = "train.log" if self.dist.is_main else f"train.rank{self.dist.rank}.log"
         self.log = RunLog(run_dir / log_name, echo=self.dist.is_main)
         self.recipe = spec.resolved_recipe()
-        self.fingerprint = fingerprint(spec, self.recipe.model_dump(mode="json"))
+        self.teacher_weights = self._teacher_weights()
+        self.teacher_sha256 = weights_sha256(self.teacher_weights) if self.teacher_weights else None
+        self.fingerprint = fingerprint(spec, self.recipe.model_dump(mode="json"), self.teacher_sha256)
         self.device = resolve_device(spec.device, self.dist)
         self.info = dataset_info(spec.dataset)
         self.card = zoo.model_card(spec.model)
@@ -179,7 +183,7 @@ class _Trainer:
         self.total_epochs = optim.epochs + optim.cooldown_epochs
         self.optimizer = build_optimizer(self.model, optim, self.lr)
         self.loss_fn = TrainLoss(self.recipe.train, self.recipe.distill)
-        self.teacher, teacher_sha256 = self._build_teacher()
+        self.teacher = self._build_teacher()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.derived = {
             "T": self.T, "num_classes": self.info["num_classes"], "input_kind": self.info["kind"],
@@ -192,20 +196,32 @@ class _Trainer:
             "channels_last": self.channels_last, "mixup": self.mixup is not None,
             "params": count_params(self.model), "fingerprint": self.fingerprint,
             "distill": {"type": self.recipe.distill.type, "teacher": self.recipe.distill.teacher,
-                        "teacher_sha256": teacher_sha256},
+                        "teacher_sha256": self.teacher_sha256},
         }
 
-    def _build_teacher(self) -> tuple[nn.Module | None, str | None]:
-        """The distillation teacher and its weights file's SHA-256, or (None, None) without distillation."""
+    def _teacher_weights(self) -> Path | None:
+        """The distillation teacher's weights file under the data root, or None without distillation."""
         distill = self.recipe.distill
-        if not self.loss_fn.needs_teacher:
-            return None, None
+        if distill.type == "none":
+            return None
+        path = self._data_root() / distill.teacher_weights
+        if not path.is_file():
+            raise TeacherError(f"distill.teacher_weights: expected the teacher {distill.teacher}'s weights at {path}; "
+                               f"no such file")
+        return path
+
+    def _build_teacher(self) -> nn.Module | None:
+        """The frozen distillation teacher, or None without distillation."""
+        distill = self.recipe.distill
+        if self.teacher_weights is None:
+            return None
         if not getattr(self.model, "kd", False):
             raise ValueError(f"distill.type {distill.type!r}: {self.spec.model} has no distillation head; build it "
                              f"with kd=True (model_kwargs) or use distill.type 'none'")
-        root = Path(self.spec.data_root) if self.spec.data_root else default_data_dir()
-        teacher = build_teacher(distill, self.info["num_classes"], root, self.device)
-        return teacher, weights_sha256(root / distill.teacher_weights)
+        return build_teacher(distill, self.info["num_classes"], self._data_root(), self.device)
+
+    def _data_root(self) -> Path:
+        return Path(self.spec.data_root) if self.spec.data_root else default_data_dir()
 
     def _amp_dtype(self) -> torch.dtype | None:
         """bf16 everywhere for ``precision: bf16``; for ``amp``, bf16 (or fp16) on GPU only."""

@@ -148,7 +148,7 @@ def _tiny_teacher():
 
 
 def _data_root(tmp_path):
-    (tmp_path / "teachers").mkdir(exist_ok=True)
+    (tmp_path / "teachers").mkdir(parents=True, exist_ok=True)
     save_file(_tiny_teacher().state_dict(), tmp_path / WEIGHTS)
     return tmp_path
 
@@ -282,3 +282,17 @@ def test_distilling_into_a_model_without_a_kd_head_is_refused(kd_runs, tmp_path)
     root, _ = kd_runs
     with pytest.raises(ValueError, match="has no distillation head; build it with kd=True"):
         train(_spec(root, "soft", model_kwargs={**STUDENT_KWARGS, "kd": False}), tmp_path / "run")
+
+
+def test_a_run_resumes_only_with_the_same_teacher_weights(tmp_path):
+    """The teacher's weights file is part of what a run is: another file under the same name is another run."""
+    root = _data_root(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    spec = _spec(root, "soft", limit_train_batches=1)
+    train(spec, run_dir)
+    (run_dir / "final.json").unlink()  # as if the run had stopped after its checkpoint
+    torch.manual_seed(5)
+    other = zoo.create_model(TEACHER.split(":")[1], num_classes=10, **TEACHER_KWARGS)
+    save_file(other.state_dict(), root / WEIGHTS)
+    with pytest.raises(ValueError, match="holds a different run"):
+        train(spec, run_dir)
