@@ -294,12 +294,29 @@ class _Resolver:
             fix = "overrides: {kd: true}" if kd is not None else "a model with a kd argument"
             raise SuiteError(f"{where('model')}: recipe {recipe!r} distils (distill.type {distill.type!r}) but "
                              f"{entry.model} has no distillation head; expected a kd model ({fix})")
+        given = "distill.teacher" in entry.recipe_overrides
+        self.check_teacher(distill.teacher, recipe,
+                           where("recipe_overrides", "distill.teacher") if given else where("recipe"))
         if self.data_root is None:
             return
         path = self.data_root / distill.teacher_weights
         if not path.is_file():
             raise SuiteError(f"{where('model')}: {entry.model} distils from {distill.teacher} (recipe {recipe!r}, "
                              f"field distill.teacher_weights): expected the teacher's weights at {path}; no such file")
+
+    def check_teacher(self, teacher: str, recipe: str, at: str) -> None:
+        """The teacher names a registered zoo model or a model of the installed timm (``at``: where it is set)."""
+        library, name = teacher.split(":", 1)
+        if library == "zoo":
+            valid, what = self.models, "a registered zoo model"
+        else:
+            import timm
+
+            valid, what = timm.list_models(), f"a model of the installed timm {timm.__version__}"
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise SuiteError(f"{at}: recipe {recipe!r}: distill.teacher {teacher!r}: expected {what}{hint}")
 
     def recipe_for(self, model: str, dataset: str, recipe: str | None, where: Where) -> str:
         """The run's recipe: the given one, the model's own on its own dataset, or the dataset's."""

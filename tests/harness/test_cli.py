@@ -212,3 +212,17 @@ def test_validate_refuses_distilling_into_a_model_without_a_kd_head(tmp_path, ca
     line, = capsys.readouterr().err.strip().splitlines()
     assert line == (f"error: {path}: line 2: field grid.0.models.0: recipe 'sdtv3_in1k_kd' distils (distill.type "
                     f"'hard') but {model} has no distillation head; expected a kd model ({fix})")
+
+
+@pytest.mark.parametrize("teacher, expected", [
+    ("timm:caformer_b63", "expected a model of the installed timm"),
+    ("zoo:sdtv3_5m.in1kk", "expected a registered zoo model; did you mean sdtv3_5m.in1k,"),
+], ids=["timm", "zoo"])
+def test_validate_names_an_unknown_teacher(tmp_path, capsys, teacher, expected):
+    path = tmp_path / "kd.yaml"
+    path.write_text(KD_SUITE.format(model="sdtv3_83m.in1k", overrides="")
+                    + f"    recipe_overrides: {{distill.teacher: '{teacher}'}}\n")
+    assert main(["validate", str(path)]) == 2
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {path}: line 5: field grid.0.recipe_overrides.distill.teacher: recipe "
+                           f"'sdtv3_in1k_kd': distill.teacher '{teacher}': ") and expected in line, line
