@@ -21,15 +21,16 @@ class UserError(Exception):
     """A mistake in the user's input: reported as one line, exit code 2, no traceback."""
 
 
-def _load_specs(args: argparse.Namespace):
-    """The suite's run specs with the command line's budget knobs (and ``--only`` filter) applied."""
+def _load_specs(args: argparse.Namespace, data_root: str | None = None):
+    """The suite's run specs with the command line's budget knobs (and ``--only`` filter) applied; with
+    ``data_root``, the files runs need beyond their datasets (distillation teachers) must be under it."""
     from harness.suite import Budget, SuiteError, expand, load_suite
 
     try:
         suite = load_suite(args.suite)
         budget = Budget(epochs=getattr(args, "epochs", None), limit_batches=getattr(args, "limit_batches", None),
                         subset=getattr(args, "subset", None), threads=getattr(args, "threads", None))
-        specs = expand(suite, budget)
+        specs = expand(suite, budget, data_root)
     except SuiteError as err:
         raise UserError(str(err)) from None
     only = set(getattr(args, "only", None) or [])
@@ -98,7 +99,7 @@ def _dataset_lines() -> list[str]:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    suite, specs = _load_specs(args)
+    suite, specs = _load_specs(args, args.data_root)
     print(f"{suite.path}: valid, {len(specs)} runs")
     for spec in specs:
         variant = f" [{spec.variant}]" if spec.variant else ""
@@ -133,7 +134,7 @@ def _tracking(func: Callable, *args, **kwargs):
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.launch.local import run_suite
 
-    suite, specs = _load_specs(args)
+    suite, specs = _load_specs(args, args.data_root)
     root, uri = _roots(args)
     uri = _reachable(uri)
     try:
@@ -474,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("validate", _cmd_validate, "validate a suite file and list its runs")
     _suite_args(p, budget=True)
+    p.add_argument("--data-root", help="also check that the files runs need beyond their datasets (distillation "
+                                       "teachers' weights) are under this data root")
 
     p = command("run", _cmd_run, "run a suite locally (unfinished runs only), then render tables and leaderboard")
     _suite_args(p, budget=True)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.configfile import load_yaml, type_name
+from harness.names import has_control_characters
 
 RECIPE_DIR = Path(__file__).with_name("recipes")
 MIN_ENERGY_IMAGES = 1000
@@ -133,6 +134,58 @@ def model_input_kwargs(data: DataRecipe, kind: str) -> dict[str, Any]:
     return {"in_channels": data.dvs_channels} if kind == "dvs" and data.dvs_channels != 2 else {}
 
 
+def _weights_path(value: str | None) -> str | None:
+    """A teacher weights file is named relative to the data root: no absolute path, no '..', no control chars."""
+    if value is None:
+        return None
+    parts = Path(value).parts
+    if not parts or Path(value).is_absolute() or ".." in parts or has_control_characters(value):
+        raise ValueError(f"expected a file path relative to the data root (no leading '/', no '..'), got {value!r}")
+    return value
+
+
+TEACHER_LIBRARIES = ("timm", "zoo")
+
+
+def _teacher_name(value: str | None) -> str | None:
+    if value is None:
+        return None
+    library, _, name = value.partition(":")
+    if library not in TEACHER_LIBRARIES or not name:
+        raise ValueError(f"expected 'timm:<timm model name>' or 'zoo:<registered zoo model>', got {value!r}")
+    return value
+
+
+class DistillRecipe(_Strict):
+    """Knowledge distillation as the official SDT v2/v3 code trains its ``kd`` models (DeiT's ``DistillationLoss``):
+    ``loss = (1 - alpha) * base(class head) + alpha * distillation(kd head, teacher)``, where ``soft`` is
+    ``KL(log_softmax(kd / tau) || log_softmax(teacher / tau)) * tau^2 / numel`` and ``hard`` is the cross-entropy
+    of the kd head against the teacher's argmax. ``none`` trains on the class head alone; its other fields are
+    cleared, so that settings without effect do not reach the run id. The teacher is ``timm:<name>`` or
+    ``zoo:<name>`` (built with ``teacher_kwargs`` and the dataset's classes) with its weights read, weights only,
+    from ``teacher_weights`` under the data root (``.safetensors`` or a torch file)."""
+
+    type: Literal["none", "soft", "hard"] = "none"
+    alpha: float = Field(0.5, ge=0.0, le=1.0)
+    tau: float = Field(1.0, gt=0.0)
+    teacher: Annotated[str | None, AfterValidator(_teacher_name)] = None
+    teacher_kwargs: dict[str, Any] = Field(default_factory=dict)
+    teacher_weights: Annotated[str | None, AfterValidator(_weights_path)] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_teacher_without_distillation(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("type", "none") == "none":
+            return {"type": "none"}
+        return data
+
+    @model_validator(mode="after")
+    def _teacher_when_distilling(self) -> "DistillRecipe":
+        if self.type != "none" and (self.teacher is None or self.teacher_weights is None):
+            raise ValueError(f"distill.type {self.type!r} needs distill.teacher and distill.teacher_weights")
+        return self
+
+
 class Deviation(_Strict):
     """One place where the paper and the official code disagree, and which value the recipe uses.
 
@@ -147,6 +200,9 @@ class Deviation(_Strict):
     source: str
 
 
+SECTIONS = {"data": DataRecipe, "optim": OptimRecipe, "train": TrainRecipe, "distill": DistillRecipe}
+
+
 class Recipe(_Strict):
     """A named, complete training recipe."""
 
@@ -156,6 +212,7 @@ class Recipe(_Strict):
     data: DataRecipe = DataRecipe()
     optim: OptimRecipe = OptimRecipe()
     train: TrainRecipe = TrainRecipe()
+    distill: DistillRecipe = DistillRecipe()
     deviations: tuple[Deviation, ...] = ()
 
     @model_validator(mode="after")
@@ -163,7 +220,7 @@ class Recipe(_Strict):
         raw = self.model_dump()
         for deviation in self.deviations:
             section, _, name = deviation.field.partition(".")
-            if section in ("data", "optim", "train") and name in raw[section]:
+            if section in SECTIONS and name in raw[section]:
                 expected = getattr(deviation, deviation.chosen)
                 if _as_value(raw[section][name]) != _as_value(expected):
                     raise ValueError(f"deviations: {deviation.field} chooses the {deviation.chosen}'s value "
@@ -223,7 +280,6 @@ class OverrideError(ValueError):
         super().__init__(f"recipe {recipe!r}: " + "; ".join(f"override {k!r}: {v}" for k, v in problems.items()))
 
 
-SECTIONS = {"data": DataRecipe, "optim": OptimRecipe, "train": TrainRecipe}
 
 
 def apply_overrides(recipe: Recipe, changes: dict[str, Any]) -> Recipe:
@@ -236,7 +292,8 @@ def apply_overrides(recipe: Recipe, changes: dict[str, Any]) -> Recipe:
         if section not in SECTIONS or field not in SECTIONS[section].model_fields:
             fields = [f"{s}.{f}" for s, model in SECTIONS.items() for f in model.model_fields]
             close = difflib.get_close_matches(key, fields, n=3, cutoff=0.6)
-            problems[key] = ("expected 'data.<field>', 'optim.<field>' or 'train.<field>' naming a recipe field"
+            problems[key] = ("expected 'data.<field>', 'optim.<field>', 'train.<field>' or 'distill.<field>' naming a "
+                             "recipe field"
                              + (f"; did you mean {', '.join(close)}?" if close else ""))
         else:
             raw[section][field] = value
@@ -245,7 +302,12 @@ def apply_overrides(recipe: Recipe, changes: dict[str, Any]) -> Recipe:
             return Recipe.model_validate(raw)
         except ValidationError as err:
             for e in err.errors():
-                section, field = (str(p) for p in e["loc"][:2])
+                loc = [str(p) for p in e["loc"]]
+                if len(loc) < 2:  # a check across the section's fields: blame the first override in it
+                    key = next((k for k in changes if k.startswith(f"{loc[0]}.")), loc[0])
+                    problems[key] = e["msg"].removeprefix("Value error, ")
+                    continue
+                section, field = loc[:2]
                 expected = type_name(SECTIONS[section].model_fields[field].annotation)
                 problems[f"{section}.{field}"] = f"{e['msg']} (expected {expected})"
     raise OverrideError(recipe.name, problems)

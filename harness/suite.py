@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import inspect
 import itertools
 import json
 from dataclasses import dataclass
@@ -226,12 +225,13 @@ def _unknown(kind: str, value: str, valid: list[str], where: str) -> SuiteError:
 class _Resolver:
     """Checks names against the registries and fills defaults from model cards."""
 
-    def __init__(self, suite: Suite) -> None:
+    def __init__(self, suite: Suite, data_root: Path | None = None) -> None:
         import zoo
         from harness.data import dataset_options, list_datasets
         from harness.recipe import apply_overrides, list_recipes, load_recipe
 
         self.suite = suite
+        self.data_root = data_root
         self.models = zoo.list_models()
         self.datasets = list_datasets()
         self.recipes = list_recipes()
@@ -244,11 +244,8 @@ class _Resolver:
     def model_parameters(model: str) -> dict[str, Any]:
         """The model constructor's arguments with their annotations: the schema of a run's ``overrides``."""
         import zoo
-        from zoo.registry import _BUILDERS  # the builder's signature is the only record of the argument types
 
-        zoo.model_card(model)
-        parameters = inspect.signature(_BUILDERS[model], eval_str=True).parameters.values()
-        return {p.name: p.annotation for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        return {name: p.annotation for name, p in zoo.model_parameters(model).items()}
 
     def check_overrides(self, model: str, overrides: dict[str, Any], where: Where) -> None:
         """Each override names a constructor argument (not T or num_classes) and has its type."""
@@ -284,6 +281,43 @@ class _Resolver:
             if problem:
                 raise SuiteError(f"{where('data_options', key)}: data option {key!r} of {dataset}: {problem}")
 
+    def check_distillation(self, entry: RunEntry, recipe: str, where: Where) -> None:
+        """A run that distils needs a model with a distillation head and, when a data root is given, the
+        teacher's weights file under it."""
+        import zoo
+
+        distill = self.apply_overrides(self.load_recipe(recipe), entry.recipe_overrides).distill
+        if distill.type == "none":
+            return
+        kd = zoo.model_parameters(entry.model).get("kd")
+        if kd is None or not entry.overrides.get("kd", kd.default):
+            fix = "overrides: {kd: true}" if kd is not None else "a model with a kd argument"
+            raise SuiteError(f"{where('model')}: recipe {recipe!r} distils (distill.type {distill.type!r}) but "
+                             f"{entry.model} has no distillation head; expected a kd model ({fix})")
+        given = "distill.teacher" in entry.recipe_overrides
+        self.check_teacher(distill.teacher, recipe,
+                           where("recipe_overrides", "distill.teacher") if given else where("recipe"))
+        if self.data_root is None:
+            return
+        path = self.data_root / distill.teacher_weights
+        if not path.is_file():
+            raise SuiteError(f"{where('model')}: {entry.model} distils from {distill.teacher} (recipe {recipe!r}, "
+                             f"field distill.teacher_weights): expected the teacher's weights at {path}; no such file")
+
+    def check_teacher(self, teacher: str, recipe: str, at: str) -> None:
+        """The teacher names a registered zoo model or a model of the installed timm (``at``: where it is set)."""
+        library, name = teacher.split(":", 1)
+        if library == "zoo":
+            valid, what = self.models, "a registered zoo model"
+        else:
+            import timm
+
+            valid, what = timm.list_models(), f"a model of the installed timm {timm.__version__}"
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise SuiteError(f"{at}: recipe {recipe!r}: distill.teacher {teacher!r}: expected {what}{hint}")
+
     def recipe_for(self, model: str, dataset: str, recipe: str | None, where: Where) -> str:
         """The run's recipe: the given one, the model's own on its own dataset, or the dataset's."""
         if recipe is None:
@@ -308,6 +342,7 @@ class _Resolver:
         self.check_data_options(entry.dataset, entry.data_options, where)
         recipe = self.recipe_for(entry.model, entry.dataset, entry.recipe, where)
         self.check_recipe_overrides(recipe, entry.recipe_overrides, where)
+        self.check_distillation(entry, recipe, where)
         recipe_json = self.load_recipe(recipe).model_dump_json()
         return RunSpec(
             suite=self.suite.name, model=entry.model, dataset=entry.dataset,
@@ -339,11 +374,12 @@ def _grid_runs(entry: GridEntry, origin: Origin, default_seeds: list[int] | None
         yield run, where
 
 
-def expand(suite: Suite, budget: Budget | None = None) -> list[RunSpec]:
-    """All run specs of a suite, in file order, without duplicates; ``budget`` overrides the suite's."""
+def expand(suite: Suite, budget: Budget | None = None, data_root: str | Path | None = None) -> list[RunSpec]:
+    """All run specs of a suite, in file order, without duplicates; ``budget`` overrides the suite's. With
+    ``data_root``, the files the runs need beyond their datasets (distillation teachers) must be under it."""
     effective = Budget(**{**suite.budget.model_dump(exclude_none=True),
                           **(budget.model_dump(exclude_none=True) if budget else {})})
-    resolver = _Resolver(suite)
+    resolver = _Resolver(suite, Path(data_root) if data_root is not None else None)
     specs: dict[str, RunSpec] = {}
     for entry, origin in suite.grid:
         for run, where in _grid_runs(entry, origin, suite.seeds):

@@ -5,6 +5,8 @@
 """
 
 from zoo.official import load_official_state_dict
-from zoo.registry import ModelCard, create_model, list_models, model_arguments, model_card, register_model
+from zoo.registry import (ModelCard, create_model, list_models, model_arguments, model_card, model_parameters,
+                          register_model)
 
-__all__ = ["create_model", "list_models", "model_card", "model_arguments", "register_model", "ModelCard", "load_official_state_dict"]
+__all__ = ["create_model", "list_models", "model_card", "model_arguments", "model_parameters", "register_model",
+           "ModelCard", "load_official_state_dict"]

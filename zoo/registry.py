@@ -80,11 +80,17 @@ def model_card(name: str) -> ModelCard:
     return _CARDS[name]
 
 
-def model_arguments(name: str) -> list[str]:
-    """The constructor arguments a configuration accepts as overrides (``T``, ``num_classes``, switches...)."""
+def model_parameters(name: str) -> dict[str, inspect.Parameter]:
+    """The constructor arguments a configuration accepts as overrides (``T``, ``num_classes``, switches...), each
+    with its annotation (evaluated) and this configuration's default: the schema of a model's overrides."""
     _check_name(name)
-    parameters = inspect.signature(_BUILDERS[name]).parameters.values()
-    return sorted(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    parameters = inspect.signature(_BUILDERS[name], eval_str=True).parameters.values()
+    return {p.name: p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def model_arguments(name: str) -> list[str]:
+    """The names of ``model_parameters(name)``, sorted."""
+    return sorted(model_parameters(name))
 
 
 def create_model(name: str, **overrides: Any) -> nn.Module:

@@ -30,6 +30,7 @@ from torch import nn
 import zoo
 from harness.audit import batch_dependent
 from harness.data import build_dataset, dataset_info, mixup_fn, update_mixup_for_epoch
+from harness.data.catalog import default_data_dir
 from harness.engine.checkpoint import CheckpointStore, atomic_write_text, rng_state, set_rng_state
 from harness.engine.data import EpochSampler, SeededSamples, epoch_loader, seeded_subset
 from harness.engine.distributed import DistInfo, init_distributed
@@ -39,6 +40,7 @@ from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
 from harness.engine.progress import EpochProgress, RunLog
 from harness.engine.provenance import code_fingerprint, provenance
 from harness.engine.spec import TrainSpec
+from harness.engine.teacher import TeacherError, build_teacher, weights_sha256
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
 from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS, neurobench_metrics
 from harness.recipe import accumulation_steps, model_input_kwargs
@@ -104,10 +106,12 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
 OPERATIONAL_FIELDS = {"data_root", "device", "num_workers", "checkpoint_every_steps", "keep_last", "energy_images"}
 
 
-def fingerprint(spec: TrainSpec, recipe_dump: dict[str, Any]) -> str:
-    """A hash of what the run is (spec and resolved recipe): a checkpoint only resumes the same run."""
+def fingerprint(spec: TrainSpec, recipe_dump: dict[str, Any], teacher_sha256: str | None = None) -> str:
+    """A hash of what the run is (spec, resolved recipe and the distillation teacher's weights file, if any): a
+    checkpoint only resumes the same run."""
     what = spec.model_dump(mode="json", exclude=OPERATIONAL_FIELDS)
-    text = json.dumps({"spec": what, "recipe": recipe_dump}, sort_keys=True)
+    teacher = {"teacher_sha256": teacher_sha256} if teacher_sha256 else {}
+    text = json.dumps({"spec": what, "recipe": recipe_dump, **teacher}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -120,7 +124,9 @@ class _Trainer:
         log_name = "train.log" if self.dist.is_main else f"train.rank{self.dist.rank}.log"
         self.log = RunLog(run_dir / log_name, echo=self.dist.is_main)
         self.recipe = spec.resolved_recipe()
-        self.fingerprint = fingerprint(spec, self.recipe.model_dump(mode="json"))
+        self.teacher_weights = self._teacher_weights()
+        self.teacher_sha256 = weights_sha256(self.teacher_weights) if self.teacher_weights else None
+        self.fingerprint = fingerprint(spec, self.recipe.model_dump(mode="json"), self.teacher_sha256)
         self.device = resolve_device(spec.device, self.dist)
         self.info = dataset_info(spec.dataset)
         self.card = zoo.model_card(spec.model)
@@ -141,8 +147,11 @@ class _Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.amp_dtype = self._amp_dtype()
         self.ema = self._ema()
+        # a kd model trained without distillation leaves its kd head without gradients, as in the official code
+        unused_head = getattr(self.model, "kd", False) and self.recipe.distill.type == "none"
         self.ddp = (nn.parallel.DistributedDataParallel(
-            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=unused_head)
             if self.dist.enabled else None)
         net = self.ddp or self.model
         self.net = torch.compile(net) if train_cfg.compile else net
@@ -173,7 +182,8 @@ class _Trainer:
         self.schedule = LRSchedule.from_recipe(optim, self.lr, steps_per_epoch)
         self.total_epochs = optim.epochs + optim.cooldown_epochs
         self.optimizer = build_optimizer(self.model, optim, self.lr)
-        self.loss_fn = TrainLoss(self.recipe.train)
+        self.loss_fn = TrainLoss(self.recipe.train, self.recipe.distill)
+        self.teacher = self._build_teacher()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.derived = {
             "T": self.T, "num_classes": self.info["num_classes"], "input_kind": self.info["kind"],
@@ -185,7 +195,33 @@ class _Trainer:
             "device": str(self.device), "amp_dtype": str(self.amp_dtype) if self.amp_dtype else None,
             "channels_last": self.channels_last, "mixup": self.mixup is not None,
             "params": count_params(self.model), "fingerprint": self.fingerprint,
+            "distill": {"type": self.recipe.distill.type, "teacher": self.recipe.distill.teacher,
+                        "teacher_sha256": self.teacher_sha256},
         }
+
+    def _teacher_weights(self) -> Path | None:
+        """The distillation teacher's weights file under the data root, or None without distillation."""
+        distill = self.recipe.distill
+        if distill.type == "none":
+            return None
+        path = self._data_root() / distill.teacher_weights
+        if not path.is_file():
+            raise TeacherError(f"distill.teacher_weights: expected the teacher {distill.teacher}'s weights at {path}; "
+                               f"no such file")
+        return path
+
+    def _build_teacher(self) -> nn.Module | None:
+        """The frozen distillation teacher, or None without distillation."""
+        distill = self.recipe.distill
+        if self.teacher_weights is None:
+            return None
+        if not getattr(self.model, "kd", False):
+            raise ValueError(f"distill.type {distill.type!r}: {self.spec.model} has no distillation head; build it "
+                             f"with kd=True (model_kwargs) or use distill.type 'none'")
+        return build_teacher(distill, self.info["num_classes"], self._data_root(), self.device)
+
+    def _data_root(self) -> Path:
+        return Path(self.spec.data_root) if self.spec.data_root else default_data_dir()
 
     def _amp_dtype(self) -> torch.dtype | None:
         """bf16 everywhere for ``precision: bf16``; for ``amp``, bf16 (or fp16) on GPU only."""
@@ -261,13 +297,15 @@ class _Trainer:
             with sync:
                 with autocast(self.device, self.amp_dtype):
                     out = self.net(x, per_step=self.loss_fn.per_step)
-                loss = self.loss_fn(out, y)
+                    teacher_logits = self._teacher_logits(x)
+                loss = self.loss_fn(out, y, teacher_logits)
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     bar.close()
                     return f"diverged at step {state.global_step + 1} (epoch {epoch}, loss {value})"
                 (self.scaler.scale(loss / accum) if self.scaler else loss / accum).backward()
-            logits = (out.mean(0) if self.loss_fn.per_step else out).detach().float()
+            logits = out[0] if isinstance(out, tuple) else out  # a kd model's class head, as the official code
+            logits = (logits.mean(0) if self.loss_fn.per_step else logits).detach().float()
             state.loss_sum += value * len(x)
             state.correct += topk_correct(logits, y, (1,))[1]
             state.seen += len(x)
@@ -288,6 +326,12 @@ class _Trainer:
         state.epoch_time_s += time.perf_counter() - started
         bar.close()
         return None
+
+    def _teacher_logits(self, x: torch.Tensor) -> torch.Tensor | None:
+        if self.teacher is None:
+            return None
+        with torch.no_grad():
+            return self.teacher(x)
 
     def _optimizer_step(self, state: Progress) -> str | None:
         """One update; returns why training must stop when the gradient is no longer finite.

@@ -45,6 +45,12 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
+def _heads(outputs: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """A model's training outputs as a tuple: one logits tensor, or a kd model's class and distillation heads
+    (both take part in a distillation step, so both are timed)."""
+    return outputs if isinstance(outputs, tuple) else (outputs,)
+
+
 def throughput(model: nn.Module, x: torch.Tensor, steps: int = 5, warmup: int = 1, train: bool = False) -> float:
     """Images per second of forward (eval, no grad) or forward+backward (train) passes on batch ``x``."""
     device = x.device
@@ -53,7 +59,7 @@ def throughput(model: nn.Module, x: torch.Tensor, steps: int = 5, warmup: int = 
     def step() -> None:
         if train:
             model.zero_grad(set_to_none=True)
-            model(x).float().sum().backward()
+            sum(logits.float().sum() for logits in _heads(model(x))).backward()
         else:
             with torch.no_grad():
                 model(x)
@@ -255,10 +261,10 @@ class StepRunner:
             with torch.no_grad():
                 return self.forward()
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.forward()
-        F.cross_entropy(logits.float(), self.y).backward()
+        heads = _heads(self.forward())
+        sum(F.cross_entropy(logits.float(), self.y) for logits in heads).backward()
         self.optimizer.step()
-        return logits.detach()
+        return heads[0].detach()
 
 
 def time_alternating(steps: dict[str, Callable[[], Any]], device: torch.device, warmup: int,

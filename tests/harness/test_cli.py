@@ -122,8 +122,8 @@ grid:
     ("overrides", "T", "4", "digits_dvs", "field grid.0.overrides.T: T is not a model override; set it with the "
      "run's T field"),
     ("recipe_overrides", "optim.lrr", "0.1", "digits_dvs", "field grid.0.recipe_overrides.optim.lrr: recipe "
-     "'digits_dvs': expected 'data.<field>', 'optim.<field>' or 'train.<field>' naming a recipe field; did you "
-     "mean optim.lr"),
+     "'digits_dvs': expected 'data.<field>', 'optim.<field>', 'train.<field>' or 'distill.<field>' naming a "
+     "recipe field; did you mean optim.lr"),
     ("recipe_overrides", "optim.lr", "fast", "digits_dvs", "field grid.0.recipe_overrides.optim.lr: recipe "
      "'digits_dvs': Input should be a valid number, unable to parse string as a number (expected float)"),
     ("recipe_overrides", "data.interpolation", "cubic", "digits_dvs", "recipe_overrides.data.interpolation: "
@@ -173,3 +173,56 @@ def test_a_reader_that_closes_early_is_not_an_error():
     finally:
         os.close(write_end)
     assert proc.returncode == 0 and proc.stderr == b""
+
+
+KD_SUITE = """\
+grid:
+  - models: [{model}]
+    datasets: [imagenet]
+    recipe: sdtv3_in1k_kd
+{overrides}"""
+
+
+def test_validate_names_a_missing_teacher_under_the_data_root(tmp_path, capsys):
+    """A kd model whose recipe distils needs the teacher's weights: with --data-root, validate says which file it
+    expects, where, for which entry; once the file is there the suite is valid."""
+    path = tmp_path / "kd.yaml"
+    path.write_text(KD_SUITE.format(model="sdtv3_83m.in1k", overrides=""))
+    root = tmp_path / "data"
+    assert main(["validate", str(path), "--data-root", str(root)]) == 2
+    line, = capsys.readouterr().err.strip().splitlines()
+    expected = root / "teachers" / "caformer_b36.sail_in22k_ft_in1k.safetensors"
+    assert line == (f"error: {path}: line 2: field grid.0.models.0: sdtv3_83m.in1k distils from timm:caformer_b36 "
+                    f"(recipe 'sdtv3_in1k_kd', field distill.teacher_weights): expected the teacher's weights at "
+                    f"{expected}; no such file")
+    assert main(["validate", str(path)]) == 0  # without a data root only the suite itself is checked
+    expected.parent.mkdir(parents=True)
+    expected.write_bytes(b"")
+    assert main(["validate", str(path), "--data-root", str(root)]) == 0
+
+
+@pytest.mark.parametrize("model, overrides, fix", [
+    ("sdtv3_83m.in1k", "    overrides: {kd: false}\n", "overrides: {kd: true}"),
+    ("sdtv3_5m.in1k", "", "a model with a kd argument"),
+], ids=["kd-switched-off", "no-kd-argument"])
+def test_validate_refuses_distilling_into_a_model_without_a_kd_head(tmp_path, capsys, model, overrides, fix):
+    path = tmp_path / "kd.yaml"
+    path.write_text(KD_SUITE.format(model=model, overrides=overrides))
+    assert main(["validate", str(path)]) == 2
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert line == (f"error: {path}: line 2: field grid.0.models.0: recipe 'sdtv3_in1k_kd' distils (distill.type "
+                    f"'hard') but {model} has no distillation head; expected a kd model ({fix})")
+
+
+@pytest.mark.parametrize("teacher, expected", [
+    ("timm:caformer_b63", "expected a model of the installed timm"),
+    ("zoo:sdtv3_5m.in1kk", "expected a registered zoo model; did you mean sdtv3_5m.in1k,"),
+], ids=["timm", "zoo"])
+def test_validate_names_an_unknown_teacher(tmp_path, capsys, teacher, expected):
+    path = tmp_path / "kd.yaml"
+    path.write_text(KD_SUITE.format(model="sdtv3_83m.in1k", overrides="")
+                    + f"    recipe_overrides: {{distill.teacher: '{teacher}'}}\n")
+    assert main(["validate", str(path)]) == 2
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {path}: line 5: field grid.0.recipe_overrides.distill.teacher: recipe "
+                           f"'sdtv3_in1k_kd': distill.teacher '{teacher}': ") and expected in line, line

@@ -1,5 +1,8 @@
 """The registry: names, cards, overrides, and helpful errors for unknown names."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 import zoo
@@ -40,3 +43,17 @@ def test_a_built_models_card_counts_its_own_parameters_kd_head_included():
     assert kd.card.params == sum(p.numel() for p in kd.parameters()) == plain.card.params + head_kd
     assert head_kd == kd.head_kd.in_features * 1000 + 1000
     assert zoo.model_card("sdtv2_10_512.in1k").params is None, "the registered card describes no build"
+
+
+def test_model_parameters_give_each_overrides_type_and_this_configurations_default():
+    parameters = zoo.model_parameters("sdtv3_83m.in1k")
+    assert parameters["kd"].annotation is bool and parameters["kd"].default is True  # the Large builders' kd=True
+    assert parameters["dims"].default == (128, 256, 512) and "rep_branch" in parameters
+    assert zoo.model_arguments("sdtv3_83m.in1k") == sorted(parameters)
+
+
+def test_the_harness_reads_no_private_name_of_the_registry():
+    harness = Path(__file__).resolve().parents[2] / "harness"
+    offenders = [str(p) for p in harness.rglob("*.py") if re.search(r"zoo\.registry import _|zoo\.registry\._",
+                                                                    p.read_text())]
+    assert offenders == []

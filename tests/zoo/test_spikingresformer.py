@@ -29,6 +29,19 @@ def test_registered_names_are_exactly_the_spikingresformer_configs():
     assert zoo.list_models("spikingresformer*") == sorted(OFFICIAL_PARAMS)
 
 
+@pytest.mark.parametrize("name, with_bn", [("spikingresformer_ti.in1k", False), ("spikingresformer_s.in1k", False),
+                                           ("spikingresformer_m.in1k", False), ("spikingresformer_l.in1k", True)])
+def test_the_printed_parameter_counts_are_the_code_counts_with_or_without_batch_norm(name, with_bn):
+    """The paper prints Ti/S/M without BN parameters but L with them (60.38M = 60,375,680; 60.27M without BN)."""
+    with torch.device("meta"):
+        model = zoo.create_model(name)
+    bn = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+             for p in m.parameters(recurse=False))
+    count = model.card.code_params - (0 if with_bn else bn)
+    assert round(count / 1e6, 2) == model.card.claimed_params_m
+    assert round((model.card.code_params - (bn if with_bn else 0)) / 1e6, 2) != model.card.claimed_params_m
+
+
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))
 def test_parameter_count_matches_official_code(name):
     with torch.device("meta"):

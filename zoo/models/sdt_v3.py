@@ -374,7 +374,8 @@ def _register(cfg: _Config) -> None:
                 if cfg.name.startswith("sdtv3_171m") else f"Claims: {CLAIM_SOURCE}."))
     card = ModelCard(
         name=cfg.name, family="sdt_v3", paper=PAPER, table="sdtv3_imagenet", row=cfg.row, dataset="imagenet",
-        input_shape=(3, 224, 224), T=1, num_classes=1000, recipe="sdtv3_in1k", claimed_params_m=cfg.claimed[0],
+        input_shape=(3, 224, 224), T=1, num_classes=1000, recipe="sdtv3_in1k_kd" if large else "sdtv3_in1k",
+        claimed_params_m=cfg.claimed[0],
         claimed_top1=cfg.claimed[1], code_params=cfg.code_params,
         official_code=f"{REPO}:SDT_V3/Classification/{cfg.code_name.split(':')[0]}", notes=notes,
         extra={"code_name": cfg.code_name, "D": 4, "neuron": "MultiSpike(" + ("large" if large else "base") + ")"},

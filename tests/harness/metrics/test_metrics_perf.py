@@ -9,8 +9,8 @@ from torch import nn
 
 import zoo
 from harness.cli import main
-from harness.metrics.perf import (BenchConfig, LiveTensorMemory, SpikingJellyLIF, bench_model, record_bench,
-                                  step_flops, with_reference_neurons)
+from harness.metrics.perf import (BenchConfig, LiveTensorMemory, SpikingJellyLIF, StepRunner, bench_model,
+                                  record_bench, step_flops, with_reference_neurons)
 from zoo.core import LIF
 
 pytest.importorskip("spikingjelly")
@@ -79,6 +79,18 @@ def test_bench_eval_mode_without_reference():
                                      overrides=(("dim", 32), ("depth", 1))))
     assert result["mode"] == "eval" and "speedup" not in result
     assert result["step_s_min"] <= result["step_s_median"] <= result["step_s_max"]
+
+
+def test_bench_trains_a_kd_model_through_both_heads():
+    """A distillation model returns (logits, kd_logits) in training: the train step backpropagates through both."""
+    config = BenchConfig("sdtv3_83m.in1k", mode="train", batch=2, T=1, size=16, warmup=0, repeats=1,
+                         overrides=(("dims", (8, 16, 32)), ("depth", 1)))
+    result = bench_model(config)
+    assert result["mode"] == "train" and result["step_s_median"] > 0
+    model = zoo.create_model("sdtv3_83m.in1k", num_classes=10, dims=(8, 16, 32), depth=1)
+    x, y = torch.randn(2, 3, 16, 16), torch.tensor([1, 2])
+    StepRunner(model, x, y, "train")()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
 
 
 def test_record_appends_date_machine_and_command(tmp_path):

@@ -27,10 +27,14 @@ def test_table4_holds_the_new_families_claims_with_their_paper_source_and_caveat
     assert claims.tables["table4"].layout == "datasets"
     for claim in table4:  # the values are the model cards'
         card = zoo.model_card(claim.model)
-        assert (claim.params_m, claim.top1, claim.paper) == (card.claimed_params_m, card.claimed_top1, card.paper)
+        assert (claim.params_m, claim.top1, claim.energy_mj, claim.paper) == (
+            card.claimed_params_m, card.claimed_top1, card.claimed_energy_mj, card.paper)
         assert claim.cited, claim.row
-    ti = next(c for c in table4 if c.model == "spikingresformer_ti.in1k")
-    assert "not yet checked against the paper" in ti.note and ti.T == 4 and ti.input == 224
+    resformer = {c.row: c for c in table4 if c.model and c.model.startswith("spikingresformer_") and c.top1}
+    ti, s, m, large = (resformer[f"SpikingResformer-{size}"] for size in ("Ti", "S", "M", "L"))
+    assert ti.T == 4 and ti.input == 224 and (ti.energy_mj, m.energy_mj) == (2.46, 5.46)
+    assert all("checked against the paper's text" in c.note for c in (ti, m))
+    assert "NOT checked" in s.note and "aggregator" in large.note and "wizwand.com" in large.cited
     assert {c.model for c in table4 if c.top1 is None} == {
         "sdtv3_5m.in1k", "spikingresformer_tistar.cifar10", "spikingresformer_tistar.cifar100",
         "spikingresformer_tistar.cifar10dvs", "spikingresformer_dvsg.dvs128", "swformer_4_384.cifar10",

@@ -91,7 +91,7 @@ def test_table4_renders_the_new_families_claims_with_their_sources(rendered):
     ti = table4[table4["row"] == "SpikingResformer-Ti"].iloc[0]
     assert (ti["run_ids"], ti["verdict"], ti["params_verdict"]) == ("resti0 resti1 resti2", "reproduced",
                                                                     "reproduced")
-    assert ti["paper"].startswith("SpikingResformer") and "not yet checked" in ti["note"]
+    assert ti["paper"].startswith("SpikingResformer") and "checked against the paper's text" in ti["note"]
     tistar = table4[(table4["row"] == "SpikingResformer-Ti*") & (table4["dataset"] == "cifar100")].iloc[0]
     assert (tistar["run_ids"], tistar["verdict"]) == ("restic100s0", "no claim")
     markdown = rendered["table4.md"].read_text()

@@ -76,3 +76,23 @@ def test_the_recipe_content_reaches_the_run_id(tmp_path, monkeypatch):
     finally:
         harness.recipe.load_recipe.cache_clear()
     assert after.recipe_hash != before.recipe_hash and after.run_id != before.run_id
+
+
+def test_the_distillation_settings_reach_the_run_id(tmp_path, monkeypatch):
+    """A recipe's distill section (type, alpha, tau, teacher) shapes the numbers: editing it changes the run id."""
+    path = tmp_path / "kd.yaml"
+    path.write_text("runs:\n  - {model: sdtv3_83m.in1k, dataset: imagenet}\n")
+    before, = expand(load_suite(path))
+    recipes = tmp_path / "recipes"
+    shutil.copytree(harness.recipe.RECIPE_DIR, recipes)
+    recipe = recipes / "sdtv3_in1k_kd.yaml"
+    text = recipe.read_text()
+    assert "\n  tau: 1.0\n" in text
+    recipe.write_text(text.replace("\n  tau: 1.0\n", "\n  tau: 3.0\n"))
+    monkeypatch.setattr(harness.recipe, "RECIPE_DIR", recipes)
+    harness.recipe.load_recipe.cache_clear()
+    try:
+        after, = expand(load_suite(path))
+    finally:
+        harness.recipe.load_recipe.cache_clear()
+    assert before.recipe == after.recipe == "sdtv3_in1k_kd" and after.run_id != before.run_id
