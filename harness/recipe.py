@@ -227,6 +227,11 @@ class Recipe(_Strict):
                                      f"{expected!r} but the recipe has {raw[section][name]!r}")
         return self
 
+    def identity_json(self) -> str:
+        """The recipe's content as run ids hash it: the distillation section is left out while it is off, so a
+        recipe that does not distil keeps the run ids it had before the section existed."""
+        return self.model_dump_json(exclude={"distill"} if self.distill.type == "none" else None)
+
 
 def _as_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value

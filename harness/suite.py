@@ -343,7 +343,7 @@ class _Resolver:
         recipe = self.recipe_for(entry.model, entry.dataset, entry.recipe, where)
         self.check_recipe_overrides(recipe, entry.recipe_overrides, where)
         self.check_distillation(entry, recipe, where)
-        recipe_json = self.load_recipe(recipe).model_dump_json()
+        recipe_json = self.load_recipe(recipe).identity_json()
         return RunSpec(
             suite=self.suite.name, model=entry.model, dataset=entry.dataset,
             T=entry.T or self.card(entry.model).T, seed=entry.seed, recipe=recipe,

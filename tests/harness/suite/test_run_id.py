@@ -96,3 +96,19 @@ def test_the_distillation_settings_reach_the_run_id(tmp_path, monkeypatch):
     finally:
         harness.recipe.load_recipe.cache_clear()
     assert before.recipe == after.recipe == "sdtv3_in1k_kd" and after.run_id != before.run_id
+
+
+def test_a_recipe_without_distillation_hashes_without_the_distill_section():
+    """Switched off, distillation leaves the recipe's identity as it was before the section existed; on, it is
+    part of it."""
+    plain = harness.recipe.load_recipe("digits")
+    assert plain.distill.type == "none" and "distill" not in plain.identity_json()
+    kd = harness.recipe.load_recipe("sdtv3_in1k_kd")
+    assert kd.distill.type != "none" and '"distill"' in kd.identity_json()
+
+
+def test_run_ids_stay_those_of_finished_runs(tmp_path):
+    """A released run id never moves unless something that shapes the run changes: this smoke run's id was computed
+    by the code before the distill section existed (commit faf32bc); results stored under it are found again."""
+    smoke = {(s.model, s.dataset): s.run_id for s in expand(load_suite("suites/smoke.yaml"))}
+    assert smoke[("msvit_4_384.cifar10", "digits")] == "a13b14e130e421ca"
