@@ -17,12 +17,14 @@ import torch
 import torch.nn.functional as F
 
 import zoo
+from harness.metrics.perf import training_heads
 
 
-def amp_run(name: str, steps: int, batch: int, device: torch.device) -> dict:
-    """Train ``name`` for ``steps`` bf16-autocast steps on one random batch; report losses, divergence, memory."""
+def amp_run(name: str, steps: int, batch: int, device: torch.device, **overrides) -> dict:
+    """Train ``name`` (with constructor ``overrides``) for ``steps`` bf16-autocast steps on one random batch;
+    report losses, divergence, memory."""
     torch.manual_seed(0)
-    model = zoo.create_model(name).to(device).train()
+    model = zoo.create_model(name, **overrides).to(device).train()
     card = model.card
     shape = (batch, card.T, *card.input_shape) if model.input_kind == "dvs" else (batch, *card.input_shape)
     x = torch.randn(shape, device=device)
@@ -34,8 +36,8 @@ def amp_run(name: str, steps: int, batch: int, device: torch.device) -> dict:
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
+            heads = training_heads(model(x))  # a kd model trains both heads (distillation against the labels)
+        loss = sum(F.cross_entropy(logits.float(), y) for logits in heads) / len(heads)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         losses.append(loss.item())

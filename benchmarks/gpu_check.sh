@@ -16,4 +16,4 @@ for model in msvit_4_384.cifar10 qkformer_4_384.cifar10 spikformer_4_384.cifar10
       --against reference --warmup 3 --repeats 10 --json | tail -n 1
   done
 done
-timeout 300 $PY benchmarks/amp_steps.py --pattern '*.in1k' --steps 50 --batch 4 --device cuda
+timeout 330 $PY benchmarks/amp_steps.py --pattern '*.in1k' --steps 50 --batch 4 --device cuda

@@ -45,7 +45,7 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
-def _heads(outputs: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+def training_heads(outputs: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """A model's training outputs as a tuple: one logits tensor, or a kd model's class and distillation heads
     (both take part in a distillation step, so both are timed)."""
     return outputs if isinstance(outputs, tuple) else (outputs,)
@@ -59,7 +59,7 @@ def throughput(model: nn.Module, x: torch.Tensor, steps: int = 5, warmup: int = 
     def step() -> None:
         if train:
             model.zero_grad(set_to_none=True)
-            sum(logits.float().sum() for logits in _heads(model(x))).backward()
+            sum(logits.float().sum() for logits in training_heads(model(x))).backward()
         else:
             with torch.no_grad():
                 model(x)
@@ -261,7 +261,7 @@ class StepRunner:
             with torch.no_grad():
                 return self.forward()
         self.optimizer.zero_grad(set_to_none=True)
-        heads = _heads(self.forward())
+        heads = training_heads(self.forward())
         sum(F.cross_entropy(logits.float(), self.y) for logits in heads).backward()
         self.optimizer.step()
         return heads[0].detach()

@@ -1,7 +1,9 @@
 """`harness bench MODEL`: step timing against the spikingjelly-neuron reference, memory and FLOPs (tiny models;
 the figures themselves are benchmarks, never asserted here)."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -91,6 +93,15 @@ def test_bench_trains_a_kd_model_through_both_heads():
     x, y = torch.randn(2, 3, 16, 16), torch.tensor([1, 2])
     StepRunner(model, x, y, "train")()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
+
+
+def test_gpu_check_amp_steps_train_a_kd_model_through_both_heads():
+    """benchmarks/amp_steps.py (the GPU check's 50 AMP steps of every ImageNet config) takes a kd model's tuple."""
+    spec = importlib.util.spec_from_file_location("amp_steps", Path(__file__).parents[3] / "benchmarks/amp_steps.py")
+    amp_steps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(amp_steps)
+    result = amp_steps.amp_run("sdtv3_83m.in1k", 2, 1, torch.device("cpu"), dims=(8, 16, 32), depth=1)
+    assert result["steps"] == 2 and result["diverged"] is None and result["last_loss"] != result["first_loss"]
 
 
 def test_record_appends_date_machine_and_command(tmp_path):
