@@ -114,6 +114,36 @@ def _seeded_zoo_model(spec: dict) -> torch.nn.Module:
     return zoo.load_official_state_dict(model.to_empty(device="cpu").to(DTYPE), state)
 
 
+def built_at_official_count(name: str, official_params: int, **kwargs) -> torch.nn.Module:
+    """Build ``name`` on the meta device and check its parameter count equals the official code's (and the card's
+    ``code_params`` unless ``kwargs`` change the architecture); returns the model for further card checks."""
+    import zoo
+
+    with torch.device("meta"):
+        model = zoo.create_model(name, **kwargs)
+    assert sum(p.numel() for p in model.parameters()) == official_params
+    assert kwargs or model.card.code_params == official_params
+    return model
+
+
+def official_layout_loaded(spec: dict, wrap=lambda state: state) -> dict[str, str | None]:
+    """Load seeded weights in ``spec``'s official layout (passed through ``wrap``, e.g. a checkpoint dict) into its
+    zoo model, check every mapped tensor arrived unchanged, and return the key map (None: official keys the zoo
+    drops, for the caller to check)."""
+    import zoo
+
+    with torch.device("meta"):
+        model = zoo.create_model(spec["zoo"], **spec["overrides"])
+    state = seeded_state(spec["keys"], spec.get("bias_mean", BIAS_MEAN))
+    model = zoo.load_official_state_dict(model.to_empty(device="cpu"), wrap(state))
+    key_map = model.official_key_map(list(state))
+    ours = model.state_dict()
+    for official_key, our_key in key_map.items():
+        if our_key is not None:
+            assert torch.equal(ours[our_key], state[official_key].to(ours[our_key].dtype)), official_key
+    return key_map
+
+
 def official_logits_reproduced(spec: dict) -> torch.Tensor:
     """Load the seeded official weights into the zoo model of ``spec``, check its eval logits, return them.
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import zoo
-from official_reference import calibrate, load_references, official_logits_reproduced, seeded_state
+from official_reference import (built_at_official_count, calibrate, load_references, official_layout_loaded,
+                                official_logits_reproduced, seeded_state)
 from zoo.models.sdt import erode
 
 # Official code counts minus the unused talking-heads Conv1d (64 parameters per block; zoo-spec section 5).
@@ -27,9 +28,7 @@ def test_registered_names_are_exactly_the_sdt_configs():
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))
 def test_parameter_count_matches_official_code(name):
-    with torch.device("meta"):
-        model = zoo.create_model(name)
-    assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMS[name] == model.card.code_params
+    model = built_at_official_count(name, OFFICIAL_PARAMS[name])
     assert model.card.family == "sdt" and model.card.recipe.startswith("sdt_")
 
 
@@ -114,18 +113,8 @@ def test_wrong_input_shapes_are_rejected_with_the_expected_shape(name, shape, ma
 
 @pytest.mark.parametrize("entry", sorted(REFERENCES))
 def test_official_checkpoint_layout_loads_every_tensor(entry):
-    spec = REFERENCES[entry]
-    with torch.device("meta"):
-        model = zoo.create_model(spec["zoo"], **spec["overrides"])
-    model = model.to_empty(device="cpu")
-    state = seeded_state(spec["keys"])
-    zoo.load_official_state_dict(model, state)
-    key_map = model.official_key_map(list(state))
-    assert sorted(k for k, v in key_map.items() if v is None) == sorted(k for k in state if "talking_heads" in k)
-    ours = model.state_dict()
-    for official_key, our_key in key_map.items():
-        if our_key is not None:
-            assert torch.equal(ours[our_key], state[official_key].to(ours[our_key].dtype)), official_key
+    key_map = official_layout_loaded(REFERENCES[entry])
+    assert sorted(k for k, v in key_map.items() if v is None) == sorted(k for k in key_map if "talking_heads" in k)
 
 
 @pytest.mark.parametrize("entry", sorted(REFERENCES))

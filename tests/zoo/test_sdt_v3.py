@@ -4,8 +4,9 @@ import pytest
 import torch
 
 import zoo
-from official_reference import (DATA_DIR, calibrate, fingerprint, load_references, official_logits_reproduced,
-                                official_train_step_reproduced, seeded_input, seeded_state)
+from official_reference import (DATA_DIR, built_at_official_count, calibrate, fingerprint, load_references,
+                                official_layout_loaded, official_logits_reproduced, official_train_step_reproduced,
+                                seeded_input, seeded_state)
 from zoo.core import LIF, MultiSpike
 from zoo.models.sdt_v3 import DropPath
 
@@ -29,9 +30,7 @@ def test_registered_names_are_exactly_the_official_configs():
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))
 def test_parameter_count_matches_official_code(name):
-    with torch.device("meta"):
-        model = zoo.create_model(name)
-    assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMS[name] == model.card.code_params
+    model = built_at_official_count(name, OFFICIAL_PARAMS[name])
     # the Large models (kd=True) are trained by distillation: Model_Large/Train_Large.md
     assert model.card.recipe == ("sdtv3_in1k_kd" if getattr(model, "kd", False) else "sdtv3_in1k") and model.card.T == 1
 
@@ -122,14 +121,7 @@ def test_neurons_fire_integer_counts_on_the_reference_weights():
 
 @pytest.mark.parametrize("entry", FAST)
 def test_official_checkpoint_layout_loads_every_tensor(entry):
-    spec = REFERENCES[entry]
-    state = seeded_state(spec["keys"])
-    with torch.device("meta"):
-        model = zoo.create_model(spec["zoo"], **spec["overrides"])
-    model = zoo.load_official_state_dict(model.to_empty(device="cpu").double(), {"model": state})
-    ours = model.state_dict()
-    for official_key, our_key in model.official_key_map(list(state)).items():
-        assert torch.equal(ours[our_key], state[official_key]), official_key
+    assert None not in official_layout_loaded(REFERENCES[entry], wrap=lambda state: {"model": state}).values()
 
 
 def _kd_train_step_reproduced(spec: dict, check_grads: bool = True) -> None:

@@ -5,8 +5,8 @@ import torch
 
 import zoo
 from harness.recipe import list_recipes, load_recipe
-from official_reference import (DATA_DIR, calibrate, load_references, official_train_step_reproduced,
-                                seeded_state)
+from official_reference import (DATA_DIR, built_at_official_count, calibrate, load_references, official_layout_loaded,
+                                official_train_step_reproduced, seeded_state)
 from zoo.core import LIF, PLIF
 from zoo.models.spikingresformer import DSSA, SpikingResformer
 
@@ -44,9 +44,7 @@ def test_the_printed_parameter_counts_are_the_code_counts_with_or_without_batch_
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))
 def test_parameter_count_matches_official_code(name):
-    with torch.device("meta"):
-        model = zoo.create_model(name)
-    assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMS[name] == model.card.code_params
+    model = built_at_official_count(name, OFFICIAL_PARAMS[name])
     assert model.card.family == "spikingresformer" and model.card.recipe.startswith("spikingresformer_")
 
 
@@ -149,17 +147,7 @@ def test_per_step_head_is_averaged_over_time():
 
 @pytest.mark.parametrize("entry", sorted(REFERENCES))
 def test_official_checkpoint_layout_loads_every_tensor(entry):
-    spec = REFERENCES[entry]
-    with torch.device("meta"):
-        model = zoo.create_model(spec["zoo"], **spec["overrides"])
-    model = model.to_empty(device="cpu")
-    state = seeded_state(spec["keys"], spec["bias_mean"])
-    zoo.load_official_state_dict(model, state)
-    key_map = model.official_key_map(list(state))
-    assert None not in key_map.values()
-    ours = model.state_dict()
-    for official_key, our_key in key_map.items():
-        assert torch.equal(ours[our_key], state[official_key].to(ours[our_key].dtype)), official_key
+    assert None not in official_layout_loaded(REFERENCES[entry]).values()
 
 
 @pytest.mark.parametrize("entry", sorted(REFERENCES))

@@ -61,20 +61,26 @@ def test_suite_entries_reach_the_run_id(tmp_path, entry):
     assert _suite_ids(tmp_path, "changed", entry).run_id != _suite_ids(tmp_path, "plain", "").run_id
 
 
-def test_the_recipe_content_reaches_the_run_id(tmp_path, monkeypatch):
-    before = _suite_ids(tmp_path, "plain", "")
+def _expanded_with_edited_recipe(tmp_path, monkeypatch, recipe_name: str, old: str, new: str, expand_once):
+    """``expand_once()`` with recipe ``recipe_name``'s text ``old`` replaced by ``new`` in a copy of the recipes."""
     recipes = tmp_path / "recipes"
     shutil.copytree(harness.recipe.RECIPE_DIR, recipes)
-    recipe = recipes / "digits.yaml"
+    recipe = recipes / f"{recipe_name}.yaml"
     text = recipe.read_text()
-    assert "\n  lr: 2.0e-3\n" in text
-    recipe.write_text(text.replace("\n  lr: 2.0e-3\n", "\n  lr: 3.0e-3\n"))
+    assert old in text
+    recipe.write_text(text.replace(old, new))
     monkeypatch.setattr(harness.recipe, "RECIPE_DIR", recipes)
     harness.recipe.load_recipe.cache_clear()
     try:
-        after = _suite_ids(tmp_path, "edited", "")
+        return expand_once()
     finally:
         harness.recipe.load_recipe.cache_clear()
+
+
+def test_the_recipe_content_reaches_the_run_id(tmp_path, monkeypatch):
+    before = _suite_ids(tmp_path, "plain", "")
+    after = _expanded_with_edited_recipe(tmp_path, monkeypatch, "digits", "\n  lr: 2.0e-3\n", "\n  lr: 3.0e-3\n",
+                                         lambda: _suite_ids(tmp_path, "edited", ""))
     assert after.recipe_hash != before.recipe_hash and after.run_id != before.run_id
 
 
@@ -83,18 +89,8 @@ def test_the_distillation_settings_reach_the_run_id(tmp_path, monkeypatch):
     path = tmp_path / "kd.yaml"
     path.write_text("runs:\n  - {model: sdtv3_83m.in1k, dataset: imagenet}\n")
     before, = expand(load_suite(path))
-    recipes = tmp_path / "recipes"
-    shutil.copytree(harness.recipe.RECIPE_DIR, recipes)
-    recipe = recipes / "sdtv3_in1k_kd.yaml"
-    text = recipe.read_text()
-    assert "\n  tau: 1.0\n" in text
-    recipe.write_text(text.replace("\n  tau: 1.0\n", "\n  tau: 3.0\n"))
-    monkeypatch.setattr(harness.recipe, "RECIPE_DIR", recipes)
-    harness.recipe.load_recipe.cache_clear()
-    try:
-        after, = expand(load_suite(path))
-    finally:
-        harness.recipe.load_recipe.cache_clear()
+    after, = _expanded_with_edited_recipe(tmp_path, monkeypatch, "sdtv3_in1k_kd", "\n  tau: 1.0\n", "\n  tau: 3.0\n",
+                                          lambda: expand(load_suite(path)))
     assert before.recipe == after.recipe == "sdtv3_in1k_kd" and after.run_id != before.run_id
 
 
