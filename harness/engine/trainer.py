@@ -115,6 +115,13 @@ def fingerprint(spec: TrainSpec, recipe_dump: dict[str, Any], teacher_sha256: st
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def share_compile_cache(run_dir: Path) -> None:
+    """Keep torch.compile's on-disk cache beside the results (``<results>/.cache/torchinductor``) unless the user
+    chose one: compiling a model at a shape costs minutes on a CPU, and so every seed, resumed run and node that sees
+    the results compiles it once (runs sit at ``<results>/runs/<id>``)."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(run_dir.parent.parent / ".cache" / "torchinductor"))
+
+
 class _Trainer:
     """One run: built from a spec, then ``run()``."""
 
@@ -154,6 +161,8 @@ class _Trainer:
             find_unused_parameters=unused_head)
             if self.dist.enabled else None)
         net = self.ddp or self.model
+        if train_cfg.compile:
+            share_compile_cache(self.run_dir)
         self.net = torch.compile(net) if train_cfg.compile else net
 
     def _build_data(self) -> None:

@@ -8,6 +8,7 @@ code generation) takes minutes on these CPUs and is marked slow.
 
 import copy
 import json
+import os
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ import torch
 import engine_nets
 import zoo
 from harness.engine import TrainSpec, train
+from harness.engine.trainer import _Trainer, share_compile_cache
 
 
 def _train_then_eval(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,3 +58,23 @@ def test_compiled_training_matches_uncompiled_training(tmp_path):
     assert config["recipe"]["train"]["compile"] is True
     for key in ("train_loss", "eval_loss"):
         assert compiled["last"][key] == pytest.approx(eager["last"][key], rel=1e-4), key
+
+
+def test_a_compiled_run_keeps_the_compiler_cache_beside_its_results(tmp_path, monkeypatch):
+    """Compiling costs minutes on a CPU: runs of one results root (seeds, resumes, SLURM nodes) share one cache;
+    a cache the user chose wins."""
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    share_compile_cache(tmp_path / "runs" / "0123456789abcdef")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / ".cache" / "torchinductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/elsewhere")
+    share_compile_cache(tmp_path / "runs" / "0123456789abcdef")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/elsewhere"
+
+
+def test_the_trainer_shares_the_cache_only_when_it_compiles(tmp_path, monkeypatch):
+    for compile_ in (False, True):
+        monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+        spec = TrainSpec(model=engine_nets.STATIC, dataset="digits", recipe="digits", seed=0, epochs=1,
+                         model_kwargs={"width": 8}, energy_images=0, overrides={"train.compile": compile_})
+        _Trainer(spec, tmp_path / "runs" / f"run{compile_}")
+        assert ("TORCHINDUCTOR_CACHE_DIR" in os.environ) == compile_
