@@ -77,4 +77,5 @@ def test_the_trainer_shares_the_cache_only_when_it_compiles(tmp_path, monkeypatc
         spec = TrainSpec(model=engine_nets.STATIC, dataset="digits", recipe="digits", seed=0, epochs=1,
                          model_kwargs={"width": 8}, energy_images=0, overrides={"train.compile": compile_})
         _Trainer(spec, tmp_path / "runs" / f"run{compile_}")
-        assert ("TORCHINDUCTOR_CACHE_DIR" in os.environ) == compile_
+        shared = os.environ.get("TORCHINDUCTOR_CACHE_DIR") == str(tmp_path / ".cache" / "torchinductor")
+        assert shared == compile_
