@@ -185,17 +185,19 @@ class SpikingJellyLIF(nn.Module):
 
 def with_reference_neurons(model: nn.Module) -> nn.Module:
     """A copy of ``model`` (same weights) run as the official code runs it: every zoo LIF becomes spikingjelly's
-    ``LIFNode`` and every zoo convolution a plain ``nn.Conv1d``/``nn.Conv2d`` (no compact saved inputs)."""
+    ``LIFNode`` and every zoo convolution or linear layer a plain ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear`` (no
+    compact saved inputs)."""
     from zoo.core import LIF
-    from zoo.core.layers import SpikeConv1d, SpikeConv2d
+    from zoo.core.layers import SpikeConv1d, SpikeConv2d, SpikeLinear
 
+    plain = {SpikeConv1d: nn.Conv1d, SpikeConv2d: nn.Conv2d, SpikeLinear: nn.Linear}
     ref = copy.deepcopy(model)
     for parent in list(ref.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, LIF):
                 setattr(parent, name, SpikingJellyLIF(child))
-            elif isinstance(child, (SpikeConv1d, SpikeConv2d)):
-                child.__class__ = nn.Conv1d if isinstance(child, SpikeConv1d) else nn.Conv2d
+            elif type(child) in plain:
+                child.__class__ = plain[type(child)]
     return ref
 
 

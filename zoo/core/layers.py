@@ -22,6 +22,18 @@ class SeqFlat(nn.Sequential):
         return y.unflatten(0, (t, b))
 
 
+def _save_compactly(ctx, x: torch.Tensor, weight: torch.Tensor) -> None:
+    """Save ``x`` for backward as uint8 when that is exact (spikes, spike sums), else as it is; and ``weight``."""
+    packed = x.to(torch.uint8)
+    ctx.input_dtype = x.dtype if torch.equal(packed.to(x.dtype), x) else None
+    ctx.save_for_backward(packed if ctx.input_dtype is not None else x, weight)
+
+
+def _saved_input_and_weight(ctx) -> tuple[torch.Tensor, torch.Tensor]:
+    x, weight = ctx.saved_tensors
+    return (x.to(ctx.input_dtype) if ctx.input_dtype is not None else x), weight
+
+
 class _CompactInputConv(torch.autograd.Function):
     """A convolution that keeps its input for backward as uint8 when it holds small non-negative integers.
 
@@ -33,17 +45,13 @@ class _CompactInputConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
         out = torch.ops.aten.convolution(x, weight, bias, stride, padding, dilation, False, [0] * len(stride), groups)
-        packed = x.to(torch.uint8)
-        ctx.input_dtype = x.dtype if torch.equal(packed.to(x.dtype), x) else None
-        ctx.save_for_backward(packed if ctx.input_dtype is not None else x, weight)
+        _save_compactly(ctx, x, weight)
         ctx.conf = (stride, padding, dilation, groups, bias is not None)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, weight = ctx.saved_tensors
-        if ctx.input_dtype is not None:
-            x = x.to(ctx.input_dtype)
+        x, weight = _saved_input_and_weight(ctx)
         stride, padding, dilation, groups, has_bias = ctx.conf
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], has_bias and ctx.needs_input_grad[2]]
         grads = torch.ops.aten.convolution_backward(grad_out, x, weight, [weight.shape[0]] if has_bias else None,
@@ -51,13 +59,47 @@ class _CompactInputConv(torch.autograd.Function):
         return (*grads, None, None, None, None)
 
 
+class _CompactInputLinear(torch.autograd.Function):
+    """``F.linear`` keeping a spike input as uint8 for backward; backward runs the matrix products autograd's
+    ``addmm``/``mm`` backward runs (on the ``[rows, features]`` fold of the input), so gradients are identical."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        out = nn.functional.linear(x, weight, bias)
+        _save_compactly(ctx, x, weight)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = _saved_input_and_weight(ctx)
+        grad2d = grad_out.reshape(-1, grad_out.shape[-1])
+        grad_x = grad2d.mm(weight).view(x.shape) if ctx.needs_input_grad[0] else None
+        grad_w = grad2d.t().mm(x.reshape(-1, x.shape[-1])) if ctx.needs_input_grad[1] else None
+        grad_b = grad2d.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+def _compact_applies(module: nn.Module, x: torch.Tensor) -> bool:
+    """Training-time fp32 eager calls take the compact path (autocast and compilation keep the plain one)."""
+    return (torch.is_grad_enabled() and module.weight.requires_grad and not torch.compiler.is_compiling()
+            and x.dtype == module.weight.dtype and not torch.is_autocast_enabled(x.device.type))
+
+
+class SpikeLinear(nn.Linear):
+    """``nn.Linear`` that saves spike inputs compactly for backward (see ``_CompactInputLinear``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (_compact_applies(self, x) and x.is_contiguous()):
+            return super().forward(x)
+        return _CompactInputLinear.apply(x, self.weight, self.bias)
+
+
 class _CompactInputMixin:
     """Route training-time calls through ``_CompactInputConv`` (same state_dict, same numbers, less memory)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        compact = (torch.is_grad_enabled() and self.weight.requires_grad and self.padding_mode == "zeros"
-                   and not isinstance(self.padding, str) and not torch.compiler.is_compiling()
-                   and x.dtype == self.weight.dtype and not torch.is_autocast_enabled(x.device.type))
+        compact = _compact_applies(self, x) and self.padding_mode == "zeros" and not isinstance(self.padding, str)
         if not compact:
             return super().forward(x)
         return _CompactInputConv.apply(x, self.weight, self.bias, list(self.stride), list(self.padding),
@@ -93,7 +135,7 @@ class LinearBN(nn.Module):
 
     def __init__(self, cin: int, cout: int, bias: bool = True) -> None:
         super().__init__()
-        self.linear = nn.Linear(cin, cout, bias=bias)
+        self.linear = SpikeLinear(cin, cout, bias=bias)
         self.bn = nn.BatchNorm1d(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

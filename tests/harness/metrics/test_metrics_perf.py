@@ -40,6 +40,7 @@ def test_step_flops_counts_a_linear_forward_and_backward():
 @pytest.mark.parametrize("name,overrides", [
     ("msvit_4_384.cifar10", dict(widths=[16, 16, 32], depths=[1, 1, 1], heads=2)),
     ("sdt_2_512.cifar10", dict(dim=32, depth=1)),
+    ("spikformer_4_384.cifar10", dict(dim=32, depth=1, heads=2)),
 ])
 def test_reference_copy_swaps_every_neuron_and_computes_the_same(name, overrides):
     torch.manual_seed(0)
@@ -48,8 +49,8 @@ def test_reference_copy_swaps_every_neuron_and_computes_the_same(name, overrides
     lifs = [m for m in model.modules() if isinstance(m, LIF)]
     assert not any(isinstance(m, LIF) for m in ref.modules())
     assert len([m for m in ref.modules() if isinstance(m, SpikingJellyLIF)]) == len(lifs)
-    convs = [type(m) for m in ref.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
-    assert convs and set(convs) <= {nn.Conv1d, nn.Conv2d}, "the reference runs plain (official) convolutions"
+    layers = [type(m) for m in ref.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+    assert layers and set(layers) <= {nn.Conv1d, nn.Conv2d, nn.Linear}, "the reference runs plain (official) layers"
     x = torch.randn(2, 3, 16, 16)
     ours, theirs = model(x), ref(x)
     assert torch.allclose(ours, theirs, atol=1e-5)

@@ -99,6 +99,40 @@ def test_compact_input_conv_gives_autograd_gradients_exactly(dims, spiking_input
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("shape", [(6, 5), (4, 7, 5), (2, 3, 9, 5), (16, 64, 96)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("spiking_input", [True, False], ids=["spikes", "real-valued"])
+def test_compact_input_linear_gives_autograd_gradients_exactly(shape, bias, spiking_input):
+    """LinearBN's linear keeps spike inputs as uint8 for backward; outputs and gradients equal nn.Linear's exactly."""
+    from zoo.core.layers import SpikeLinear
+
+    torch.manual_seed(0)
+    x = torch.randn(shape)
+    x = (x > 0.3).float() + (x > 1.0).float() if spiking_input else x
+    compact, plain = SpikeLinear(shape[-1], 24, bias=bias), nn.Linear(shape[-1], 24, bias=bias)
+    plain.load_state_dict(compact.state_dict())
+    grad = torch.randn(*shape[:-1], 24)
+    results = []
+    for linear in (compact, plain):
+        xi = x.clone().requires_grad_()
+        out = linear(xi)
+        out.backward(grad)
+        results.append((out, xi.grad, linear.weight.grad) + ((linear.bias.grad,) if bias else ()))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_compact_input_linear_saves_spikes_as_uint8():
+    from torch.autograd.graph import saved_tensors_hooks
+
+    linear = LinearBN(4, 4).linear
+    saved = []
+    with saved_tensors_hooks(lambda t: saved.append(t.dtype) or t, lambda t: t):
+        linear((torch.rand(2, 3, 4) > 0.5).float())
+        linear(torch.randn(2, 3, 4))
+    assert saved[0] == torch.uint8 and torch.uint8 not in saved[2:]
+
+
 def test_compact_input_conv_saves_spikes_as_uint8():
     from torch.autograd.graph import saved_tensors_hooks
 
