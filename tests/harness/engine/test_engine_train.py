@@ -12,6 +12,8 @@ from harness.engine import TIMING_KEYS, TrainSpec, evaluate, train
 from harness.engine.data import SeededSamples, epoch_loader
 from harness.engine.trainer import gradient_norm_failure
 from harness.data import build_dataset
+from harness.launch.worker import train_spec
+from harness.suite import expand, load_suite
 
 
 def _spec(**changes):
@@ -108,6 +110,17 @@ def test_overflowing_gradients_stop_the_run_as_diverged(tmp_path):
                               "their norm overflows float32; largest |gradient| ")
     largest, name = re.fullmatch(r".*largest \|gradient\| (\S+) in (\S+)\)", message).groups()
     assert float(largest) > 1e19 and name in dict(zoo.create_model(spec.model, **spec.model_kwargs).named_parameters())
+
+
+@pytest.mark.parametrize("dataset", ["digits", "digits_dvs"])
+def test_the_smoke_sdt_v2_runs_train_past_their_first_steps(dataset, tmp_path):
+    """suites/smoke.yaml shrinks SDT v2 so that its attention still fires (see the comment there): its first
+    training steps keep a finite gradient norm, unlike the digit-size setting above."""
+    (spec,) = [s for s in expand(load_suite("suites/smoke.yaml")) if s.model.startswith("sdtv2") and s.dataset == dataset]
+    short = train_spec(spec).model_copy(update={"epochs": 1, "limit_train_batches": 3, "limit_eval_batches": 1,
+                                                "energy_images": 0})
+    final = train(short, tmp_path)
+    assert final["status"] == "finished", final.get("message")
 
 
 def test_a_non_finite_gradient_is_named_in_the_divergence_reason():
