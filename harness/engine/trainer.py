@@ -90,7 +90,7 @@ def train(spec: TrainSpec, run_dir: Path | str) -> dict[str, Any]:
 
 def gradient_norm_failure(grads: dict[str, torch.Tensor], norm: float) -> str:
     """Why the gradient norm ``norm`` is not finite: the first parameter whose gradient is not finite, or, when
-    every gradient is finite, that their norm overflows float32 and which parameter holds the largest one."""
+    every gradient is finite, that their norm overflows their dtype and which parameter holds the largest one."""
     for name, grad in grads.items():
         if not torch.isfinite(grad).all():
             return f"non-finite gradient norm {norm}: the gradient of {name} is not finite"
