@@ -116,7 +116,8 @@ def test_overflowing_gradients_stop_the_run_as_diverged(tmp_path):
 def test_the_smoke_sdt_v2_runs_train_past_their_first_steps(dataset, tmp_path):
     """suites/smoke.yaml shrinks SDT v2 so that its attention still fires (see the comment there): its first
     training steps keep a finite gradient norm, unlike the digit-size setting above."""
-    (spec,) = [s for s in expand(load_suite("suites/smoke.yaml")) if s.model.startswith("sdtv2") and s.dataset == dataset]
+    runs = expand(load_suite("suites/smoke.yaml"))
+    (spec,) = [s for s in runs if s.model.startswith("sdtv2") and s.dataset == dataset]
     short = train_spec(spec).model_copy(update={"epochs": 1, "limit_train_batches": 3, "limit_eval_batches": 1,
                                                 "energy_images": 0})
     final = train(short, tmp_path)
@@ -125,7 +126,8 @@ def test_the_smoke_sdt_v2_runs_train_past_their_first_steps(dataset, tmp_path):
 
 def test_a_non_finite_gradient_is_named_in_the_divergence_reason():
     grads = {"a.weight": torch.ones(3), "b.bias": torch.tensor([1.0, float("nan")]), "c.weight": torch.ones(2)}
-    assert gradient_norm_failure(grads, float("nan")) == "non-finite gradient norm nan: the gradient of b.bias is not finite"
+    reason = gradient_norm_failure(grads, float("nan"))
+    assert reason == "non-finite gradient norm nan: the gradient of b.bias is not finite"
 
 
 def test_event_data_with_tet_lamb_ema_accumulation_mixup_and_clipping(tmp_path):
