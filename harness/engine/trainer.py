@@ -88,6 +88,19 @@ def train(spec: TrainSpec, run_dir: Path | str) -> dict[str, Any]:
     return _Trainer(spec, run_dir).run()
 
 
+def gradient_norm_failure(grads: dict[str, torch.Tensor], norm: float) -> str:
+    """Why the gradient norm ``norm`` is not finite: the first parameter whose gradient is not finite, or, when
+    every gradient is finite, that their norm overflows their dtype and which parameter holds the largest one."""
+    for name, grad in grads.items():
+        if not torch.isfinite(grad).all():
+            return f"non-finite gradient norm {norm}: the gradient of {name} is not finite"
+    largest = {name: float(grad.abs().max()) for name, grad in grads.items() if grad.numel()}
+    name = max(largest, key=largest.__getitem__)
+    return (f"non-finite gradient norm {norm}: every gradient is finite but their norm overflows "
+            f"{str(next(iter(grads.values())).dtype).removeprefix('torch.')}; largest |gradient| "
+            f"{largest[name]:.3g} in {name}")
+
+
 def seed_all(seed: int) -> None:
     """Seed python, numpy and torch global RNGs."""
     random.seed(seed)
@@ -353,10 +366,10 @@ class _Trainer:
             group["lr"] = state.lr
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        norm = float(nn.utils.get_total_norm(grads)) if grads else 0.0
+        grads = {name: p.grad for name, p in self.model.named_parameters() if p.grad is not None}
+        norm = float(nn.utils.get_total_norm(list(grads.values()))) if grads else 0.0
         if self.scaler is None and not math.isfinite(norm):
-            return f"diverged at step {state.global_step + 1} (non-finite gradient norm {norm})"
+            return f"diverged at step {state.global_step + 1} ({gradient_norm_failure(grads, norm)})"
         if self.recipe.optim.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.optim.grad_clip)
         if self.scaler is not None:

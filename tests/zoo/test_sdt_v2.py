@@ -139,3 +139,16 @@ def test_event_frames_run_through_the_same_network():
     assert logits.shape == (2, 10)
     with pytest.raises(ValueError, match=r"\[B, T=2, 2, H, W\]"):
         model(torch.rand(2, 3, 32, 32))
+
+
+def test_attention_block_counts_of_stages_3_and_4_are_configurable():
+    with torch.device("meta"):
+        default = zoo.create_model("sdtv2_10_384.in1k", dims=(16, 32, 64, 80))
+        shrunk = zoo.create_model("sdtv2_10_384.in1k", dims=(16, 32, 64, 80), blocks=(1, 1))
+    assert (len(default.blocks3), len(default.blocks4)) == (6, 2)  # the official class hard-codes 6 + 2
+    assert (len(shrunk.blocks3), len(shrunk.blocks4)) == (1, 1)
+    per_block = [sum(p.numel() for p in stage[0].parameters()) for stage in (default.blocks3, default.blocks4)]
+    count = sum(p.numel() for p in shrunk.parameters())
+    assert count == sum(p.numel() for p in default.parameters()) - 5 * per_block[0] - per_block[1]
+    with pytest.raises(ValueError, match="2 attention block counts"):
+        zoo.create_model("sdtv2_10_384.in1k", blocks=(1, 1, 1))

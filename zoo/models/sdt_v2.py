@@ -141,6 +141,9 @@ DOWNSAMPLE_KEY_RULES = [
 class MetaSpikeFormer(DistilledClassifier):
     """Meta-SpikeFormer with stage widths ``dims`` (8 heads, MLP ratio 4, 1+1+2 conv blocks, 6+2 attention blocks).
 
+    ``blocks``: attention blocks in stages 3 and 4; the official class hard-codes (6, 2) whatever ``depths`` its
+    builders pass, and that is the default (SDT v3's ``blocks`` knob, for shrunk configurations).
+
     ``kd=True`` adds the distillation head ``head_kd`` on the same head spikes, as the released "55M_kd"
     checkpoint has. Then ``forward`` returns, in training mode, the tuple ``(logits, kd_logits)`` (each
     ``[B, classes]``, or ``[T, B, classes]`` with ``per_step=True``) for the distillation loss; in eval mode
@@ -152,10 +155,12 @@ class MetaSpikeFormer(DistilledClassifier):
     def __init__(self, dims: tuple[int, int, int, int], num_classes: int = 1000, T: int = 4, heads: int = 8,
                  mlp_ratio: int = 4, kd: bool = False, official_quirks: bool = True,
                  head_pool_then_neuron: bool | None = None, in_channels: int = 3,
-                 input_kind: str = "static") -> None:
+                 input_kind: str = "static", blocks: tuple[int, int] = (6, 2)) -> None:
         super().__init__(T=T, num_classes=num_classes, in_channels=in_channels, input_kind=input_kind)
         if len(dims) != 4:
             raise ValueError(f"MetaSpikeFormer needs 4 stage widths, got {list(dims)}")
+        if len(blocks) != 2:
+            raise ValueError(f"MetaSpikeFormer needs 2 attention block counts (stages 3 and 4), got {list(blocks)}")
         c0, c1, c2, c3 = dims
         self.kd = kd
         self.down1_1 = DownSampling(in_channels, c0 // 2, 7, 2, None)
@@ -166,9 +171,9 @@ class MetaSpikeFormer(DistilledClassifier):
         self.conv2_1 = ConvBlock(c1, mlp_ratio)
         self.conv2_2 = ConvBlock(c1, mlp_ratio)
         self.down3 = DownSampling(c1, c2, 3, 2, LIF())
-        self.blocks3 = nn.ModuleList(self._block(c2, heads, mlp_ratio) for _ in range(6))
+        self.blocks3 = nn.ModuleList(self._block(c2, heads, mlp_ratio) for _ in range(blocks[0]))
         self.down4 = DownSampling(c2, c3, 3, 1, LIF())
-        self.blocks4 = nn.ModuleList(self._block(c3, heads, mlp_ratio) for _ in range(2))
+        self.blocks4 = nn.ModuleList(self._block(c3, heads, mlp_ratio) for _ in range(blocks[1]))
         pool_then_neuron = official_quirks if head_pool_then_neuron is None else head_pool_then_neuron
         self.head = SpikingHead(c3, num_classes, pool_then_neuron)
         self.head_kd = nn.Linear(c3, num_classes) if kd else None

@@ -1,14 +1,19 @@
 """Real training runs on the embedded digits datasets: learning, run files, divergence, idempotence."""
 
 import json
+import re
 
 import pytest
 import torch
 
 import engine_nets
+import zoo
 from harness.engine import TIMING_KEYS, TrainSpec, evaluate, train
 from harness.engine.data import SeededSamples, epoch_loader
+from harness.engine.trainer import gradient_norm_failure
 from harness.data import build_dataset
+from harness.launch.worker import train_spec
+from harness.suite import expand, load_suite
 
 
 def _spec(**changes):
@@ -100,7 +105,29 @@ def test_overflowing_gradients_stop_the_run_as_diverged(tmp_path):
                      model_kwargs={"dims": (16, 32, 64, 80)}, limit_train_batches=2, limit_eval_batches=1)
     final = train(spec, tmp_path)
     assert final["status"] == "diverged"
-    assert final["message"].startswith("diverged at step 1 (non-finite gradient norm inf)")
+    message = final["message"]
+    assert message.startswith("diverged at step 1 (non-finite gradient norm inf: every gradient is finite but "
+                              "their norm overflows float32; largest |gradient| ")
+    largest, name = re.fullmatch(r".*largest \|gradient\| (\S+) in (\S+)\)", message).groups()
+    assert float(largest) > 1e19 and name in dict(zoo.create_model(spec.model, **spec.model_kwargs).named_parameters())
+
+
+@pytest.mark.parametrize("dataset", ["digits", "digits_dvs"])
+def test_the_smoke_sdt_v2_runs_train_past_their_first_steps(dataset, tmp_path):
+    """suites/smoke.yaml shrinks SDT v2 so that its attention still fires (see the comment there): its first
+    training steps keep a finite gradient norm, unlike the digit-size setting above."""
+    runs = expand(load_suite("suites/smoke.yaml"))
+    (spec,) = [s for s in runs if s.model.startswith("sdtv2") and s.dataset == dataset]
+    short = train_spec(spec).model_copy(update={"epochs": 1, "limit_train_batches": 3, "limit_eval_batches": 1,
+                                                "energy_images": 0})
+    final = train(short, tmp_path)
+    assert final["status"] == "finished", final.get("message")
+
+
+def test_a_non_finite_gradient_is_named_in_the_divergence_reason():
+    grads = {"a.weight": torch.ones(3), "b.bias": torch.tensor([1.0, float("nan")]), "c.weight": torch.ones(2)}
+    reason = gradient_norm_failure(grads, float("nan"))
+    assert reason == "non-finite gradient norm nan: the gradient of b.bias is not finite"
 
 
 def test_event_data_with_tet_lamb_ema_accumulation_mixup_and_clipping(tmp_path):
