@@ -1,9 +1,10 @@
 """Run a suite on this machine: one subprocess per run (a crash or OOM takes down only that run), N at a time.
 
 Finished runs are skipped, stale ones (computed by other code) set aside and recomputed, and runs another live
-process trains are left to it (named by host/pid). Workers die with this process whatever signal ends it, so
-no orphan trains on; their runs resume from their checkpoints next time. While runs train, a progress line per
-run is printed at least every ``HEARTBEAT_S`` seconds; each finished run is logged to MLflow by this process.
+process trains are left to it (named by host/pid). The runs expected to take longest (``harness.launch.cost``)
+start first. Workers die with this process whatever signal ends it, so no orphan trains on; their runs resume
+from their checkpoints next time. While runs train, a progress line per run is printed at least every
+``HEARTBEAT_S`` seconds; each finished run is logged to MLflow by this process.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ def run_suite(specs: list[RunSpec], results_root: Path, jobs: int = 1, tracking_
             _log(spec, directory, tracking_uri, suite_path, outcome)  # catches up runs MLflow missed
         else:
             queue.append((spec, directory))
+    queue = _longest_first(queue, jobs)
     running: list[tuple[RunSpec, Path, subprocess.Popen]] = []
     previous = _signals_exit()
     try:
@@ -158,6 +160,17 @@ def run_suite(specs: list[RunSpec], results_root: Path, jobs: int = 1, tracking_
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return outcome
+
+
+def _longest_first(queue: list[tuple[RunSpec, Path]], jobs: int) -> list[tuple[RunSpec, Path]]:
+    """The queue by expected cost, highest first (equal costs in suite order): a long run started last would keep
+    one worker busy while the others idle. With no more runs than workers, the order cannot matter."""
+    if jobs < 2 or len(queue) <= jobs:
+        return queue
+    from harness.launch.cost import expected_costs
+
+    costs = expected_costs([spec for spec, _ in queue])
+    return [item for _, item in sorted(zip(costs, queue), key=lambda pair: -pair[0])]
 
 
 def _start(spec: RunSpec, directory: Path, data_root: str | None) -> subprocess.Popen:

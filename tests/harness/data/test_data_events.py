@@ -8,7 +8,7 @@ import torch
 from data_formats import random_events, write_spikingjelly_events, write_tonic_gesture
 from scipy import ndimage
 
-from harness.data import DatasetError, build_dataset
+from harness.data import DatasetError, build_dataset, dataset_info
 from harness.data.build import digits_dvs_config
 from harness.data.digits import load_digits_raw, stratified_split, upsample
 from harness.data.digits_dvs import DigitsDVSConfig, load_or_generate, loop_offsets
@@ -87,6 +87,7 @@ def test_digits_dvs_dataset_cached_and_framed(tmp_path):
     train = build_dataset("digits_dvs", "train", root=tmp_path, T=6, size=8)
     test = build_dataset("digits_dvs", "test", root=tmp_path, T=6, size=8)
     assert (len(train), len(test)) == (1438, 359)
+    assert dataset_info("digits_dvs")["train_samples"] == len(train)
     assert np.array_equal(test.labels, build_dataset("digits", "test").labels)
     x, y = test[0]
     assert x.shape == (6, 2, 8, 8) and x.dtype == torch.float32 and isinstance(y, int)
