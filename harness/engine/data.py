@@ -68,7 +68,8 @@ class SeededSamples(Dataset):
         py_state, np_state = random.getstate(), np.random.get_state()
         try:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+                torch.default_generator.manual_seed(seed)  # the CPU generator only: torch.manual_seed would also
+                # reseed (and, before CUDA starts, queue with a formatted stack trace) every accelerator's
                 random.seed(seed)
                 np.random.seed(seed % 2**32)
                 return self.dataset[index]
