@@ -13,7 +13,7 @@ from harness.data.build import digits_dvs_config
 from harness.data.digits import load_digits_raw, stratified_split, upsample
 from harness.data.digits_dvs import DigitsDVSConfig, load_or_generate, loop_offsets
 from harness.data.dvs_emulator import SensorConfig, emulate_dvs
-from harness.data.events import frame_offsets_by_number, frames_by_number
+from harness.data.events import frame_offsets_by_number, frame_some_by_number, frames_by_number
 from harness.recipe import DataRecipe, load_recipe
 
 sj_utils = pytest.importorskip("spikingjelly.datasets.utils")
@@ -36,6 +36,17 @@ def test_batched_framing_equals_per_sample():
     batched = frame_offsets_by_number(cat["x"], cat["y"], cat["p"], offsets, 4, 16, 16)
     for i, s in enumerate(streams):
         assert np.array_equal(batched[i], frames_by_number(s["x"], s["y"], s["p"], 4, 16, 16))
+
+
+def test_framing_some_streams_equals_framing_all_then_selecting():
+    rng = np.random.default_rng(4)
+    streams = [random_events(rng, n, size=16) for n in (10, 0, 33, 7, 21)]
+    offsets = np.cumsum([0] + [len(s["x"]) for s in streams])
+    cat = {k: np.concatenate([s[k] for s in streams]) for k in ("x", "y", "p")}
+    every = frame_offsets_by_number(cat["x"], cat["y"], cat["p"], offsets, 4, 16, 16)
+    samples = np.array([4, 0, 1, 2])
+    some = frame_some_by_number(cat["x"], cat["y"], cat["p"], offsets, samples, 4, 16, 16)
+    assert np.array_equal(some, every[samples])
 
 
 def _record_digits(n: int, seed: int = 0):
