@@ -23,7 +23,7 @@ from harness.suite import RunSpec
 def forward_flops(run: TrainSpec, recipe: Recipe) -> int:
     """FLOPs of one forward pass of the run's model (random weights, eval mode) on one sample of the input
     ``recipe`` feeds it (dataset options such as a sensor size are not looked at)."""
-    with torch.random.fork_rng():  # building the model draws its weights: leave the caller's RNG as it was
+    with torch.random.fork_rng(devices=[]):  # building the model (on the CPU) draws from the CPU generator: restored
         model = run.create_model(recipe).eval()
     frame = model_input_shape(run.dataset, recipe.data)
     dvs = dataset_info(run.dataset)["kind"] == "dvs"

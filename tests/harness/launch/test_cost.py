@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 
 from harness.launch.cost import expected_costs
 from harness.launch.local import run_suite
@@ -29,8 +30,10 @@ def test_cost_follows_model_size_time_steps_and_epochs(tmp_path, suite_writer):
     assert twice == 2 * small
 
 
-def test_cost_follows_the_images_trained_on(tmp_path, suite_writer):
+def test_cost_follows_the_images_trained_on_and_leaves_the_rng_alone(tmp_path, suite_writer):
+    state = torch.random.get_rng_state()
     full, = _costs(tmp_path, suite_writer, [_entry()])
+    assert torch.equal(torch.random.get_rng_state(), state), "building the model must not move the caller's RNG"
     subset, = _costs(tmp_path, suite_writer, [_entry()], "{epochs: 2, subset: 719}")
     batches, = _costs(tmp_path, suite_writer, [_entry()], "{epochs: 2, limit_batches: 3}")
     assert subset == full / 2  # digits: 1438 train images
