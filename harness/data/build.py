@@ -18,7 +18,7 @@ from harness.data.datasets import ClipArrayDataset, ClipFileDataset, ImageArrayD
 from harness.data.digits import digits_split, load_digits_raw, stratified_split
 from harness.data.dvs_files import scan_spikingjelly, scan_tonic
 from harness.data.dvs_emulator import EventBatch, SensorConfig
-from harness.data.events import frame_offsets_by_number
+from harness.data.events import frame_some_by_number
 from harness.data.imagenet import scan_imagenet
 from harness.data.transforms import dvs_transform, static_transform
 from harness.recipe import DataRecipe
@@ -97,8 +97,8 @@ def _digits_dvs(
     cfg = digits_dvs_config(size, seed, noise_rate_hz)
     events, labels = _digits_dvs_events(cfg, root)
     idx = stratified_split(load_digits_raw()[1])[split]
-    frames = frame_offsets_by_number(events.x, events.y, events.p, events.offsets, T, size, size, dtype=np.uint16)
-    return ClipArrayDataset(frames[idx], labels[idx], DIGIT_CLASSES, dvs_transform(recipe, split == "train"))
+    frames = frame_some_by_number(events.x, events.y, events.p, events.offsets, idx, T, size, size, dtype=np.uint16)
+    return ClipArrayDataset(frames, labels[idx], DIGIT_CLASSES, dvs_transform(recipe, split == "train"))
 
 
 def _real_root(name: str, root: Path | None) -> Path:

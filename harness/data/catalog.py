@@ -35,6 +35,7 @@ class DatasetInfo:
     mean: tuple[float, ...] | None  # default normalisation (None: event counts, not normalised)
     std: tuple[float, ...] | None
     download: str
+    train_samples: int  # samples in the train split as this harness builds it (scales a run's expected cost)
     default_T: int | None = None  # frames per sample for event datasets
     splits: tuple[str, ...] = ("train", "test")
 
@@ -42,16 +43,16 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
-        DatasetInfo("digits", "static", 10, (3, 32, 32), DIGITS_MEAN, DIGITS_STD, SKLEARN_URL),
-        DatasetInfo("digits_dvs", "dvs", 10, (2, 16, 16), None, None, SKLEARN_URL + " (events emulated)", 8),
-        DatasetInfo("cifar10", "static", 10, (3, 32, 32), CIFAR10_MEAN, CIFAR10_STD, CIFAR_URL),
-        DatasetInfo("cifar100", "static", 100, (3, 32, 32), CIFAR100_MEAN, CIFAR100_STD, CIFAR_URL),
+        DatasetInfo("digits", "static", 10, (3, 32, 32), DIGITS_MEAN, DIGITS_STD, SKLEARN_URL, 1438),
+        DatasetInfo("digits_dvs", "dvs", 10, (2, 16, 16), None, None, SKLEARN_URL + " (events emulated)", 1438, 8),
+        DatasetInfo("cifar10", "static", 10, (3, 32, 32), CIFAR10_MEAN, CIFAR10_STD, CIFAR_URL, 50000),
+        DatasetInfo("cifar100", "static", 100, (3, 32, 32), CIFAR100_MEAN, CIFAR100_STD, CIFAR_URL, 50000),
         DatasetInfo(
-            "imagenet", "static", 1000, (3, 224, 224), IMAGENET_MEAN, IMAGENET_STD, IMAGENET_URL,
+            "imagenet", "static", 1000, (3, 224, 224), IMAGENET_MEAN, IMAGENET_STD, IMAGENET_URL, 1281167,
             splits=("train", "val", "test"),
         ),
-        DatasetInfo("dvs128", "dvs", 11, (2, 128, 128), None, None, DVS128_URL, 16),
-        DatasetInfo("cifar10dvs", "dvs", 10, (2, 128, 128), None, None, CIFAR10DVS_URL, 16),
+        DatasetInfo("dvs128", "dvs", 11, (2, 128, 128), None, None, DVS128_URL, 1176, 16),
+        DatasetInfo("cifar10dvs", "dvs", 10, (2, 128, 128), None, None, CIFAR10DVS_URL, 9000, 16),
     )
 }
 

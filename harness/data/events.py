@@ -32,6 +32,17 @@ def frame_offsets_by_number(
     return np.bincount(flat, minlength=total).astype(dtype).reshape(n_samples, T, 2, H, W)
 
 
+def frame_some_by_number(
+    x: np.ndarray, y: np.ndarray, p: np.ndarray, offsets: np.ndarray, samples: np.ndarray, T: int, H: int, W: int,
+    dtype: type = np.float32,
+) -> np.ndarray:
+    """``frame_offsets_by_number(...)[samples]``, framing only those streams: ``[len(samples), T, 2, H, W]``."""
+    counts = np.diff(offsets)[samples]
+    kept = np.concatenate([[0], np.cumsum(counts)])
+    take = np.repeat(offsets[samples] - kept[:-1], counts) + np.arange(kept[-1])
+    return frame_offsets_by_number(x[take], y[take], p[take], kept, T, H, W, dtype)
+
+
 def frames_by_number(x: np.ndarray, y: np.ndarray, p: np.ndarray, T: int, H: int, W: int) -> np.ndarray:
     """Frame one stream into float32 ``[T, 2, H, W]`` counts (spikingjelly's split_by='number')."""
     return frame_offsets_by_number(x, y, p, np.array([0, len(x)]), T, H, W)[0]

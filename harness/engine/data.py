@@ -52,7 +52,7 @@ class EpochSampler(Sampler[int]):
 
 
 class SeededSamples(Dataset):
-    """``dataset[i]`` with python, numpy and torch RNGs seeded from (seed, epoch, i), then restored.
+    """``dataset[i]`` with python, numpy and torch's CPU RNGs seeded from (seed, epoch, i), then restored.
 
     Random augmentations thus depend only on which sample of which epoch is loaded, in any process.
     """
@@ -68,7 +68,9 @@ class SeededSamples(Dataset):
         py_state, np_state = random.getstate(), np.random.get_state()
         try:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+                # the CPU generator only, the one fork_rng restores: torch.manual_seed also reseeds (unrestored)
+                # every accelerator's, and before CUDA starts it queues that call with a formatted stack trace
+                torch.default_generator.manual_seed(seed)
                 random.seed(seed)
                 np.random.seed(seed % 2**32)
                 return self.dataset[index]

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
 
-from harness.recipe import EnergyImages, Recipe, apply_overrides, load_recipe, scale_schedule
+import zoo
+from harness.data import dataset_info
+from harness.recipe import EnergyImages, Recipe, apply_overrides, load_recipe, model_input_kwargs, scale_schedule
 
 
 class TrainSpec(BaseModel):
@@ -51,6 +54,17 @@ class TrainSpec(BaseModel):
         if self.epochs is None:
             return recipe
         return recipe.model_copy(update={"optim": scale_schedule(recipe.optim, self.epochs)})
+
+    def time_steps(self) -> int:
+        """The run's T: its own, else the model card's."""
+        return self.T or zoo.model_card(self.model).T
+
+    def create_model(self, recipe: Recipe) -> nn.Module:
+        """The run's zoo model (random weights from the global RNG): its T, the dataset's classes, the input
+        arguments ``recipe``'s data section implies, then the run's own model overrides."""
+        info = dataset_info(self.dataset)
+        kwargs = {**model_input_kwargs(recipe.data, info["kind"]), **self.model_kwargs}
+        return zoo.create_model(self.model, T=self.time_steps(), num_classes=info["num_classes"], **kwargs)
 
     def _overridden(self, base: Recipe) -> Recipe:
         if not self.overrides:

@@ -27,7 +27,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-import zoo
 from harness.audit import batch_dependent
 from harness.data import build_dataset, dataset_info, mixup_fn, update_mixup_for_epoch
 from harness.data.catalog import default_data_dir
@@ -43,7 +42,7 @@ from harness.engine.spec import TrainSpec
 from harness.engine.teacher import TeacherError, build_teacher, weights_sha256
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
 from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS, neurobench_metrics
-from harness.recipe import accumulation_steps, model_input_kwargs
+from harness.recipe import accumulation_steps
 
 # metrics that measure speed, not learning: they differ between otherwise identical runs
 TIMING_KEYS = frozenset({"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s", "wall_time_s",
@@ -149,8 +148,7 @@ class _Trainer:
         self.fingerprint = fingerprint(spec, self.recipe.model_dump(mode="json"), self.teacher_sha256)
         self.device = resolve_device(spec.device, self.dist)
         self.info = dataset_info(spec.dataset)
-        self.card = zoo.model_card(spec.model)
-        self.T = spec.T or self.card.T
+        self.T = spec.time_steps()
         self._build_model()
         self._build_data()
         self._build_optimization()
@@ -159,8 +157,7 @@ class _Trainer:
     def _build_model(self) -> None:
         train_cfg = self.recipe.train
         seed_all(self.spec.seed)  # identical initial weights on every rank
-        kwargs = {**model_input_kwargs(self.recipe.data, self.info["kind"]), **self.spec.model_kwargs}
-        self.model = zoo.create_model(self.spec.model, T=self.T, num_classes=self.info["num_classes"], **kwargs)
+        self.model = self.spec.create_model(self.recipe)
         self.channels_last = train_cfg.channels_last and self.device.type == "cuda"
         self.model.to(self.device)
         if self.channels_last:

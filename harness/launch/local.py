@@ -1,9 +1,10 @@
 """Run a suite on this machine: one subprocess per run (a crash or OOM takes down only that run), N at a time.
 
 Finished runs are skipped, stale ones (computed by other code) set aside and recomputed, and runs another live
-process trains are left to it (named by host/pid). Workers die with this process whatever signal ends it, so
-no orphan trains on; their runs resume from their checkpoints next time. While runs train, a progress line per
-run is printed at least every ``HEARTBEAT_S`` seconds; each finished run is logged to MLflow by this process.
+process trains are left to it (named by host/pid). The runs expected to take longest (``harness.launch.cost``)
+start first. Workers die with this process whatever signal ends it, so no orphan trains on; their runs resume
+from their checkpoints next time. While runs train, a progress line per run is printed at least every
+``HEARTBEAT_S`` seconds; each finished run is logged to MLflow by this process.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ def run_suite(specs: list[RunSpec], results_root: Path, jobs: int = 1, tracking_
             _log(spec, directory, tracking_uri, suite_path, outcome)  # catches up runs MLflow missed
         else:
             queue.append((spec, directory))
+    queue = _longest_first(queue, jobs)
     running: list[tuple[RunSpec, Path, subprocess.Popen]] = []
     previous = _signals_exit()
     try:
@@ -158,6 +160,17 @@ def run_suite(specs: list[RunSpec], results_root: Path, jobs: int = 1, tracking_
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return outcome
+
+
+def _longest_first(queue: list[tuple[RunSpec, Path]], jobs: int) -> list[tuple[RunSpec, Path]]:
+    """The queue by expected cost, highest first (equal costs in suite order): a long run started last would keep
+    one worker busy while the others idle. With no more runs than workers, the order cannot matter."""
+    if jobs < 2 or len(queue) <= jobs:
+        return queue
+    from harness.launch.cost import expected_costs
+
+    costs = expected_costs([spec for spec, _ in queue])
+    return [item for _, item in sorted(zip(costs, queue), key=lambda pair: -pair[0])]
 
 
 def _start(spec: RunSpec, directory: Path, data_root: str | None) -> subprocess.Popen:
@@ -175,15 +188,13 @@ def _drive(queue, running, jobs, data_root, tracking_uri, suite_path, outcome: S
     total, done, failures = len(queue), 0, []
     last_heartbeat = time.monotonic()
     while queue or running:
-        while queue and len(running) < jobs:
-            spec, directory = queue.pop(0)
-            running.append((spec, directory, _start(spec, directory, data_root)))
-            print(f"started   {spec.run_id} {spec.model} {spec.dataset} T={spec.T} seed={spec.seed}", flush=True)
+        _fill(queue, running, jobs, data_root)
         time.sleep(0.2)
         if time.monotonic() - last_heartbeat >= HEARTBEAT_S:
             last_heartbeat = time.monotonic()
             for spec, directory, _ in running:
                 print(f"          {spec.run_id} {progress_line(directory)}", flush=True)
+        finished = []
         for item in list(running):
             spec, directory, process = item
             if process.poll() is None:
@@ -195,22 +206,42 @@ def _drive(queue, running, jobs, data_root, tracking_uri, suite_path, outcome: S
                 print(f"[{done}/{total}] skipped   {spec.run_id}: being trained by {outcome.locked[spec.run_id]}",
                       flush=True)
                 continue
-            state = RunRecord(directory).state
-            if process.returncode != 0 and state not in ("failed", "diverged"):
-                write_status(directory, "failed", reason=f"worker exited with code {process.returncode}; "
-                                                         f"see {directory / 'worker.log'}")
-                state = "failed"
-            outcome.states[spec.run_id] = state
-            if state == "failed":
-                failures.append(failure_error(directory))
-                outcome.reasons[spec.run_id] = failures[-1].splitlines()[0]
-                print(f"[{done}/{total}] failed {spec.run_id}: {outcome.reasons[spec.run_id]}", flush=True)
-            else:
-                reason = f": {failure_error(directory).splitlines()[0]}" if state == "diverged" else ""
-                print(f"[{done}/{total}] {_describe(spec, directory, state)}{reason}", flush=True)
-            _log(spec, directory, tracking_uri, suite_path, outcome)
+            _record(spec, directory, process, outcome, failures, f"[{done}/{total}]")
+            finished.append((spec, directory))
             if _shared_failure(outcome, failures, total):
-                return
+                queue.clear()
+                break
+        _fill(queue, running, jobs, data_root)  # free workers start before MLflow logging, which takes seconds
+        for spec, directory in finished:
+            _log(spec, directory, tracking_uri, suite_path, outcome)
+        if outcome.aborted:
+            return
+
+
+def _fill(queue, running, jobs: int, data_root: str | None) -> None:
+    """Start queued runs while fewer than ``jobs`` run."""
+    while queue and len(running) < jobs:
+        spec, directory = queue.pop(0)
+        running.append((spec, directory, _start(spec, directory, data_root)))
+        print(f"started   {spec.run_id} {spec.model} {spec.dataset} T={spec.T} seed={spec.seed}", flush=True)
+
+
+def _record(spec: RunSpec, directory: Path, process: subprocess.Popen, outcome: SuiteOutcome, failures: list[str],
+            counter: str) -> None:
+    """A finished worker's final state into ``outcome`` (a worker that died unrecorded failed), printed."""
+    state = RunRecord(directory).state
+    if process.returncode != 0 and state not in ("failed", "diverged"):
+        write_status(directory, "failed", reason=f"worker exited with code {process.returncode}; "
+                                                 f"see {directory / 'worker.log'}")
+        state = "failed"
+    outcome.states[spec.run_id] = state
+    if state == "failed":
+        failures.append(failure_error(directory))
+        outcome.reasons[spec.run_id] = failures[-1].splitlines()[0]
+        print(f"{counter} failed {spec.run_id}: {outcome.reasons[spec.run_id]}", flush=True)
+    else:
+        reason = f": {failure_error(directory).splitlines()[0]}" if state == "diverged" else ""
+        print(f"{counter} {_describe(spec, directory, state)}{reason}", flush=True)
 
 
 def _shared_failure(outcome: SuiteOutcome, failures: list[str], total: int) -> bool:

@@ -8,12 +8,12 @@ import torch
 from data_formats import random_events, write_spikingjelly_events, write_tonic_gesture
 from scipy import ndimage
 
-from harness.data import DatasetError, build_dataset
+from harness.data import DatasetError, build_dataset, dataset_info
 from harness.data.build import digits_dvs_config
 from harness.data.digits import load_digits_raw, stratified_split, upsample
 from harness.data.digits_dvs import DigitsDVSConfig, load_or_generate, loop_offsets
 from harness.data.dvs_emulator import SensorConfig, emulate_dvs
-from harness.data.events import frame_offsets_by_number, frames_by_number
+from harness.data.events import frame_offsets_by_number, frame_some_by_number, frames_by_number
 from harness.recipe import DataRecipe, load_recipe
 
 sj_utils = pytest.importorskip("spikingjelly.datasets.utils")
@@ -36,6 +36,17 @@ def test_batched_framing_equals_per_sample():
     batched = frame_offsets_by_number(cat["x"], cat["y"], cat["p"], offsets, 4, 16, 16)
     for i, s in enumerate(streams):
         assert np.array_equal(batched[i], frames_by_number(s["x"], s["y"], s["p"], 4, 16, 16))
+
+
+def test_framing_some_streams_equals_framing_all_then_selecting():
+    rng = np.random.default_rng(4)
+    streams = [random_events(rng, n, size=16) for n in (10, 0, 33, 7, 21)]
+    offsets = np.cumsum([0] + [len(s["x"]) for s in streams])
+    cat = {k: np.concatenate([s[k] for s in streams]) for k in ("x", "y", "p")}
+    every = frame_offsets_by_number(cat["x"], cat["y"], cat["p"], offsets, 4, 16, 16)
+    samples = np.array([4, 0, 1, 2])
+    some = frame_some_by_number(cat["x"], cat["y"], cat["p"], offsets, samples, 4, 16, 16)
+    assert np.array_equal(some, every[samples])
 
 
 def _record_digits(n: int, seed: int = 0):
@@ -87,6 +98,7 @@ def test_digits_dvs_dataset_cached_and_framed(tmp_path):
     train = build_dataset("digits_dvs", "train", root=tmp_path, T=6, size=8)
     test = build_dataset("digits_dvs", "test", root=tmp_path, T=6, size=8)
     assert (len(train), len(test)) == (1438, 359)
+    assert dataset_info("digits_dvs")["train_samples"] == len(train)
     assert np.array_equal(test.labels, build_dataset("digits", "test").labels)
     x, y = test[0]
     assert x.shape == (6, 2, 8, 8) and x.dtype == torch.float32 and isinstance(y, int)

@@ -34,6 +34,7 @@ def test_bad_split_and_unknown_option_are_rejected():
 def test_digits_shapes_split_and_labels():
     train, test = build_dataset("digits", "train"), build_dataset("digits", "test")
     assert (len(train), len(test)) == (1438, 359)
+    assert dataset_info("digits")["train_samples"] == len(train)
     x, y = train[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and isinstance(y, int)
     assert torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])

@@ -145,6 +145,14 @@ def test_augmentation_randomness_comes_from_seed_epoch_and_index_and_spares_glob
     assert len(seeded_subset(RandomView(), 4, seed=0)) == 4
 
 
+def test_loading_a_sample_leaves_accelerator_rngs_alone():
+    """Only the CPU generator is seeded per sample: torch.manual_seed would also reseed every accelerator's, never
+    restored, and before CUDA starts it queues that reseed with a formatted stack trace (slow, once per sample)."""
+    queued = torch.cuda._lazy_seed_tracker.get_calls()
+    SeededSamples(RandomView(), seed=5)[2]
+    assert torch.cuda._lazy_seed_tracker.get_calls() == queued
+
+
 def test_rng_state_roundtrip():
     state = rng_state()
     a = (torch.rand(3), random.random(), np.random.rand())

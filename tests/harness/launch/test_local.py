@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from harness.launch import local
 from harness.launch.local import run_suite
 from harness.runs import RunRecord, lock_holder, run_dir
 from harness.suite import expand, load_suite
@@ -57,6 +58,26 @@ def test_unreachable_tracking_server_does_not_fail_the_run(tmp_path, monkeypatch
     from harness.tracking import collect
 
     assert collect(root, default_uri(root))["logged"] == 1, "collect catches up what the server missed"
+
+
+def test_a_free_worker_starts_the_next_run_before_the_finished_one_is_logged(tmp_path, suite_writer,
+                                                                            tiny_model_entry, monkeypatch, capsys):
+    """MLflow logging takes seconds in the launcher: the next run must not wait for it."""
+    runs = [tiny_model_entry, tiny_model_entry[:-1] + ", seed: 1}"]
+    specs = expand(load_suite(suite_writer(tmp_path, "relay", runs, "{epochs: 1, limit_batches: 1, subset: 32, "
+                                                                    "energy_images: 0}")))
+    root = tmp_path / "results"
+    printed_before_logging = {}
+    log = local._log
+
+    def spy(spec, *args):
+        printed_before_logging[spec.run_id] = capsys.readouterr().out
+        log(spec, *args)
+
+    monkeypatch.setattr(local, "_log", spy)
+    outcome = run_suite(specs, root, tracking_uri=default_uri(root))
+    assert outcome.states == {spec.run_id: "finished" for spec in specs}
+    assert f"started   {specs[1].run_id}" in printed_before_logging[specs[0].run_id]
 
 
 def _gone(pid: int) -> bool:

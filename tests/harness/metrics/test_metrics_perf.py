@@ -37,6 +37,17 @@ def test_step_flops_counts_a_linear_forward_and_backward():
     assert step_flops(lambda: layer(x).sum().backward()) == 3 * (2 * 3 * 8 * 4)
 
 
+def test_step_flops_equal_torch_flop_counter_on_a_spiking_transformer():
+    """Convolutions, linear layers and the attention matmuls, forward and backward, as FlopCounterMode counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = zoo.create_model("qkformer_4_384.cifar10", T=2, widths=[16, 32, 64], depths=[1, 1, 1], heads=2)
+    x = torch.randn(2, 3, 16, 16)
+    with FlopCounterMode(display=False) as reference:
+        model(x).sum().backward()
+    assert step_flops(lambda: model(x).sum().backward()) == reference.get_total_flops() > 0
+
+
 @pytest.mark.parametrize("name,overrides", [
     ("msvit_4_384.cifar10", dict(widths=[16, 16, 32], depths=[1, 1, 1], heads=2)),
     ("sdt_2_512.cifar10", dict(dim=32, depth=1)),
