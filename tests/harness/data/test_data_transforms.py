@@ -15,8 +15,10 @@ from harness.data.catalog import get_info
 from harness.data.transforms import SNNAugmentWide, apply_geometric, dvs_transform, static_transform
 from harness.recipe import DataRecipe, list_recipes, load_recipe
 
-# every recipe a registered configuration names, plus the embedded-data ones: no more, no fewer
-REQUIRED = {zoo.model_card(name).recipe for name in zoo.list_models()} | {"digits", "digits_dvs"}
+# every recipe a registered configuration names, the embedded-data ones, and the distillation stages (a suite entry
+# picks those with `recipe:`, e.g. SDT v2's T=4 kd fine-tuning): no more, no fewer
+DISTILLATION_STAGES = {name for name in list_recipes() if load_recipe(name).distill.type != "none"}
+REQUIRED = {zoo.model_card(name).recipe for name in zoo.list_models()} | {"digits", "digits_dvs"} | DISTILLATION_STAGES
 DVS_ONLY = ("dvs_hflip", "dvs_augment", "dvs_cutout", "dvs_resize", "dvs_channels")
 STATIC_ONLY = ("randaugment", "random_erasing", "hflip", "random_resized_crop", "cutmix_alpha")
 
