@@ -47,14 +47,27 @@ def audit_batches(model: nn.Module, images: torch.Tensor, labels: torch.Tensor |
     return report
 
 
+class WeightsError(ValueError):
+    """A weights file that cannot be read safely or does not fit the model (one line, names the file)."""
+
+
 def load_weights(model: nn.Module, path: str | Path) -> None:
     """Load an engine checkpoint (``{"model": ...}``), a state dict of ``model``, or an official checkpoint
-    (mapped by ``zoo.load_official_state_dict``)."""
+    (mapped by ``zoo.load_official_state_dict``), read weights-only: a file that needs pickled code is refused."""
     from zoo.official import load_official_state_dict
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("model", state)
-    if set(state) == set(model.state_dict()):
-        model.load_state_dict(state)
-    else:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: no such file") from None
+    except Exception as err:  # unreadable or unsafe pickle
+        first_line = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise WeightsError(f"{path}: not a readable weights-only torch file ({first_line})") from None
+    inner = state.get("model", state) if isinstance(state, dict) else state
+    if isinstance(inner, dict) and set(inner) == set(model.state_dict()):
+        model.load_state_dict(inner)
+        return
+    try:
         load_official_state_dict(model, state)
+    except (TypeError, ValueError) as err:
+        raise WeightsError(f"{path}: {str(err).splitlines()[0][:300]}") from None

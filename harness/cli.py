@@ -305,7 +305,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     import yaml
 
     import zoo
-    from harness.audit import audit_batches, load_weights
+    from harness.audit import WeightsError, audit_batches, load_weights
     from harness.data import dataset_info
     from harness.recipe import load_recipe, model_input_kwargs
 
@@ -331,7 +331,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     model = zoo.create_model(args.model, T=T, **{**kwargs, **overrides})
     weights = f"random (seed {args.seed})"
     if args.checkpoint:
-        load_weights(model, args.checkpoint)
+        try:
+            load_weights(model, args.checkpoint)
+        except WeightsError as err:
+            raise UserError(f"--checkpoint {err}") from None
         weights = args.checkpoint
     device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)

@@ -271,26 +271,6 @@ class EnergyInputError(ValueError):
     """A user mistake in ``harness energy``'s arguments or files."""
 
 
-def _load_checkpoint(model: nn.Module, path: str) -> None:
-    """Official weights through their key map, or a spikebench checkpoint whose keys are the model's own."""
-    import zoo
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise EnergyInputError(f"--checkpoint {path}: no such file") from None
-    except Exception as err:  # unreadable or unsafe pickle
-        raise EnergyInputError(f"--checkpoint {path}: not a readable weights-only torch file ({err})") from None
-    inner = state.get("model", state) if isinstance(state, dict) else state
-    if isinstance(inner, dict) and set(inner) == set(model.state_dict()):
-        model.load_state_dict(inner)
-        return
-    try:
-        zoo.load_official_state_dict(model, state)
-    except (TypeError, ValueError) as err:
-        raise EnergyInputError(f"--checkpoint {path}: {str(err).splitlines()[0][:300]}") from None
-
-
 def _claim_line(report: EnergyReport, convention: str, claimed_mj: float | None) -> str:
     measured = report.paper_energy_mj if convention == "paper" else report.energy_mj
     if claimed_mj is None:
@@ -311,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import zoo
+    from harness.audit import WeightsError, load_weights
     from harness.metrics.neurobench_metrics import neurobench_metrics
     from harness.recipe import load_recipe
 
@@ -325,7 +306,10 @@ def _run(args: argparse.Namespace) -> int:
     model = zoo.create_model(args.model, T=T)
     weights = f"random (seed {args.seed})"
     if args.checkpoint:
-        _load_checkpoint(model, args.checkpoint)
+        try:
+            load_weights(model, args.checkpoint)
+        except WeightsError as err:
+            raise EnergyInputError(f"--checkpoint {err}") from None
         weights = args.checkpoint
     if args.dataset:
         try:

@@ -6,6 +6,7 @@ from torch import nn
 
 import zoo
 from harness.audit import audit_batches, batch_dependent, load_weights
+from harness.cli import main
 
 # one shrunk configuration per family (as suites/smoke.yaml), 16x16 inputs
 FAMILIES = {
@@ -62,3 +63,24 @@ def test_weights_load_from_an_engine_checkpoint_or_a_state_dict(tmp_path):
     for path in ("engine.pt", "plain.pt"):
         load_weights(target, tmp_path / path)
         assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+
+
+@pytest.mark.parametrize("content", [None, b"not a torch file", "pickle"], ids=["missing", "junk", "pickle"])
+def test_cli_refuses_a_bad_checkpoint_in_one_line(tmp_path, capsys, content):
+    """A missing, unreadable or code-carrying checkpoint: one line naming the file, exit 2, nothing executed."""
+    path, marker = tmp_path / "weights.pt", tmp_path / "ran"
+    if content == "pickle":
+        torch.save({"model": Exploit(marker)}, path)
+    elif content is not None:
+        path.write_bytes(content)
+    assert main(["audit", "spikformer_4_384.cifar10", "--checkpoint", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --checkpoint {path}: ") and not marker.exists()
+
+
+class Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
