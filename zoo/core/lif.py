@@ -104,12 +104,12 @@ class LIF(SpikingNeuron):
             spikes, v_seq = TritonLIF.apply(x, *params, self.store_v_seq)
         else:
             # the membrane integrates in fp32 even under bf16/fp16 autocast; spikes (0/1) go back exactly
-            x32 = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-            if path == "fused":
-                spikes, v_seq = FusedLIF.apply(x32, rate, *params, self.store_v_seq)
+            if path == "fused":  # reads a low-precision input and writes its spikes without extra copies
+                spikes, v_seq = FusedLIF.apply(x, rate, *params, self.store_v_seq)
             else:
+                x32 = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
                 spikes, v_seq = lif_reference(x32, *params, rate=rate)
-            spikes = spikes.to(x.dtype)
+                spikes = spikes.to(x.dtype)
         if self.store_v_seq:
             self.v_seq = v_seq.movedim(0, self.time_dim) if moved else v_seq
         return spikes.movedim(0, self.time_dim) if moved else spikes
@@ -200,64 +200,112 @@ def lif_reference(x, tau, v_threshold, v_reset, decay_input, detach_reset, surro
     return torch.stack(spikes), torch.stack(v_seq)
 
 
+NEURONS_PER_BLOCK = 1 << 16  # the fused path walks all T steps of this many neurons while they sit in cache
+# (a multiple of twice the widest SIMD width, 32 floats, so the numbers do not depend on it)
+
+
+def neuron_blocks(count: int) -> list[slice]:
+    """Consecutive slices of ``NEURONS_PER_BLOCK`` neurons covering ``count``."""
+    size = NEURONS_PER_BLOCK
+    return [slice(start, min(start + size, count)) for start in range(0, count, size)]
+
+
 class FusedLIF(torch.autograd.Function):
     """The whole T loop as one autograd node; backward is hand-written from the saved ``H`` only.
 
     Forward keeps the pre-spike membrane ``H`` (one tensor the size of the input; PLIF with a learnt ``rate``
     also keeps the input). Backward computes every elementwise factor for all T at once and leaves only a
     two-op recurrence in the time loop: ``dL/dH[t] = a[t] + leak * dL/dH[t+1] * dV/dH[t]``.
+    Both walk the neurons in blocks (``neuron_blocks``), each block through all T steps, so a large layer is
+    read from memory once instead of once per operation; every element sees the same operations in the same
+    order, so the numbers do not depend on the blocking. The membrane integrates in fp32 under bf16/fp16
+    autocast; spikes (0/1) return in the input's dtype exactly.
     """
 
     @staticmethod
     def forward(ctx, x, rate, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, keep_v_seq):
-        # float 0/1 masks throughout: bool-tensor kernels are several times slower on CPU
-        h_seq = torch.empty_like(x)
-        spikes = torch.empty_like(x)
-        v_seq = torch.empty_like(x) if keep_v_seq else x.new_empty(0)
-        v = torch.full_like(x[0], 0.0 if v_reset is None else v_reset)
+        x2 = x.reshape(x.shape[0], -1)
+        state = torch.promote_types(x.dtype, torch.float32)
+        h2 = torch.empty(x2.shape, dtype=state, device=x.device)
+        s2 = torch.empty(x2.shape, dtype=x.dtype, device=x.device)
+        v2 = torch.empty_like(h2) if keep_v_seq else None
         rate_value = None if rate is None else rate.detach()
-        for t in range(x.shape[0]):
-            h = _charge_into(h_seq[t], v, x[t], tau, v_reset, decay_input, rate_value)
-            s = spikes[t].copy_(h).ge_(v_threshold)
-            if v_reset is None:
-                v = torch.sub(h, s, alpha=v_threshold, out=v)
-            else:
-                v = torch.addcmul(h, h, s, value=-1.0, out=v)
-                if v_reset != 0.0:
-                    v.add_(s, alpha=v_reset)
-            if keep_v_seq:
-                v_seq[t] = v
+        for cols in neuron_blocks(x2.shape[1]):
+            _forward_block(x2[:, cols], h2[:, cols], s2[:, cols], None if v2 is None else v2[:, cols],
+                           tau, v_threshold, v_reset, decay_input, rate_value)
+        spikes = s2.view(x.shape)
         learnt = rate is not None and ctx.needs_input_grad[1]
-        ctx.save_for_backward(h_seq, spikes if learnt else None, x if learnt else None, rate_value)
+        ctx.save_for_backward(h2, spikes if learnt else None, x if learnt else None, rate_value)
         ctx.params = (tau, v_threshold, v_reset, decay_input, detach_reset, surrogate)
+        ctx.input_dtype = x.dtype
+        v_seq = x.new_empty(0) if v2 is None else v2.view(x.shape)
         if not keep_v_seq:
             ctx.mark_non_differentiable(v_seq)
         return spikes, v_seq
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_seq):
-        h_seq, spikes, x, rate = ctx.saved_tensors
+        h2, spikes, x, rate = ctx.saved_tensors
         tau, v_threshold, v_reset, decay_input, detach_reset, surrogate = ctx.params
-        grad_h = surrogate.derivative(h_seq - v_threshold, inplace=True)
-        dv_dh = None if detach_reset else _reset_slope_attached(h_seq, grad_h, v_threshold, v_reset)
-        grad_h.mul_(grad_spikes)
-        has_grad_v = grad_v_seq is not None and grad_v_seq.numel() == h_seq.numel()
-        below = torch.empty_like(h_seq[0]) if detach_reset and v_reset is not None else None
-        leak = 1.0 - (1.0 / tau if rate is None else rate)
-        for t in range(h_seq.shape[0] - 1, -1, -1):
-            # dV[t]/dH[t]: 1 - S (hard, detached), 1 (soft, detached), or the attached slope
-            slope = dv_dh[t] if dv_dh is not None else (below.copy_(h_seq[t]).lt_(v_threshold) if below is not None else None)
-            upstream = [grad_v_seq[t]] if has_grad_v else []
-            if t + 1 < h_seq.shape[0]:
-                upstream.append(grad_h[t + 1] * leak)
-            for grad_v in upstream:
-                grad_h[t].add_(grad_v) if slope is None else grad_h[t].addcmul_(grad_v, slope)
+        steps, count = h2.shape
+        grad_s2 = grad_spikes.reshape(steps, count)
+        grad_v2 = grad_v_seq.reshape(steps, count) if grad_v_seq is not None and grad_v_seq.numel() == h2.numel() else None
+        grad_x = torch.empty(h2.shape, dtype=ctx.input_dtype, device=h2.device)
+        # a learnt 1/tau sums over every neuron: one block keeps that sum's order
+        blocks = [slice(0, count)] if x is not None else neuron_blocks(count)
         grad_rate = None
-        if x is not None:
-            grad_rate = (grad_h * _charge_slope(h_seq, spikes, x, v_threshold, v_reset, decay_input)).sum()
-        if decay_input:
-            grad_h = grad_h.div_(tau) if rate is None else grad_h.mul_(rate)
-        return grad_h, grad_rate, None, None, None, None, None, None, None
+        for cols in blocks:
+            grad_h = _backward_block(h2[:, cols], grad_s2[:, cols], None if grad_v2 is None else grad_v2[:, cols],
+                                     rate, *ctx.params)
+            if x is not None:
+                slope = _charge_slope(h2.view(x.shape), spikes, x, v_threshold, v_reset, decay_input)
+                grad_rate = (grad_h.view(x.shape) * slope).sum()
+            if decay_input:
+                grad_h = grad_h.div_(tau) if rate is None else grad_h.mul_(rate)
+            grad_x[:, cols] = grad_h
+        return grad_x.view(grad_spikes.shape), grad_rate, None, None, None, None, None, None, None
+
+
+def _forward_block(x, h_seq, spikes, v_seq, tau, v_threshold, v_reset, decay_input, rate) -> None:
+    """All T steps of one block of neurons (``[T, n]`` views), written into ``h_seq``, ``spikes`` and ``v_seq``."""
+    # float 0/1 masks throughout: bool-tensor kernels are several times slower on CPU
+    low = x.dtype != h_seq.dtype
+    x = x.to(h_seq.dtype) if low else x
+    v = torch.full_like(h_seq[0], 0.0 if v_reset is None else v_reset)
+    spike = torch.empty_like(v) if low else None
+    for t in range(x.shape[0]):
+        h = _charge_into(h_seq[t], v, x[t], tau, v_reset, decay_input, rate)
+        s = torch.ge(h, v_threshold, out=spike if low else spikes[t])
+        if low:
+            spikes[t] = s
+        if v_reset is None:
+            v = torch.sub(h, s, alpha=v_threshold, out=v)
+        else:
+            v = torch.addcmul(h, h, s, value=-1.0, out=v)
+            if v_reset != 0.0:
+                v.add_(s, alpha=v_reset)
+        if v_seq is not None:
+            v_seq[t] = v
+
+
+def _backward_block(h_seq, grad_spikes, grad_v_seq, rate, tau, v_threshold, v_reset, decay_input, detach_reset,
+                    surrogate) -> torch.Tensor:
+    """dL/dH of one block of neurons (``[T, n]``) in the membrane's dtype, before the charge's ``1 / tau``."""
+    grad_h = surrogate.derivative(h_seq - v_threshold, inplace=True)
+    dv_dh = None if detach_reset else _reset_slope_attached(h_seq, grad_h, v_threshold, v_reset)
+    grad_h.mul_(grad_spikes if grad_spikes.dtype == grad_h.dtype else grad_spikes.to(grad_h.dtype))
+    below = torch.empty_like(grad_h[0]) if detach_reset and v_reset is not None else None
+    carried = torch.empty_like(grad_h[0])
+    leak = 1.0 - (1.0 / tau if rate is None else rate)
+    for t in range(h_seq.shape[0] - 1, -1, -1):
+        # dV[t]/dH[t]: 1 - S (hard, detached), 1 (soft, detached), or the attached slope
+        slope = dv_dh[t] if dv_dh is not None else (below.copy_(h_seq[t]).lt_(v_threshold) if below is not None else None)
+        upstream = [grad_v_seq[t]] if grad_v_seq is not None else []
+        if t + 1 < h_seq.shape[0]:
+            upstream.append(torch.mul(grad_h[t + 1], leak, out=carried))
+        for grad_v in upstream:
+            grad_h[t].add_(grad_v) if slope is None else grad_h[t].addcmul_(grad_v, slope)
+    return grad_h
 
 
 def _charge_slope(h_seq: torch.Tensor, spikes: torch.Tensor, x: torch.Tensor, v_threshold: float,

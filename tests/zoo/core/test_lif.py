@@ -6,7 +6,8 @@ import pytest
 import torch
 from spikingjelly.activation_based import neuron, surrogate
 
-from zoo.core import LIF
+import zoo.core.lif as lif_module
+from zoo.core import LIF, PLIF
 
 SETTINGS = list(itertools.product(
     [2.0, 3.0],            # tau
@@ -130,3 +131,38 @@ def test_half_precision_input_integrates_in_fp32(path):
     spikes = LIF(path=path)(x_bf16)
     assert spikes.dtype == torch.bfloat16
     assert torch.equal(spikes.float(), LIF(path=path)(x_bf16.float()))
+
+
+@pytest.mark.parametrize("setting", SETTINGS[::3], ids=lambda s: "-".join(map(str, s)))
+def test_fused_numbers_do_not_depend_on_the_neuron_blocking(setting, monkeypatch):
+    """The fused path walks neurons in blocks; block sizes that are multiples of 32 (the widest SIMD loop) give
+    bit-identical spikes, membrane and gradient (a vectorised exp rounds unlike the scalar one of a loop's tail)."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 3, 7, 13, generator=gen) * 2.5 + 0.5  # 273 neurons per step: blocks end mid-row
+    grad_s, grad_v = torch.randn_like(x), torch.randn_like(x)
+    results = {}
+    for block in (32, 96, 1 << 40):
+        monkeypatch.setattr(lif_module, "NEURONS_PER_BLOCK", block)
+        results[block] = _run(lambda t: _ours(t, *setting, "fused"), x, grad_s, grad_v)
+    for block in (32, 96):
+        for name, whole, blocked in zip(("spikes", "membrane", "input grad"), results[1 << 40], results[block]):
+            assert torch.equal(whole, blocked), f"{name} changes with {block}-neuron blocks for {setting}"
+
+
+@pytest.mark.parametrize("block", [32, 1 << 40])
+def test_half_precision_gradient_equals_the_widened_input(block, monkeypatch):
+    """A bf16 input runs without an fp32 copy of itself, with the numbers of that copy: spikes and gradient."""
+    monkeypatch.setattr(lif_module, "NEURONS_PER_BLOCK", block)
+    gen = torch.Generator().manual_seed(2)
+    x = (torch.randn(4, 3, 50, generator=gen) * 2).to(torch.bfloat16)
+    grad = torch.randn(x.shape, generator=gen).to(torch.bfloat16)
+    for lif in (LIF(), LIF(v_reset=None, detach_reset=False), LIF(decay_input=False), PLIF()):
+        low = x.clone().requires_grad_()
+        spikes = lif(low)
+        spikes.backward(grad)
+        wide = x.clone().requires_grad_()
+        widened = lif(wide.float())
+        widened.backward(grad.float())
+        assert spikes.dtype == low.grad.dtype == torch.bfloat16
+        assert torch.equal(spikes.float(), widened), lif
+        assert torch.equal(low.grad, wide.grad), lif
