@@ -381,6 +381,8 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="fast mode: --precision bf16 --compile")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast (AMP)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels-last weights and images (changes the convolutions' rounding, so the numbers)")
     p.add_argument("--against", choices=["reference"],
                    help="also time, alternating, the same model with spikingjelly's LIFNode (fp32, eager)")
     p.add_argument("--set", nargs="+", default=[], metavar="ARG=VALUE",
@@ -434,6 +436,7 @@ def _bench_model(name: str, argv: list[str]) -> int:
         torch.set_num_threads(opts.threads)
     cfg = BenchConfig(model=name, mode=opts.mode, batch=opts.batch, T=opts.T, size=opts.size, device=opts.device,
                       precision="bf16" if opts.fast else opts.precision, compile=opts.fast or opts.compile,
+                      channels_last=opts.channels_last,
                       against=opts.against, warmup=opts.warmup, repeats=opts.repeats,
                       overrides=tuple(overrides.items()))
     result = bench_model(cfg)

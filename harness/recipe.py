@@ -101,7 +101,7 @@ class TrainRecipe(_Strict):
     amp: bool = False  # bf16/fp16 autocast on GPU; ignored on CPU
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: bf16 autocast on every device (fast mode)
     ema_decay: float | None = None
-    channels_last: bool = False
+    channels_last: bool = False  # channels-last weights and images (fast mode on CPU; changes the rounding)
     compile: bool = False
     eval_batch_size: int | None = None
 

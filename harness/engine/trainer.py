@@ -158,7 +158,7 @@ class _Trainer:
         train_cfg = self.recipe.train
         seed_all(self.spec.seed)  # identical initial weights on every rank
         self.model = self.spec.create_model(self.recipe)
-        self.channels_last = train_cfg.channels_last and self.device.type == "cuda"
+        self.channels_last = train_cfg.channels_last
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)

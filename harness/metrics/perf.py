@@ -236,6 +236,7 @@ class BenchConfig:
     device: str = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast (fast mode: bf16 + compile)
     compile: bool = False
+    channels_last: bool = False  # our model and its input in channels-last (the reference stays contiguous)
     against: str | None = None  # "reference": also time the spikingjelly-neuron copy
     warmup: int = 2
     repeats: int = 5
@@ -332,7 +333,11 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
     if cfg.against == "reference":
         models["reference"] = with_reference_neurons(model)
     x, y = random_batch(model, cfg, T, device)
-    runners = {name: StepRunner(m, x, y, cfg.mode, cfg.precision, cfg.compile) if name == "ours"
+    ours_x = x
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+        ours_x = x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+    runners = {name: StepRunner(m, ours_x, y, cfg.mode, cfg.precision, cfg.compile) if name == "ours"
                else StepRunner(m, x, y, cfg.mode) for name, m in models.items()}
     first = {name: runner() for name, runner in runners.items()}  # before any update: same weights
     probe, probe_flops = matmul_probe(device, torch.bfloat16 if cfg.precision == "bf16" else torch.float32)
@@ -367,6 +372,7 @@ def format_bench(result: dict[str, Any]) -> str:
     lines = [
         f"{result['model']} {result['mode']} batch={result['batch']} T={result['T']} input={result['input_shape']} "
         f"device={result['device']} precision={result['precision']} compile={result['compile']} "
+        f"channels_last={result['channels_last']} "
         f"({result['repeats']} timed steps after {result['warmup']} "
         f"warm-up, alternating)",
         f"  ours:      step median {result['step_s_median']:.3f} s (min {result['step_s_min']:.3f}, max "

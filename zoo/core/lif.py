@@ -210,6 +210,27 @@ def neuron_blocks(count: int) -> list[slice]:
     return [slice(start, min(start + size, count)) for start in range(0, count, size)]
 
 
+def time_rows(t: torch.Tensor) -> torch.Tensor | None:
+    """``t`` (``[T, ...]``) as a ``[T, n]`` view of its own storage when every time step is one dense block, in
+    any order inside (contiguous, channels-last, ...); None otherwise."""
+    steps, count = t.shape[0], t[0].numel() if t.dim() > 1 else 1
+    if steps > 1 and t.stride(0) != count:
+        return None
+    expected = 1
+    for stride, size in sorted((st, sz) for st, sz in zip(t.stride()[1:], t.shape[1:]) if sz != 1):
+        if stride != expected:
+            return None
+        expected *= size
+    return t.as_strided((steps, count), (count, 1))
+
+
+def _rows_like(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``grad`` as ``time_rows`` of ``like``'s layout (a copy when its own layout differs)."""
+    if grad.stride() != like.stride():
+        grad = torch.empty_like(like, dtype=grad.dtype).copy_(grad)
+    return time_rows(grad)
+
+
 class FusedLIF(torch.autograd.Function):
     """The whole T loop as one autograd node; backward is hand-written from the saved ``H`` only.
 
@@ -224,33 +245,35 @@ class FusedLIF(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, rate, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, keep_v_seq):
-        x2 = x.reshape(x.shape[0], -1)
+        x = x if time_rows(x) is not None else x.contiguous()
+        x2 = time_rows(x)
         state = torch.promote_types(x.dtype, torch.float32)
-        h2 = torch.empty(x2.shape, dtype=state, device=x.device)
-        s2 = torch.empty(x2.shape, dtype=x.dtype, device=x.device)
-        v2 = torch.empty_like(h2) if keep_v_seq else None
+        # outputs in the input's layout (channels-last stays channels-last): elementwise maths ignores the order
+        h_seq, spikes = torch.empty_like(x, dtype=state), torch.empty_like(x)
+        v_seq = torch.empty_like(h_seq) if keep_v_seq else x.new_empty(0)
+        h2, s2, v2 = time_rows(h_seq), time_rows(spikes), time_rows(v_seq) if keep_v_seq else None
         rate_value = None if rate is None else rate.detach()
         for cols in neuron_blocks(x2.shape[1]):
             _forward_block(x2[:, cols], h2[:, cols], s2[:, cols], None if v2 is None else v2[:, cols],
                            tau, v_threshold, v_reset, decay_input, rate_value)
-        spikes = s2.view(x.shape)
         learnt = rate is not None and ctx.needs_input_grad[1]
-        ctx.save_for_backward(h2, spikes if learnt else None, x if learnt else None, rate_value)
+        ctx.save_for_backward(h_seq, spikes if learnt else None, x if learnt else None, rate_value)
         ctx.params = (tau, v_threshold, v_reset, decay_input, detach_reset, surrogate)
         ctx.input_dtype = x.dtype
-        v_seq = x.new_empty(0) if v2 is None else v2.view(x.shape)
         if not keep_v_seq:
             ctx.mark_non_differentiable(v_seq)
         return spikes, v_seq
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_seq):
-        h2, spikes, x, rate = ctx.saved_tensors
+        h_seq, spikes, x, rate = ctx.saved_tensors
         tau, v_threshold, v_reset, decay_input, detach_reset, surrogate = ctx.params
-        steps, count = h2.shape
-        grad_s2 = grad_spikes.reshape(steps, count)
-        grad_v2 = grad_v_seq.reshape(steps, count) if grad_v_seq is not None and grad_v_seq.numel() == h2.numel() else None
-        grad_x = torch.empty(h2.shape, dtype=ctx.input_dtype, device=h2.device)
+        h2 = time_rows(h_seq)
+        count = h2.shape[1]
+        grad_s2 = _rows_like(grad_spikes, h_seq)
+        grad_v2 = _rows_like(grad_v_seq, h_seq) if grad_v_seq is not None and grad_v_seq.numel() == h_seq.numel() else None
+        grad_x = torch.empty_like(h_seq, dtype=ctx.input_dtype)
+        grad_x2 = time_rows(grad_x)
         # a learnt 1/tau sums over every neuron: one block keeps that sum's order
         blocks = [slice(0, count)] if x is not None else neuron_blocks(count)
         grad_rate = None
@@ -258,12 +281,12 @@ class FusedLIF(torch.autograd.Function):
             grad_h = _backward_block(h2[:, cols], grad_s2[:, cols], None if grad_v2 is None else grad_v2[:, cols],
                                      rate, *ctx.params)
             if x is not None:
-                slope = _charge_slope(h2.view(x.shape), spikes, x, v_threshold, v_reset, decay_input)
-                grad_rate = (grad_h.view(x.shape) * slope).sum()
+                slope = _charge_slope(h_seq, spikes, x, v_threshold, v_reset, decay_input)
+                grad_rate = (grad_h.as_strided(h_seq.shape, h_seq.stride()) * slope).sum()
             if decay_input:
                 grad_h = grad_h.div_(tau) if rate is None else grad_h.mul_(rate)
-            grad_x[:, cols] = grad_h
-        return grad_x.view(grad_spikes.shape), grad_rate, None, None, None, None, None, None, None
+            grad_x2[:, cols] = grad_h
+        return grad_x, grad_rate, None, None, None, None, None, None, None
 
 
 def _forward_block(x, h_seq, spikes, v_seq, tau, v_threshold, v_reset, decay_input, rate) -> None:

@@ -169,3 +169,13 @@ def test_bf16_precision_runs_under_cpu_autocast_and_is_recorded(tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["recipe"]["train"]["precision"] == "bf16"
     assert "bfloat16" in json.dumps(config)
+
+
+def test_channels_last_applies_on_cpu_too(tmp_path):
+    """Fast mode on CPU: ``train.channels_last`` puts the weights and images channels-last there as well."""
+    spec = _spec(epochs=1, energy_images=0, limit_train_batches=2, limit_eval_batches=1,
+                 overrides={"train.channels_last": True, "train.precision": "bf16", "optim.warmup_epochs": 0})
+    final = train(spec, tmp_path)
+    assert final["status"] == "finished"
+    derived = json.loads((tmp_path / "config.json").read_text())["resolved"]
+    assert derived["channels_last"] is True and derived["device"] == "cpu"

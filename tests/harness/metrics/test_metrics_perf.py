@@ -95,6 +95,24 @@ def test_bench_eval_mode_without_reference():
     assert result["step_s_min"] <= result["step_s_median"] <= result["step_s_max"]
 
 
+def test_bench_channels_last_converts_ours_and_leaves_the_reference(monkeypatch):
+    seen = []
+
+    class Recording(StepRunner):
+        def __init__(self, model, x, *args, **kwargs):
+            super().__init__(model, x, *args, **kwargs)
+            weights = [p for p in model.parameters() if p.dim() == 4]
+            seen.append((x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous(),
+                         all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)))
+
+    monkeypatch.setattr("harness.metrics.perf.StepRunner", Recording)
+    result = bench_model(BenchConfig("sdt_2_512.cifar10", batch=2, T=2, size=16, warmup=0, repeats=1,
+                                     channels_last=True, against="reference", overrides=(("dim", 32), ("depth", 1))))
+    assert result["channels_last"] is True
+    assert seen[0] == (True, True)  # ours
+    assert seen[1][0] is False  # the reference keeps contiguous images
+
+
 def test_bench_trains_a_kd_model_through_both_heads():
     """A distillation model returns (logits, kd_logits) in training: the train step backpropagates through both."""
     config = BenchConfig("sdtv3_83m.in1k", mode="train", batch=2, T=1, size=16, warmup=0, repeats=1,

@@ -166,3 +166,32 @@ def test_half_precision_gradient_equals_the_widened_input(block, monkeypatch):
         assert spikes.dtype == low.grad.dtype == torch.bfloat16
         assert torch.equal(spikes.float(), widened), lif
         assert torch.equal(low.grad, wide.grad), lif
+
+
+def test_time_rows_views_dense_steps_in_any_layout():
+    images = torch.randn(6, 5, 7, 4)
+    contiguous, channels_last = images.unflatten(0, (2, 3)), images.contiguous(
+        memory_format=torch.channels_last).unflatten(0, (2, 3))
+    for x in (contiguous, channels_last):
+        rows = lif_module.time_rows(x)
+        assert rows.shape == (2, 3 * 5 * 7 * 4) and rows.data_ptr() == x.data_ptr()
+        assert torch.equal(rows.sort(1).values, x.flatten(1).sort(1).values)  # each row holds its own step
+    assert lif_module.time_rows(torch.randn(3, 4, 5).transpose(0, 1)) is None  # time is not the outer axis
+    assert lif_module.time_rows(torch.randn(3, 8)[:, ::2]) is None  # a step is not dense
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_channels_last_input_keeps_its_layout_and_numbers(dtype):
+    """A channels-last input is neither copied nor reordered: outputs and gradient share its layout, spikes
+    equal the contiguous input's; the gradient too, up to the last bit of the surrogate's exp."""
+    images = (torch.randn(4 * 3, 5, 7, 6, generator=torch.Generator().manual_seed(3)) * 2).to(dtype)
+    grad = torch.randn(images.shape, generator=torch.Generator().manual_seed(4)).to(dtype).unflatten(0, (4, 3))
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = images.contiguous(memory_format=layout).unflatten(0, (4, 3)).requires_grad_()
+        spikes = LIF()(x)
+        spikes.backward(grad)
+        assert spikes.stride() == x.stride() == x.grad.stride()
+        results.append((spikes, x.grad))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.allclose(results[0][1].float(), results[1][1].float(), rtol=0, atol=1e-6)
