@@ -4,7 +4,9 @@ Input [T=4, 64, 384, 64] (T, batch, channels, tokens), default neuron settings, 
 Every path runs interleaved in the same process; reported as the median over repeats and as ratios
 against spikingjelly measured in this same run.
 
-    python benchmarks/lif_speed.py [--repeats 15] [--threads 1] [--shape 4 64 384 64]
+    python benchmarks/lif_speed.py [--repeats 15] [--threads 1] [--shape 4 64 384 64] [--dtype fp32|bf16]
+
+``--dtype bf16`` feeds every path a bf16 input and bf16 gradient, as bf16 autocast does (ours integrates in fp32).
 """
 
 from __future__ import annotations
@@ -41,10 +43,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--shape", type=int, nargs="+", default=[4, 64, 384, 64])
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    x = torch.randn(*args.shape) * 2
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    x = (torch.randn(*args.shape) * 2).to(dtype)
     grad = torch.randn_like(x)
     paths = {"spikingjelly": _spikingjelly_lif(), "fused": LIF(path="fused"), "reference": LIF(path="reference")}
     times: dict[str, list[float]] = {name: [] for name in paths}
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         for name, module in paths.items():
             times[name].append(_time_fwd_bwd(module, x, grad))
     medians = {name: statistics.median(ts) for name, ts in times.items()}
-    print(f"LIF fwd+bwd, input {list(x.shape)}, {args.threads} thread(s), {args.repeats} repeats, "
+    print(f"LIF fwd+bwd, input {list(x.shape)} {args.dtype}, {args.threads} thread(s), {args.repeats} repeats, "
           f"torch {torch.__version__}, {platform.machine()}")
     for name, med in medians.items():
         print(f"  {name:12s} median {med * 1e3:8.1f} ms   speed vs spikingjelly {medians['spikingjelly'] / med:5.2f}x")

@@ -322,7 +322,7 @@ def _backward_block(h_seq, grad_spikes, grad_v_seq, rate, tau, v_threshold, v_re
     leak = 1.0 - (1.0 / tau if rate is None else rate)
     for t in range(h_seq.shape[0] - 1, -1, -1):
         # dV[t]/dH[t]: 1 - S (hard, detached), 1 (soft, detached), or the attached slope
-        slope = dv_dh[t] if dv_dh is not None else (below.copy_(h_seq[t]).lt_(v_threshold) if below is not None else None)
+        slope = dv_dh[t] if dv_dh is not None else (torch.lt(h_seq[t], v_threshold, out=below) if below is not None else None)
         upstream = [grad_v_seq[t]] if grad_v_seq is not None else []
         if t + 1 < h_seq.shape[0]:
             upstream.append(torch.mul(grad_h[t + 1], leak, out=carried))
