@@ -51,18 +51,29 @@ class WeightsError(ValueError):
     """A weights file that cannot be read safely or does not fit the model (one line, names the file)."""
 
 
+def read_weights_file(path: str | Path) -> Any:
+    """What a ``.safetensors`` file or a torch file loaded weights-only holds: a file that needs pickled code (or
+    is missing, truncated or foreign) is refused in one line naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unsafe pickle, truncated or foreign file
+        first_line = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise WeightsError(f"{path}: not a readable safetensors or weights-only torch file ({first_line})") from None
+
+
 def load_weights(model: nn.Module, path: str | Path) -> None:
     """Load an engine checkpoint (``{"model": ...}``), a state dict of ``model``, or an official checkpoint
-    (mapped by ``zoo.load_official_state_dict``), read weights-only: a file that needs pickled code is refused."""
+    (mapped by ``zoo.load_official_state_dict``), read by ``read_weights_file``."""
     from zoo.official import load_official_state_dict
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: no such file") from None
-    except Exception as err:  # unreadable or unsafe pickle
-        first_line = (str(err).splitlines() or [type(err).__name__])[0][:200]
-        raise WeightsError(f"{path}: not a readable weights-only torch file ({first_line})") from None
+    state = read_weights_file(path)
     inner = state.get("model", state) if isinstance(state, dict) else state
     if isinstance(inner, dict) and set(inner) == set(model.state_dict()):
         model.load_state_dict(inner)

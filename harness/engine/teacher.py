@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness.audit import WeightsError, read_weights_file
 from harness.recipe import DistillRecipe
 
 
@@ -17,20 +18,12 @@ class TeacherError(ValueError):
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a ``.safetensors`` file or of a torch file loaded weights-only (a file that needs pickled code
-    is refused), unwrapping a ``{"model": ...}`` or ``{"state_dict": ...}`` checkpoint."""
-    if not path.is_file():
-        raise TeacherError(f"teacher weights {path}: no such file")
+    """The tensors of a weights file (``harness.audit.read_weights_file``: safetensors or weights-only torch, never
+    pickled code), unwrapping a ``{"model": ...}`` or ``{"state_dict": ...}`` checkpoint."""
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unsafe pickle, truncated or foreign file
-        raise TeacherError(f"teacher weights {path}: not a readable safetensors or weights-only torch file "
-                           f"({str(err).splitlines()[0][:200]})") from None
+        state = read_weights_file(path)
+    except WeightsError as err:
+        raise TeacherError(f"teacher weights {err}") from None
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -245,8 +245,10 @@ class FusedLIF(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, rate, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, keep_v_seq):
-        x = x if time_rows(x) is not None else x.contiguous()
         x2 = time_rows(x)
+        if x2 is None:  # steps that are not dense blocks (a permuted or strided view): made contiguous once
+            x = x.contiguous()
+            x2 = time_rows(x)
         state = torch.promote_types(x.dtype, torch.float32)
         # outputs in the input's layout (channels-last stays channels-last): elementwise maths ignores the order
         h_seq, spikes = torch.empty_like(x, dtype=state), torch.empty_like(x)
