@@ -1,0 +1,7 @@
+"""Released weights: the catalog of the checkpoints the papers' authors published, and the tools that fetch,
+import and verify them under the data root (``<data-root>/weights/<model>/<file>``)."""
+
+from harness.weights.catalog import (CATALOG_PATH, Catalog, CatalogError, WeightsEntry, load_catalog, stored_path,
+                                     weights_dir)
+
+__all__ = ["CATALOG_PATH", "Catalog", "CatalogError", "WeightsEntry", "load_catalog", "stored_path", "weights_dir"]

@@ -1,0 +1,112 @@
+"""The released-weights catalog (``catalog.yaml`` beside this file), validated like every config file.
+
+One entry per zoo configuration whose authors (or a secondary host, marked ``secondary``) published weights:
+where the release is linked (``source``), the direct link when one exists (``url``), the file name as released,
+its key layout (``format``), its SHA-256 when the authors publish one, the license, notes, and how far the entry
+was checked (``checked``). Files live under ``<data-root>/weights/<model>/<file>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from harness.configfile import ConfigError, load_yaml
+from harness.names import check_name
+
+CATALOG_PATH = Path(__file__).resolve().parent / "catalog.yaml"
+WEIGHTS_SUBDIR = "weights"
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+
+
+class CatalogError(ConfigError):
+    """The catalog file is malformed or names unknown models; the message names the file, line and field."""
+
+
+def _url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("https://", "http://")):
+        raise ValueError(f"{value!r}: expected an http(s) URL or null")
+    return value
+
+
+def _sha256(value: str | None) -> str | None:
+    if value is not None and not SHA256_PATTERN.match(value):
+        raise ValueError(f"{value!r}: expected 64 lowercase hex digits or null")
+    return value
+
+
+def _file_name(value: str) -> str:
+    return check_name(value, "weights file name")
+
+
+class WeightsEntry(BaseModel):
+    """One released checkpoint of one zoo configuration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    model: str = Field(description="registered zoo model name")
+    source: str = Field(min_length=1, description="the page that links the file (official README, release page)")
+    url: Annotated[str | None, AfterValidator(_url)] = Field(description="direct download link, null when none")
+    file: Annotated[str, AfterValidator(_file_name)] = Field(description="the file name as released")
+    format: Literal["official", "spikebench", "timm", "safetensors"] = Field(
+        description="official: the official code's key layout (zoo.load_official_state_dict); spikebench: this "
+                    "zoo's state dict; timm: a timm checkpoint; safetensors: a safetensors file of either layout")
+    sha256: Annotated[str | None, AfterValidator(_sha256)] = Field(
+        None, description="the SHA-256 the authors publish, null when they publish none")
+    license: str | None = Field(None, description="the license of the weights (the repository's unless stated)")
+    notes: str = ""
+    checked: str = Field(min_length=1, description="how far the entry's facts were checked, and against what")
+    secondary: bool = Field(False, description="hosted by a third party (e.g. a re-hosted copy), not the authors")
+
+
+class _CatalogFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    entries: list[WeightsEntry] = []
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The catalog's entries by model name, in file order."""
+
+    path: Path
+    entries: dict[str, WeightsEntry]
+
+    def get(self, model: str) -> WeightsEntry:
+        """The entry of ``model``; a KeyError naming the catalog when it has none."""
+        if model not in self.entries:
+            raise KeyError(f"{model}: no released weights in the catalog {self.path}; "
+                           f"`python -m harness weights ls` lists the models that have some")
+        return self.entries[model]
+
+
+def load_catalog(path: Path | str = CATALOG_PATH) -> Catalog:
+    """Read and validate the catalog: every model registered in the zoo, at most one entry per model."""
+    import zoo
+
+    path = Path(path)
+    doc = load_yaml(path, _CatalogFile, "weights catalog", CatalogError)
+    known = set(zoo.list_models())
+    entries: dict[str, WeightsEntry] = {}
+    for i, entry in enumerate(doc.entries):
+        if entry.model not in known:
+            raise CatalogError(f"{path}: field entries.{i}.model: {entry.model!r} is not a registered zoo model")
+        if entry.model in entries:
+            raise CatalogError(f"{path}: field entries.{i}.model: {entry.model!r} has an entry already")
+        entries[entry.model] = entry
+    return Catalog(path, entries)
+
+
+def weights_dir(data_root: Path | str, model: str) -> Path:
+    """``<data-root>/weights/<model>``: where a model's released weights are stored."""
+    return Path(data_root) / WEIGHTS_SUBDIR / check_name(model, "model name")
+
+
+def stored_path(data_root: Path | str, entry: WeightsEntry) -> Path:
+    """``<data-root>/weights/<model>/<file>``: where the catalog's file of ``entry`` is stored."""
+    return weights_dir(data_root, entry.model) / entry.file
