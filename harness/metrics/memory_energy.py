@@ -90,12 +90,15 @@ def _scope_totals(counter_counts: dict[str, dict[Any, int]]) -> dict[str, int]:
 
 
 def _exclusive(totals: dict[str, int]) -> dict[str, int]:
-    """Counts each module scope recorded itself: its total less its direct children's (every op is recorded in
-    every enclosing scope, so the exclusive counts add up to the model's)."""
+    """Counts each module scope recorded itself: its total less that of the scopes nested right inside it (every
+    op is recorded in every enclosing scope that ran, so the exclusive counts add up to the model's). A container
+    that never runs (a ModuleList) has no scope: its members nest in the nearest enclosing scope that has one."""
     own = dict(totals)
     for scope, total in totals.items():
         parent = scope.rpartition(".")[0]
-        if parent in own:
+        while parent and parent not in own:
+            parent = parent.rpartition(".")[0]
+        if parent:
             own[parent] -= total
     return own
 

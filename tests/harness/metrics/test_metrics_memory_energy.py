@@ -20,7 +20,7 @@ from harness.metrics.break_even import break_even, format_break_even, qnn_activa
 from harness.metrics.energy import PaperRow, calibrate_batch_norm, main  # noqa: E402
 from harness.metrics.memory_energy import (UnsupportedModelError, check_supported, format_memory_audit,  # noqa: E402
                                            measure_memory_energy)
-from zoo.core import LIF, PLIF, MultiSpike, TernaryIF  # noqa: E402
+from zoo.core import LIF, PLIF, MultiSpike, SeqFlat, TernaryIF  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
 import engine_nets  # noqa: E402  (registers the tiny test models)
@@ -174,3 +174,31 @@ def test_break_even_without_spike_driven_layers_and_bad_sparsity():
     with pytest.raises(ValueError, match="qnn_sparsity"):
         break_even([], T=4, qnn_sparsity=1.0)
     assert [qnn_activation_bits(t) for t in (1, 2, 3, 4, 7, 8, 15)] == [1, 2, 2, 3, 3, 4, 4]
+
+
+class Stacked(nn.Module):
+    """Two 1x1 convs kept in a ModuleList (a container that never runs itself), a LIF, and a sum at the top."""
+
+    T = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(SeqFlat(nn.Conv2d(1, 1, 1, bias=False)) for _ in range(2))
+        self.lif = LIF()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.unsqueeze(0).expand(self.T, *x.shape)
+        for conv in self.convs:
+            h = conv(h)
+        return self.lif(h).sum()
+
+
+def test_memory_per_layer_rows_nest_modulelist_members_in_the_enclosing_module():
+    result = measure_memory_energy(Stacked(), [torch.randn(1, 1, 2, 2)], "memory")
+    rows = {r["layer"]: r for r in result.per_layer}
+    # Each conv runs on real values: T 2 x 4 pixels = 8 MACs, each reading its one fp32 weight (32 bytes).
+    assert rows["convs.0.0"]["mac"] == rows["convs.1.0"]["mac"] == 8
+    assert rows["convs.0.0"]["memory_bytes"] == 32
+    # The top level only adds up the 8 LIF outputs (7 ACs): the convs' MACs are not left there.
+    assert rows["(top level)"] == {"layer": "(top level)", "mac": 0.0, "ac": 7.0, "memory_bytes": 0.0, "energy_pj": pytest.approx(6.3)}
+    assert all(v >= 0 for r in result.per_layer for v in r.values() if isinstance(v, float))
