@@ -200,5 +200,6 @@ def test_memory_per_layer_rows_nest_modulelist_members_in_the_enclosing_module()
     assert rows["convs.0.0"]["mac"] == rows["convs.1.0"]["mac"] == 8
     assert rows["convs.0.0"]["memory_bytes"] == 32
     # The top level only adds up the 8 LIF outputs (7 ACs): the convs' MACs are not left there.
-    assert rows["(top level)"] == {"layer": "(top level)", "mac": 0.0, "ac": 7.0, "memory_bytes": 0.0, "energy_pj": pytest.approx(6.3)}
+    assert rows["(top level)"] == {"layer": "(top level)", "mac": 0.0, "ac": 7.0, "memory_bytes": 0.0,
+                                   "energy_pj": pytest.approx(6.3)}
     assert all(v >= 0 for r in result.per_layer for v in r.values() if isinstance(v, float))
