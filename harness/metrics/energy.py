@@ -37,7 +37,6 @@ import torch
 from torch import nn
 
 from harness.metrics.firing import FiringRates
-from harness.metrics.memory_energy import MEMORY_CONVENTIONS
 from harness.metrics.ops import OpCounter, PaperTally
 from harness.recipe import DataRecipe
 
@@ -246,6 +245,8 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from harness.metrics.memory_energy import MEMORY_CONVENTIONS
+
     parser = _OneLineParser(prog="harness energy", description=main.__doc__)
     parser.add_argument("model", help="registered zoo model name")
     parser.add_argument("--convention", choices=CONVENTIONS + MEMORY_CONVENTIONS, default="paper",
@@ -295,8 +296,8 @@ def _run(args: argparse.Namespace) -> int:
     import zoo
     from harness.audit import WeightsError, load_weights
     from harness.metrics.break_even import break_even, format_break_even
-    from harness.metrics.memory_energy import (UnsupportedModelError, check_supported, format_memory_audit,
-                                               measure_memory_energy)
+    from harness.metrics.memory_energy import (MEMORY_CONVENTIONS, UnsupportedModelError, check_supported,
+                                               format_memory_audit, measure_memory_energy)
     from harness.metrics.neurobench_metrics import neurobench_metrics
     from harness.recipe import load_recipe
 

@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from harness.metrics.energy import PJ_PER_MJ
 from harness.metrics.perf import with_reference_neurons
 
 MEMORY_CONVENTIONS = ("memory", "lemaire")
-PJ_PER_MJ = 1e9
 BITS_PER_BYTE = 8
 
 
@@ -63,7 +63,7 @@ class SpikingJellyEnergy:
 
     def summary(self) -> dict[str, Any]:
         """The JSON block of the CLI: energy per image, the estimator's model id and parameters, its audit."""
-        return {"energy_mj": self.energy_mj, "model_id": self.model_id, **asdict(self)}
+        return {"energy_mj": self.energy_mj, **asdict(self)}
 
 
 def check_supported(model: nn.Module, convention: str) -> None:
@@ -122,76 +122,84 @@ def _layer_rows(profiler: Any, root: str) -> dict[str, dict[str, float]]:
     return rows
 
 
-def _add_into(total: dict[str, float], part: dict[str, float]) -> None:
-    for key, value in part.items():
-        total[key] = total.get(key, 0.0) + value
+def _summed(parts: Iterable[dict[str, float]], images: int) -> dict[str, float]:
+    """Key-wise sum of ``parts`` divided by ``images``: per-batch figures as figures per image."""
+    total: dict[str, float] = {}
+    for part in parts:
+        for key, value in part.items():
+            total[key] = total.get(key, 0.0) + value
+    return {key: value / images for key, value in total.items()}
 
 
-def _per_image(values: dict[str, float], images: int) -> dict[str, float]:
-    return {key: value / images for key, value in values.items()}
+def _over_batches(run_batch: Callable[[torch.Tensor], tuple[Any, dict[str, dict[str, float]]]],
+                  batches: Iterable[torch.Tensor]) -> tuple[int, list[Any], list[dict[str, float]]]:
+    """Run an estimator once per batch: the image count, its reports, and its per-layer rows per image."""
+    images, reports, layers = 0, [], defaultdict(list)
+    for x in batches:
+        report, rows = run_batch(x)
+        images += x.shape[0]
+        reports.append(report)
+        for layer, row in rows.items():
+            layers[layer].append(row)
+    if not reports:
+        raise ValueError("energy needs at least one evaluation batch; got none")
+    return images, reports, [{"layer": layer, **_summed(rows, images)} for layer, rows in layers.items()]
+
+
+def _result(convention: str, reports: list[Any], totals_pj: list[float], images: int, parameters: dict[str, Any],
+            **extra: Any) -> SpikingJellyEnergy:
+    info = reports[-1].model_info
+    return SpikingJellyEnergy(
+        convention=convention, model_id=info.model_id, model_info=asdict(info), parameters=parameters,
+        images=images, energy_pj=sum(totals_pj) / images, breakdown_pj=_summed((r.breakdown_pj for r in reports),
+                                                                               images),
+        counts=_summed((r.counts for r in reports), images), **extra)
 
 
 def simple_energy(reference: nn.Module, batches: Iterable[torch.Tensor]) -> SpikingJellyEnergy:
-    """spikingjelly's ``estimate_simple_energy`` (what its profiler does: one no-grad forward per batch), per image,
-    with its per-module breakdown."""
+    """spikingjelly's ``estimate_simple_energy`` on each batch (its profiler around one no-grad forward, as that
+    function does, kept to read the per-module counts), per image, with the per-module breakdown."""
     from spikingjelly.activation_based.op_counter import SimpleEnergyProfiler
 
-    images, total, breakdown, counts = 0, 0.0, {}, {}
-    layers: dict[str, dict[str, float]] = defaultdict(dict)
-    report = None
-    for x in batches:
+    def run_batch(x: torch.Tensor) -> tuple[Any, dict[str, dict[str, float]]]:
         profiler = SimpleEnergyProfiler()
         profiler.bind_model(reference)
         with profiler, torch.no_grad():
             reference(x)
-        report = profiler.get_report()
-        images += x.shape[0]
-        total += report.energy_total_pj
-        _add_into(breakdown, report.breakdown_pj)
-        _add_into(counts, report.counts)
-        for layer, row in _layer_rows(profiler, type(reference).__name__).items():
-            _add_into(layers[layer], row)
-    if report is None:
-        raise ValueError("energy needs at least one evaluation batch; got none")
-    cost = report.config.cost_config
+        return profiler.get_report(), _layer_rows(profiler, type(reference).__name__)
+
+    images, reports, layers = _over_batches(run_batch, batches)
+    cost = reports[-1].config.cost_config
     parameters = {"e_mac_pj": cost.e_mac_pj, "e_ac_pj": cost.e_ac_pj, "e_memory_pj_per_byte": cost.e_memory_pj_per_byte,
                   "e_memory_pj_per_bit": cost.e_memory_pj_per_byte / BITS_PER_BYTE,
-                  "memory_bits": "runtime dtype", "dtype": str(next(reference.parameters()).dtype)}
-    return SpikingJellyEnergy(
-        convention="memory", model_id=report.model_info.model_id, model_info=asdict(report.model_info),
-        parameters=parameters, images=images, energy_pj=total / images, breakdown_pj=_per_image(breakdown, images),
-        counts=_per_image(counts, images), omitted=list(report.warnings),
-        per_layer=[{"layer": layer, **_per_image(row, images)} for layer, row in layers.items()])
+                  "dtype": str(next(reference.parameters()).dtype)}
+    omitted = sorted({message for report in reports for message in report.warnings})
+    return _result("memory", reports, [r.energy_total_pj for r in reports], images, parameters, per_layer=layers,
+                   omitted=omitted)
 
 
 def lemaire_energy(reference: nn.Module, batches: Iterable[torch.Tensor]) -> SpikingJellyEnergy:
     """spikingjelly's ``estimate_lemaire_energy`` (non-strict: unsupported module types are left out and listed) on
     each batch, per image; the buffer sizes are the largest any batch needed."""
-    from spikingjelly.activation_based.op_counter import LemaireEnergyConfig, estimate_lemaire_energy
+    from spikingjelly.activation_based.op_counter import LemaireEnergyConfig, analytical_energy, estimate_lemaire_energy
 
     config = LemaireEnergyConfig(strict=False)
-    images, total, breakdown, counts, buffers, omitted = 0, 0.0, {}, {}, {}, []
-    report = None
-    for x in batches:
+
+    def run_batch(x: torch.Tensor) -> tuple[Any, dict[str, dict[str, float]]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # the same messages are in report.warnings
-            report = estimate_lemaire_energy(reference, x, config=config)
-        images += x.shape[0]
-        total += report.total_pj
-        _add_into(breakdown, report.breakdown_pj)
-        _add_into(counts, report.counts)
-        buffers = {k: max(v, buffers.get(k, 0)) for k, v in report.buffer_sizes_bytes.items()}
-        omitted += [message for message in report.warnings if message not in omitted]
-    if report is None:
-        raise ValueError("energy needs at least one evaluation batch; got none")
-    cost = report.config.cost_config
+            return estimate_lemaire_energy(reference, x, config=config), {}
+
+    images, reports, _ = _over_batches(run_batch, batches)
+    cost = config.cost_config
     parameters = {"e_add_pj": cost.e_add_pj, "e_mul_pj": cost.e_mul_pj,
                   "memory_breakpoints_bytes_pj_per_byte": [list(p) for p in cost.memory_breakpoints],
-                  "word_bits": 32, "snn_fifo_capacity_elements": report.config.snn_fifo_capacity_elements}
-    return SpikingJellyEnergy(
-        convention="lemaire", model_id=report.model_info.model_id, model_info=asdict(report.model_info),
-        parameters=parameters, images=images, energy_pj=total / images, breakdown_pj=_per_image(breakdown, images),
-        counts=_per_image(counts, images), buffer_sizes_bytes=buffers, omitted=omitted)
+                  "word_bits": int(analytical_energy._LEMAIRE_ACCESS_WIDTH_BYTES * BITS_PER_BYTE),
+                  "snn_fifo_capacity_elements": config.snn_fifo_capacity_elements}
+    buffers = {key: max(r.buffer_sizes_bytes[key] for r in reports) for key in reports[-1].buffer_sizes_bytes}
+    omitted = sorted({message for report in reports for message in report.warnings})
+    return _result("lemaire", reports, [r.total_pj for r in reports], images, parameters,
+                   buffer_sizes_bytes=buffers, omitted=omitted)
 
 
 ESTIMATORS = {"memory": simple_energy, "lemaire": lemaire_energy}
