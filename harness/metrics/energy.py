@@ -21,7 +21,9 @@
   an SSA ``Q (K^T V)`` can exceed its dense FLOPs), masks, sums and additions included.
 
 E_AC = 0.9 pJ and E_MAC = 4.6 pJ (45 nm, the papers' figures). Counts and rates are per image, averaged over
-the images of real evaluation batches.
+the images of real evaluation batches. The memory-aware conventions ``memory`` and ``lemaire``, computed by
+spikingjelly's own estimators, live in :mod:`harness.metrics.memory_energy`; the break-even firing rate against the
+equivalent quantised ANN in :mod:`harness.metrics.break_even`.
 """
 
 from __future__ import annotations
