@@ -10,9 +10,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @cache
 def installed_by_test_script() -> dict[str, str]:
-    """Import name -> requirement of every package ``scripts/test.sh`` installs (the extras of its pip install)."""
+    """Import name -> requirement of every package ``scripts/test.sh`` installs: the project's dependencies and
+    the extras of its pip install."""
     script = (ROOT / "scripts" / "test.sh").read_text()
     extras = re.search(r"pip install .*'\.\[([\w,]+)\]'", script).group(1).split(",")
-    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    requirements = [r for extra in extras for r in optional[extra]]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [r for extra in extras for r in project["optional-dependencies"][extra]]
     return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].replace("-", "_").lower(): r for r in requirements}

@@ -10,9 +10,10 @@ from ci_packages import installed_by_test_script
 TESTS = Path(__file__).resolve().parent
 
 
-def test_the_dvs_and_dev_extras_are_what_test_sh_installs():
+def test_the_dependencies_and_the_dvs_and_dev_extras_are_what_test_sh_installs():
     packages = installed_by_test_script()
-    assert {"tonic", "spikingjelly", "pytest_timeout"} <= set(packages)
+    assert {"tonic", "spikingjelly", "pytest_timeout", "torch"} <= set(packages)
+    assert packages["spikingjelly"] == "spikingjelly==2.0.0"  # a runtime dependency (the energy conventions)
     assert packages["tonic"].startswith("tonic==")
 
 

@@ -21,7 +21,9 @@
   an SSA ``Q (K^T V)`` can exceed its dense FLOPs), masks, sums and additions included.
 
 E_AC = 0.9 pJ and E_MAC = 4.6 pJ (45 nm, the papers' figures). Counts and rates are per image, averaged over
-the images of real evaluation batches.
+the images of real evaluation batches. The memory-aware conventions ``memory`` and ``lemaire``, computed by
+spikingjelly's own estimators, live in :mod:`harness.metrics.memory_energy`; the break-even firing rate against the
+equivalent quantised ANN in :mod:`harness.metrics.break_even`.
 """
 
 from __future__ import annotations
@@ -245,10 +247,13 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from harness.metrics.memory_energy import MEMORY_CONVENTIONS
+
     parser = _OneLineParser(prog="harness energy", description=main.__doc__)
     parser.add_argument("model", help="registered zoo model name")
-    parser.add_argument("--convention", choices=CONVENTIONS, default="paper",
-                        help="paper: MSViT App. C Eq. 18 as the papers compute it; ops: as executed")
+    parser.add_argument("--convention", choices=CONVENTIONS + MEMORY_CONVENTIONS, default="paper",
+                        help="paper: MSViT App. C Eq. 18 as the papers compute it; ops: as executed; memory, lemaire: "
+                             "spikingjelly's own estimators (with memory traffic) on its neurons")
     parser.add_argument("--checkpoint", default=None,
                         help="official weights (mapped by zoo.load_official_state_dict) or a spikebench checkpoint; "
                              "compares the energy with the paper's claim")
@@ -271,8 +276,7 @@ class EnergyInputError(ValueError):
     """A user mistake in ``harness energy``'s arguments or files."""
 
 
-def _claim_line(report: EnergyReport, convention: str, claimed_mj: float | None) -> str:
-    measured = report.paper_energy_mj if convention == "paper" else report.energy_mj
+def _claim_line(measured: float, convention: str, claimed_mj: float | None) -> str:
     if claimed_mj is None:
         return "paper claim: none on the model card"
     return (f"paper claim: {claimed_mj} mJ; measured ({convention}): {measured:.4f} mJ "
@@ -280,7 +284,8 @@ def _claim_line(report: EnergyReport, convention: str, claimed_mj: float | None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``energy MODEL [--convention paper|ops] [--checkpoint F] [--json]``: per-layer audit and energy per image."""
+    """``energy MODEL [--convention paper|ops|memory|lemaire] [--checkpoint F] [--json]``: per-layer audit and energy
+    per image, and the break-even firing rate against the equivalent quantised ANN."""
     args = _parser().parse_args(argv)
     try:
         return _run(args)
@@ -292,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import zoo
     from harness.audit import WeightsError, load_weights
+    from harness.metrics.break_even import break_even, format_break_even
+    from harness.metrics.memory_energy import (MEMORY_CONVENTIONS, UnsupportedModelError, check_supported,
+                                               format_memory_audit, measure_memory_energy)
     from harness.metrics.neurobench_metrics import neurobench_metrics
     from harness.recipe import load_recipe
 
@@ -304,6 +312,11 @@ def _run(args: argparse.Namespace) -> int:
     T = args.T or card.T
     torch.manual_seed(args.seed)
     model = zoo.create_model(args.model, T=T)
+    if args.convention in MEMORY_CONVENTIONS:
+        try:
+            check_supported(model, args.convention)
+        except UnsupportedModelError as err:
+            raise EnergyInputError(f"{args.model}: {err}") from None
     weights = f"random (seed {args.seed})"
     if args.checkpoint:
         try:
@@ -329,9 +342,18 @@ def _run(args: argparse.Namespace) -> int:
         weights += ", BatchNorm statistics calibrated on the inputs"
     report = measure_energy(model, (x for x, _ in loader), T)
     neurobench = None if args.no_neurobench else neurobench_metrics(model, loader)
-    print(format_audit(report, args.convention, f"{args.model}  T={T}  weights: {weights}  inputs: {source}"))
+    title = f"{args.model}  T={T}  weights: {weights}  inputs: {source}"
+    if args.convention in MEMORY_CONVENTIONS:
+        result = measure_memory_energy(model, (x for x, _ in loader), args.convention)
+        print(format_memory_audit(result, title))
+        summary = result.summary()
+    else:
+        print(format_audit(report, args.convention, title))
+        summary = convention_summary(report, args.convention)
+    even = break_even(report.paper_rows, T)
+    print(format_break_even(even))
     if args.checkpoint:
-        print(_claim_line(report, args.convention, card.claimed_energy_mj))
+        print(_claim_line(summary["energy_mj"], args.convention, card.claimed_energy_mj))
     else:
         print("weights are random: the figure is no measure of the trained model, and no paper claim is shown")
         if report.firing_overall < SILENT_FIRING_RATE:
@@ -342,7 +364,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         out = {"model": args.model, "convention": args.convention, "weights": weights, "images": report.images,
                "T": T, "inputs": source, "firing_rate": report.firing_overall,
-               **convention_summary(report, args.convention), "neurobench": neurobench}
+               **summary, "break_even_firing_rate": even.break_even_firing_rate, "break_even": asdict(even),
+               "neurobench": neurobench}
         if args.checkpoint:
             out["claimed_energy_mj"] = card.claimed_energy_mj
         print(json.dumps(out))

@@ -13,7 +13,7 @@ import zoo
 from harness.cli import main
 from harness.metrics.perf import (BenchConfig, LiveTensorMemory, SpikingJellyLIF, StepRunner, bench_model,
                                   record_bench, step_flops, with_reference_neurons)
-from zoo.core import LIF
+from zoo.core import LIF, PLIF
 
 pytest.importorskip("spikingjelly")
 
@@ -161,3 +161,14 @@ def test_bench_user_mistakes_are_one_line(capsys, args, message):
 def test_bench_still_runs_benchmark_scripts(capsys):
     main(["bench", "lif_speed", "--repeats", "1", "--shape", "2", "8", "16"])
     assert "speed vs spikingjelly" in capsys.readouterr().out
+
+
+def test_reference_copy_keeps_a_plif_learnt_time_constant():
+    plif = PLIF(init_tau=2.0, surrogate="atan")
+    with torch.no_grad():
+        plif.w.fill_(1.5)  # learnt away from the initial tau: 1 / tau = sigmoid(1.5)
+    model = nn.Sequential(plif)
+    ref = with_reference_neurons(model)
+    x = torch.rand(4, 3, 5) * 2
+    assert type(ref[0].node).__name__ == "ParametricLIFNode"
+    assert torch.equal(model(x), ref(x))
