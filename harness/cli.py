@@ -455,7 +455,7 @@ def _cmd_weights(args: argparse.Namespace) -> int:
     from harness.weights import CatalogError, load_catalog
 
     try:
-        catalog = load_catalog()
+        catalog = load_catalog(args.catalog) if args.catalog else load_catalog()
         return _WEIGHTS_COMMANDS[args.weights_command](args, catalog, _data_root(args))
     except (WeightsError, CatalogError) as err:
         raise UserError(str(err)) from None
@@ -534,6 +534,8 @@ def _weights_args(parser: argparse.ArgumentParser) -> None:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("--data-root", help="where weights are stored, under weights/<model>/ (default "
                                            "$SPIKEBENCH_DATA or ~/.cache/spikebench)")
+        p.add_argument("--catalog", help="a catalog file to use instead of the packaged harness/weights/catalog.yaml "
+                                         "(e.g. one naming a local mirror's URLs)")
         return p
 
     p = subcommand("ls", "list the catalog: each release, whether its file is stored and its hash matches")
