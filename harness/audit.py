@@ -64,7 +64,7 @@ def _load_problem(err: Exception) -> str:
     text = str(err)
     refused = _UNSUPPORTED_GLOBAL.search(text)
     if refused:
-        return f"it needs code to unpickle ({refused.group(1)}), which weights-only loading refuses"
+        return f"unpickling it would call {refused.group(1)}, code that weights-only loading refuses to run"
     return (text.splitlines() or [type(err).__name__])[0][:200]
 
 
