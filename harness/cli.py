@@ -10,9 +10,12 @@ import sys
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from harness.names import UnsafePathError
+
+if TYPE_CHECKING:
+    from harness.weights import Catalog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -459,6 +462,8 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         return _WEIGHTS_COMMANDS[args.weights_command](args, catalog, _data_root(args))
     except (WeightsError, CatalogError) as err:
         raise UserError(str(err)) from None
+    except OSError as err:  # a local file or folder that cannot be read or written (full disk, permissions)
+        raise UserError(f"{err.filename or 'weights'}: {err.strerror or err}") from None
 
 
 def _data_root(args: argparse.Namespace) -> Path:
@@ -467,7 +472,7 @@ def _data_root(args: argparse.Namespace) -> Path:
     return Path(args.data_root) if args.data_root else default_data_dir()
 
 
-def _weights_ls(args: argparse.Namespace, catalog, data_root: Path) -> int:
+def _weights_ls(args: argparse.Namespace, catalog: Catalog, data_root: Path) -> int:
     import json
 
     from harness.weights.commands import format_row, list_rows
@@ -490,19 +495,20 @@ def _sha256_flag(value: str | None) -> str | None:
     return value.lower() if value else None
 
 
-def _weights_fetch(args: argparse.Namespace, catalog, data_root: Path) -> int:
+def _weights_fetch(args: argparse.Namespace, catalog: Catalog, data_root: Path) -> int:
     from harness.weights.commands import fetch
+    from harness.weights.download import DEFAULT_MAX_BYTES
 
-    if args.max_bytes < 1:
+    if args.max_bytes is not None and args.max_bytes < 1:
         raise UserError(f"--max-bytes must be >= 1, got {args.max_bytes}")
     path, digests = fetch(catalog, args.model, data_root, url=args.url, sha256=_sha256_flag(args.sha256),
-                          max_bytes=args.max_bytes, progress=not args.quiet)
+                          max_bytes=args.max_bytes or DEFAULT_MAX_BYTES, progress=not args.quiet)
     print(f"{args.model}: already stored at {path}" if digests is None else
           f"{args.model}: stored {path} ({digests.size:,} bytes, sha256 {digests.sha256})")
     return 0
 
 
-def _weights_import(args: argparse.Namespace, catalog, data_root: Path) -> int:
+def _weights_import(args: argparse.Namespace, catalog: Catalog, data_root: Path) -> int:
     from harness.weights.commands import import_file
 
     path, digests = import_file(catalog, args.model, Path(args.file), data_root, sha256=_sha256_flag(args.sha256))
@@ -510,7 +516,7 @@ def _weights_import(args: argparse.Namespace, catalog, data_root: Path) -> int:
     return 0
 
 
-def _weights_verify(args: argparse.Namespace, catalog, data_root: Path) -> int:
+def _weights_verify(args: argparse.Namespace, catalog: Catalog, data_root: Path) -> int:
     from harness.weights.commands import verify
 
     verdicts = verify(catalog, data_root, args.model)
@@ -545,7 +551,7 @@ def _weights_args(parser: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="registered zoo model name")
     p.add_argument("--url", help="download from this http(s) URL instead of the catalog's")
     p.add_argument("--sha256", help="expected SHA-256 (default: the catalog's, when the authors publish one)")
-    p.add_argument("--max-bytes", type=int, default=2 << 30, help="refuse a larger file (default 2 GiB)")
+    p.add_argument("--max-bytes", type=int, help="refuse a larger file (default 2 GiB)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = subcommand("import", "store a file downloaded by hand once it loads weights-only and fits the model")
     p.add_argument("model", help="registered zoo model name")

@@ -163,6 +163,7 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
+        """Whether the file passed every check."""
         return self.status == "ok"
 
 

@@ -95,8 +95,11 @@ def destination(data_root: Path, entry: WeightsEntry) -> Path:
     """Where ``entry``'s file goes, its folder made; refused when a link would lead the write outside the data
     root or the file's place is taken by a link."""
     dest = stored_path(data_root, entry)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     contained(Path(data_root) / WEIGHTS_SUBDIR, dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WeightsError(f"{dest.parent}: cannot create the folder: {err.strerror or err}") from None
     if dest.is_symlink():
         raise WeightsError(f"{dest}: is a symbolic link; refusing to write through it (remove it first)")
     return dest

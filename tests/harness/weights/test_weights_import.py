@@ -174,3 +174,18 @@ def test_ls_shows_what_is_stored_and_how_its_hash_compares(tmp_path, checkpoint,
 def test_ls_pattern_matching_nothing_is_one_line(tmp_path, capsys):
     assert weights(tmp_path, "ls", "qkformer_2_256.cifar10") == 2
     assert f"did you mean {MODEL}" in one_error_line(capsys)
+
+
+def test_model_folder_linked_outside_the_data_root_is_refused(tmp_path, checkpoint, capsys):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    stored(tmp_path).parent.parent.mkdir(parents=True)
+    stored(tmp_path).parent.symlink_to(outside)
+    assert weights(tmp_path, "import", MODEL, str(checkpoint)) == 2
+    assert "outside" in one_error_line(capsys) and list(outside.iterdir()) == []
+
+
+def test_data_root_that_is_a_file_is_one_line(tmp_path, checkpoint, capsys):
+    (tmp_path / "data").write_text("not a folder")
+    assert weights(tmp_path, "import", MODEL, str(checkpoint)) == 2
+    assert "cannot create the folder" in one_error_line(capsys)
