@@ -80,11 +80,15 @@ def format_row(row: dict[str, Any]) -> str:
 # -------------------------------------------------------------------------------------------- fetch / import
 
 def _verify_and_install(tmp: Path, dest: Path, entry: WeightsEntry, expected_sha256: str | None,
-                        origin: str) -> Digests:
-    """Check a complete file at ``tmp`` (hashes, weights-only read, strict fit) and rename it into place."""
+                        origin: str, shown_as: str) -> Digests:
+    """Check a complete file at ``tmp`` (hashes, weights-only read, strict fit) and rename it into place; errors
+    name it ``shown_as`` (the user's file or the URL), not the temporary name."""
     digests = hash_file(tmp)
-    check_digests(digests, entry, expected_sha256, origin)
-    check_fits(entry, tmp)
+    check_digests(digests, entry, expected_sha256, shown_as)
+    try:
+        check_fits(entry, tmp)
+    except WeightsError as err:
+        raise WeightsError(str(err).replace(str(tmp), shown_as, 1)) from None
     install(tmp, dest, digests, origin)
     return digests
 
@@ -93,7 +97,8 @@ def _already_stored(dest: Path, entry: WeightsEntry, expected_sha256: str | None
     """Whether ``dest`` holds a recorded file with the expected hash (any, when none is pinned)."""
     record = trusted_record(dest)
     expected = expected_sha256 or entry.sha256
-    return record is not None and (expected is None or record["sha256"] == expected)
+    return record is not None and (expected is None or record["sha256"] == expected) \
+        and (entry.md5 is None or record.get("md5") == entry.md5)
 
 
 def no_link_message(entry: WeightsEntry, data_root: Path) -> str:
@@ -120,7 +125,7 @@ def fetch(catalog: Catalog, model: str, data_root: Path, url: str | None = None,
     with incoming_file(dest.parent, dest.suffix) as tmp:
         os.replace(part, tmp)
         try:
-            return dest, _verify_and_install(tmp, dest, entry, sha256, url)
+            return dest, _verify_and_install(tmp, dest, entry, sha256, url, url)
         except WeightsError as err:
             raise WeightsError(f"{err}; the download was deleted") from None
 
@@ -141,13 +146,7 @@ def import_file(catalog: Catalog, model: str, source: Path, data_root: Path,
             shutil.copyfile(source, tmp)
         except OSError as err:
             raise WeightsError(f"{source}: cannot copy it to {dest.parent}: {err.strerror or err}") from None
-        digests = hash_file(tmp)
-        check_digests(digests, entry, sha256, str(source))
-        try:
-            check_fits(entry, tmp)
-        except WeightsError as err:  # name the user's file, not the temporary copy
-            raise WeightsError(str(err).replace(str(tmp), str(source), 1)) from None
-        install(tmp, dest, digests, f"imported from {source.resolve()}")
+        digests = _verify_and_install(tmp, dest, entry, sha256, f"imported from {source.resolve()}", str(source))
     return dest, digests
 
 

@@ -112,7 +112,8 @@ def test_served_file_that_does_not_load_is_deleted(tmp_path, release, server, ca
     junk_sha = hashlib.sha256(served.files["/junk.pth"]).hexdigest()
     assert fetch(tmp_path, "--url", f"{server[0]}/junk.pth", "--sha256", junk_sha) == 2
     line = one_error_line(capsys)
-    assert "not a readable safetensors or weights-only torch file" in line and "deleted" in line
+    assert f"error: {server[0]}/junk.pth: not a readable safetensors or weights-only torch file" in line
+    assert line.endswith("the download was deleted")
     assert list(stored_folder(tmp_path).iterdir()) == []
 
 
