@@ -3,6 +3,9 @@ file, line and field."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import yaml
 from conftest import MODEL, write_catalog
@@ -70,3 +73,12 @@ def test_duplicate_entry_is_refused_at_its_line(tmp_path):
     path.write_text(yaml.safe_dump({"entries": [dict(doc["entries"][0]) for _ in range(2)]}, sort_keys=False))
     with pytest.raises(CatalogError, match=rf"^{path}: line 8: field entries.1.model: '{MODEL}' has an entry"):
         load_catalog(path)
+
+
+def test_weights_help_answers_without_importing_torch():
+    code = ("import sys\nfrom harness.cli import main\n"
+            "for argv in (['weights', '--help'], ['weights', 'fetch', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit as done:\n        assert done.code == 0\n"
+            "print('TORCH=' + str('torch' in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "ls" in out and "--max-bytes" in out and out.strip().endswith("TORCH=False")
