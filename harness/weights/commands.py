@@ -16,10 +16,10 @@ from typing import Any
 
 from harness.audit import WeightsError, load_state, read_weights_file
 from harness.weights.catalog import WEIGHTS_SUBDIR, Catalog, WeightsEntry, stored_path, weights_dir
-from harness.weights.download import DEFAULT_MAX_BYTES, check_url, download
+from harness.weights.download import DEFAULT_MAX_BYTES, PARTIAL_SUFFIX, check_url, download
 from harness.weights.fitting import build_model, check_fits
-from harness.weights.store import (PARTIAL_SUFFIX, Digests, check_digests, destination, hash_file, incoming_file,
-                                   install, read_record, stored_files, trusted_record)
+from harness.weights.store import (Digests, check_digests, destination, hash_file, incoming_file, install,
+                                   read_record, stored_files, trusted_record)
 
 
 def entry_for(catalog: Catalog, model: str) -> WeightsEntry:

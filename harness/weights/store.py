@@ -20,9 +20,9 @@ from typing import Iterator
 from harness.audit import WeightsError
 from harness.names import contained
 from harness.weights.catalog import WEIGHTS_SUBDIR, WeightsEntry, stored_path
+from harness.weights.download import PARTIAL_SUFFIX
 
 RECORD_SUFFIX = ".sha256"
-PARTIAL_SUFFIX = ".part"
 INCOMING_PREFIX = ".incoming-"  # temporary files of an install in progress
 CHUNK_BYTES = 1 << 20
 

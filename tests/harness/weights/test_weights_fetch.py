@@ -135,3 +135,17 @@ def test_unknown_model_lists_close_matches(tmp_path, capsys):
     assert main(["weights", "fetch", "qkformer_2_256", "--catalog", str(tmp_path / "catalog.yaml")]) == 2
     line = one_error_line(capsys)
     assert "unknown model 'qkformer_2_256'; did you mean" in line and MODEL in line
+
+
+def test_second_fetch_of_the_same_file_is_refused_while_one_runs(tmp_path, release, capsys):
+    import fcntl
+
+    folder = stored_folder(tmp_path)
+    folder.mkdir(parents=True)
+    part = folder / (FILE + ".part")
+    with part.open("a+b") as running:  # what a fetch that just started holds: an empty, locked partial file
+        fcntl.flock(running.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert fetch(tmp_path) == 2
+        assert part.exists()  # the running fetch's file is left alone
+    assert "another fetch of this file is running" in one_error_line(capsys)
+    assert release[2].requests == []
