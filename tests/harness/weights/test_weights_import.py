@@ -189,3 +189,28 @@ def test_data_root_that_is_a_file_is_one_line(tmp_path, checkpoint, capsys):
     (tmp_path / "data").write_text("not a folder")
     assert weights(tmp_path, "import", MODEL, str(checkpoint)) == 2
     assert "cannot create the folder" in one_error_line(capsys)
+
+
+def test_wrong_sha256_flag_is_refused(tmp_path, checkpoint, capsys):
+    assert weights(tmp_path, "import", MODEL, str(checkpoint), "--sha256", "F" * 64) == 2
+    assert "does not match the expected " + "f" * 64 in one_error_line(capsys) and not stored(tmp_path).exists()
+    assert weights(tmp_path, "import", MODEL, str(checkpoint), "--sha256", "xyz") == 2
+    assert "--sha256 'xyz': expected 64 hex digits" in one_error_line(capsys)
+
+
+def test_safetensors_release_is_stored_under_its_own_suffix(tmp_path, checkpoint, capsys):
+    from safetensors.torch import save_file
+
+    tensors = torch.load(checkpoint, weights_only=False)["model"]
+    save_file(tensors, tmp_path / "release.safetensors")
+    assert weights(tmp_path, "import", MODEL, str(tmp_path / "release.safetensors")) == 2  # catalog: a .pth
+    assert f"is stored as {FILE}" in one_error_line(capsys)
+    write_catalog(tmp_path / "catalog.yaml", file=None, format="safetensors")
+    assert weights(tmp_path, "import", MODEL, str(tmp_path / "release.safetensors")) == 0
+    assert (stored(tmp_path).parent / f"{MODEL}.safetensors").is_file()
+    assert weights(tmp_path, "verify", MODEL) == 0
+
+
+def test_missing_catalog_file_is_one_line(tmp_path, capsys):
+    assert main(["weights", "ls", "--catalog", str(tmp_path / "none.yaml")]) == 2
+    assert one_error_line(capsys) == f"error: {tmp_path / 'none.yaml'}: weights catalog file not found"
