@@ -12,6 +12,7 @@ import torch
 from conftest import FILE, MODEL, OTHER_MODEL, official_checkpoint, write_catalog
 
 import zoo
+from harness.audit import read_weights_file
 from harness.cli import main
 from harness.weights import load_catalog
 from harness.weights.fitting import build_model
@@ -55,8 +56,9 @@ def test_official_checkpoint_is_imported_and_loads_into_the_model(tmp_path, chec
     assert record["sha256"] == hashlib.sha256(dest.read_bytes()).hexdigest()
     assert record["origin"] == f"imported from {checkpoint.resolve()}"
     model = build_model(load_catalog(tmp_path / "catalog.yaml").get(MODEL))
-    zoo.load_official_state_dict(model, torch.load(dest, weights_only=False))  # the test's own file: trusted
-    assert torch.equal(model.head.weight, torch.load(dest, weights_only=False)["model"]["head.weight"])
+    released = read_weights_file(dest)
+    zoo.load_official_state_dict(model, released)
+    assert torch.equal(model.head.weight, released["model"]["head.weight"])
 
 
 def test_checkpoint_in_our_own_layout_is_imported(tmp_path):
@@ -201,7 +203,7 @@ def test_wrong_sha256_flag_is_refused(tmp_path, checkpoint, capsys):
 def test_safetensors_release_is_stored_under_its_own_suffix(tmp_path, checkpoint, capsys):
     from safetensors.torch import save_file
 
-    tensors = torch.load(checkpoint, weights_only=False)["model"]
+    tensors = read_weights_file(checkpoint)["model"]
     save_file(tensors, tmp_path / "release.safetensors")
     assert weights(tmp_path, "import", MODEL, str(tmp_path / "release.safetensors")) == 2  # catalog: a .pth
     assert f"is stored as {FILE}" in one_error_line(capsys)
