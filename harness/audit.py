@@ -8,6 +8,8 @@ evaluates the same seeded images one at a time and in batches of 32 and reports 
 
 from __future__ import annotations
 
+import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,21 @@ class WeightsError(ValueError):
     """A weights file that cannot be read safely or does not fit the model (one line, names the file)."""
 
 
+# what the official training scripts pickle beside the tensors (their ``args``): a plain attribute holder whose
+# unpickling runs no code, so weights-only loading may rebuild it
+SAFE_CHECKPOINT_GLOBALS = (argparse.Namespace,)
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+
+
+def _load_problem(err: Exception) -> str:
+    """The one line that says why a file did not load: the refused global for an unsafe pickle."""
+    text = str(err)
+    refused = _UNSUPPORTED_GLOBAL.search(text)
+    if refused:
+        return f"unpickling it would call {refused.group(1)}, code that weights-only loading refuses to run"
+    return (text.splitlines() or [type(err).__name__])[0][:200]
+
+
 def read_weights_file(path: str | Path) -> Any:
     """What a ``.safetensors`` file or a torch file loaded weights-only holds: a file that needs pickled code (or
     is missing, truncated or foreign) is refused in one line naming it."""
@@ -62,22 +79,43 @@ def read_weights_file(path: str | Path) -> Any:
             from safetensors.torch import load_file
 
             return load_file(path)
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(SAFE_CHECKPOINT_GLOBALS)):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unsafe pickle, truncated or foreign file
-        first_line = (str(err).splitlines() or [type(err).__name__])[0][:200]
-        raise WeightsError(f"{path}: not a readable safetensors or weights-only torch file ({first_line})") from None
+        raise WeightsError(f"{path}: not a readable safetensors or weights-only torch file "
+                           f"({_load_problem(err)})") from None
+
+
+def _first_shape_mismatch(model: nn.Module, state: dict[str, Any]) -> str | None:
+    """The first tensor of ``state`` (in the model's order) whose shape differs from the model's, described."""
+    for key, ours in model.state_dict().items():
+        theirs = state[key]
+        if not isinstance(theirs, torch.Tensor) or tuple(theirs.shape) != tuple(ours.shape):
+            shape = tuple(theirs.shape) if isinstance(theirs, torch.Tensor) else type(theirs).__name__
+            return f"{key}: file {shape} vs model {tuple(ours.shape)}"
+    return None
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:
     """Load an engine checkpoint (``{"model": ...}``), a state dict of ``model``, or an official checkpoint
-    (mapped by ``zoo.load_official_state_dict``), read by ``read_weights_file``."""
+    (mapped by ``zoo.load_official_state_dict``), read by ``read_weights_file``; every tensor strictly checked."""
+    load_state(model, read_weights_file(path), path)
+
+
+def load_state(model: nn.Module, state: Any, path: str | Path) -> None:
+    """Load what ``read_weights_file(path)`` returned into ``model`` (see ``load_weights``); a WeightsError in one
+    line naming ``path`` when it does not fit (the first tensor whose shape differs, for our own layout)."""
     from zoo.official import load_official_state_dict
 
-    state = read_weights_file(path)
     inner = state.get("model", state) if isinstance(state, dict) else state
     if isinstance(inner, dict) and set(inner) == set(model.state_dict()):
+        mismatch = _first_shape_mismatch(model, inner)
+        if mismatch:
+            raise WeightsError(f"{path}: does not fit {type(model).__name__}: shape mismatch at {mismatch}")
         model.load_state_dict(inner)
         return
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path}: holds a {type(state).__name__}, expected a state dict or a checkpoint dict")
     try:
         load_official_state_dict(model, state)
     except (TypeError, ValueError) as err:

@@ -10,9 +10,12 @@ import sys
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from harness.names import UnsafePathError
+
+if TYPE_CHECKING:
+    from harness.weights import Catalog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -449,6 +452,115 @@ def _bench_model(name: str, argv: list[str]) -> int:
     return 0
 
 
+def _cmd_weights(args: argparse.Namespace) -> int:
+    """The ``weights`` subcommands; their one-line errors (bad file, URL, hash, catalog) exit 2."""
+    from harness.audit import WeightsError
+    from harness.weights import CatalogError, load_catalog
+
+    try:
+        catalog = load_catalog(args.catalog) if args.catalog else load_catalog()
+        return _WEIGHTS_COMMANDS[args.weights_command](args, catalog, _data_root(args))
+    except (WeightsError, CatalogError) as err:
+        raise UserError(str(err)) from None
+    except OSError as err:  # a local file or folder that cannot be read or written (full disk, permissions)
+        raise UserError(f"{err.filename or 'weights'}: {err.strerror or err}") from None
+
+
+def _data_root(args: argparse.Namespace) -> Path:
+    from harness.data.catalog import default_data_dir
+
+    return Path(args.data_root) if args.data_root else default_data_dir()
+
+
+def _weights_ls(args: argparse.Namespace, catalog: Catalog, data_root: Path) -> int:
+    import json
+
+    from harness.weights.commands import format_row, list_rows
+
+    rows = list_rows(catalog, data_root, args.pattern)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"# released weights under {data_root}/weights ('by hand + import': no direct link, see the source)")
+    for row in rows:
+        print(format_row(row))
+    return 0
+
+
+def _sha256_flag(value: str | None) -> str | None:
+    import re
+
+    if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise UserError(f"--sha256 {value!r}: expected 64 hex digits")
+    return value.lower() if value else None
+
+
+def _weights_fetch(args: argparse.Namespace, catalog: Catalog, data_root: Path) -> int:
+    from harness.weights.commands import fetch
+    from harness.weights.download import DEFAULT_MAX_BYTES
+
+    if args.max_bytes is not None and args.max_bytes < 1:
+        raise UserError(f"--max-bytes must be >= 1, got {args.max_bytes}")
+    path, digests = fetch(catalog, args.model, data_root, url=args.url, sha256=_sha256_flag(args.sha256),
+                          max_bytes=args.max_bytes or DEFAULT_MAX_BYTES, progress=not args.quiet)
+    print(f"{args.model}: already stored at {path}" if digests is None else
+          f"{args.model}: stored {path} ({digests.size:,} bytes, sha256 {digests.sha256})")
+    return 0
+
+
+def _weights_import(args: argparse.Namespace, catalog: Catalog, data_root: Path) -> int:
+    from harness.weights.commands import import_file
+
+    path, digests = import_file(catalog, args.model, Path(args.file), data_root, sha256=_sha256_flag(args.sha256))
+    print(f"{args.model}: stored {path} ({digests.size:,} bytes, sha256 {digests.sha256})")
+    return 0
+
+
+def _weights_verify(args: argparse.Namespace, catalog: Catalog, data_root: Path) -> int:
+    from harness.weights.commands import verify
+
+    verdicts = verify(catalog, data_root, args.model)
+    if not verdicts:
+        print(f"nothing stored under {data_root}/weights")
+    for verdict in verdicts:
+        print(f"{verdict.status:14s} {verdict.path}  {verdict.detail}")
+    failed = [v for v in verdicts if not v.ok]
+    if failed:
+        raise UserError(f"{len(failed)} of {len(verdicts)} stored weights files failed verification")
+    return 0
+
+
+_WEIGHTS_COMMANDS = {"ls": _weights_ls, "fetch": _weights_fetch, "import": _weights_import, "verify": _weights_verify}
+
+
+def _weights_args(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="weights_command", required=True, metavar="SUBCOMMAND")
+
+    def subcommand(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--data-root", help="where weights are stored, under weights/<model>/ (default "
+                                           "$SPIKEBENCH_DATA or ~/.cache/spikebench)")
+        p.add_argument("--catalog", help="a catalog file to use instead of the packaged harness/weights/catalog.yaml "
+                                         "(e.g. one naming a local mirror's URLs)")
+        return p
+
+    p = subcommand("ls", "list the catalog: each release, whether its file is stored and its hash matches")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter for model names")
+    p.add_argument("--json", action="store_true", help="the rows as JSON")
+    p = subcommand("fetch", "download a release (direct link, or --url), check its hash and fit, store it")
+    p.add_argument("model", help="registered zoo model name")
+    p.add_argument("--url", help="download from this http(s) URL instead of the catalog's")
+    p.add_argument("--sha256", help="expected SHA-256 (default: the catalog's, when the authors publish one)")
+    p.add_argument("--max-bytes", type=int, help="refuse a larger file (default 2 GiB)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = subcommand("import", "store a file downloaded by hand once it loads weights-only and fits the model")
+    p.add_argument("model", help="registered zoo model name")
+    p.add_argument("file", help="the downloaded checkpoint")
+    p.add_argument("--sha256", help="expected SHA-256 of the file")
+    p = subcommand("verify", "re-hash and re-load the stored files; exit 2 if any fails")
+    p.add_argument("model", nargs="?", help="only this model (default: every stored file)")
+
+
 def _suite_args(parser: argparse.ArgumentParser, budget: bool = False) -> None:
     parser.add_argument("suite", help="a suite file, e.g. suites/smoke.yaml")
     if budget:
@@ -541,6 +653,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (auto: the GPU if there is one)")
     p.add_argument("--json", action="store_true", help="also print the report as one JSON object on the last line")
+
+    p = command("weights", _cmd_weights, "released weights: list the catalog, fetch, import and verify files")
+    _weights_args(p)
 
     p = command("bench", _cmd_bench, "time a zoo model's step (bench MODEL --help) or run a benchmark script "
                 "from benchmarks/ (e.g. lif_speed)")

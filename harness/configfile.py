@@ -110,9 +110,9 @@ def value_problem(value: Any, annotation: Any) -> str | None:
 
 def read_text(path: Path, what: str, error: type[ConfigError] = ConfigError) -> str:
     """The UTF-8 text of a configuration file; missing, unreadable, binary or oversized files are one-line errors."""
+    if not path.is_file():
+        raise error(f"{path}: {what} file not found")
     try:
-        if not path.is_file():
-            raise error(f"{path}: {what} file not found")
         with path.open("rb") as f:
             data = f.read(MAX_FILE_BYTES + 1)
     except (OSError, ValueError) as err:  # ValueError: a NUL in the path

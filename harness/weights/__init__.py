@@ -1,5 +1,9 @@
 """Released weights: the catalog of the checkpoints the papers' authors published, and the tools that fetch,
-import and verify them under the data root (``<data-root>/weights/<model>/<file>``)."""
+import and verify them under the data root (``<data-root>/weights/<model>/<file>``).
+
+``catalog`` (the entries), ``store`` (paths, records, atomic installs), ``download`` (HTTP with resume),
+``fitting`` (the strict fit of a file to its model), ``commands`` (what ``python -m harness weights`` runs).
+"""
 
 from harness.weights.catalog import (CATALOG_PATH, Catalog, CatalogError, WeightsEntry, load_catalog, stored_path,
                                      weights_dir)
