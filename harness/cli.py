@@ -24,13 +24,11 @@ class UserError(Exception):
 def _load_specs(args: argparse.Namespace, data_root: str | None = None):
     """The suite's run specs with the command line's budget knobs (and ``--only`` filter) applied; with
     ``data_root``, the files runs need beyond their datasets (distillation teachers) must be under it."""
-    from harness.suite import Budget, SuiteError, expand, load_suite
+    from harness.suite import SuiteError, expand, load_suite
 
     try:
         suite = load_suite(args.suite)
-        budget = Budget(epochs=getattr(args, "epochs", None), limit_batches=getattr(args, "limit_batches", None),
-                        subset=getattr(args, "subset", None), threads=getattr(args, "threads", None))
-        specs = expand(suite, budget, data_root)
+        specs = expand(suite, _budget(args), data_root)
     except SuiteError as err:
         raise UserError(str(err)) from None
     only = set(getattr(args, "only", None) or [])
@@ -40,6 +38,34 @@ def _load_specs(args: argparse.Namespace, data_root: str | None = None):
             raise UserError(f"--only: run ids not in {args.suite}: {', '.join(sorted(unknown))}")
         specs = [s for s in specs if s.run_id in only]
     return suite, specs
+
+
+BUDGET_FLAGS = ("epochs", "limit_batches", "subset", "energy_images", "threads")
+
+
+def _budget(args: argparse.Namespace):
+    """The budget knobs given on the command line (each overrides the suite's only when given)."""
+    from pydantic import ValidationError
+
+    from harness.suite import Budget
+
+    given = {name: getattr(args, name) for name in BUDGET_FLAGS if getattr(args, name, None) is not None}
+    try:
+        return Budget(**given)
+    except ValidationError as err:
+        name = err.errors()[0]["loc"][0]
+        problem = [e["msg"] for e in err.errors() if e["loc"][0] == name][-1]  # a union's last branch: the number
+        raise UserError(f"--{str(name).replace('_', '-')} {given[name]!r}: {problem.lower()}") from None
+
+
+def _energy_images(value: str) -> int | str:
+    """``--energy-images``: 'all' or a whole number of images (0 = no energy)."""
+    if value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a number of images, got {value!r}") from None
 
 
 def _roots(args: argparse.Namespace) -> tuple[Path, str]:
@@ -457,6 +483,9 @@ def _suite_args(parser: argparse.ArgumentParser, budget: bool = False) -> None:
         parser.add_argument("--subset", type=int, help="use N samples per split (part of the run id)")
         parser.add_argument("--threads", type=int, help="CPU threads of each run, default 1 (part of the run id: "
                             "it changes the numbers)")
+        parser.add_argument("--energy-images", type=_energy_images, metavar="N|all",
+                            help="measure energy on N seeded eval images, 'all' or 0 = off (default: the suite's "
+                                 "budget, else all; part of the run id)")
         parser.add_argument("--only", nargs="+", metavar="RUN_ID", help="only these run ids")
 
 

@@ -20,8 +20,9 @@ class TrainSpec(BaseModel):
     cooldown) scaled to them by ``harness.recipe.scale_schedule`` after the overrides are applied.
     ``train_subset`` / ``eval_subset`` keep a seeded random subset of that many samples;
     ``limit_train_batches`` / ``limit_eval_batches`` cap the batches per epoch / per evaluation.
-    ``energy_images`` ("all", N >= 1000 or 0 = off): after training, energy (both conventions), firing rates and
-    NeuroBench's metrics are measured on the whole eval set or a seeded subset of N of its images.
+    ``energy_images`` ("all", N or 0 = off): after training, energy (both conventions), firing rates and
+    NeuroBench's metrics are measured on the whole eval set or a seeded subset of N of its images (fewer than
+    ``harness.recipe.SAMPLE_ENERGY_IMAGES`` is a small sample: suites warn about it).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
