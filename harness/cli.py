@@ -332,6 +332,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     import zoo
     from harness.audit import WeightsError, audit_batches, load_weights
+    from harness.metrics.energy import silent_network_warning
     from harness.data import dataset_info
     from harness.recipe import load_recipe, model_input_kwargs
 
@@ -374,6 +375,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
               f"{report[f'top1_batch{args.batch}']:.2f}%   difference {report['top1_diff']:+.2f} points")
     print(f"predictions changed: {report['prediction_changes_pct']:.2f}%   logit difference max "
           f"{report['max_logit_diff']:.3g}  mean {report['mean_logit_diff']:.3g}")
+    warning = silent_network_warning(report["firing_rate"], "an unchanged prediction says nothing about batch "
+                                     "invariance")
+    if warning:
+        print(warning)
     if args.json:
         print(json.dumps(report))
     return 0
