@@ -47,6 +47,12 @@ class LRSchedule:
     ``min_lr``. ``"epoch"`` (timm ``CosineLRScheduler``, ``warmup_prefix=False``): the rate of epoch ``e`` is
     ``warmup_lr + e (peak - warmup_lr) / warmup`` during warmup, else ``min_lr + (peak - min_lr)(1 + cos(pi e /
     epochs)) / 2`` (the cosine counts from epoch 0, not from the end of warmup), and ``min_lr`` from ``epochs`` on.
+
+    Both official schedulers reach ``min_lr`` just after the main phase, so a recipe without cooldown never
+    trains at it; over a full recipe that last step (or epoch) is a negligible part of the run, over a reduced
+    budget it is not (3 epochs stepped per epoch end at a quarter of the peak). A reduced budget therefore ends
+    the cosine one unit earlier (``ends_at_min``): its last step or epoch trains at ``min_lr``, as a recipe with
+    cooldown does.
     """
 
     peak: float
@@ -58,12 +64,18 @@ class LRSchedule:
     per_epoch: bool
 
     @classmethod
-    def from_recipe(cls, optim: OptimRecipe, peak: float, steps_per_epoch: int) -> "LRSchedule":
+    def from_recipe(cls, optim: OptimRecipe, peak: float, steps_per_epoch: int,
+                    ends_at_min: bool = False) -> "LRSchedule":
+        """The recipe's schedule; with ``ends_at_min`` (a reduced budget) a recipe without cooldown reaches
+        ``min_lr`` at its last step (per-step) or epoch (per-epoch, when it has two or more)."""
         per_epoch = optim.lr_step == "epoch"
         unit = 1 if per_epoch else steps_per_epoch
+        main = optim.epochs * unit
+        if ends_at_min and optim.cooldown_epochs == 0 and main > 1:
+            main -= 1
         return cls(peak=peak, warmup_lr=optim.warmup_lr, min_lr=optim.min_lr,
                    warmup=optim.warmup_epochs if per_epoch else round(optim.warmup_epochs * unit),
-                   main=optim.epochs * unit, steps_per_epoch=steps_per_epoch, per_epoch=per_epoch)
+                   main=main, steps_per_epoch=steps_per_epoch, per_epoch=per_epoch)
 
     @property
     def warmup_steps(self) -> int:

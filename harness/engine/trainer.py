@@ -198,7 +198,7 @@ class _Trainer:
         steps_per_epoch = self.batches_per_epoch // self.accum
         effective_batch = self.batch_size * self.accum * self.dist.world
         self.lr = scaled_lr(optim, effective_batch)
-        self.schedule = LRSchedule.from_recipe(optim, self.lr, steps_per_epoch)
+        self.schedule = LRSchedule.from_recipe(optim, self.lr, steps_per_epoch, self.spec.reduced_budget())
         self.total_epochs = optim.epochs + optim.cooldown_epochs
         self.optimizer = build_optimizer(self.model, optim, self.lr)
         self.loss_fn = TrainLoss(self.recipe.train, self.recipe.distill)
@@ -210,6 +210,7 @@ class _Trainer:
             "batch_size": self.batch_size, "accum_steps": self.accum, "world_size": self.dist.world,
             "effective_batch": effective_batch, "peak_lr": self.lr, "batches_per_epoch": self.batches_per_epoch,
             "steps_per_epoch": steps_per_epoch, "warmup_steps": self.schedule.warmup_steps,
+            "lr_ends_at_min": self.spec.reduced_budget(),
             "total_epochs": self.total_epochs, "total_steps": steps_per_epoch * self.total_epochs,
             "device": str(self.device), "amp_dtype": str(self.amp_dtype) if self.amp_dtype else None,
             "channels_last": self.channels_last, "mixup": self.mixup is not None,
