@@ -390,7 +390,7 @@ class _Trainer:
         loss_sum, correct, seen = sums.tolist()
         line: dict[str, Any] = {"epoch": state.epoch, "step": state.global_step, "lr": state.lr,
                                 "train_loss": loss_sum / seen, "train_top1": 100 * correct / seen}
-        line.update({f"eval_{k}": v for k, v in self._evaluate(self.model).items() if k != "images"})
+        line.update({f"eval_{k}": v for k, v in self._evaluate(self.model).items()})  # eval_images: the n of top-1
         if self.ema is not None:
             line.update({f"ema_eval_{k}": v for k, v in self._evaluate(self.ema.module).items() if k != "images"})
         line["train_img_s"] = seen / max(state.epoch_time_s, 1e-9)

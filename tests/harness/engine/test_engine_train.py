@@ -38,6 +38,7 @@ def test_a_short_run_on_digits_learns(digits_run):
     assert lines[-1]["train_loss"] < lines[0]["train_loss"]
     assert final["best_top1"] >= 60.0  # chance is 10%
     assert final["last"] == lines[-1] and final["global_step"] == 2 * (1438 // 32)
+    assert final["last"]["eval_images"] == 359  # the digits test split: the n of the top-1's sampling error
 
 
 def test_the_run_directory_holds_config_checkpoints_log_and_energy(digits_run):

@@ -63,8 +63,9 @@ def test_one_table_per_dataset_with_rows_of_configurations():
     msvit = next(r for r in sections["cifar100"]["rows"] if r["cells"][0].text == "msvit_4_384.cifar100")
     texts = _texts(context, msvit)
     assert [texts[k] for k in ("params", "T", "top1", "ci", "last", "claimed", "delta")] == [
-        "7.59", "4", "81.87 ± 0.25 (n=3)", "[81.24, 82.49]", "81.57 ± 0.25", "81.98", "-0.11"]
-    assert texts["verdict"] == "inconclusive (+1 diverged: loss is nan at epoch 12)"
+        "7.59", "4", "81.87 ± 0.25 (n=3)", "[81.11, 82.62]", "81.57 ± 0.25", "81.98", "-0.11"]
+    # the t half-width 0.62 is floored by the sampling error of a top-1 near 82% on 10,000 images (0.755)
+    assert texts["verdict"] == "inconclusive (1 of 4 seeds diverged) (+1 diverged: loss is nan at epoch 12)"
     assert (texts["energy"], texts["energy_ops"], texts["eval_batch"]) == ("1.10", "1.38", "64 (batch-dependent)")
     assert (texts["footprint_bytes"], texts["activation_sparsity"], texts["effective_acs"]) == ("30.37", "0.8", "300.00")
     assert (texts["hours"], texts["date"]) == ("0.5 GPU-h", "2026-11-03")
@@ -77,7 +78,7 @@ def test_one_table_per_dataset_with_rows_of_configurations():
     assert provenance["runs"][0]["command"] == "python -m harness run suites/other.yaml --only c100s0"
     assert ("recipe.optim.lr", "0.0006") in provenance["resolved"]
     qk = _texts(context, sections["cifar10"]["rows"][0])
-    assert qk["verdict"] == "inconclusive (reduced budget: epochs=5) (stale: computed by other code)"
+    assert qk["verdict"] == "single run (reduced budget: epochs=5) (stale: computed by other code)"
     assert qk["hours"] == "2 CPU-h"
 
 
