@@ -85,6 +85,7 @@ class OptimRecipe(_Strict):
     cooldown_epochs: int = 0
     lr_step: Literal["epoch", "step"] = "step"
     grad_clip: float | None = None
+    lamb_trust_clip: bool = False  # LAMB: clip the trust ratio at 1 (timm's Lamb trust_clip; timm's default: off)
 
 
 class TrainRecipe(_Strict):
@@ -227,9 +228,19 @@ class Recipe(_Strict):
         return self
 
     def identity_json(self) -> str:
-        """The recipe's content as run ids hash it: the distillation section is left out while it is off, so a
-        recipe that does not distil keeps the run ids it had before the section existed."""
-        return self.model_dump_json(exclude={"distill"} if self.distill.type == "none" else None)
+        """The recipe's content as run ids hash it: the distillation section is left out while it is off, and a
+        field added later (``LATER_FIELDS``) while it holds its default, so that a recipe not using them keeps
+        the run ids it had before they existed."""
+        exclude: dict[str, Any] = {"distill": True} if self.distill.type == "none" else {}
+        for section, name in LATER_FIELDS:
+            model = getattr(self, section)
+            if getattr(model, name) == type(model).model_fields[name].default:
+                exclude.setdefault(section, set()).add(name)
+        return self.model_dump_json(exclude=exclude or None)
+
+
+# Recipe fields added after run ids were published: left out of a recipe's identity while at their default.
+LATER_FIELDS = (("optim", "lamb_trust_clip"),)
 
 
 def _as_value(value: Any) -> Any:

@@ -27,14 +27,15 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay_1d: bool) -> li
 
 
 def build_optimizer(model: nn.Module, optim: OptimRecipe, lr: float) -> torch.optim.Optimizer:
-    """AdamW (torch) or LAMB (timm's, default trust settings) over ``model``'s trainable parameters."""
+    """AdamW (torch) or LAMB (timm's; ``lamb_trust_clip`` clips its trust ratio at 1, as the official SDT v2/v3
+    code does) over ``model``'s trainable parameters."""
     groups = param_groups(model, optim.weight_decay, optim.no_decay_1d)
     if optim.name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=optim.betas, eps=optim.eps)
     if optim.name == "lamb":
         from timm.optim import Lamb
 
-        return Lamb(groups, lr=lr, betas=optim.betas, eps=optim.eps)
+        return Lamb(groups, lr=lr, betas=optim.betas, eps=optim.eps, trust_clip=optim.lamb_trust_clip)
     raise ValueError(f"optim.name: unknown optimizer {optim.name!r}; expected 'adamw' or 'lamb'")
 
 
