@@ -113,6 +113,20 @@ def test_diverged_seeds_are_counted_never_dropped(values, expected):
     assert verdict(values, 80.0, 0.5) == expected
 
 
+def test_a_configuration_weighs_its_diverged_seeds_and_its_test_set_size():
+    rows = [run(f"x{s}", "sdt_2_512.cifar10", "cifar10", 4, s, 90.0, eval_images=n)
+            for s, n in ((0, 10_000), (1, 9_000))]
+    rows.append(run("x2", "sdt_2_512.cifar10", "cifar10", 4, 2, None, state="diverged", reason="loss is nan"))
+    (config,) = group_configs(load_runs(pd.DataFrame(rows)))
+    assert config.n_test == 9_000  # the fewest images any seed was evaluated on: the widest sampling error
+    assert config.seed_values("best_top1")[:2] == [90.0, 90.0] and math.isnan(config.seed_values("best_top1")[2])
+    assert config.top1_stat() == Stat.of([90.0, 90.0], n_test=9_000) != Stat.of([90.0, 90.0])
+    assert config.top1_verdict(90.0, 0.5) == f"{INCONCLUSIVE} (1 of 3 seeds diverged)"
+    unrecorded = pd.DataFrame([{**r, "eval_images": None} for r in rows[:2]])  # runs logged before eval_images
+    (old,) = group_configs(load_runs(unrecorded))
+    assert old.n_test is None and old.top1_stat() == Stat.of([90.0, 90.0])
+
+
 def test_configurations_pool_seeds_and_keep_unfinished_runs_apart():
     configs = {(c.dataset, c.model, c.T, c.variant, c.recipe): c for c in group_configs(load_runs(fixture_runs()))}
     msvit = configs[("cifar100", "msvit_4_384.cifar100", 4, None, "msvit_cifar100")]

@@ -42,6 +42,12 @@ def test_page_is_self_contained(page):
     assert policy.startswith("default-src 'none';")
 
 
+def test_page_explains_the_verdicts_and_where_the_margin_comes_from(page):
+    meta = html.unescape(next(m for m in re.findall(r'<p class="meta">(.*?)</p>', page, flags=re.S) if "Verdicts" in m))
+    assert "± 0.5 points (the default: the suite sets no margins.top1)" in meta
+    assert "<em>single run</em>: one seed" in meta and "sampling error of a top-1" in meta
+
+
 def test_no_run_string_becomes_markup(page):
     assert XSS not in page and "<img" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -100,6 +106,8 @@ def test_verdicts_use_the_given_margins_and_diverged_runs_read_diverged():
                 if r["cells"][0].text == "sdt_2_512.cifar10")
     assert gone["verdict"] == "1 diverged: loss is inf at epoch 3, 1 failed"
     assert "Verdict (±2 points)" in [header for _, header, _ in wide["columns"]]
+    assert wide["margin_source"] == "the suite's margins.top1"
+    assert narrow["margin_source"] == "the default: the suite sets no margins.top1"
 
 
 def test_plots_mark_claims_and_the_pareto_front():

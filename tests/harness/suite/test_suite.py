@@ -162,6 +162,7 @@ ENERGY_RUN = f"""
 
 
 @pytest.mark.parametrize("value", [16, 1000, "all", 0])
+@pytest.mark.filterwarnings("ignore:.*budget.energy_images")  # the small-sample warning has its own test
 def test_the_suites_energy_images_reaches_the_specs_and_their_run_ids(tmp_path, value):
     default = expand(load_suite(write(tmp_path, "a.yaml", ENERGY_RUN)))[0]
     assert default.energy_images == "all"  # the whole eval split unless the budget says otherwise
@@ -174,6 +175,7 @@ def test_the_suites_energy_images_reaches_the_specs_and_their_run_ids(tmp_path, 
     assert expand(load_suite(tmp_path / "b.yaml"), Budget(energy_images=7))[0].energy_images == 7
 
 
+@pytest.mark.filterwarnings("ignore:.*budget.energy_images")  # the small-sample warning has its own test
 def test_an_included_suites_energy_images_is_kept_unless_the_file_sets_its_own(tmp_path):
     write(tmp_path, "base.yaml", "budget: {energy_images: 16}\n")
     child = write(tmp_path, "child.yaml", "include: [base.yaml]\nbudget: {epochs: 2}\n" + textwrap.dedent(ENERGY_RUN))
