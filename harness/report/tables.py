@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report.aggregate import (BUDGET_UNKNOWN, CLAIM_ONLY, COMPARED_TOP1, NO_CLAIM, NOT_REPRODUCED,
+from harness.report.aggregate import (BUDGET_UNKNOWN, CLAIM_ONLY, NO_CLAIM, NOT_REPRODUCED,
                                       REPRODUCED, ConfigResult, Stat, claim_verdict, distinguishing, group_configs)
 from harness.report.claims import REPORT_TABLES, Claim, Claims, load_claims
 from harness.report.formats import (MISSING, Column, DisplayTable, Panel, fixed, interval, markdown_escape,
