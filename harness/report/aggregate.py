@@ -29,7 +29,7 @@ BUDGET_PARAMS = ("epochs", "limit_batches", "subset")
 BUDGET_UNKNOWN = "not recorded"
 OVERRIDE_PREFIX = "params.spec.overrides."
 # The epoch compared with the papers: their training scripts (timm ``train.py`` for CIFAR, the MAE/DeiT-style
-# ImageNet and DVS scripts) log and report the best eval top-1 over the epochs.
+# ImageNet and SEW-style DVS scripts) log and report the best eval top-1 over the epochs.
 COMPARED_TOP1 = "best_top1"
 
 
