@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.metrics.firing import FiringRates
+
 
 def batch_dependent(model: nn.Module) -> bool:
     """True when ``model`` declares (``batch_dependent``) that its eval output depends on its batch."""
@@ -33,11 +35,14 @@ def logits_in_batches(model: nn.Module, images: torch.Tensor, batch: int) -> tor
 def audit_batches(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
                   batches: tuple[int, int] = (1, 32)) -> dict[str, Any]:
     """Compare the logits of the same images at two eval batch sizes: top-1 at each (if labels), the share of
-    images whose prediction changes, the max and mean absolute logit difference."""
-    small, large = (logits_in_batches(model, images, b) for b in batches)
+    images whose prediction changes, the max and mean absolute logit difference, and the overall firing rate at the
+    large batch (a silent network changes no prediction whatever its batch)."""
+    small = logits_in_batches(model, images, batches[0])
+    with FiringRates(model) as firing:
+        large = logits_in_batches(model, images, batches[1])
     diff = (small - large).abs()
     report: dict[str, Any] = {
-        "images": len(images), "batches": list(batches),
+        "images": len(images), "batches": list(batches), "firing_rate": firing.overall(),
         "max_logit_diff": float(diff.max()), "mean_logit_diff": float(diff.mean()),
         "prediction_changes_pct": 100.0 * float((small.argmax(1) != large.argmax(1)).float().mean()),
         "batch_dependent": batch_dependent(model),

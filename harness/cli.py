@@ -27,13 +27,11 @@ class UserError(Exception):
 def _load_specs(args: argparse.Namespace, data_root: str | None = None):
     """The suite's run specs with the command line's budget knobs (and ``--only`` filter) applied; with
     ``data_root``, the files runs need beyond their datasets (distillation teachers) must be under it."""
-    from harness.suite import Budget, SuiteError, expand, load_suite
+    from harness.suite import SuiteError, expand, load_suite
 
     try:
         suite = load_suite(args.suite)
-        budget = Budget(epochs=getattr(args, "epochs", None), limit_batches=getattr(args, "limit_batches", None),
-                        subset=getattr(args, "subset", None), threads=getattr(args, "threads", None))
-        specs = expand(suite, budget, data_root)
+        specs = expand(suite, _budget(args), data_root)
     except SuiteError as err:
         raise UserError(str(err)) from None
     only = set(getattr(args, "only", None) or [])
@@ -43,6 +41,34 @@ def _load_specs(args: argparse.Namespace, data_root: str | None = None):
             raise UserError(f"--only: run ids not in {args.suite}: {', '.join(sorted(unknown))}")
         specs = [s for s in specs if s.run_id in only]
     return suite, specs
+
+
+BUDGET_FLAGS = ("epochs", "limit_batches", "subset", "energy_images", "threads")
+
+
+def _budget(args: argparse.Namespace):
+    """The budget knobs given on the command line (each overrides the suite's only when given)."""
+    from pydantic import ValidationError
+
+    from harness.suite import Budget
+
+    given = {name: getattr(args, name) for name in BUDGET_FLAGS if getattr(args, name, None) is not None}
+    try:
+        return Budget(**given)
+    except ValidationError as err:
+        name = err.errors()[0]["loc"][0]
+        problem = [e["msg"] for e in err.errors() if e["loc"][0] == name][-1]  # a union's last branch: the number
+        raise UserError(f"--{str(name).replace('_', '-')} {given[name]!r}: {problem.lower()}") from None
+
+
+def _energy_images(value: str) -> int | str:
+    """``--energy-images``: 'all' or a whole number of images (0 = no energy)."""
+    if value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a number of images, got {value!r}") from None
 
 
 def _roots(args: argparse.Namespace) -> tuple[Path, str]:
@@ -309,6 +335,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
     import zoo
     from harness.audit import WeightsError, audit_batches, load_weights
+    from harness.metrics.energy import silent_network_warning
     from harness.data import dataset_info
     from harness.recipe import load_recipe, model_input_kwargs
 
@@ -351,6 +378,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
               f"{report[f'top1_batch{args.batch}']:.2f}%   difference {report['top1_diff']:+.2f} points")
     print(f"predictions changed: {report['prediction_changes_pct']:.2f}%   logit difference max "
           f"{report['max_logit_diff']:.3g}  mean {report['mean_logit_diff']:.3g}")
+    warning = silent_network_warning(report["firing_rate"], "an unchanged prediction says nothing about batch "
+                                     "invariance")
+    if warning:
+        print(warning)
     if args.json:
         print(json.dumps(report))
     return 0
@@ -569,6 +600,9 @@ def _suite_args(parser: argparse.ArgumentParser, budget: bool = False) -> None:
         parser.add_argument("--subset", type=int, help="use N samples per split (part of the run id)")
         parser.add_argument("--threads", type=int, help="CPU threads of each run, default 1 (part of the run id: "
                             "it changes the numbers)")
+        parser.add_argument("--energy-images", type=_energy_images, metavar="N|all",
+                            help="measure energy on N seeded eval images, 'all' or 0 = off (default: the suite's "
+                                 "budget, else all; part of the run id)")
         parser.add_argument("--only", nargs="+", metavar="RUN_ID", help="only these run ids")
 
 

@@ -34,6 +34,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -43,7 +44,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from harness.configfile import ConfigError, compose, line_of, load_yaml, read_text, value_problem
 from harness.names import UnsafePathError, check_name, has_control_characters
-from harness.recipe import EnergyImages
+from harness.recipe import SAMPLE_ENERGY_IMAGES, EnergyImages, small_energy_sample
+
 
 class SuiteError(ConfigError):
     """A suite file is malformed or names unknown things; the message names the file, line and field."""
@@ -71,8 +73,9 @@ class Budget(_Strict):
     epochs: int | None = Field(None, ge=1, description="train this many epochs instead of the recipe's")
     limit_batches: int | None = Field(None, ge=1, description="at most this many batches per epoch and split")
     subset: int | None = Field(None, ge=1, description="use only N samples of each split")
-    energy_images: EnergyImages = Field(
-        "all", description="images energy is measured on: 'all' (the eval split), N >= 1000 (seeded subset), 0 (off)")
+    energy_images: EnergyImages | None = Field(
+        None, description="images energy is measured on: 'all' (the eval split, the default), N (a seeded subset; "
+        f"below {SAMPLE_ENERGY_IMAGES} a small sample, with a warning), 0 (off)")
     threads: int | None = Field(None, ge=1, description="CPU threads of each run (default 1): they change the "
                                 "order of floating-point sums, so the numbers; fixed by the run, not the launcher")
 
@@ -120,6 +123,7 @@ class SuiteFile(_Strict):
     runs: list[RunEntry] = []
 
 
+DEFAULT_ENERGY_IMAGES = "all"  # a run's energy is measured on the whole eval split unless the budget says otherwise
 # RunSpec fields that do not shape a run's numbers, hence not hashed into its run id
 NOT_IN_RUN_ID = frozenset({"suite"})
 
@@ -142,7 +146,7 @@ class RunSpec(_Strict):
     epochs: int | None = None
     limit_batches: int | None = None
     subset: int | None = None
-    energy_images: EnergyImages = "all"
+    energy_images: EnergyImages = DEFAULT_ENERGY_IMAGES
     threads: int = Field(1, ge=1)
 
     @cached_property
@@ -350,8 +354,12 @@ class _Resolver:
             recipe_hash=hashlib.sha256(recipe_json.encode()).hexdigest()[:16],
             overrides=entry.overrides, recipe_overrides=entry.recipe_overrides, variant=entry.variant,
             data_options=entry.data_options, epochs=budget.epochs, limit_batches=budget.limit_batches,
-            subset=budget.subset, energy_images=budget.energy_images, threads=budget.threads or 1,
+            subset=budget.subset, energy_images=_energy_images(budget), threads=budget.threads or 1,
         )
+
+
+def _energy_images(budget: Budget) -> EnergyImages:
+    return DEFAULT_ENERGY_IMAGES if budget.energy_images is None else budget.energy_images
 
 
 def _grid_runs(entry: GridEntry, origin: Origin, default_seeds: list[int] | None):
@@ -379,6 +387,10 @@ def expand(suite: Suite, budget: Budget | None = None, data_root: str | Path | N
     ``data_root``, the files the runs need beyond their datasets (distillation teachers) must be under it."""
     effective = Budget(**{**suite.budget.model_dump(exclude_none=True),
                           **(budget.model_dump(exclude_none=True) if budget else {})})
+    if small_energy_sample(effective.energy_images):
+        warnings.warn(f"{suite.path}: budget.energy_images {effective.energy_images}: energy, firing rates and "
+                      f"NeuroBench metrics are measured on a sample of {effective.energy_images} images, fewer than "
+                      f"the {SAMPLE_ENERGY_IMAGES} that give a stable per-image mean", stacklevel=2)
     resolver = _Resolver(suite, Path(data_root) if data_root is not None else None)
     specs: dict[str, RunSpec] = {}
     for entry, origin in suite.grid:

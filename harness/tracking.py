@@ -38,7 +38,7 @@ NEUROBENCH_METRICS = ("footprint_bytes", "connection_sparsity", "activation_spar
                       "effective_acs")
 FINAL_METRICS = ("top1", "top5", "best_top1", "best_epoch", "params",
                  *ENERGY_METRICS["paper"].values(), *ENERGY_METRICS["ops"].values(), "energy_images",
-                 *NEUROBENCH_METRICS, "eval_batch",
+                 *NEUROBENCH_METRICS, "eval_batch", "eval_images",
                  "train_seconds", "train_device_hours", "eval_img_per_s", "peak_memory_mb")
 TAG_NAMES = ("run_id", "suite", "family", "model", "dataset", "T", "seed", "variant", "recipe", "state",
              "git_commit", "torch", "cuda", "host", "device", "slurm_job_id", "command", "content_hash", "reason",
@@ -188,13 +188,15 @@ def _energy(final: dict[str, Any]) -> dict[str, Any]:
 
 def final_metrics(final: dict[str, Any], world_size: int = 1, source: str | None = None) -> dict[str, float]:
     """The headline numbers of an engine ``final.json`` (absent ones are left out, never zero-filled).
-    ``top1``/``top5`` are the last epoch's; ``best_top1`` at ``best_epoch`` is the best's. With ``source``
+    ``top1``/``top5`` are the last epoch's; ``best_top1`` at ``best_epoch`` is the best's; ``eval_images`` the
+    images an evaluation covered (the n of a top-1's sampling error). With ``source``
     (the file's path), a value of the wrong type is reported in one warning naming it and left out."""
     last, neurobench = _block(final, "last"), _block(final, "neurobench")
     values = {
         "top1": last.get("eval_top1"), "top5": last.get("eval_top5"), "best_top1": final.get("best_top1"),
         "best_epoch": final.get("best_epoch"), "params": final.get("params"), **_energy(final),
         **{name: neurobench.get(name) for name in NEUROBENCH_METRICS}, "eval_batch": final.get("eval_batch"),
+        "eval_images": last.get("eval_images"),
         "train_seconds": final.get("wall_time_s"), "eval_img_per_s": last.get("eval_img_s"),
         "peak_memory_mb": final.get("peak_memory_mb"),
     }

@@ -27,14 +27,15 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay_1d: bool) -> li
 
 
 def build_optimizer(model: nn.Module, optim: OptimRecipe, lr: float) -> torch.optim.Optimizer:
-    """AdamW (torch) or LAMB (timm's, default trust settings) over ``model``'s trainable parameters."""
+    """AdamW (torch) or LAMB (timm's; ``lamb_trust_clip`` clips its trust ratio at 1, as the official SDT v2/v3
+    code does) over ``model``'s trainable parameters."""
     groups = param_groups(model, optim.weight_decay, optim.no_decay_1d)
     if optim.name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=optim.betas, eps=optim.eps)
     if optim.name == "lamb":
         from timm.optim import Lamb
 
-        return Lamb(groups, lr=lr, betas=optim.betas, eps=optim.eps)
+        return Lamb(groups, lr=lr, betas=optim.betas, eps=optim.eps, trust_clip=optim.lamb_trust_clip)
     raise ValueError(f"optim.name: unknown optimizer {optim.name!r}; expected 'adamw' or 'lamb'")
 
 
@@ -47,6 +48,12 @@ class LRSchedule:
     ``min_lr``. ``"epoch"`` (timm ``CosineLRScheduler``, ``warmup_prefix=False``): the rate of epoch ``e`` is
     ``warmup_lr + e (peak - warmup_lr) / warmup`` during warmup, else ``min_lr + (peak - min_lr)(1 + cos(pi e /
     epochs)) / 2`` (the cosine counts from epoch 0, not from the end of warmup), and ``min_lr`` from ``epochs`` on.
+
+    Both official schedulers reach ``min_lr`` just after the main phase, so a recipe without cooldown never
+    trains at it; over a full recipe that last step (or epoch) is a negligible part of the run, over a reduced
+    budget it is not (3 epochs stepped per epoch end at a quarter of the peak). A reduced budget therefore ends
+    the cosine one unit earlier (``ends_at_min``): its last step or epoch trains at ``min_lr``, as a recipe with
+    cooldown does.
     """
 
     peak: float
@@ -58,12 +65,18 @@ class LRSchedule:
     per_epoch: bool
 
     @classmethod
-    def from_recipe(cls, optim: OptimRecipe, peak: float, steps_per_epoch: int) -> "LRSchedule":
+    def from_recipe(cls, optim: OptimRecipe, peak: float, steps_per_epoch: int,
+                    ends_at_min: bool = False) -> "LRSchedule":
+        """The recipe's schedule; with ``ends_at_min`` (a reduced budget) a recipe without cooldown reaches
+        ``min_lr`` at its last step (per-step) or epoch (per-epoch, when it has two or more)."""
         per_epoch = optim.lr_step == "epoch"
         unit = 1 if per_epoch else steps_per_epoch
+        main = optim.epochs * unit
+        if ends_at_min and optim.cooldown_epochs == 0 and main > 1:
+            main -= 1
         return cls(peak=peak, warmup_lr=optim.warmup_lr, min_lr=optim.min_lr,
                    warmup=optim.warmup_epochs if per_epoch else round(optim.warmup_epochs * unit),
-                   main=optim.epochs * unit, steps_per_epoch=steps_per_epoch, per_epoch=per_epoch)
+                   main=main, steps_per_epoch=steps_per_epoch, per_epoch=per_epoch)
 
     @property
     def warmup_steps(self) -> int:

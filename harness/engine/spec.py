@@ -20,8 +20,9 @@ class TrainSpec(BaseModel):
     cooldown) scaled to them by ``harness.recipe.scale_schedule`` after the overrides are applied.
     ``train_subset`` / ``eval_subset`` keep a seeded random subset of that many samples;
     ``limit_train_batches`` / ``limit_eval_batches`` cap the batches per epoch / per evaluation.
-    ``energy_images`` ("all", N >= 1000 or 0 = off): after training, energy (both conventions), firing rates and
-    NeuroBench's metrics are measured on the whole eval set or a seeded subset of N of its images.
+    ``energy_images`` ("all", N or 0 = off): after training, energy (both conventions), firing rates and
+    NeuroBench's metrics are measured on the whole eval set or a seeded subset of N of its images (fewer than
+    ``harness.recipe.SAMPLE_ENERGY_IMAGES`` is a small sample: suites warn about it).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
@@ -49,11 +50,17 @@ class TrainSpec(BaseModel):
 
     def resolved_recipe(self) -> Recipe:
         """The recipe with ``overrides`` (and ``epochs``) applied and re-validated."""
-        base = load_recipe(self.recipe) if isinstance(self.recipe, str) else self.recipe
-        recipe = self._overridden(base)
+        recipe = self._overridden()
         if self.epochs is None:
             return recipe
         return recipe.model_copy(update={"optim": scale_schedule(recipe.optim, self.epochs)})
+
+    def reduced_budget(self) -> bool:
+        """Whether ``epochs`` cuts (or stretches) the recipe's schedule: its length differs from the recipe's."""
+        if self.epochs is None:
+            return False
+        optim = self._overridden().optim
+        return self.epochs != optim.epochs + optim.cooldown_epochs
 
     def time_steps(self) -> int:
         """The run's T: its own, else the model card's."""
@@ -66,7 +73,9 @@ class TrainSpec(BaseModel):
         kwargs = {**model_input_kwargs(recipe.data, info["kind"]), **self.model_kwargs}
         return zoo.create_model(self.model, T=self.time_steps(), num_classes=info["num_classes"], **kwargs)
 
-    def _overridden(self, base: Recipe) -> Recipe:
+    def _overridden(self) -> Recipe:
+        """The recipe with ``overrides`` applied, before the budget scales its schedule."""
+        base = load_recipe(self.recipe) if isinstance(self.recipe, str) else self.recipe
         if not self.overrides:
             return base
         return apply_overrides(base, self.overrides)

@@ -198,7 +198,7 @@ class _Trainer:
         steps_per_epoch = self.batches_per_epoch // self.accum
         effective_batch = self.batch_size * self.accum * self.dist.world
         self.lr = scaled_lr(optim, effective_batch)
-        self.schedule = LRSchedule.from_recipe(optim, self.lr, steps_per_epoch)
+        self.schedule = LRSchedule.from_recipe(optim, self.lr, steps_per_epoch, self.spec.reduced_budget())
         self.total_epochs = optim.epochs + optim.cooldown_epochs
         self.optimizer = build_optimizer(self.model, optim, self.lr)
         self.loss_fn = TrainLoss(self.recipe.train, self.recipe.distill)
@@ -210,6 +210,7 @@ class _Trainer:
             "batch_size": self.batch_size, "accum_steps": self.accum, "world_size": self.dist.world,
             "effective_batch": effective_batch, "peak_lr": self.lr, "batches_per_epoch": self.batches_per_epoch,
             "steps_per_epoch": steps_per_epoch, "warmup_steps": self.schedule.warmup_steps,
+            "lr_ends_at_min": self.spec.reduced_budget(),
             "total_epochs": self.total_epochs, "total_steps": steps_per_epoch * self.total_epochs,
             "device": str(self.device), "amp_dtype": str(self.amp_dtype) if self.amp_dtype else None,
             "channels_last": self.channels_last, "mixup": self.mixup is not None,
@@ -389,7 +390,7 @@ class _Trainer:
         loss_sum, correct, seen = sums.tolist()
         line: dict[str, Any] = {"epoch": state.epoch, "step": state.global_step, "lr": state.lr,
                                 "train_loss": loss_sum / seen, "train_top1": 100 * correct / seen}
-        line.update({f"eval_{k}": v for k, v in self._evaluate(self.model).items() if k != "images"})
+        line.update({f"eval_{k}": v for k, v in self._evaluate(self.model).items()})  # eval_images: the n of top-1
         if self.ema is not None:
             line.update({f"ema_eval_{k}": v for k, v in self._evaluate(self.ema.module).items() if k != "images"})
         line["train_img_s"] = seen / max(state.epoch_time_s, 1e-9)

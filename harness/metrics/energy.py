@@ -49,6 +49,15 @@ CONVENTIONS = ("paper", "ops")
 SILENT_FIRING_RATE = 0.01
 
 
+def silent_network_warning(firing_rate: float, consequence: str) -> str | None:
+    """The one-line warning for a network that hardly spikes (overall firing rate below ``SILENT_FIRING_RATE``),
+    saying what that makes of the figure shown (``consequence``); None when it spikes enough."""
+    if firing_rate >= SILENT_FIRING_RATE:
+        return None
+    return (f"warning: overall firing rate {firing_rate:.4f} < {SILENT_FIRING_RATE}: the network is silent, "
+            f"so {consequence}")
+
+
 @dataclass
 class AuditRow:
     """One (layer, op kind, class) line of the ``ops`` audit, per image."""
@@ -356,9 +365,9 @@ def _run(args: argparse.Namespace) -> int:
         print(_claim_line(summary["energy_mj"], args.convention, card.claimed_energy_mj))
     else:
         print("weights are random: the figure is no measure of the trained model, and no paper claim is shown")
-        if report.firing_overall < SILENT_FIRING_RATE:
-            print(f"warning: overall firing rate {report.firing_overall:.4f} < {SILENT_FIRING_RATE}: the network "
-                  f"is silent, so nearly all of the energy is the encoding layer's")
+        warning = silent_network_warning(report.firing_overall, "nearly all of the energy is the encoding layer's")
+        if warning:
+            print(warning)
     if neurobench is not None:
         print("neurobench: " + ", ".join(f"{k} {v:.6g}" for k, v in neurobench.items()))
     if args.json:

@@ -9,16 +9,19 @@ from functools import cached_property
 from typing import Iterable
 
 import pandas as pd
+from scipy.stats import norm as normal
 from scipy.stats import t as student_t
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 INCONCLUSIVE = "inconclusive"
+SINGLE_RUN = "single run"
 NOT_RUN = "not run yet"
 CLAIM_ONLY = "claim only"
 NO_CLAIM = "no claim"
 
 CONFIDENCE = 0.95
+Z_CONFIDENCE = float(normal.ppf(0.5 + CONFIDENCE / 2))  # 1.96: the normal quantile of the same level
 KEY_TAGS = ("dataset", "model", "T", "variant", "recipe")
 # RunSpec fields that differ between the seeds of one configuration (or only say where it was run from).
 NOT_CONFIG = ("params.spec.seed", "params.spec.suite")
@@ -30,10 +33,19 @@ OVERRIDE_PREFIX = "params.spec.overrides."
 COMPARED_TOP1 = "best_top1"
 
 
+def sampling_half_width(top1: float, n_test: int) -> float:
+    """The 95% half-width (points) of a top-1 measured on ``n_test`` images, from the binomial standard error
+    ``sqrt(p (1 - p) / n_test)`` (normal approximation, ``Z_CONFIDENCE`` x it). ``p`` is the Agresti-Coull
+    estimate ``(correct + 2) / (n_test + 4)``, so that a top-1 of 0% or 100% does not claim zero error."""
+    p = (top1 / 100.0 * n_test + 2.0) / (n_test + 4.0)
+    return Z_CONFIDENCE * 100.0 * math.sqrt(p * (1.0 - p) / n_test)
+
+
 @dataclass(frozen=True)
 class Stat:
     """Summary of one metric over seeds: ``n`` values, their mean, sample std and 95% t-interval
-    (std and interval None below two values; everything None without values)."""
+    (std and interval None below two values; everything None without values). Missing values are left out:
+    ``verdict`` is what counts them."""
 
     n: int
     mean: float | None
@@ -42,7 +54,10 @@ class Stat:
     ci_high: float | None
 
     @classmethod
-    def of(cls, values: Iterable[float]) -> Stat:
+    def of(cls, values: Iterable[float], n_test: int | None = None) -> Stat:
+        """With ``n_test`` (a top-1 over that many test images) the interval's half-width is at least
+        ``sampling_half_width(mean, n_test)``: seeds evaluated on the same images share that sampling error, so
+        it does not shrink with their number, and identical seeds cannot claim an interval of zero width."""
         xs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
         n = len(xs)
         if n == 0:
@@ -52,16 +67,41 @@ class Stat:
             return cls(1, mean, None, None, None)
         std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
         half = float(student_t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+        if n_test:
+            half = max(half, sampling_half_width(mean, n_test))
         return cls(n, mean, std, mean - half, mean + half)
 
 
-def verdict(values: Iterable[float], claim: float, margin: float) -> str:
-    """An equivalence test of seeds against a claim: "reproduced" when the 95% two-sided t-interval of their
-    mean lies inside ``claim ± margin``, "not reproduced" when it lies wholly outside, "inconclusive" otherwise
-    (fewer than two values included: one seed has no interval)."""
-    stat = Stat.of(values)
+def _failed(value: float | None) -> bool:
+    return value is None or math.isnan(float(value))
+
+
+def verdict(values: Iterable[float | None], claim: float, margin: float, n_test: int | None = None) -> str:
+    """An equivalence test of seeds against a claim: "reproduced" when the 95% interval of their mean (see
+    ``Stat.of``; floored by the sampling error of a top-1 on ``n_test`` images when given) lies inside
+    ``claim ± margin``, "not reproduced" when it lies wholly outside, "inconclusive" otherwise; "single run" with
+    one seed (no interval). A NaN or None value is a seed that diverged: it is counted, never dropped
+    ("inconclusive (1 of 3 seeds diverged)"); the others can then not reproduce the claim (a reproduction
+    that fails on some seeds is not one), and when every seed diverged the claim is not reproduced."""
+    values = list(values)
+    finite = [float(v) for v in values if not _failed(v)]
+    diverged = len(values) - len(finite)
+    result = _equivalence(finite, claim, margin, n_test)
+    if not diverged:
+        return result
+    if not finite:
+        result = NOT_REPRODUCED
+    elif result == REPRODUCED:
+        result = INCONCLUSIVE
+    return f"{result} ({diverged} of {len(values)} seeds diverged)"
+
+
+def _equivalence(values: list[float], claim: float, margin: float, n_test: int | None) -> str:
+    if not values:
+        return NOT_RUN
+    stat = Stat.of(values, n_test)
     if stat.ci_low is None:
-        return INCONCLUSIVE
+        return SINGLE_RUN
     low, high = claim - margin, claim + margin
     if low <= stat.ci_low and stat.ci_high <= high:
         return REPRODUCED
@@ -70,12 +110,13 @@ def verdict(values: Iterable[float], claim: float, margin: float) -> str:
     return INCONCLUSIVE
 
 
-def claim_verdict(claim: float | None, values: Iterable[float], margin: float) -> str:
-    """``verdict`` where there may be no claim ("no claim") or no measurement yet ("not run yet")."""
-    values = [v for v in values if not pd.isna(v)]
+def claim_verdict(claim: float | None, values: Iterable[float | None], margin: float,
+                  n_test: int | None = None) -> str:
+    """``verdict`` where there may be no claim ("no claim") or no seed yet ("not run yet")."""
+    values = list(values)
     if claim is None:
         return NO_CLAIM
-    return NOT_RUN if not values else verdict(values, claim, margin)
+    return NOT_RUN if not values else verdict(values, claim, margin, n_test)
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +150,25 @@ class ConfigResult:
     def values(self, metric: str) -> list[float]:
         """A final metric of the finished runs (missing values left out)."""
         return [float(v) for v in self.finished[metric] if not pd.isna(v)]
+
+    def seed_values(self, metric: str) -> list[float]:
+        """What a verdict weighs: the finished runs' values and a NaN for every diverged run (no survivorship)."""
+        diverged = int((self.runs["state"] == "diverged").sum())
+        return self.values(metric) + [math.nan] * diverged
+
+    @property
+    def n_test(self) -> int | None:
+        """Images each evaluation of the finished runs covered (the fewest, if they differ); None if unrecorded."""
+        counts = [int(v) for v in self.finished.get("eval_images", pd.Series(dtype=float)) if not pd.isna(v)]
+        return min(counts) if counts else None
+
+    def top1_stat(self) -> Stat:
+        """Statistics of the compared top-1, its interval floored by the sampling error on ``n_test`` images."""
+        return Stat.of(self.values(COMPARED_TOP1), self.n_test)
+
+    def top1_verdict(self, claim: float | None, margin: float) -> str:
+        """The compared top-1 of every seed (diverged ones counted) against ``claim ± margin``."""
+        return claim_verdict(claim, self.seed_values(COMPARED_TOP1), margin, self.n_test)
 
     @property
     def unfinished(self) -> int:

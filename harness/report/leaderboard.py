@@ -14,13 +14,14 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from harness.report.aggregate import (BUDGET_UNKNOWN, COMPARED_TOP1, ConfigResult, Stat, claim_verdict,
+from harness.report.aggregate import (BUDGET_UNKNOWN, COMPARED_TOP1, ConfigResult, Stat,
                                       distinguishing, group_configs)
 from harness.report.claims import Claim, Claims, load_claims
 from harness.report.formats import MISSING, fixed, interval, is_missing, mean_std, readable
 from harness.report.frame import load_runs
 from harness.report.plots import Point, Scatter, scatter
-from harness.report.tables import COMPARED_EPOCH, CONTROLLED_TITLE, DATASET_NAMES, controlled, dataset_name
+from harness.report.tables import (COMPARED_EPOCH, CONTROLLED_TITLE, DATASET_NAMES, controlled, dataset_name,
+                                   margin_source)
 from harness.suite import Margins
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -59,9 +60,8 @@ def _stat_text(stat: Stat) -> str:
 
 def _verdict_text(config: ConfigResult, claimed: float | None, margin: float) -> str:
     """The top-1 verdict, or what became of the runs when none finished ("diverged: reason")."""
-    best = config.values(COMPARED_TOP1)
-    if best:
-        result = claim_verdict(claimed, best, margin)
+    if config.values(COMPARED_TOP1):
+        result = config.top1_verdict(claimed, margin)
         if config.budget not in (None, BUDGET_UNKNOWN):
             result += f" (reduced budget: {config.budget})"
         return result + (f" (+{config.outcome})" if config.outcome else "")
@@ -98,7 +98,7 @@ def _provenance(config: ConfigResult) -> dict[str, Any]:
 def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins: Margins,
          with_claims: bool = True) -> dict[str, Any]:
     claim = _claim(claims, config) if with_claims else None
-    top1, last = config.stat(COMPARED_TOP1), config.stat("top1")
+    top1, last = config.top1_stat(), config.stat("top1")
     energy, ops, firing = config.stat("energy_mj"), config.stat("ops_energy_mj"), config.stat("firing_rate")
     params = Stat.of([p / 1e6 for p in config.finished["params"]])
     hours, kind = config.device_hours
@@ -196,7 +196,7 @@ def build_context(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins
     papers = "; ".join(dict.fromkeys(c.paper for c in claims.claims))
     return {"sections": sections, "columns": columns(margins), "run_count": int(runs["run_id"].nunique()),
             "suites": sorted(set(runs["suite"].dropna())), "claims_source": papers,
-            "margins": margins, "compared_epoch": COMPARED_EPOCH,
+            "margins": margins, "margin_source": margin_source(margins, "top1"), "compared_epoch": COMPARED_EPOCH,
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.report.aggregate import (BUDGET_UNKNOWN, CLAIM_ONLY, COMPARED_TOP1, NO_CLAIM, NOT_REPRODUCED,
+from harness.report.aggregate import (BUDGET_UNKNOWN, CLAIM_ONLY, NO_CLAIM, NOT_REPRODUCED,
                                       REPRODUCED, ConfigResult, Stat, claim_verdict, distinguishing, group_configs)
 from harness.report.claims import REPORT_TABLES, Claim, Claims, load_claims
 from harness.report.formats import (MISSING, Column, DisplayTable, Panel, fixed, interval, markdown_escape,
@@ -37,7 +37,8 @@ RECORD_COLUMNS = (
     "energy_mj_claimed", "energy_mj_mean", "energy_mj_std", "energy_mj_ci_low", "energy_mj_ci_high",
     "energy_margin_mj", "energy_verdict", "ops_energy_mj_mean", "energy_images",
     *(f"{name}_mean" for name in ENERGY_DETAILS),
-    "top1_compared", "top1_claimed", "top1_best_mean", "top1_best_std", "top1_n", "top1_ci_low", "top1_ci_high",
+    "top1_compared", "top1_claimed", "top1_best_mean", "top1_best_std", "top1_n", "top1_n_test",
+    "top1_ci_low", "top1_ci_high",
     "top1_margin", "top1_delta", "verdict", "best_epochs", "top1_last_mean", "top1_last_std",
     "top5_claimed", "top5_last_mean", "eval_batch", "batch_dependent", "stale",
     "unfinished_runs", "outcome", "budget", "run_ids", "note", "paper", "cited",
@@ -118,10 +119,11 @@ def _verdicts(claim: Claim | None, config: ConfigResult | None, claims: Claims,
     if claim is None or claim.model is None:
         label = NO_CLAIM if claim is None else CLAIM_ONLY
         return {"verdict": label, "params_verdict": label, "energy_verdict": label, "energy_margin_mj": energy_margin}
-    values = config.values if config is not None else (lambda metric: [])
+    values = config.seed_values if config is not None else (lambda metric: [])
     params = _stat(config, "params").mean
     return {
-        "verdict": claim_verdict(claim.top1, values(COMPARED_TOP1), margins.top1),
+        "verdict": (config.top1_verdict(claim.top1, margins.top1) if config is not None
+                    else claim_verdict(claim.top1, [], margins.top1)),
         "params_verdict": _params_verdict(claim.params_m, None if params is None else params / 1e6,
                                           claims.tolerance.params_rel),
         "energy_verdict": claim_verdict(claim.energy_mj, values("energy_mj"), energy_margin or 0.0),
@@ -132,7 +134,8 @@ def _verdicts(claim: Claim | None, config: ConfigResult | None, claims: Claims,
 def _record(claim: Claim | None, config: ConfigResult | None, label: str, claims: Claims, table: str,
             margins: Margins) -> dict[str, Any]:
     """One tidy table line: where it is in the paper, what it claims, what was measured, the verdicts."""
-    best, last, energy = _stat(config, COMPARED_TOP1), _stat(config, "top1"), _stat(config, "energy_mj")
+    best = config.top1_stat() if config is not None else Stat.of([])
+    last, energy = _stat(config, "top1"), _stat(config, "energy_mj")
     params = _stat(config, "params")
     top1_claim = claim.top1 if claim else None
     return {
@@ -151,7 +154,8 @@ def _record(claim: Claim | None, config: ConfigResult | None, label: str, claims
         "energy_images": _stat(config, "energy_images").mean,
         **{f"{name}_mean": _stat(config, name).mean for name in ENERGY_DETAILS},
         "top1_compared": COMPARED_EPOCH, "top1_claimed": top1_claim, "top1_best_mean": best.mean,
-        "top1_best_std": best.std, "top1_n": best.n, "top1_ci_low": best.ci_low, "top1_ci_high": best.ci_high,
+        "top1_best_std": best.std, "top1_n": best.n, "top1_n_test": None if config is None else config.n_test,
+        "top1_ci_low": best.ci_low, "top1_ci_high": best.ci_high,
         "top1_margin": margins.top1,
         "top1_delta": None if top1_claim is None or best.mean is None else best.mean - top1_claim,
         "top1_last_mean": last.mean, "top1_last_std": last.std,
@@ -294,8 +298,9 @@ def _notes(records: list[dict[str, Any]], claims: Claims, table: str, margins: M
            configs: list[ConfigResult]) -> tuple[str, ...]:
     best = (f"ours: the {COMPARED_EPOCH}'s top-1, mean ± std over the n finished seeds, as the papers report it "
             "(their training scripts - timm train.py for CIFAR, the ImageNet and DVS scripts - log the best "
-            "epoch's accuracy; shared/zoo-spec.md §2.5, §3.4, §4.5); last: the final epoch's; 95% CI: the "
-            "t-interval of the mean.")
+            "epoch's accuracy); last: the final epoch's; 95% CI: the t-interval of the mean, never narrower than "
+            "the 95% sampling error of a top-1 on the evaluation images (binomial, 1.96 sqrt(p(1 - p) / n_test); "
+            "the seeds share those images, so it does not shrink with their number).")
     if table == "controlled":
         notes = [_controlled_note(configs), best]
     elif table == "other":
@@ -303,9 +308,10 @@ def _notes(records: list[dict[str, Any]], claims: Claims, table: str, margins: M
     else:
         papers = "; ".join(dict.fromkeys(r["paper"] for r in records if r["paper"]))
         notes = [f"paper: {papers}. {best} Δ = ours − paper. Verdicts are equivalence tests: reproduced "
-                 f"when the 95% CI lies inside paper ± margin (top-1 ±{margins.top1:g} points, energy "
-                 f"±{margins.energy:.0%}), not reproduced when it lies wholly outside, inconclusive otherwise "
-                 f"(one seed included)."]
+                 f"when the 95% CI lies inside paper ± margin, not reproduced when it lies wholly outside, "
+                 f"inconclusive otherwise; single run: one seed, which has no interval. A diverged seed is counted "
+                 f"(\"1 of 3 seeds diverged\") and keeps the others from reproducing the claim.",
+                 _margins_note(margins)]
     if any(r["energy_mj_mean"] is not None or r["ops_energy_mj_mean"] is not None for r in records):
         notes.append("Energy per image: ours in the papers' convention (MSViT Eq. 18: encoding layer once at "
                      "4.6 pJ/MAC, spiking layers at 0.9 pJ/AC x firing rate x T); ops: every operation as executed.")
@@ -323,6 +329,18 @@ def _notes(records: list[dict[str, Any]], claims: Claims, table: str, margins: M
     if any(r["verdict"] == CLAIM_ONLY for r in records):
         notes.append(f"{CLAIM_ONLY}: a model the spikebench zoo does not have (non-spiking or not implemented).")
     return tuple(notes + _sources(records) + _claim_notes(records))
+
+
+def margin_source(margins: Margins, field: str) -> str:
+    """Where a verdict margin comes from: the suite's ``margins:`` section or, when it sets none, the default."""
+    return (f"the suite's margins.{field}" if field in margins.model_fields_set
+            else f"the default: the suite sets no margins.{field}")
+
+
+def _margins_note(margins: Margins) -> str:
+    """The verdicts' margins and where each comes from."""
+    return (f"Margins: top-1 ±{margins.top1:g} points ({margin_source(margins, 'top1')}), energy "
+            f"±{margins.energy:.0%} of the claim ({margin_source(margins, 'energy')}).")
 
 
 def _layout(name: str, claims: Claims) -> str:

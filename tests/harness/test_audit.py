@@ -1,5 +1,7 @@
 """Batch-size invariance: the audit sees the official SSA projection quirk, and only where the model declares it."""
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -7,6 +9,8 @@ from torch import nn
 import zoo
 from harness.audit import audit_batches, batch_dependent, load_weights
 from harness.cli import main
+from harness.metrics.energy import SILENT_FIRING_RATE, silent_network_warning
+from harness.metrics.firing import FiringRates
 
 # one shrunk configuration per family (as suites/smoke.yaml), 16x16 inputs
 FAMILIES = {
@@ -84,3 +88,29 @@ class Exploit:
 
     def __reduce__(self):
         return (open, (str(self.marker), "w"))
+
+
+def test_the_audit_warns_on_a_silent_network_as_the_energy_audit_does(tmp_path, capsys):
+    """Random weights hardly spike, so 'predictions changed 0.00%' means nothing: the audit says so with the energy
+    audit's constant and wording; weights that spike get no warning."""
+    args = ["audit", "qkformer_4_384.cifar10", "--random", "--images", "8", "--batch", "4", "--T", "2", "--json",
+            "--set", "widths=[16, 16, 32]", "--set", "depths=[1, 1, 1]", "--set", "heads=2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    silent = json.loads(out.strip().splitlines()[-1])["firing_rate"]
+    assert silent < SILENT_FIRING_RATE
+    expected = silent_network_warning(silent, "an unchanged prediction says nothing about batch invariance")
+    assert expected.startswith("warning: overall firing rate") and expected in out.splitlines()
+    torch.save(active_model("qkformer_4_384.cifar10").state_dict(), tmp_path / "active.pt")
+    assert main(args + ["--checkpoint", str(tmp_path / "active.pt")]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out.strip().splitlines()[-1])["firing_rate"] >= SILENT_FIRING_RATE and "silent" not in out
+
+
+def test_the_audit_reports_the_firing_rate_of_the_large_batch_pass():
+    model = active_model("sdt_2_512.cifar10")
+    images = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    report = audit_batches(model, images, batches=(1, 4))
+    with FiringRates(model) as firing, torch.no_grad():
+        model(images[:4]), model(images[4:])
+    assert report["firing_rate"] == pytest.approx(firing.overall()) and report["firing_rate"] > 0

@@ -226,3 +226,22 @@ def test_validate_names_an_unknown_teacher(tmp_path, capsys, teacher, expected):
     line, = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: {path}: line 5: field grid.0.recipe_overrides.distill.teacher: recipe "
                            f"'sdtv3_in1k_kd': distill.teacher '{teacher}': ") and expected in line, line
+
+
+def _run_ids(capsys, argv: list[str]) -> list[str]:
+    assert main(argv) == 0
+    return [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+
+
+def test_energy_images_flag_overrides_the_suites_value_only_when_given(tmp_path, capsys):
+    from harness.suite import expand, load_suite
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("budget: {energy_images: 0}\nruns:\n"
+                     "  - {model: qkformer_2_256.cifar10dvs, dataset: digits_dvs, T: 2, recipe: digits_dvs}\n")
+    (own,) = expand(load_suite(suite))
+    assert _run_ids(capsys, ["validate", str(suite)]) == [own.run_id]
+    flagged = _run_ids(capsys, ["validate", str(suite), "--energy-images", "all"])
+    assert flagged != [own.run_id] and flagged == _run_ids(capsys, ["validate", str(suite), "--energy-images", "all"])
+    assert main(["validate", str(suite), "--energy-images", "-3"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --energy-images -3: input should be greater than or equal to 0"

@@ -235,7 +235,8 @@ def test_collect_command_warns_in_one_line_per_malformed_record(tiny_results_cop
 
 NEW_FINAL = {
     "status": "finished", "message": "trained 3 epochs", "epochs_completed": 3, "best_top1": 61.0, "best_epoch": 1,
-    "last": {"epoch": 2, "eval_top1": 60.0, "eval_top5": 90.0, "eval_img_s": 50.0}, "params": 1234,
+    "last": {"epoch": 2, "eval_top1": 60.0, "eval_top5": 90.0, "eval_img_s": 50.0, "eval_images": 359},
+    "params": 1234,
     "wall_time_s": 36.0, "eval_batch": 32, "batch_dependent": True,
     "energy": {"images": 1000, "paper": {"energy_mj": 1.5, "first_layer_macs": 2.0e6, "sops": 3.0e7, "firing_rate": 0.2},
                "ops": {"energy_mj": 1.9, "macs": 5.0e6, "acs": 4.0e7, "firing_rate": 0.25}},
@@ -266,7 +267,8 @@ def test_final_json_fields_become_metrics_and_tags(tiny_results_copy):
                 "first_layer_macs": 2.0e6, "sops": 3.0e7, "firing_rate": 0.2, "ops_energy_mj": 1.9,
                 "ops_macs": 5.0e6, "ops_acs": 4.0e7, "ops_firing_rate": 0.25, "energy_images": 1000.0,
                 "footprint_bytes": 4936.0, "connection_sparsity": 0.0, "activation_sparsity": 0.8,
-                "effective_macs": 2.5e6, "effective_acs": 3.5e7, "eval_batch": 32.0, "train_device_hours": 0.01}
+                "effective_macs": 2.5e6, "effective_acs": 3.5e7, "eval_batch": 32.0, "eval_images": 359.0,
+                "train_device_hours": 0.01}
     assert {k: row[k] for k in expected} == pytest.approx(expected)
     assert (row["batch_dependent"], row["code_fingerprint"]) == ("true", "f00dcafe")
     assert frame.loc[bad.run_id, "state"] == "diverged"

@@ -38,6 +38,7 @@ def test_a_short_run_on_digits_learns(digits_run):
     assert lines[-1]["train_loss"] < lines[0]["train_loss"]
     assert final["best_top1"] >= 60.0  # chance is 10%
     assert final["last"] == lines[-1] and final["global_step"] == 2 * (1438 // 32)
+    assert final["last"]["eval_images"] == 359  # the digits test split: the n of the top-1's sampling error
 
 
 def test_the_run_directory_holds_config_checkpoints_log_and_energy(digits_run):
@@ -157,8 +158,19 @@ def test_energy_on_a_seeded_subset_of_n_images_records_n(tmp_path):
     spec = _spec(epochs=1, eval_split="train", energy_images=1000, limit_train_batches=2, limit_eval_batches=1)
     final = train(spec, tmp_path)
     assert final["energy"]["images"] == 1000  # of the 1438 training digits, seeded by the run's seed
-    with pytest.raises(ValueError, match="at least 1000 images, got 999"):
-        _spec(energy_images=999)
+
+
+def test_a_suites_small_energy_budget_measures_that_many_images(tmp_path):
+    """A suite's ``budget.energy_images: 16`` reaches the engine, which measures exactly 16 eval images."""
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"budget: {{epochs: 1, limit_batches: 2, energy_images: 16}}\nruns:\n"
+                     f"  - {{model: {engine_nets.STATIC}, dataset: digits, T: 2, recipe: digits, "
+                     f"overrides: {{width: 8}}}}\n")
+    with pytest.warns(UserWarning, match="a sample of 16 images"):
+        (spec,) = expand(load_suite(suite))
+    final = train(train_spec(spec), tmp_path / "run")
+    audit = json.loads((tmp_path / "run" / "energy.json").read_text())
+    assert final["energy"]["images"] == audit["images"] == 16
 
 
 def test_bf16_precision_runs_under_cpu_autocast_and_is_recorded(tmp_path):

@@ -16,7 +16,7 @@ from harness.engine.loss import TrainLoss
 from harness.engine.optim import LRSchedule, build_optimizer, param_groups, scaled_lr
 from harness.engine.provenance import provenance
 from harness.engine.spec import TrainSpec
-from harness.recipe import OptimRecipe, Recipe, TrainRecipe, load_recipe
+from harness.recipe import OptimRecipe, Recipe, TrainRecipe, list_recipes, load_recipe
 
 
 def test_schedule_warms_up_linearly_then_follows_a_half_cosine_then_holds_min_lr():
@@ -66,15 +66,46 @@ def test_a_reduced_budget_scales_warmup_and_cooldown_and_ends_at_the_final_lr():
     assert all(a > b for a, b in zip(lrs[2:], lrs[3:40])) and lrs[40] == low
 
 
+@pytest.mark.parametrize("epochs", [2, 3, 7])
+@pytest.mark.parametrize("recipe", list_recipes())
+def test_every_recipe_scaled_to_a_reduced_budget_ends_at_min_lr(recipe, epochs):
+    """Per-step and per-epoch recipes, with or without cooldown: the last step of a reduced run is at min_lr."""
+    spec = TrainSpec(model="m", dataset="cifar10", recipe=recipe, epochs=epochs)
+    optim = spec.resolved_recipe().optim
+    assert spec.reduced_budget() and optim.epochs + optim.cooldown_epochs == epochs
+    schedule = LRSchedule.from_recipe(optim, optim.lr, steps_per_epoch=5, ends_at_min=spec.reduced_budget())
+    assert schedule(5 * epochs - 1) == optim.min_lr
+    assert max(schedule(s) for s in range(5 * epochs)) > optim.min_lr
+
+
+@pytest.mark.parametrize("lr_step", ["step", "epoch"])
+def test_without_cooldown_only_a_reduced_budget_ends_the_cosine_early(lr_step):
+    """A full recipe keeps the official schedulers' end (min_lr just after the run); a reduced one ends at it."""
+    overrides = {"optim.cooldown_epochs": 0, "optim.lr_step": lr_step}
+    full = TrainSpec(model="m", dataset="cifar10", recipe="msvit_cifar", overrides=overrides)
+    same_length = full.model_copy(update={"epochs": 400})
+    assert not full.reduced_budget() and not same_length.reduced_budget()
+    optim = full.resolved_recipe().optim
+    official = LRSchedule.from_recipe(optim, optim.lr, steps_per_epoch=2)
+    assert official(2 * 400 - 1) > optim.min_lr == official(2 * 400)
+    reduced = full.model_copy(update={"epochs": 3})
+    optim = reduced.resolved_recipe().optim
+    assert optim.cooldown_epochs == 0
+    short = LRSchedule.from_recipe(optim, optim.lr, steps_per_epoch=2, ends_at_min=reduced.reduced_budget())
+    lrs = [short(s) for s in range(6)]
+    assert lrs[-1] == optim.min_lr and lrs[0] == optim.lr and all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
 def test_a_reduced_per_step_budget_keeps_a_fraction_of_warmup_in_steps_and_ends_at_min_lr():
     # MAE-style recipe: 200 epochs, warmup 5 (from 0), per step; 10 epochs keep warmup 0.25 epoch = 2 of 8 steps
-    optim = TrainSpec(model="m", dataset="imagenet", recipe="qkformer_in1k", epochs=10).resolved_recipe().optim
+    spec = TrainSpec(model="m", dataset="imagenet", recipe="qkformer_in1k", epochs=10)
+    optim = spec.resolved_recipe().optim
     assert optim.lr_step == "step" and (optim.epochs, optim.warmup_epochs, optim.cooldown_epochs) == (10, 0.25, 0)
-    schedule = LRSchedule.from_recipe(optim, 1.0, steps_per_epoch=8)
+    schedule = LRSchedule.from_recipe(optim, 1.0, steps_per_epoch=8, ends_at_min=spec.reduced_budget())
     lrs = [schedule(s) for s in range(80)]
     assert schedule.warmup_steps == 2 and lrs[:3] == [0.0, 0.5, 1.0]
     assert all(a > b for a, b in zip(lrs[2:], lrs[3:]))
-    assert lrs[-1] - optim.min_lr < 1e-3  # the last step is one step's change away from min_lr
+    assert lrs[-1] == optim.min_lr and lrs[-2] > optim.min_lr  # the cosine ends at the last step
     unchanged = TrainSpec(model="m", dataset="imagenet", recipe="qkformer_in1k", epochs=200).resolved_recipe()
     assert unchanged.optim == load_recipe("qkformer_in1k").optim
 

@@ -7,6 +7,8 @@ import pandas as pd
 
 from harness.engine.provenance import code_fingerprint
 
+TEST_IMAGES = {"imagenet": 50_000, "cifar10": 10_000, "cifar100": 10_000, "dvs128": 288, "cifar10dvs": 1_000,
+               "digits": 359}
 FAMILIES = {"msvit": "msvit", "qkformer": "qkformer", "spikformer": "spikformer", "sdt": "sdt"}
 
 
@@ -15,10 +17,11 @@ def run(run_id: str, model: str, dataset: str, T: int, seed: int, top1: float | 
         energy: float | None = None, firing: float | None = 0.25, hours: float | None = 0.5,
         device: str = "NVIDIA H100", day: int = 1, epochs: int | None = None, reason: str | None = None,
         eval_batch: int | None = 64, batch_dependent: bool | None = None, overrides: dict | None = None,
-        code: str | None = None) -> dict:
+        code: str | None = None, eval_images: int | None = None) -> dict:
     """One row as runs_frame returns it for a run logged with the contract's tags and final metrics. ``top1``
     is the best epoch's top-1 (at epoch 9); the last epoch's is 0.3 lower. ``code``: the code fingerprint the run
-    recorded (default: this checkout's, so the run is current)."""
+    recorded (default: this checkout's, so the run is current). ``eval_images``: the images each evaluation covered
+    (default: the dataset's test split)."""
     family = model.split("_")[0]
     recipe = recipe or f"{family}_{dataset}"
     return {
@@ -37,6 +40,7 @@ def run(run_id: str, model: str, dataset: str, T: int, seed: int, top1: float | 
         "connection_sparsity": None if energy is None else 0.0, "activation_sparsity": None if energy is None else 0.8,
         "effective_macs": None if energy is None else 2.0e6, "effective_acs": None if energy is None else 3.0e8,
         "eval_batch": None if top1 is None else eval_batch,
+        "eval_images": None if top1 is None else eval_images or TEST_IMAGES.get(dataset),
         "train_seconds": None if hours is None else hours * 3600, "train_device_hours": hours,
         "eval_img_per_s": 1000.0,
         "params.spec.seed": str(seed), "params.spec.suite": suite, "params.spec.recipe_hash": f"rh-{recipe}",

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from harness.report import verdict
-from harness.report.aggregate import (INCONCLUSIVE, NO_CLAIM, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Stat,
-                                      claim_verdict, distinguishing, group_configs, unique_runs)
+from harness.report.aggregate import (INCONCLUSIVE, NO_CLAIM, NOT_REPRODUCED, NOT_RUN, REPRODUCED, SINGLE_RUN, Stat,
+                                      claim_verdict, distinguishing, group_configs, sampling_half_width,
+                                      unique_runs)
 from harness.report.formats import latex_escape, to_markdown, Column, DisplayTable, Panel
 from harness.report.frame import load_runs
 from harness.report.plots import Point, pareto_front, scatter
@@ -41,10 +42,10 @@ def _t_interval(values):
     ([85.2, 84.9, 85.1], 85.06, 0.5, REPRODUCED),
     ([45.1, 45.5, 45.3], 45.88, 0.1 * 45.88, REPRODUCED),  # energy: a relative margin of 10%
     ([45.1, 45.5, 45.3], 60.0, 0.1 * 60.0, NOT_REPRODUCED),
-    ([70.0, 70.0], 70.2, 0.5, REPRODUCED),  # zero spread: the interval is the mean
+    ([70.0, 70.0], 70.2, 0.5, REPRODUCED),  # zero spread and no test-set size: the interval is the mean
     ([71.0, 71.0], 70.2, 0.5, NOT_REPRODUCED),
-    ([80.0], 80.0, 0.5, INCONCLUSIVE),  # one seed has no interval, however close
-    ([], 80.0, 0.5, INCONCLUSIVE),
+    ([80.0], 80.0, 0.5, SINGLE_RUN),  # one seed has no interval, however close
+    ([], 80.0, 0.5, NOT_RUN),
 ])
 def test_verdict_is_an_equivalence_test(values, claim, margin, expected):
     assert verdict(values, claim, margin) == expected
@@ -71,8 +72,59 @@ def test_verdict_boundaries_follow_the_hand_computed_interval():
 
 def test_claim_verdict_names_missing_claims_and_runs():
     assert claim_verdict(None, [80.0, 80.1], 0.5) == NO_CLAIM
-    assert claim_verdict(80.0, [float("nan")], 0.5) == NOT_RUN
+    assert claim_verdict(80.0, [], 0.5) == NOT_RUN
+    assert claim_verdict(80.0, [float("nan")], 0.5) == f"{NOT_REPRODUCED} (1 of 1 seeds diverged)"
     assert claim_verdict(80.0, [80.0, 80.02, 79.98], 0.5) == REPRODUCED
+
+
+def test_one_seed_is_a_single_run_not_a_bare_inconclusive():
+    assert verdict([81.35], 81.35, 0.5) == SINGLE_RUN == "single run"
+    assert verdict([81.35], 81.35, 0.5, n_test=50_000) == SINGLE_RUN
+
+
+def test_identical_seeds_cannot_claim_certainty_on_a_small_test_set():
+    """Three identical seeds have a t-interval of zero width; the sampling error of a top-1 on 100 images
+    (p ~ 0.1: about 6 points) floors it, so the claim half a point away is not reproduced."""
+    assert verdict([10, 10, 10], 10.5, 0.5) == REPRODUCED  # without the test-set size: false certainty
+    assert verdict([10, 10, 10], 10.5, 0.5, n_test=100) == INCONCLUSIVE
+    p = (0.10 * 100 + 2) / (100 + 4)  # Agresti-Coull, computed here by hand
+    half = 1.959963984540054 * 100 * math.sqrt(p * (1 - p) / 100)
+    stat = Stat.of([10, 10, 10], n_test=100)
+    assert (stat.ci_low, stat.ci_high) == (pytest.approx(10 - half), pytest.approx(10 + half))
+    assert sampling_half_width(10.0, 100) == pytest.approx(half)
+    assert sampling_half_width(100.0, 100) > 0  # a perfect score still has a sampling error
+
+
+def test_the_sampling_floor_only_widens_a_narrower_t_interval():
+    values = [80.4, 80.5, 80.6]  # t half-width 0.248
+    assert Stat.of(values, n_test=10_000_000) == Stat.of(values)  # the floor (0.025) is narrower
+    wide = Stat.of(values, n_test=10_000)  # floor 1.96 sqrt(.8 .2 / 1e4) = 0.78 points
+    assert wide.ci_high - wide.mean == pytest.approx(sampling_half_width(80.5, 10_000))
+    assert verdict(values, 80.6, 0.5) == REPRODUCED and verdict(values, 80.6, 0.5, n_test=10_000) == INCONCLUSIVE
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([80.0, 80.1, float("nan")], f"{INCONCLUSIVE} (1 of 3 seeds diverged)"),  # survivors inside: not enough
+    ([80.0, None, float("nan")], f"{SINGLE_RUN} (2 of 3 seeds diverged)"),
+    ([float("nan")] * 3, f"{NOT_REPRODUCED} (3 of 3 seeds diverged)"),
+    ([70.0, 70.1, float("nan")], f"{NOT_REPRODUCED} (1 of 3 seeds diverged)"),
+])
+def test_diverged_seeds_are_counted_never_dropped(values, expected):
+    assert verdict(values, 80.0, 0.5) == expected
+
+
+def test_a_configuration_weighs_its_diverged_seeds_and_its_test_set_size():
+    rows = [run(f"x{s}", "sdt_2_512.cifar10", "cifar10", 4, s, 90.0, eval_images=n)
+            for s, n in ((0, 10_000), (1, 9_000))]
+    rows.append(run("x2", "sdt_2_512.cifar10", "cifar10", 4, 2, None, state="diverged", reason="loss is nan"))
+    (config,) = group_configs(load_runs(pd.DataFrame(rows)))
+    assert config.n_test == 9_000  # the fewest images any seed was evaluated on: the widest sampling error
+    assert config.seed_values("best_top1")[:2] == [90.0, 90.0] and math.isnan(config.seed_values("best_top1")[2])
+    assert config.top1_stat() == Stat.of([90.0, 90.0], n_test=9_000) != Stat.of([90.0, 90.0])
+    assert config.top1_verdict(90.0, 0.5) == f"{INCONCLUSIVE} (1 of 3 seeds diverged)"
+    unrecorded = pd.DataFrame([{**r, "eval_images": None} for r in rows[:2]])  # runs logged before eval_images
+    (old,) = group_configs(load_runs(unrecorded))
+    assert old.n_test is None and old.top1_stat() == Stat.of([90.0, 90.0])
 
 
 def test_configurations_pool_seeds_and_keep_unfinished_runs_apart():

@@ -46,7 +46,8 @@ def test_tables_from_mlflow_equal_tables_from_the_same_runs(store, tmp_path):
     for name, path in from_store.items():
         assert path.read_text() == from_frame[name].read_text(), name
     assert ("| MSViT | 7.59 | 7.59 | 4 | 81.98 | 81.87 ± 0.25 | 81.57 ± 0.25 | 3 (+1 diverged: loss is nan at "
-            "epoch 12) | \\[81.24, 82.49\\] | -0.11 | inconclusive | 64§ |") in from_store["table2.md"].read_text()
+            "epoch 12) | \\[81.11, 82.62\\] | -0.11 | inconclusive (1 of 4 seeds diverged) | 64§ |"
+            ) in from_store["table2.md"].read_text()  # the interval floored by the sampling error on 10,000 images
 
 
 def test_leaderboard_from_mlflow(store, tmp_path):

@@ -1,6 +1,7 @@
 """Suite files: validation errors name file, line and field; expansion and run ids are stable."""
 
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -154,12 +155,45 @@ def test_unknown_model_override_names_its_line_and_the_valid_ones(tmp_path):
     assert "unknown override 'stage12_atn'" in message and "official_quirks" in message
 
 
-def test_energy_images_is_the_whole_split_by_default_and_at_least_1000(tmp_path):
-    text = f"""
-        runs:
-          - {{model: {MODEL}, dataset: digits_dvs, T: 2, recipe: digits_dvs}}
-        """
-    assert expand(load_suite(write(tmp_path, "a.yaml", text)))[0].energy_images == "all"
-    small = write(tmp_path, "b.yaml", "budget:\n  energy_images: 64\n" + textwrap.dedent(text))
-    with pytest.raises(SuiteError, match=r"line 2: field budget.energy_images.*at least 1000 images, got 64"):
-        load_suite(small)
+ENERGY_RUN = f"""
+    runs:
+      - {{model: {MODEL}, dataset: digits_dvs, T: 2, recipe: digits_dvs}}
+    """
+
+
+@pytest.mark.parametrize("value", [16, 1000, "all", 0])
+@pytest.mark.filterwarnings("ignore:.*budget.energy_images")  # the small-sample warning has its own test
+def test_the_suites_energy_images_reaches_the_specs_and_their_run_ids(tmp_path, value):
+    default = expand(load_suite(write(tmp_path, "a.yaml", ENERGY_RUN)))[0]
+    assert default.energy_images == "all"  # the whole eval split unless the budget says otherwise
+    own = expand(load_suite(write(tmp_path, "b.yaml", f"budget: {{energy_images: {value}}}\n"
+                                  + textwrap.dedent(ENERGY_RUN))))[0]
+    assert own.energy_images == value
+    assert (own.run_id == default.run_id) == (value == "all")
+    with_flag = expand(load_suite(tmp_path / "b.yaml"), Budget(epochs=2))[0]  # another knob leaves it alone
+    assert with_flag.energy_images == value
+    assert expand(load_suite(tmp_path / "b.yaml"), Budget(energy_images=7))[0].energy_images == 7
+
+
+@pytest.mark.filterwarnings("ignore:.*budget.energy_images")  # the small-sample warning has its own test
+def test_an_included_suites_energy_images_is_kept_unless_the_file_sets_its_own(tmp_path):
+    write(tmp_path, "base.yaml", "budget: {energy_images: 16}\n")
+    child = write(tmp_path, "child.yaml", "include: [base.yaml]\nbudget: {epochs: 2}\n" + textwrap.dedent(ENERGY_RUN))
+    assert expand(load_suite(child))[0].energy_images == 16
+    own = write(tmp_path, "own.yaml", "include: [base.yaml]\nbudget: {energy_images: 0}\n"
+                + textwrap.dedent(ENERGY_RUN))
+    assert expand(load_suite(own))[0].energy_images == 0
+
+
+def test_fewer_than_1000_energy_images_is_a_sample_and_says_so(tmp_path):
+    small = write(tmp_path, "b.yaml", "budget:\n  energy_images: 64\n" + textwrap.dedent(ENERGY_RUN))
+    with pytest.warns(UserWarning, match=r"budget.energy_images 64: .* a sample of 64 images, fewer than the 1000"):
+        expand(load_suite(small))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expand(load_suite(write(tmp_path, "c.yaml", "budget:\n  energy_images: 1000\n" + textwrap.dedent(ENERGY_RUN))))
+    negative = write(tmp_path, "d.yaml", "budget:\n  energy_images: -1\n" + textwrap.dedent(ENERGY_RUN))
+    with pytest.raises(SuiteError, match=r"line 2: field budget.energy_images"):
+        load_suite(negative)
+
+
