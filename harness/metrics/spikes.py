@@ -39,7 +39,12 @@ def multiplicity(x: torch.Tensor, unit: float = 1.0) -> torch.Tensor | None:
     scaled = x.detach().abs().float()
     if unit != 1.0:
         scaled = scaled / unit
-    return scaled if torch.equal(scaled, torch.round(scaled)) else None
+    return scaled if bool(_whole(scaled).all()) else None
+
+
+def _whole(scaled: torch.Tensor) -> torch.Tensor:
+    """Which values are whole numbers (inf and nan are not: ``inf - inf`` is nan)."""
+    return torch.eq(scaled - torch.round(scaled), 0)
 
 
 class SpikeSources:
@@ -98,7 +103,7 @@ def classify(x: torch.Tensor, candidates: tuple[Candidate, ...]) -> Operand:
     for unit, rule in reversed(candidates):
         scaled = magnitude / unit if unit != 1.0 else magnitude
         fits = torch.ones((), dtype=torch.bool, device=x.device) if not x.is_floating_point() \
-            else torch.eq(scaled, torch.round(scaled)).all()
+            else _whole(scaled).all()
         rate = scaled.sum(dtype=torch.float64) / numel if rule == "count" else nonzero
         mult = scaled if mult is magnitude and unit == 1.0 else torch.where(fits, scaled, mult)
         fr = torch.where(fits, rate, fr)
