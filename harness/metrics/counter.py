@@ -17,6 +17,8 @@ The classing and counting rules are the reference's (see :mod:`harness.metrics.o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -24,8 +26,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode, _pop_mode, _push_mode
 
 from harness.metrics.ops import (_ADDITIONS, _CONVS, _HANDLED, _MATMULS, _PRODUCTS, _REDUCTIONS, ROOT, OpTally,
-                                 PaperTally, _both_tensors, _contraction_operands, _is_compute)
-from harness.metrics.spikes import Operand, SpikeSources, classify, multiplicity
+                                 PaperTally, _both_tensors, _contraction_operands, _is_compute, paused)
+from harness.metrics.spikes import Operand, SpikeSources, classify
 from zoo.core import SpikingNeuron
 from zoo.core.layers import SpikeConv1d, SpikeConv2d, SpikeLinear
 
@@ -69,8 +71,9 @@ class LayerCounter(TorchDispatchMode):
     def __enter__(self) -> "LayerCounter":
         self._handles.append(self.model.register_forward_pre_hook(self._start_forward))
         for name, module in self.model.named_modules():
-            self._handles.append(module.register_forward_pre_hook(self._enter_module(name or ROOT)))
-            self._handles.append(module.register_forward_hook(self._leave_module, always_call=True))
+            enter, leave = self._module_hooks(name or ROOT, module)
+            self._handles.append(module.register_forward_pre_hook(enter))
+            self._handles.append(module.register_forward_hook(leave, always_call=True))
             if isinstance(module, SpikingNeuron):
                 self._handles.append(module.register_forward_hook(self.sources.record))
         return super().__enter__()
@@ -88,17 +91,33 @@ class LayerCounter(TorchDispatchMode):
             self._neuron_ran = False
             self.sources.clear()
 
-    def _enter_module(self, name: str):
-        def hook(module: nn.Module, args: Any) -> None:
-            if isinstance(module, SpikingNeuron):
-                self._neuron_ran = True
-            x = args[0] if args and isinstance(args[0], torch.Tensor) else None
-            counted = x is not None and self._hook_counts(module, x)
-            quiet = (counted or isinstance(module, SpikingNeuron) or type(module) in OPAQUE_LAYERS) and self._suspend()
-            self._stack.append((name, module, quiet, x if counted and quiet else None))
-        return hook
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Run other work (scoring, NeuroBench's replays) between forwards without counting it."""
+        with paused(self):
+            yield
 
-    def _leave_module(self, module: nn.Module, args: Any, output: Any) -> None:
+    def _module_hooks(self, name: str, registered: nn.Module):
+        """Pre- and post-hooks of one module; a deep copy of the module (NeuroBench copies layers, hooks
+        included) runs them as no-ops."""
+        def enter(module: nn.Module, args: Any) -> None:
+            if module is registered:
+                self._enter_module(name, module, args)
+
+        def leave(module: nn.Module, args: Any, output: Any) -> None:
+            if module is registered:
+                self._leave_module(module, output)
+        return enter, leave
+
+    def _enter_module(self, name: str, module: nn.Module, args: Any) -> None:
+        if isinstance(module, SpikingNeuron):
+                self._neuron_ran = True
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        counted = x is not None and self._hook_counts(module, x)
+        quiet = (counted or isinstance(module, SpikingNeuron) or type(module) in OPAQUE_LAYERS) and self._suspend()
+        self._stack.append((name, module, quiet, x if counted and quiet else None))
+
+    def _leave_module(self, module: nn.Module, output: Any) -> None:
         if not self._stack or self._stack[-1][1] is not module:
             return
         name, _, quiet, x = self._stack.pop()
@@ -141,7 +160,7 @@ class LayerCounter(TorchDispatchMode):
         still while measuring); a functional op's weight (``module`` None) is decided at each call."""
         cached = self._weights.get(id(module)) if module is not None else None
         if cached is None or cached[0] != w._version:
-            cached = (w._version, _weight_operand(w))
+            cached = (w._version, _weight_operand(w, self.sources.first_match(w)[0]))
             if module is not None:
                 self._weights[id(module)] = cached
         return cached[1]
@@ -285,9 +304,8 @@ def _true(device: torch.device) -> torch.Tensor:
     return torch.ones((), dtype=torch.bool, device=device)
 
 
-def _weight_operand(w: torch.Tensor) -> tuple[Operand, bool]:
-    """A weight as an operand, and whether it is spikes (integer-valued, as the reference classes it)."""
-    mult = multiplicity(w)
+def _weight_operand(w: torch.Tensor, mult: torch.Tensor | None) -> tuple[Operand, bool]:
+    """A weight as an operand given its multiplicity (None: real), and whether it is spikes."""
     spike = torch.tensor(mult is not None, device=w.device)
     nonzero = torch.count_nonzero(w).double() / max(w.numel(), 1)
     return Operand(spike, w.detach().abs().float() if mult is None else mult, nonzero, torch.zeros_like(spike),

@@ -27,16 +27,19 @@ the images of real evaluation batches.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from harness.metrics.counter import LayerCounter
 from harness.metrics.firing import FiringRates
+from harness.metrics.neurobench_metrics import NeuroBenchPass
 from harness.metrics.ops import OpCounter, PaperTally
 from harness.recipe import DataRecipe
 
@@ -45,6 +48,8 @@ E_MAC_PJ = 4.6
 PJ_PER_MJ = 1e9
 CONVENTIONS = ("paper", "ops")
 SILENT_FIRING_RATE = 0.01
+Counter = Literal["hooks", "reference"]
+COUNTERS = {"hooks": LayerCounter, "reference": OpCounter}
 
 
 @dataclass
@@ -63,7 +68,8 @@ class AuditRow:
 @dataclass
 class PaperRow:
     """One term of Eq. 18, per image: ``energy_pj = 4.6 x flops`` for the encoding layer (``input == "image"``,
-    counted once), else ``sops = fr x T x flops`` and ``energy_pj = 0.9 x sops``."""
+    counted once), else ``sops = fr x T x flops`` and ``energy_pj = 0.9 x sops``, ``fr`` by ``fr_rule``:
+    ``nonzero`` (fraction of non-zero inputs) or ``count`` (events per input: a MultiSpike count k is k)."""
 
     layer: str
     kind: str
@@ -73,6 +79,7 @@ class PaperRow:
     T: int
     sops: float
     energy_pj: float
+    fr_rule: str | None = None
 
 
 @dataclass
@@ -93,6 +100,8 @@ class EnergyReport:
     firing_per_layer: dict[str, float]
     lif_never_called: list[str] = field(default_factory=list)
     params: int = 0
+    firing_per_layer_step: dict[str, list[float]] = field(default_factory=dict)
+    neurobench: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,34 +126,50 @@ def paper_row(tally: PaperTally, images: int) -> PaperRow:
     if tally.source == "image":
         return PaperRow(tally.layer, tally.kind, tally.source, flops, None, 1, 0.0, E_MAC_PJ * flops)
     sops = tally.fr * tally.steps * flops
-    return PaperRow(tally.layer, tally.kind, tally.source, flops, tally.fr, tally.steps, sops, E_AC_PJ * sops)
+    return PaperRow(tally.layer, tally.kind, tally.source, flops, tally.fr, tally.steps, sops, E_AC_PJ * sops,
+                    tally.rule)
 
 
-def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor], T: int | None = None) -> EnergyReport:
+def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor], T: int | None = None,
+                   on_output: Callable[[torch.Tensor], None] | None = None, neurobench: bool = False,
+                   counter: Counter = "hooks") -> EnergyReport:
     """Run ``model`` (eval, no grad) on ``batches`` and return its energy per image in both conventions.
 
-    ``T`` (time steps) defaults to ``model.T``; it locates the time axis of each op for Eq. 18.
+    ``T`` (time steps) defaults to ``model.T``; it locates the time axis of each op for Eq. 18. ``on_output``
+    is called with each batch's output (e.g. to score accuracy in the same pass); ``neurobench`` adds the
+    NeuroBench package's metrics of the same pass. ``counter``: ``hooks`` (:class:`LayerCounter`, cheap) or
+    ``reference`` (:class:`OpCounter`, the dispatcher on every op); both give the same numbers.
     """
     T = T or getattr(model, "T", None)
     if not T:
         raise ValueError(f"{type(model).__name__} has no attribute T: pass the number of time steps")
+    if counter not in COUNTERS:
+        raise ValueError(f"unknown op counter {counter!r}; expected one of {COUNTERS}")
     model.eval()
     images = 0
-    firing = FiringRates(model)
-    with torch.no_grad(), firing, OpCounter(model, T) as counter:
+    firing = FiringRates(model, T)
+    bench = NeuroBenchPass(model) if neurobench else None
+    with (torch.no_grad(), firing, COUNTERS[counter](model, T) as ops,
+          bench.active() if bench else contextlib.nullcontext()):
         for x in batches:
-            model(x)
+            out = model(x)
             images += x.shape[0]
+            with ops.paused():
+                if bench is not None:
+                    bench.batch_done(out, x)
+                if on_output is not None:
+                    on_output(out)
     if images == 0:
         raise ValueError("energy needs at least one evaluation batch; got none")
-    if not counter.tallies:
+    tallies = ops.tallies
+    if not tallies:
         raise ValueError(f"{type(model).__name__}: no operation was counted; energy cannot be computed")
     rows = []
-    for tally in counter.tallies.values():
+    for tally in tallies.values():
         unit = E_MAC_PJ if tally.op_class == "MAC" else E_AC_PJ
         rows.append(AuditRow(tally.layer, tally.kind, tally.op_class, tally.dense / images, tally.count / images,
                              tally.density, unit * tally.count / images))
-    paper_rows = [paper_row(t, images) for t in counter.paper_tallies.values()]
+    paper_rows = [paper_row(t, images) for t in ops.paper_tallies.values()]
     rates = firing.table()
     macs = sum(r.count for r in rows if r.op_class == "MAC")
     acs = sum(r.count for r in rows if r.op_class == "AC")
@@ -156,6 +181,7 @@ def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor], T: int | N
         paper_energy_mj=(E_MAC_PJ * first + E_AC_PJ * sops) / PJ_PER_MJ,
         firing_overall=rates["overall"], firing_per_layer=rates["per_layer"],
         lif_never_called=rates["never_called"], params=sum(p.numel() for p in model.parameters()),
+        firing_per_layer_step=rates["per_layer_step"], neurobench=bench.results() if bench else None,
     )
 
 
@@ -292,7 +318,6 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import zoo
     from harness.audit import WeightsError, load_weights
-    from harness.metrics.neurobench_metrics import neurobench_metrics
     from harness.recipe import load_recipe
 
     if args.images < 1 or args.batch_size < 1:
@@ -327,8 +352,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.calibrate_bn:
         calibrate_batch_norm(model, (x for x, _ in loader))
         weights += ", BatchNorm statistics calibrated on the inputs"
-    report = measure_energy(model, (x for x, _ in loader), T)
-    neurobench = None if args.no_neurobench else neurobench_metrics(model, loader)
+    report = measure_energy(model, (x for x, _ in loader), T, neurobench=not args.no_neurobench)
+    neurobench = report.neurobench
     print(format_audit(report, args.convention, f"{args.model}  T={T}  weights: {weights}  inputs: {source}"))
     if args.checkpoint:
         print(_claim_line(report, args.convention, card.claimed_energy_mj))

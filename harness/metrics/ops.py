@@ -28,15 +28,16 @@ the time steps it covers and its input firing rate under a named rule (``nonzero
 from __future__ import annotations
 
 from dataclasses import dataclass
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode, _pop_mode, _push_mode
 from torch.utils.flop_counter import flop_registry
 
-from harness.metrics.spikes import FrRule, SpikeSources, multiplicity
+from harness.metrics.spikes import FrRule, SpikeSources
 from zoo.core import SpikingNeuron
 
 aten = torch.ops.aten
@@ -126,8 +127,8 @@ class OpCounter(TorchDispatchMode):
     def __enter__(self) -> "OpCounter":
         self._handles.append(self.model.register_forward_pre_hook(self._start_forward))
         for name, module in self.model.named_modules():
-            self._handles.append(module.register_forward_pre_hook(self._push(name or ROOT)))
-            self._handles.append(module.register_forward_hook(self._pop, always_call=True))
+            self._handles.append(module.register_forward_pre_hook(self._push(name or ROOT, module)))
+            self._handles.append(module.register_forward_hook(self._pop(module), always_call=True))
             if isinstance(module, SpikingNeuron):
                 self._handles.append(module.register_forward_hook(self.sources.record))
         return super().__enter__()
@@ -146,16 +147,27 @@ class OpCounter(TorchDispatchMode):
             self._neuron_ran = False
             self.sources.clear()
 
-    def _push(self, name: str):
+    def _push(self, name: str, registered: nn.Module):
+        """The pre-hook of one module (a no-op on a deep copy of it: NeuroBench copies layers, hooks included)."""
         def hook(module: nn.Module, args: Any) -> None:
+            if module is not registered:
+                return
             self._stack.append((name, module))
             if isinstance(module, SpikingNeuron):
                 self._neuron_ran = True
         return hook
 
-    def _pop(self, module: nn.Module, args: Any, output: Any) -> None:
-        if self._stack and self._stack[-1][1] is module:
-            self._stack.pop()
+    def _pop(self, registered: nn.Module):
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if module is registered and self._stack and self._stack[-1][1] is module:
+                self._stack.pop()
+        return hook
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Run other work (scoring, NeuroBench's replays) between forwards without counting it."""
+        with paused(self):
+            yield
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -173,11 +185,7 @@ class OpCounter(TorchDispatchMode):
 
     def multiplicity(self, x: torch.Tensor) -> tuple[torch.Tensor | None, FrRule]:
         """``x``'s events per value and its firing-rate rule, or ``(None, "nonzero")`` if it is real-valued."""
-        for unit, rule in self.sources.candidates(x):
-            mult = multiplicity(x, unit)
-            if mult is not None:
-                return mult, rule
-        return None, "nonzero"
+        return self.sources.first_match(x)
 
     def _paper_term(self, func, args, out: torch.Tensor) -> tuple[InputKind, int, float, FrRule]:
         """(input kind, time steps of one call, fr, fr rule) of a contraction, per Eq. 18's rules."""
@@ -256,6 +264,18 @@ def _conv(args, out: torch.Tensor, mult: Multiplicity) -> tuple[str, OpClass, fl
     replay = aten.convolution.default(_or_ones(mx, x), _or_ones(mw, w), None, stride, padding, dilation,
                                       False, output_padding, groups)
     return "conv", "AC", dense, float(replay.sum(dtype=torch.float64))
+
+
+@contextmanager
+def paused(mode: TorchDispatchMode) -> Iterator[None]:
+    """Take ``mode`` off the dispatch stack for the block (it must be on top: between forwards)."""
+    if _get_current_dispatch_mode() is not mode:
+        raise RuntimeError(f"{type(mode).__name__} is not the innermost dispatch mode: it cannot be paused")
+    _pop_mode()
+    try:
+        yield
+    finally:
+        _push_mode(mode)
 
 
 def _contraction_operands(func, args) -> tuple[torch.Tensor, ...]:

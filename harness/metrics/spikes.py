@@ -28,6 +28,7 @@ from zoo.core import SpikingNeuron, neuron_modules
 
 FrRule = Literal["nonzero", "count"]
 Candidate = tuple[float, FrRule]
+WHOLE: tuple[Candidate, ...] = ((1.0, "nonzero"),)
 
 
 def multiplicity(x: torch.Tensor, unit: float = 1.0) -> torch.Tensor | None:
@@ -59,6 +60,7 @@ class SpikeSources:
         fractional = sorted((u for u in units if u != 1.0), reverse=True)
         self.default: tuple[Candidate, ...] = ((1.0, "nonzero"), *((u, "count") for u in fractional))
         self._outputs: dict[int, tuple[weakref.ref, Candidate]] = {}
+        self._parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
 
     def record(self, neuron: nn.Module, args: object, output: object) -> None:
         if isinstance(output, torch.Tensor) and isinstance(neuron, SpikingNeuron):
@@ -67,12 +69,23 @@ class SpikeSources:
             self._outputs[storage.data_ptr()] = (weakref.ref(storage), (float(neuron.spike_unit), rule))
 
     def candidates(self, x: torch.Tensor) -> tuple[Candidate, ...]:
-        """The (unit, rule) pairs to try on ``x``, in order: its neuron's, else the defaults."""
+        """The (unit, rule) pairs to try on ``x``, in order: its neuron's; a weight's (whole numbers only: the
+        fractional units are the neurons'); else the defaults."""
         storage = x.untyped_storage()
         entry = self._outputs.get(storage.data_ptr())
         if entry is not None and entry[0]() is storage:
             return (entry[1],)
+        if storage.data_ptr() in self._parameters:
+            return WHOLE
         return self.default
+
+    def first_match(self, x: torch.Tensor) -> tuple[torch.Tensor | None, FrRule]:
+        """``x``'s events per value and its rule, decided on the host (a sync), or ``(None, "nonzero")`` if real."""
+        for unit, rule in self.candidates(x):
+            mult = multiplicity(x, unit)
+            if mult is not None:
+                return mult, rule
+        return None, "nonzero"
 
     def clear(self) -> None:
         self._outputs.clear()
