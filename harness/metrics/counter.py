@@ -176,8 +176,8 @@ class LayerCounter(TorchDispatchMode):
         else:
             a = x.reshape(-1, x.shape[-1])
             oa, (ob, _) = self._operand(x), self._weight_operand(module.weight, module)
-            ob = Operand(ob.spike, ob.mult.t(), ob.fr, ob.count_rule, ob.nonzero)
-            spike, count = _matmul_count(oa, ob, a.shape, (module.in_features, module.out_features), flat=True)
+            spike, count = _matmul_count(oa, ob, a.shape, (module.in_features, module.out_features), flat=True,
+                                         b_transposed=True)
             dense = float(a.numel() * module.out_features)
             self._add(name, "matmul", dense, spike, count)
             self._add_paper(name, "matmul", dense, a.shape[0], [oa, ob])
@@ -307,9 +307,13 @@ def _true(device: torch.device) -> torch.Tensor:
 def _weight_operand(w: torch.Tensor, mult: torch.Tensor | None) -> tuple[Operand, bool]:
     """A weight as an operand given its multiplicity (None: real), and whether it is spikes."""
     spike = torch.tensor(mult is not None, device=w.device)
-    nonzero = torch.count_nonzero(w).double() / max(w.numel(), 1)
-    return Operand(spike, w.detach().abs().float() if mult is None else mult, nonzero, torch.zeros_like(spike),
-                   nonzero), mult is not None
+    operand = Operand(w, spike, 1.0, torch.zeros_like(spike), WHOLE_RULES,
+                      mult=w.detach().abs().float() if mult is None else mult)
+    operand.fr  # noqa: B018  (computed once, while the weight is cached)
+    return operand, mult is not None
+
+
+WHOLE_RULES = frozenset({"nonzero"})
 
 
 def _to_host(accumulators: dict) -> dict:
@@ -321,12 +325,14 @@ def _to_host(accumulators: dict) -> dict:
 
 
 def _matmul_count(oa: Operand, ob: Operand, a_shape: torch.Size, b_shape: torch.Size | tuple[int, int],
-                  flat: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Accumulations of ``a @ b``: sum over k of (column sums of a) x (row sums of b), ones for real operands."""
+                  flat: bool = False, b_transposed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accumulations of ``a @ b``: sum over k of (column sums of a) x (row sums of b), ones for real operands.
+    ``flat``: fold ``a``'s leading axes into rows (a Linear's input); ``b_transposed``: ``ob`` holds ``b``'s
+    transpose (a Linear's weight)."""
     m, n = a_shape[-2], b_shape[-1]
     a_mult = oa.mult.reshape(-1, a_shape[-1]) if flat else oa.mult
     columns = torch.where(oa.spike, a_mult.sum(-2), float(m))
-    rows = torch.where(ob.spike, ob.mult.sum(-1), float(n))
+    rows = torch.where(ob.spike, ob.mult.sum(-2 if b_transposed else -1), float(n))
     return oa.spike | ob.spike, (columns.double() * rows.double()).sum()
 
 

@@ -18,8 +18,8 @@ for everything else, event frames included. For binary spikes both rules give th
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
-from typing import Literal
+from functools import cached_property
+from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
@@ -27,8 +27,19 @@ from torch import nn
 from zoo.core import SpikingNeuron, neuron_modules
 
 FrRule = Literal["nonzero", "count"]
-Candidate = tuple[float, FrRule]
-WHOLE: tuple[Candidate, ...] = ((1.0, "nonzero"),)
+
+
+class Candidate(NamedTuple):
+    """A way to read a tensor as spikes: one event per ``unit``, rated by ``rule``; ``neuron``: known to be a
+    neuron's output (no check needed), ``signed``: may hold negative spikes."""
+
+    unit: float
+    rule: FrRule
+    neuron: bool = False
+    signed: bool = True
+
+
+WHOLE: tuple[Candidate, ...] = (Candidate(1.0, "nonzero"),)
 
 
 def multiplicity(x: torch.Tensor, unit: float = 1.0) -> torch.Tensor | None:
@@ -58,7 +69,7 @@ class SpikeSources:
     def __init__(self, model: nn.Module) -> None:
         units = {float(n.spike_unit) for _, n in neuron_modules(model)}
         fractional = sorted((u for u in units if u != 1.0), reverse=True)
-        self.default: tuple[Candidate, ...] = ((1.0, "nonzero"), *((u, "count") for u in fractional))
+        self.default: tuple[Candidate, ...] = (*WHOLE, *(Candidate(u, "count") for u in fractional))
         self._outputs: dict[int, tuple[weakref.ref, Candidate]] = {}
         self._parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
 
@@ -66,7 +77,8 @@ class SpikeSources:
         if isinstance(output, torch.Tensor) and isinstance(neuron, SpikingNeuron):
             storage = output.untyped_storage()
             rule: FrRule = "count" if neuron.max_count > 1 else "nonzero"
-            self._outputs[storage.data_ptr()] = (weakref.ref(storage), (float(neuron.spike_unit), rule))
+            candidate = Candidate(float(neuron.spike_unit), rule, True, bool(neuron.signed))
+            self._outputs[storage.data_ptr()] = (weakref.ref(storage), candidate)
 
     def candidates(self, x: torch.Tensor) -> tuple[Candidate, ...]:
         """The (unit, rule) pairs to try on ``x``, in order: its neuron's; a weight's (whole numbers only: the
@@ -81,7 +93,7 @@ class SpikeSources:
 
     def first_match(self, x: torch.Tensor) -> tuple[torch.Tensor | None, FrRule]:
         """``x``'s events per value and its rule, decided on the host (a sync), or ``(None, "nonzero")`` if real."""
-        for unit, rule in self.candidates(x):
+        for unit, rule, _, _ in self.candidates(x):
             mult = multiplicity(x, unit)
             if mult is not None:
                 return mult, rule
@@ -91,35 +103,59 @@ class SpikeSources:
         self._outputs.clear()
 
 
-@dataclass
 class Operand:
-    """One operand classified on its device: ``spike`` (0-d bool), ``mult`` (|x| / unit, meaningful where
-    ``spike``), ``fr`` (its paper firing rate by its rule, meaningful where ``spike``), ``count_rule`` (0-d bool:
-    the rule is ``count``) and ``nonzero`` (its fraction of non-zero elements)."""
+    """One operand classified on its device: ``spike`` (0-d bool), and, computed only when asked for, ``mult``
+    (|x| / unit, meaningful where ``spike``), ``fr`` (its paper firing rate by its rule, meaningful where
+    ``spike``) and ``nonzero`` (its fraction of non-zero elements). ``count_rule`` (0-d bool): the rule is
+    ``count``. A neuron's own output (``from_neuron``) is spikes without a check, and a binary neuron's rate is
+    its mean magnitude (equal to its non-zero fraction)."""
 
-    spike: torch.Tensor
-    mult: torch.Tensor
-    fr: torch.Tensor
-    count_rule: torch.Tensor
-    nonzero: torch.Tensor
+    def __init__(self, x: torch.Tensor, spike: torch.Tensor, unit: float | torch.Tensor, count_rule: torch.Tensor,
+                 rules: frozenset[str], from_neuron: bool = False, signed: bool = True,
+                 mult: torch.Tensor | None = None) -> None:
+        self.x, self.spike, self.unit, self.count_rule = x, spike, unit, count_rule
+        self.rules, self.from_neuron, self.signed = rules, from_neuron, signed
+        self._numel = max(x.numel(), 1)
+        if mult is not None:
+            self.mult = mult
+
+    @cached_property
+    def mult(self) -> torch.Tensor:
+        magnitude = self.x.detach()
+        magnitude = (magnitude.abs() if self.signed else magnitude).float()
+        return magnitude if isinstance(self.unit, float) and self.unit == 1.0 else magnitude / self.unit
+
+    @cached_property
+    def nonzero(self) -> torch.Tensor:
+        return torch.count_nonzero(self.x).double() / self._numel
+
+    @cached_property
+    def fr(self) -> torch.Tensor:
+        if self.rules == {"nonzero"} and not self.from_neuron:
+            return self.nonzero
+        rate = self.mult.sum(dtype=torch.float64) / self._numel
+        return rate if self.from_neuron or self.rules == {"count"} else torch.where(self.count_rule, rate, self.nonzero)
 
 
 def classify(x: torch.Tensor, candidates: tuple[Candidate, ...]) -> Operand:
-    """Classify ``x`` without leaving the device: the first candidate whose unit divides every value wins."""
+    """Classify ``x`` without leaving the device: a neuron's output is spikes of its unit; otherwise the first
+    candidate whose unit divides every value wins (none: real)."""
     if x.is_complex():
         raise TypeError(f"complex tensor of shape {list(x.shape)} cannot be classed as spikes or real values")
-    magnitude = x.detach().abs().float()
-    numel = max(x.numel(), 1)
-    nonzero = torch.count_nonzero(magnitude).double() / numel
-    false = torch.zeros((), dtype=torch.bool, device=x.device)
-    spike, mult, fr, count_rule = false, magnitude, nonzero, false
-    for unit, rule in reversed(candidates):
-        scaled = magnitude / unit if unit != 1.0 else magnitude
-        fits = torch.ones((), dtype=torch.bool, device=x.device) if not x.is_floating_point() \
-            else _whole(scaled).all()
-        rate = scaled.sum(dtype=torch.float64) / numel if rule == "count" else nonzero
-        mult = scaled if mult is magnitude and unit == 1.0 else torch.where(fits, scaled, mult)
-        fr = torch.where(fits, rate, fr)
-        count_rule = torch.where(fits, torch.tensor(rule == "count", device=x.device), count_rule)
+    rules = frozenset(c.rule for c in candidates)
+    if len(candidates) == 1 and candidates[0].neuron:
+        unit, rule, _, signed = candidates[0]
+        true = torch.ones((), dtype=torch.bool, device=x.device)
+        return Operand(x, true, unit, true if rule == "count" else ~true, rules, True, signed)
+    spike = torch.zeros((), dtype=torch.bool, device=x.device)
+    unit_now: float | torch.Tensor | None = None
+    count_rule = spike
+    for unit, rule, _, _ in reversed(candidates):
+        if x.is_floating_point():
+            fits = torch.eq(torch.frac(x if unit == 1.0 else x / unit), 0).all()  # frac(inf) is nan: not whole
+        else:
+            fits = torch.ones((), dtype=torch.bool, device=x.device)
+        unit_now = unit if unit_now is None else torch.where(fits, unit, unit_now)
+        count_rule = torch.where(fits, rule == "count", count_rule)
         spike = spike | fits
-    return Operand(spike, mult, fr, count_rule, nonzero)
+    return Operand(x, spike, unit_now if unit_now is not None else 1.0, count_rule, rules)

@@ -12,12 +12,14 @@ class SpikingNeuron(nn.Module):
     (the output itself for binary neurons; integer neurons override it).
 
     ``spike_unit`` is the output value of one spike event (an output ``k * spike_unit`` is ``k`` events) and
-    ``max_count`` the most events one neuron emits per step (1 for binary and ternary neurons); ``time_axis`` is
+    ``max_count`` the most events one neuron emits per step (1 for binary and ternary neurons), ``signed`` whether
+    a spike can be negative (an event of either sign); ``time_axis`` is
     the axis of the output that runs over time steps. Op counters read them to count events per the papers.
     """
 
     spike_unit: float = 1.0
     max_count: int = 1
+    signed: bool = False
 
     def spike_counts(self, output: torch.Tensor) -> torch.Tensor:
         return output

@@ -84,3 +84,19 @@ def test_neurobench_effective_acs_against_ours_on_a_small_spikformer():
     assert attention > 0 and integer_inputs > 0
     assert ours.acs == pytest.approx(same_view + functional + integer_inputs, rel=1e-9)
     assert nb["effective_acs"] < ours.acs
+
+
+@pytest.mark.parametrize("counter", ["hooks", "reference"])
+def test_neurobench_in_the_energy_pass_gives_the_package_benchmark_numbers(counter):
+    # the metric objects driven inside measure_energy's forward pass equal Benchmark.run's own second pass, and
+    # NeuroBench's replays of the layers (on copies carrying our hooks) add nothing to our counts
+    images = torch.randn(5, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    model, loader = _firing_model("spikformer_4_384.cifar10", images, dim=64, depth=1, heads=4, T=2)
+    alone = measure_energy(model, (x for x, _ in loader), counter=counter)
+    together = measure_energy(model, (x for x, _ in loader), neurobench=True, counter=counter)
+    expected = neurobench_metrics(model, loader)
+    assert together.neurobench.keys() == expected.keys()
+    for key, value in expected.items():
+        assert together.neurobench[key] == pytest.approx(value, rel=1e-12), key
+    assert together.rows == alone.rows and together.paper_rows == alone.paper_rows
+    assert together.firing_per_layer == alone.firing_per_layer

@@ -150,3 +150,12 @@ def test_on_output_sees_every_batch_output():
     with torch.no_grad():
         expected = [model(x) for x in batches]
     assert len(seen) == 2 and all(torch.equal(a, b) for a, b in zip(seen, expected))
+
+
+@pytest.mark.parametrize("counter", COUNTERS)
+def test_work_done_in_on_output_is_not_counted(counter):
+    model = NeuronThenLinear(LIF(), 3, T=2)
+    batches = [torch.rand(2, 2, 3) * 3]
+    plain = measure_energy(model, batches, counter=counter)
+    scored = measure_energy(model, batches, counter=counter, on_output=lambda out: (out @ out.transpose(-1, -2)).sum())
+    assert scored.rows == plain.rows and scored.paper_rows == plain.paper_rows
