@@ -6,19 +6,32 @@
     although direct encoding executes it at each of the T steps on the same image;
   - l: every other contraction (conv, linear, and the attention matmuls); FLOPs_l its dense FLOPs per time
     step, T_l the steps it runs (T when its leading axis is the flattened T x batch, else 1: an op outside
-    the time axis), fr_l the fraction of non-zero values of its spike input (a non-zero integer count counts
-    once). A product of two spike operands (Q K^T,
-    Q (K^T V)) takes the product of both fractions, so it never exceeds its dense FLOPs. A contraction on real
-    values after the first neuron (a head on time-averaged spikes, a conv on BN outputs) is a term of the
-    sum like any other, with fr_l its non-zero fraction, as Eq. 18 has no third term; the audit marks it ``real``.
+    the time axis), fr_l the firing rate of its spike input under a rule the audit names (``fr_rule``, see
+    :mod:`harness.metrics.spikes`): ``nonzero``, the fraction of non-zero values (the Spike-driven Transformer's
+    definition, NeurIPS 2023 supplementary; a spike-add count of 2 counts once), for binary and ternary
+    spikes, integer sums of them and event frames; ``count``, events per element, for the integer MultiSpike
+    neurons of SDT v3 / E-SpikeFormer (arXiv 2411.16061), whose spike-driven inference emits an activation
+    ``k`` as ``k`` binary spikes over ``D`` virtual time steps (its "integer training, spike-driven inference"),
+    so a count k is k synaptic events: fr = mean count, SOPs = fr x T x FLOPs = events x fan-out, the energy
+    at T x D binary steps. A product of two spike operands (Q K^T, Q (K^T V)) takes the product of both rates,
+    so under ``nonzero`` it never exceeds its dense FLOPs. A contraction on real values after the first neuron
+    (a head on time-averaged spikes, a conv on BN outputs) is a term of the sum like any other, with fr_l its
+    non-zero fraction, as Eq. 18 has no third term; the audit marks it ``real``.
   - Event inputs (DVS models, ``model.input_kind == "dvs"``): the frames are spikes, not an image to encode. The
-    first layer is a spike-driven term like the others (fr = non-zero fraction of the event frames, T steps,
-    0.9 pJ) and there is no 4.6 pJ term. The rule depends only on the input kind, so it is the same for every
-    family.
+    first layer is a spike-driven term like the others (fr by the ``nonzero`` rule: the non-zero fraction of
+    the frames, a pixel holding 18 events counts once, as the papers define fr; T steps, 0.9 pJ) and there is
+    no 4.6 pJ term. The rule depends only on the input kind, so it is the same for every family; ``ops``
+    counts the accumulations the frames' counts execute.
   Element-wise masks, column sums and residual additions are not FLOPs of a layer in Eq. 18 and are left out.
-``ops``: what the dispatcher saw executed (:mod:`harness.metrics.ops`): every real-valued product a MAC (the
-  first conv T times), every accumulation a spike causes an AC with its multiplicity (a count of 2 is 2 ACs;
-  an SSA ``Q (K^T V)`` can exceed its dense FLOPs), masks, sums and additions included.
+``ops``: every operation as executed (:mod:`harness.metrics.ops`): every real-valued product a MAC (the
+  first conv T times), every accumulation a spike causes an AC with its multiplicity (a count of 2 is 2 ACs,
+  a MultiSpike output k / D is k ACs, an event pixel holding 18 events 18; an SSA ``Q (K^T V)`` can exceed
+  its dense FLOPs), masks, sums and additions included.
+
+Both are counted in one pass by :class:`harness.metrics.counter.LayerCounter` (per-layer hooks, accumulators
+on the device; the default) or by the reference :class:`harness.metrics.ops.OpCounter` (the dispatcher on
+every op, ``counter="reference"``), which give the same numbers; firing rates (per layer and time step) and,
+on request, NeuroBench's metrics come from the same pass.
 
 E_AC = 0.9 pJ and E_MAC = 4.6 pJ (45 nm, the papers' figures). Counts and rates are per image, averaged over
 the images of real evaluation batches.
