@@ -420,7 +420,7 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
 
 def format_bench(result: dict[str, Any]) -> str:
     """Human-readable lines for one ``bench_model`` result."""
-    if result["mode"] == "energy":
+    if result.get("mode") == "energy":
         return _format_energy_bench(result)
     lines = [
         f"{result['model']} {result['mode']} batch={result['batch']} T={result['T']} input={result['input_shape']} "
@@ -481,7 +481,7 @@ def record_bench(result: dict[str, Any], command: str, path: Path) -> None:
 
 def _record_figures(result: dict[str, Any]) -> str:
     """The one-line figures of a record."""
-    if result["mode"] == "energy":
+    if result.get("mode") == "energy":
         figures = (f"eval {result['eval_s_median']:.3f} s, energy {result['energy_s_median']:.3f} s per batch: "
                    f"**energy_over_eval {result['energy_over_eval']:.2f}**, without NeuroBench "
                    f"{result['counting_s_median']:.3f} s (counting_over_eval {result['counting_over_eval']:.2f})")
