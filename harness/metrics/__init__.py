@@ -10,7 +10,8 @@ from harness.metrics.spikes import multiplicity
 from harness.metrics.perf import latency_ms, peak_memory_mb, reset_peak_memory, throughput
 
 __all__ = [
-    "topk_correct", "count_params", "FiringRates", "LayerCounter", "OpCounter", "OpTally", "PaperTally", "count_ops", "multiplicity",
+    "topk_correct", "count_params", "FiringRates", "LayerCounter", "OpCounter", "OpTally", "PaperTally", "count_ops",
+    "multiplicity",
     "CONVENTIONS", "E_AC_PJ", "E_MAC_PJ", "AuditRow", "PaperRow", "EnergyReport", "measure_energy", "format_audit",
     "throughput", "latency_ms", "peak_memory_mb", "reset_peak_memory",
 ]

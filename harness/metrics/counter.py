@@ -336,8 +336,8 @@ def _matmul_count(oa: Operand, ob: Operand, a_shape: torch.Size, b_shape: torch.
     return oa.spike | ob.spike, (columns.double() * rows.double()).sum()
 
 
-def _conv_count(ox: Operand, ow: Operand, w_spikes: bool, w: torch.Tensor, stride: tuple, padding: tuple, dilation: tuple,
-                groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _conv_count(ox: Operand, ow: Operand, w_spikes: bool, w: torch.Tensor, stride: tuple, padding: tuple,
+                dilation: tuple, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Accumulations of a convolution with a spike input: a ones-kernel convolution of the per-group channel sums
     (times the output channels of a group); a replay on the multiplicities when the weights are spikes too."""
     x = ox.mult

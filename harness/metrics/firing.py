@@ -1,6 +1,6 @@
 """Firing rates of every neuron layer: spikes / (neurons x T), from forward hooks on the shared core's neurons
-(``zoo.core.SpikingNeuron``: LIF, PLIF, MultiSpike, TernaryIF, ...). An integer neuron's spikes are its counts (0..D), so
-its rate is the mean count per neuron and step and can exceed 1; a ternary neuron's -1 spikes count as events (|S|).
+(``zoo.core.SpikingNeuron``: LIF, PLIF, MultiSpike, TernaryIF, ...). An integer neuron's spikes are its counts
+(0..D), so its rate is the mean count per neuron and step and can exceed 1; a ternary neuron's -1 spikes count as events (|S|).
 
 Counts accumulate on the device (per layer and time step) and are read once, when a rate is asked for. A neuron's
 output runs over time along its ``time_axis()``: the axis holds ``T`` steps (``[T, B, ...]``) or the flattened

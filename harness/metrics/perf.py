@@ -324,8 +324,8 @@ def machine_description(device: torch.device) -> str:
 def bench_energy(cfg: BenchConfig) -> dict[str, Any]:
     """Time a plain evaluation pass and the measurement pass (energy in both conventions, firing rates and
     NeuroBench, :func:`~harness.metrics.energy.measure_energy`) over the same batch, alternating; the ratio is
-    ``energy_over_eval`` (``counting_over_eval``: the same pass without NeuroBench). With ``against='reference'`` also the old path: the dispatcher counter, then
-    NeuroBench's own ``Benchmark.run`` pass. BatchNorms are first calibrated on the batch, so that neurons fire."""
+    ``energy_over_eval`` (``counting_over_eval``: the same pass without NeuroBench). With ``against='reference'``
+    also the old path: the dispatcher counter, then NeuroBench's own ``Benchmark.run`` pass. BatchNorms are first calibrated on the batch, so that neurons fire."""
     import zoo
     from harness.metrics.energy import calibrate_batch_norm, measure_energy
     from harness.metrics.neurobench_metrics import neurobench_metrics
