@@ -1,14 +1,23 @@
 """NeuroBench's metrics of a zoo model, computed by the ``neurobench`` package itself (v2.3).
 
-The model is wrapped in ``neurobench.models.TorchModel`` with the zoo's neurons (``zoo.core.SpikingNeuron``) registered as an activation
-module, and run by ``neurobench.benchmarks.Benchmark`` over a real DataLoader. NeuroBench sees only
+The model is wrapped in ``neurobench.models.TorchModel`` with the zoo's neurons (``zoo.core.SpikingNeuron``)
+registered as an activation module, and run by ``neurobench.benchmarks.Benchmark`` over a real DataLoader. NeuroBench sees only
 ``nn.Linear``/``nn.Conv*`` modules (functional attention matmuls, masks and sums are invisible to it), calls an
 input spiking when every value is -1, 0 or 1 (an integer count of 2 makes the whole layer MACs) and binarises
 both inputs and weights; :mod:`harness.metrics.ops` counts every op with multiplicity. Per image.
 
-:class:`NeuroBenchPass` drives the package's own metric objects (its static and workload metric managers, as
-``Benchmark.run`` does) inside a forward pass the caller runs anyway, so the energy measurement gets NeuroBench's
-numbers without a second pass over the data; :func:`neurobench_metrics` is ``Benchmark.run`` itself.
+:func:`neurobench_metrics` is ``Benchmark.run`` itself: the reference. :class:`NeuroBenchPass` gets the same
+numbers inside a forward pass the caller runs anyway (no second pass over the data): the package's own metric
+objects give Footprint, ConnectionSparsity and ActivationSparsity (its static and workload managers, driven as
+``Benchmark.run`` drives them), and :class:`SynapticOperationsOnDevice` gives SynapticOperations by the package's
+definition (``neurobench.metrics.utils.layers.single_layer_MACs``): per call of a connection layer, the sum of
+the layer's output with non-zero inputs and non-zero weights set to 1 and no bias (effective ops; MACs unless
+every input is -1, 0 or 1, then ACs), and with every input and weight set to 1 (dense). The package computes
+these by re-running a deep copy of every layer twice per call, which costs more than the evaluation itself;
+here they are closed forms on the device (a Linear: column sums of the non-zero mask times the non-zero counts of
+the weight columns; a conv: the layer's own convolution of the mask with the weight's non-zero counts summed
+per group, one output channel per group). Tests hold the two equal; the package sums each layer's float32
+output and truncates it to an int, so on large layers it may differ from the exact count in the last digits.
 """
 
 from __future__ import annotations
@@ -92,10 +101,12 @@ class NeuroBenchPass:
     def __init__(self, model: nn.Module) -> None:
         from neurobench.metrics.manager.static_manager import StaticMetricManager
         from neurobench.metrics.manager.workload_manager import WorkloadMetricManager
+        from neurobench.metrics.workload import ActivationSparsity
 
         self.wrapped = _wrapped(model)
         self.static = StaticMetricManager(list(_static_metrics()))
-        self.workload = WorkloadMetricManager(list(_workload_metrics()))
+        self.workload = WorkloadMetricManager([ActivationSparsity])
+        self.synops = SynapticOperationsOnDevice(self.wrapped.connection_layers())
         self.images = 0
 
     @contextmanager
@@ -103,7 +114,8 @@ class NeuroBenchPass:
         self.workload.register_hooks(self.wrapped)
         self.workload.initialize_metrics()
         try:
-            yield self
+            with self.synops:
+                yield self
         finally:
             self.workload.cleanup_hooks(self.wrapped)
 
@@ -111,6 +123,7 @@ class NeuroBenchPass:
         """Run the workload metrics on the batch just computed (its hooks hold the layers' inputs and outputs)."""
         labels = torch.zeros(inputs.shape[0], dtype=torch.long, device=inputs.device)  # no metric here reads them
         self.workload.run_metrics(self.wrapped, output, (inputs, labels), inputs.shape[0], 1)
+        self.synops.flush()
         self.workload.reset_hooks(self.wrapped)
         self.images += inputs.shape[0]
 
@@ -121,4 +134,75 @@ class NeuroBenchPass:
         for name, value in self.workload.results.items():
             accumulated = isinstance(self.workload.metrics[name], AccumulatedMetric)
             results[name] = value if accumulated else value / self.images
+        results["SynapticOperations"] = self.synops.compute(self.images)
         return _summary(results)
+
+
+class SynapticOperationsOnDevice:
+    """NeuroBench's SynapticOperations of the connection layers' calls while entered, accumulated on the device
+    (see the module docstring). The hooks only keep each call's input; :meth:`flush` counts them (after the
+    forward, so that an op counter running during the forward does not see this work); :meth:`compute` gives
+    the package's per-sample dictionary."""
+
+    def __init__(self, layers: list[nn.Module]) -> None:
+        self.layers = layers
+        self._handles: list[Any] = []
+        self._totals: torch.Tensor | None = None  # effective MACs, effective ACs, dense
+        self._dense: dict[tuple, torch.Tensor] = {}
+        self._pending: list[tuple[nn.Module, torch.Tensor]] = []
+
+    def __enter__(self) -> "SynapticOperationsOnDevice":
+        for layer in self.layers:
+            self._handles.append(layer.register_forward_pre_hook(self._hook(layer)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _hook(self, registered: nn.Module):
+        def hook(module: nn.Module, args: Any) -> None:
+            if module is registered and len(args) == 1 and isinstance(args[0], torch.Tensor):
+                self._pending.append((module, args[0].detach()))
+        return hook
+
+    def flush(self) -> None:
+        """Count the calls seen since the last flush."""
+        with torch.no_grad():
+            for layer, x in self._pending:
+                self._count(layer, x)
+        self._pending.clear()
+
+    def _count(self, layer: nn.Module, x: torch.Tensor) -> None:
+        active = (x != 0).to(layer.weight.dtype)
+        spiking = ((x == 0) | (x == 1) | (x == -1)).all()
+        connected = (layer.weight != 0).to(layer.weight.dtype)
+        if isinstance(layer, nn.Linear):
+            effective = (active.reshape(-1, x.shape[-1]).sum(0, dtype=torch.float64) * connected.sum(0)).sum()
+            dense = torch.tensor(float(x.numel() * layer.out_features), dtype=torch.float64, device=x.device)
+        else:
+            g = layer.groups
+            per_group = connected.unflatten(0, (g, -1)).sum(1)  # [g, Cin / g, *k]: weights per input tap
+            effective = layer._conv_forward(active, per_group, None).sum(dtype=torch.float64)
+            dense = self._dense_conv(layer, x)
+        row = torch.stack([torch.where(spiking, 0.0, effective), torch.where(spiking, effective, 0.0), dense])
+        self._totals = row if self._totals is None else self._totals.add_(row)
+
+    def _dense_conv(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Every input and weight 1: in-bound taps x input channels per group x output channels, per sample."""
+        key = (id(layer), tuple(x.shape[1:]))
+        if key not in self._dense:
+            g = layer.groups
+            ones = torch.ones((1, *x.shape[1:]), dtype=layer.weight.dtype, device=x.device)
+            kernel = torch.ones((g, *layer.weight.shape[1:]), dtype=layer.weight.dtype, device=x.device)
+            taps = layer._conv_forward(ones, kernel, None).sum(dtype=torch.float64)
+            self._dense[key] = taps * (layer.out_channels // g)
+        return self._dense[key] * x.shape[0]
+
+    def compute(self, samples: int) -> dict[str, float]:
+        """Per-sample effective MACs, effective ACs and dense operations (the package's keys)."""
+        if self._totals is None or samples == 0:
+            return {"Effective_MACs": 0, "Effective_ACs": 0, "Dense": 0}
+        macs, acs, dense = self._totals.cpu().tolist()
+        return {"Effective_MACs": macs / samples, "Effective_ACs": acs / samples, "Dense": dense / samples}
