@@ -1,4 +1,4 @@
-"""NeuroBench's metrics of a zoo model, computed by the ``neurobench`` package itself (v2.3).
+"""NeuroBench's metrics of a zoo model, as the ``neurobench`` package (v2.3) computes them.
 
 The model is wrapped in ``neurobench.models.TorchModel`` with the zoo's neurons (``zoo.core.SpikingNeuron``)
 registered as an activation module, and run by ``neurobench.benchmarks.Benchmark`` over a real DataLoader. NeuroBench sees only
