@@ -161,9 +161,9 @@ def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor], T: int | N
     model.eval()
     images = 0
     firing = FiringRates(model, T)
-    bench = NeuroBenchPass(model) if neurobench else None
-    with (torch.no_grad(), firing, COUNTERS[counter](model, T) as ops,
-          bench.active() if bench else contextlib.nullcontext()):
+    ops = COUNTERS[counter](model, T)
+    bench = NeuroBenchPass(model, ops.sources) if neurobench else None
+    with (torch.no_grad(), firing, ops, bench.active() if bench else contextlib.nullcontext()):
         for x in batches:
             out = model(x)
             images += x.shape[0]

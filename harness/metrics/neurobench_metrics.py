@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from harness.metrics.spikes import SpikeSources
 from zoo.core import SpikingNeuron
 
 NEUROBENCH_KEYS = ("footprint_bytes", "connection_sparsity", "activation_sparsity", "effective_macs",
@@ -98,7 +99,7 @@ class NeuroBenchPass:
     until the last batch.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, sources: SpikeSources | None = None) -> None:
         from neurobench.metrics.manager.static_manager import StaticMetricManager
         from neurobench.metrics.manager.workload_manager import WorkloadMetricManager
         from neurobench.metrics.workload import ActivationSparsity
@@ -106,7 +107,7 @@ class NeuroBenchPass:
         self.wrapped = _wrapped(model)
         self.static = StaticMetricManager(list(_static_metrics()))
         self.workload = WorkloadMetricManager([ActivationSparsity])
-        self.synops = SynapticOperationsOnDevice(self.wrapped.connection_layers())
+        self.synops = SynapticOperationsOnDevice(self.wrapped.connection_layers(), sources)
         self.images = 0
 
     @contextmanager
@@ -142,10 +143,13 @@ class SynapticOperationsOnDevice:
     """NeuroBench's SynapticOperations of the connection layers' calls while entered, accumulated on the device
     (see the module docstring). The hooks only keep each call's input; :meth:`flush` counts them (after the
     forward, so that an op counter running during the forward does not see this work); :meth:`compute` gives
-    the package's per-sample dictionary."""
+    the package's per-sample dictionary. With an op counter's ``sources``, the output of a binary or ternary
+    neuron is known to be spikes (values -1, 0, 1) without a check."""
 
-    def __init__(self, layers: list[nn.Module]) -> None:
+    def __init__(self, layers: list[nn.Module], sources: SpikeSources | None = None) -> None:
         self.layers = layers
+        self.sources = sources
+        self._weights: dict[int, tuple[int, torch.Tensor]] = {}
         self._handles: list[Any] = []
         self._totals: torch.Tensor | None = None  # effective MACs, effective ACs, dense
         self._dense: dict[tuple, torch.Tensor] = {}
@@ -175,19 +179,40 @@ class SynapticOperationsOnDevice:
         self._pending.clear()
 
     def _count(self, layer: nn.Module, x: torch.Tensor) -> None:
-        active = (x != 0).to(layer.weight.dtype)
-        spiking = ((x == 0) | (x == 1) | (x == -1)).all()
-        connected = (layer.weight != 0).to(layer.weight.dtype)
+        active, spiking = self._binarised(x, layer.weight.dtype)
+        fan_out = self._fan_out(layer)
         if isinstance(layer, nn.Linear):
-            effective = (active.reshape(-1, x.shape[-1]).sum(0, dtype=torch.float64) * connected.sum(0)).sum()
+            effective = (active.reshape(-1, x.shape[-1]).sum(0, dtype=torch.float64) * fan_out).sum()
             dense = torch.tensor(float(x.numel() * layer.out_features), dtype=torch.float64, device=x.device)
         else:
-            g = layer.groups
-            per_group = connected.unflatten(0, (g, -1)).sum(1)  # [g, Cin / g, *k]: weights per input tap
-            effective = layer._conv_forward(active, per_group, None).sum(dtype=torch.float64)
+            effective = layer._conv_forward(active, fan_out, None).sum(dtype=torch.float64)
             dense = self._dense_conv(layer, x)
         row = torch.stack([torch.where(spiking, 0.0, effective), torch.where(spiking, effective, 0.0), dense])
         self._totals = row if self._totals is None else self._totals.add_(row)
+
+    def _binarised(self, x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x != 0`` as ``dtype`` and whether every value is -1, 0 or 1 (NeuroBench's test for spikes)."""
+        candidates = self.sources.candidates(x) if self.sources is not None else ()
+        if len(candidates) == 1 and candidates[0].neuron and candidates[0].unit == 1.0 \
+                and candidates[0].rule == "nonzero":  # a binary or ternary neuron's output
+            active = x.abs() if candidates[0].signed else x
+            return active.to(dtype), torch.ones((), dtype=torch.bool, device=x.device)
+        magnitude = x.abs()
+        return (x != 0).to(dtype), (magnitude * (magnitude - 1) == 0).all()  # inf and nan fail
+
+    def _fan_out(self, layer: nn.Module) -> torch.Tensor:
+        """Non-zero weights per input (Linear: per input feature; conv: per input channel and tap of each group,
+        ``[groups, Cin / groups, *kernel]``), once per weight version."""
+        cached = self._weights.get(id(layer))
+        if cached is None or cached[0] != layer.weight._version:
+            connected = (layer.weight != 0).to(layer.weight.dtype)
+            if isinstance(layer, nn.Linear):
+                fan_out = connected.sum(0)
+            else:
+                fan_out = connected.unflatten(0, (layer.groups, -1)).sum(1)
+            cached = (layer.weight._version, fan_out)
+            self._weights[id(layer)] = cached
+        return cached[1]
 
     def _dense_conv(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Every input and weight 1: in-bound taps x input channels per group x output channels, per sample."""
