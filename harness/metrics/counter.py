@@ -111,7 +111,7 @@ class LayerCounter(TorchDispatchMode):
 
     def _enter_module(self, name: str, module: nn.Module, args: Any) -> None:
         if isinstance(module, SpikingNeuron):
-                self._neuron_ran = True
+            self._neuron_ran = True
         x = args[0] if args and isinstance(args[0], torch.Tensor) else None
         counted = x is not None and self._hook_counts(module, x)
         quiet = (counted or isinstance(module, SpikingNeuron) or type(module) in OPAQUE_LAYERS) and self._suspend()
