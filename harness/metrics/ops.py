@@ -27,9 +27,9 @@ the time steps it covers and its input firing rate under a named rule (``nonzero
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
