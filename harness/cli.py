@@ -406,8 +406,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _bench_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m harness bench MODEL", description=(
-        "time a zoo model's train or eval step: median of device-synchronised steps, img/s, peak memory, FLOPs"))
-    p.add_argument("--mode", choices=["train", "eval"], default="train")
+        "time a zoo model's train or eval step: median of device-synchronised steps, img/s, peak memory, FLOPs; "
+        "--mode energy: the energy measurement pass against a plain evaluation pass (energy_over_eval)"))
+    p.add_argument("--mode", choices=["train", "eval", "energy"], default="train")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--T", type=int, help="time steps (default: the model's)")
     p.add_argument("--size", type=int, help="input height = width (default: the model's)")
@@ -418,7 +419,8 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true",
                    help="channels-last weights and images (changes the convolutions' rounding, so the numbers)")
     p.add_argument("--against", choices=["reference"],
-                   help="also time, alternating, the same model with spikingjelly's LIFNode (fp32, eager)")
+                   help="also time, alternating, the same model with spikingjelly's LIFNode (fp32, eager); with "
+                        "--mode energy, the old measurement path (dispatcher counter + a second NeuroBench pass)")
     p.add_argument("--set", nargs="+", default=[], metavar="ARG=VALUE",
                    help="model constructor overrides, values in YAML (e.g. widths=[32,32,64] heads=2)")
     p.add_argument("--warmup", type=int, default=2)
@@ -461,7 +463,13 @@ def _bench_model(name: str, argv: list[str]) -> int:
 
     if opts.device == "cuda" and not torch.cuda.is_available():
         raise UserError("bench: --device cuda, but torch sees no CUDA device")
-    if opts.against == "reference":
+    if opts.mode == "energy":
+        numerics = [flag for flag, on in (("--fast", opts.fast), ("--compile", opts.compile),
+                                          ("--precision bf16", opts.precision == "bf16"),
+                                          ("--channels-last", opts.channels_last)) if on]
+        if numerics:
+            raise UserError(f"bench: --mode energy times fp32 eager passes; drop {', '.join(numerics)}")
+    elif opts.against == "reference":
         try:
             import spikingjelly  # noqa: F401
         except ImportError:

@@ -41,7 +41,7 @@ from harness.engine.provenance import code_fingerprint, provenance
 from harness.engine.spec import TrainSpec
 from harness.engine.teacher import TeacherError, build_teacher, weights_sha256
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
-from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS, neurobench_metrics
+from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS
 from harness.recipe import accumulation_steps
 
 # metrics that measure speed, not learning: they differ between otherwise identical runs
@@ -481,8 +481,7 @@ class _Trainer:
         count = None if self.spec.energy_images == "all" else self.spec.energy_images
         images = seeded_subset(self.eval_set, count, self.spec.seed)
         loader = torch.utils.data.DataLoader(images, batch_size=self.eval_batch_size, shuffle=False)
-        report = measure_energy(self.model, (x.to(self.device) for x, _ in loader), self.T)
-        neurobench = neurobench_metrics(self.model, loader, self.device)
-        atomic_write_text(json.dumps({**report.as_dict(), "neurobench": neurobench}, indent=1),
-                          self.run_dir / "energy.json")
+        report = measure_energy(self.model, (x.to(self.device) for x, _ in loader), self.T, neurobench=True)
+        neurobench = report.neurobench
+        atomic_write_text(json.dumps(report.as_dict(), indent=1), self.run_dir / "energy.json")
         return report.summary(), {key: neurobench[key] for key in NEUROBENCH_KEYS}

@@ -6,19 +6,32 @@
     although direct encoding executes it at each of the T steps on the same image;
   - l: every other contraction (conv, linear, and the attention matmuls); FLOPs_l its dense FLOPs per time
     step, T_l the steps it runs (T when its leading axis is the flattened T x batch, else 1: an op outside
-    the time axis), fr_l the fraction of non-zero values of its spike input (a non-zero integer count counts
-    once). A product of two spike operands (Q K^T,
-    Q (K^T V)) takes the product of both fractions, so it never exceeds its dense FLOPs. A contraction on real
-    values after the first neuron (a head on time-averaged spikes, a conv on BN outputs) is a term of the
-    sum like any other, with fr_l its non-zero fraction, as Eq. 18 has no third term; the audit marks it ``real``.
+    the time axis), fr_l the firing rate of its spike input under a rule the audit names (``fr_rule``, see
+    :mod:`harness.metrics.spikes`): ``nonzero``, the fraction of non-zero values (the Spike-driven Transformer's
+    definition, NeurIPS 2023 supplementary; a spike-add count of 2 counts once), for binary and ternary
+    spikes, integer sums of them and event frames; ``count``, events per element, for the integer MultiSpike
+    neurons of SDT v3 / E-SpikeFormer (arXiv 2411.16061), whose spike-driven inference emits an activation
+    ``k`` as ``k`` binary spikes over ``D`` virtual time steps (its "integer training, spike-driven inference"),
+    so a count k is k synaptic events: fr = mean count, SOPs = fr x T x FLOPs = events x fan-out, the energy
+    at T x D binary steps. A product of two spike operands (Q K^T, Q (K^T V)) takes the product of both rates,
+    so under ``nonzero`` it never exceeds its dense FLOPs. A contraction on real values after the first neuron
+    (a head on time-averaged spikes, a conv on BN outputs) is a term of the sum like any other, with fr_l its
+    non-zero fraction, as Eq. 18 has no third term; the audit marks it ``real``.
   - Event inputs (DVS models, ``model.input_kind == "dvs"``): the frames are spikes, not an image to encode. The
-    first layer is a spike-driven term like the others (fr = non-zero fraction of the event frames, T steps,
-    0.9 pJ) and there is no 4.6 pJ term. The rule depends only on the input kind, so it is the same for every
-    family.
+    first layer is a spike-driven term like the others (fr by the ``nonzero`` rule: the non-zero fraction of
+    the frames, a pixel holding 18 events counts once, as the papers define fr; T steps, 0.9 pJ) and there is
+    no 4.6 pJ term. The rule depends only on the input kind, so it is the same for every family; ``ops``
+    counts the accumulations the frames' counts execute.
   Element-wise masks, column sums and residual additions are not FLOPs of a layer in Eq. 18 and are left out.
-``ops``: what the dispatcher saw executed (:mod:`harness.metrics.ops`): every real-valued product a MAC (the
-  first conv T times), every accumulation a spike causes an AC with its multiplicity (a count of 2 is 2 ACs;
-  an SSA ``Q (K^T V)`` can exceed its dense FLOPs), masks, sums and additions included.
+``ops``: every operation as executed (:mod:`harness.metrics.ops`): every real-valued product a MAC (the
+  first conv T times), every accumulation a spike causes an AC with its multiplicity (a count of 2 is 2 ACs,
+  a MultiSpike output k / D is k ACs, an event pixel holding 18 events 18; an SSA ``Q (K^T V)`` can exceed
+  its dense FLOPs), masks, sums and additions included.
+
+Both are counted in one pass by :class:`harness.metrics.counter.LayerCounter` (per-layer hooks, accumulators
+on the device; the default) or by the reference :class:`harness.metrics.ops.OpCounter` (the dispatcher on
+every op, ``counter="reference"``), which give the same numbers; firing rates (per layer and time step) and,
+on request, NeuroBench's metrics come from the same pass.
 
 E_AC = 0.9 pJ and E_MAC = 4.6 pJ (45 nm, the papers' figures). Counts and rates are per image, averaged over
 the images of real evaluation batches. The memory-aware conventions ``memory`` and ``lemaire``, computed by
@@ -29,16 +42,19 @@ equivalent quantised ANN in :mod:`harness.metrics.break_even`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from harness.metrics.counter import LayerCounter
 from harness.metrics.firing import FiringRates
+from harness.metrics.neurobench_metrics import NeuroBenchPass
 from harness.metrics.ops import OpCounter, PaperTally
 from harness.recipe import DataRecipe
 
@@ -47,6 +63,8 @@ E_MAC_PJ = 4.6
 PJ_PER_MJ = 1e9
 CONVENTIONS = ("paper", "ops")
 SILENT_FIRING_RATE = 0.01
+Counter = Literal["hooks", "reference"]
+COUNTERS = {"hooks": LayerCounter, "reference": OpCounter}
 
 
 def silent_network_warning(firing_rate: float, consequence: str) -> str | None:
@@ -74,7 +92,8 @@ class AuditRow:
 @dataclass
 class PaperRow:
     """One term of Eq. 18, per image: ``energy_pj = 4.6 x flops`` for the encoding layer (``input == "image"``,
-    counted once), else ``sops = fr x T x flops`` and ``energy_pj = 0.9 x sops``."""
+    counted once), else ``sops = fr x T x flops`` and ``energy_pj = 0.9 x sops``, ``fr`` by ``fr_rule``:
+    ``nonzero`` (fraction of non-zero inputs) or ``count`` (events per input: a MultiSpike count k is k)."""
 
     layer: str
     kind: str
@@ -84,6 +103,7 @@ class PaperRow:
     T: int
     sops: float
     energy_pj: float
+    fr_rule: str | None = None
 
 
 @dataclass
@@ -104,6 +124,8 @@ class EnergyReport:
     firing_per_layer: dict[str, float]
     lif_never_called: list[str] = field(default_factory=list)
     params: int = 0
+    firing_per_layer_step: dict[str, list[float]] = field(default_factory=dict)
+    neurobench: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,34 +150,50 @@ def paper_row(tally: PaperTally, images: int) -> PaperRow:
     if tally.source == "image":
         return PaperRow(tally.layer, tally.kind, tally.source, flops, None, 1, 0.0, E_MAC_PJ * flops)
     sops = tally.fr * tally.steps * flops
-    return PaperRow(tally.layer, tally.kind, tally.source, flops, tally.fr, tally.steps, sops, E_AC_PJ * sops)
+    return PaperRow(tally.layer, tally.kind, tally.source, flops, tally.fr, tally.steps, sops, E_AC_PJ * sops,
+                    tally.rule)
 
 
-def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor], T: int | None = None) -> EnergyReport:
+def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor], T: int | None = None,
+                   on_output: Callable[[torch.Tensor], None] | None = None, neurobench: bool = False,
+                   counter: Counter = "hooks") -> EnergyReport:
     """Run ``model`` (eval, no grad) on ``batches`` and return its energy per image in both conventions.
 
-    ``T`` (time steps) defaults to ``model.T``; it locates the time axis of each op for Eq. 18.
+    ``T`` (time steps) defaults to ``model.T``; it locates the time axis of each op for Eq. 18. ``on_output``
+    is called with each batch's output (e.g. to score accuracy in the same pass); ``neurobench`` adds the
+    NeuroBench package's metrics of the same pass. ``counter``: ``hooks`` (:class:`LayerCounter`, cheap) or
+    ``reference`` (:class:`OpCounter`, the dispatcher on every op); both give the same numbers.
     """
     T = T or getattr(model, "T", None)
     if not T:
         raise ValueError(f"{type(model).__name__} has no attribute T: pass the number of time steps")
+    if counter not in COUNTERS:
+        raise ValueError(f"unknown op counter {counter!r}; expected one of {COUNTERS}")
     model.eval()
     images = 0
-    firing = FiringRates(model)
-    with torch.no_grad(), firing, OpCounter(model, T) as counter:
+    firing = FiringRates(model, T)
+    ops = COUNTERS[counter](model, T)
+    bench = NeuroBenchPass(model, ops.sources) if neurobench else None
+    with (torch.no_grad(), firing, ops, bench.active() if bench else contextlib.nullcontext()):
         for x in batches:
-            model(x)
+            out = model(x)
             images += x.shape[0]
+            with ops.paused():
+                if bench is not None:
+                    bench.batch_done(out, x)
+                if on_output is not None:
+                    on_output(out)
     if images == 0:
         raise ValueError("energy needs at least one evaluation batch; got none")
-    if not counter.tallies:
+    tallies = ops.tallies
+    if not tallies:
         raise ValueError(f"{type(model).__name__}: no operation was counted; energy cannot be computed")
     rows = []
-    for tally in counter.tallies.values():
+    for tally in tallies.values():
         unit = E_MAC_PJ if tally.op_class == "MAC" else E_AC_PJ
         rows.append(AuditRow(tally.layer, tally.kind, tally.op_class, tally.dense / images, tally.count / images,
                              tally.density, unit * tally.count / images))
-    paper_rows = [paper_row(t, images) for t in counter.paper_tallies.values()]
+    paper_rows = [paper_row(t, images) for t in ops.paper_tallies.values()]
     rates = firing.table()
     macs = sum(r.count for r in rows if r.op_class == "MAC")
     acs = sum(r.count for r in rows if r.op_class == "AC")
@@ -167,6 +205,7 @@ def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor], T: int | N
         paper_energy_mj=(E_MAC_PJ * first + E_AC_PJ * sops) / PJ_PER_MJ,
         firing_overall=rates["overall"], firing_per_layer=rates["per_layer"],
         lif_never_called=rates["never_called"], params=sum(p.numel() for p in model.parameters()),
+        firing_per_layer_step=rates["per_layer_step"], neurobench=bench.results() if bench else None,
     )
 
 
@@ -309,7 +348,6 @@ def _run(args: argparse.Namespace) -> int:
     from harness.metrics.break_even import break_even, format_break_even
     from harness.metrics.memory_energy import (MEMORY_CONVENTIONS, UnsupportedModelError, check_supported,
                                                format_memory_audit, measure_memory_energy)
-    from harness.metrics.neurobench_metrics import neurobench_metrics
     from harness.recipe import load_recipe
 
     if args.images < 1 or args.batch_size < 1:
@@ -349,8 +387,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.calibrate_bn:
         calibrate_batch_norm(model, (x for x, _ in loader))
         weights += ", BatchNorm statistics calibrated on the inputs"
-    report = measure_energy(model, (x for x, _ in loader), T)
-    neurobench = None if args.no_neurobench else neurobench_metrics(model, loader)
+    report = measure_energy(model, (x for x, _ in loader), T, neurobench=not args.no_neurobench)
+    neurobench = report.neurobench
     title = f"{args.model}  T={T}  weights: {weights}  inputs: {source}"
     if args.convention in MEMORY_CONVENTIONS:
         result = measure_memory_energy(model, (x for x, _ in loader), args.convention)

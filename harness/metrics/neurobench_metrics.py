@@ -1,20 +1,36 @@
-"""NeuroBench's metrics of a zoo model, computed by the ``neurobench`` package itself (v2.3).
+"""NeuroBench's metrics of a zoo model, as the ``neurobench`` package (v2.3) computes them.
 
-The model is wrapped in ``neurobench.models.TorchModel`` with the zoo's neurons (``zoo.core.SpikingNeuron``) registered as an activation
-module, and run by ``neurobench.benchmarks.Benchmark`` over a real DataLoader. NeuroBench sees only
+The model is wrapped in ``neurobench.models.TorchModel`` with the zoo's neurons (``zoo.core.SpikingNeuron``)
+registered as an activation module, and run by ``neurobench.benchmarks.Benchmark`` over a real DataLoader. NeuroBench sees only
 ``nn.Linear``/``nn.Conv*`` modules (functional attention matmuls, masks and sums are invisible to it), calls an
 input spiking when every value is -1, 0 or 1 (an integer count of 2 makes the whole layer MACs) and binarises
 both inputs and weights; :mod:`harness.metrics.ops` counts every op with multiplicity. Per image.
+
+:func:`neurobench_metrics` is ``Benchmark.run`` itself: the reference. :class:`NeuroBenchPass` gets the same
+numbers inside a forward pass the caller runs anyway (no second pass over the data): the package's own metric
+objects give Footprint, ConnectionSparsity and ActivationSparsity (its static and workload managers, driven as
+``Benchmark.run`` drives them), and :class:`SynapticOperationsOnDevice` gives SynapticOperations by the package's
+definition (``neurobench.metrics.utils.layers.single_layer_MACs``): per call of a connection layer, the sum of
+the layer's output with non-zero inputs and non-zero weights set to 1 and no bias (effective ops; MACs unless
+every input is -1, 0 or 1, then ACs), and with every input and weight set to 1 (dense). The package computes
+these by re-running a deep copy of every layer twice per call, which costs more than the evaluation itself;
+here they are closed forms on the device (a Linear: column sums of the non-zero mask times the non-zero counts of
+the weight columns; a conv: the layer's own convolution of the mask with the weight's non-zero counts summed
+per group, one output channel per group). Tests hold the two equal; the package sums each layer's float32
+output and truncates it to an int, so on large layers it may differ from the exact count in the last digits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from harness.metrics.spikes import SpikeSources
 from zoo.core import SpikingNeuron
 
 NEUROBENCH_KEYS = ("footprint_bytes", "connection_sparsity", "activation_sparsity", "effective_macs",
@@ -29,19 +45,19 @@ def neurobench_metrics(model: nn.Module, loader: DataLoader, device: torch.devic
     runs in eval mode without gradients.
     """
     from neurobench.benchmarks import Benchmark
-    from neurobench.metrics.static import ConnectionSparsity, Footprint
-    from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
-    from neurobench.models import TorchModel
 
-    wrapped = TorchModel(model)
-    wrapped.add_activation_module(SpikingNeuron)
-    benchmark = Benchmark(wrapped, loader, [], [],
-                          [[Footprint, ConnectionSparsity], [ActivationSparsity, SynapticOperations]])
+    wrapped = _wrapped(model)
+    benchmark = Benchmark(wrapped, loader, [], [], [list(_static_metrics()), list(_workload_metrics())])
     try:
         with torch.no_grad():
             results = benchmark.run(quiet=True, device=None if device is None else str(device))
     finally:
         benchmark.workload_metric_manager.cleanup_hooks(wrapped)
+    return _summary(results)
+
+
+def _summary(results: dict[str, Any]) -> dict[str, Any]:
+    """NeuroBench's results under the harness's keys (per image)."""
     synops = results["SynapticOperations"]
     return {
         "footprint_bytes": int(results["Footprint"]),
@@ -51,3 +67,167 @@ def neurobench_metrics(model: nn.Module, loader: DataLoader, device: torch.devic
         "effective_acs": float(synops["Effective_ACs"]),
         "dense_ops": float(synops["Dense"]),
     }
+
+
+def _static_metrics() -> tuple[type, ...]:
+    """NeuroBench's static metrics the harness reports (imported lazily: the package is slow to import)."""
+    from neurobench.metrics.static import ConnectionSparsity, Footprint
+    return Footprint, ConnectionSparsity
+
+
+def _workload_metrics() -> tuple[type, ...]:
+    """NeuroBench's workload metrics the harness reports."""
+    from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
+    return ActivationSparsity, SynapticOperations
+
+
+def _wrapped(model: nn.Module):
+    """``model`` as a NeuroBench ``TorchModel`` whose activation modules are the zoo's neurons."""
+    from neurobench.models import TorchModel
+
+    wrapped = TorchModel(model)
+    wrapped.add_activation_module(SpikingNeuron)
+    return wrapped
+
+
+class NeuroBenchPass:
+    """NeuroBench's metrics of the batches ``model`` runs while :meth:`active`: after each forward, call
+    :meth:`batch_done` with the output and the input; :meth:`results` gives :func:`neurobench_metrics`' keys.
+
+    The package's metric managers run exactly as ``Benchmark.run`` runs them, except that ActivationSparsity's
+    batch weights (``batch_size / dataset_len``) are applied once at the end, the dataset length being unknown
+    until the last batch.
+    """
+
+    def __init__(self, model: nn.Module, sources: SpikeSources | None = None) -> None:
+        from neurobench.metrics.manager.static_manager import StaticMetricManager
+        from neurobench.metrics.manager.workload_manager import WorkloadMetricManager
+        from neurobench.metrics.workload import ActivationSparsity
+
+        self.wrapped = _wrapped(model)
+        self.static = StaticMetricManager(list(_static_metrics()))
+        self.workload = WorkloadMetricManager([ActivationSparsity])
+        self.synops = SynapticOperationsOnDevice(self.wrapped.connection_layers(), sources)
+        self.images = 0
+
+    @contextmanager
+    def active(self) -> Iterator["NeuroBenchPass"]:
+        self.workload.register_hooks(self.wrapped)
+        self.workload.initialize_metrics()
+        try:
+            with self.synops:
+                yield self
+        finally:
+            self.workload.cleanup_hooks(self.wrapped)
+
+    def batch_done(self, output: torch.Tensor, inputs: torch.Tensor) -> None:
+        """Run the workload metrics on the batch just computed (its hooks hold the layers' inputs and outputs)."""
+        labels = torch.zeros(inputs.shape[0], dtype=torch.long, device=inputs.device)  # no metric here reads them
+        self.workload.run_metrics(self.wrapped, output, (inputs, labels), inputs.shape[0], 1)
+        self.synops.flush()
+        self.workload.reset_hooks(self.wrapped)
+        self.images += inputs.shape[0]
+
+    def results(self) -> dict[str, Any]:
+        from neurobench.metrics.abstract.workload_metric import AccumulatedMetric
+
+        results = dict(self.static.run_metrics(self.wrapped))
+        for name, value in self.workload.results.items():
+            accumulated = isinstance(self.workload.metrics[name], AccumulatedMetric)
+            results[name] = value if accumulated else value / self.images
+        results["SynapticOperations"] = self.synops.compute(self.images)
+        return _summary(results)
+
+
+class SynapticOperationsOnDevice:
+    """NeuroBench's SynapticOperations of the connection layers' calls while entered, accumulated on the device
+    (see the module docstring). The hooks only keep each call's input; :meth:`flush` counts them (after the
+    forward, so that an op counter running during the forward does not see this work); :meth:`compute` gives
+    the package's per-sample dictionary. With an op counter's ``sources``, the output of a binary or ternary
+    neuron is known to be spikes (values -1, 0, 1) without a check."""
+
+    def __init__(self, layers: list[nn.Module], sources: SpikeSources | None = None) -> None:
+        self.layers = layers
+        self.sources = sources
+        self._weights: dict[int, tuple[int, torch.Tensor]] = {}
+        self._handles: list[Any] = []
+        self._totals: torch.Tensor | None = None  # effective MACs, effective ACs, dense
+        self._dense: dict[tuple, torch.Tensor] = {}
+        self._pending: list[tuple[nn.Module, torch.Tensor]] = []
+
+    def __enter__(self) -> "SynapticOperationsOnDevice":
+        for layer in self.layers:
+            self._handles.append(layer.register_forward_pre_hook(self._hook(layer)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _hook(self, registered: nn.Module):
+        def hook(module: nn.Module, args: Any) -> None:
+            if module is registered and len(args) == 1 and isinstance(args[0], torch.Tensor):
+                self._pending.append((module, args[0].detach()))
+        return hook
+
+    def flush(self) -> None:
+        """Count the calls seen since the last flush."""
+        with torch.no_grad():
+            for layer, x in self._pending:
+                self._count(layer, x)
+        self._pending.clear()
+
+    def _count(self, layer: nn.Module, x: torch.Tensor) -> None:
+        active, spiking = self._binarised(x, layer.weight.dtype)
+        fan_out = self._fan_out(layer)
+        if isinstance(layer, nn.Linear):
+            effective = (active.reshape(-1, x.shape[-1]).sum(0, dtype=torch.float64) * fan_out).sum()
+            dense = torch.tensor(float(x.numel() * layer.out_features), dtype=torch.float64, device=x.device)
+        else:
+            effective = layer._conv_forward(active, fan_out, None).sum(dtype=torch.float64)
+            dense = self._dense_conv(layer, x)
+        row = torch.stack([torch.where(spiking, 0.0, effective), torch.where(spiking, effective, 0.0), dense])
+        self._totals = row if self._totals is None else self._totals.add_(row)
+
+    def _binarised(self, x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x != 0`` as ``dtype`` and whether every value is -1, 0 or 1 (NeuroBench's test for spikes)."""
+        candidates = self.sources.candidates(x) if self.sources is not None else ()
+        if len(candidates) == 1 and candidates[0].neuron and candidates[0].unit == 1.0 \
+                and candidates[0].rule == "nonzero":  # a binary or ternary neuron's output
+            active = x.abs() if candidates[0].signed else x
+            return active.to(dtype), torch.ones((), dtype=torch.bool, device=x.device)
+        magnitude = x.abs()
+        return (x != 0).to(dtype), (magnitude * (magnitude - 1) == 0).all()  # inf and nan fail
+
+    def _fan_out(self, layer: nn.Module) -> torch.Tensor:
+        """Non-zero weights per input (Linear: per input feature; conv: per input channel and tap of each group,
+        ``[groups, Cin / groups, *kernel]``), once per weight version."""
+        cached = self._weights.get(id(layer))
+        if cached is None or cached[0] != layer.weight._version:
+            connected = (layer.weight != 0).to(layer.weight.dtype)
+            if isinstance(layer, nn.Linear):
+                fan_out = connected.sum(0)
+            else:
+                fan_out = connected.unflatten(0, (layer.groups, -1)).sum(1)
+            cached = (layer.weight._version, fan_out)
+            self._weights[id(layer)] = cached
+        return cached[1]
+
+    def _dense_conv(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Every input and weight 1: in-bound taps x input channels per group x output channels, per sample."""
+        key = (id(layer), tuple(x.shape[1:]))
+        if key not in self._dense:
+            g = layer.groups
+            ones = torch.ones((1, *x.shape[1:]), dtype=layer.weight.dtype, device=x.device)
+            kernel = torch.ones((g, *layer.weight.shape[1:]), dtype=layer.weight.dtype, device=x.device)
+            taps = layer._conv_forward(ones, kernel, None).sum(dtype=torch.float64)
+            self._dense[key] = taps * (layer.out_channels // g)
+        return self._dense[key] * x.shape[0]
+
+    def compute(self, samples: int) -> dict[str, float]:
+        """Per-sample effective MACs, effective ACs and dense operations (the package's keys)."""
+        if self._totals is None or samples == 0:
+            return {"Effective_MACs": 0, "Effective_ACs": 0, "Dense": 0}
+        macs, acs, dense = self._totals.cpu().tolist()
+        return {"Effective_MACs": macs / samples, "Effective_ACs": acs / samples, "Dense": dense / samples}

@@ -1,4 +1,6 @@
-"""Synaptic operation counts measured at the PyTorch dispatcher, attributed to layers, classed MAC or AC.
+"""Synaptic operation counts measured at the PyTorch dispatcher, attributed to layers, classed MAC or AC: the
+reference implementation. :mod:`harness.metrics.counter` computes the same numbers from per-layer hooks at a
+fraction of the cost; tests hold the two equal on every zoo family.
 
 Every aten op a forward pass dispatches is seen (``TorchDispatchMode``), so functional matmuls in attention,
 Hadamard masks, column sums and residual additions are counted, not only Conv/Linear modules. A module
@@ -6,10 +8,11 @@ stack kept by forward pre/post hooks attributes each op to the innermost module 
 
 Counted ops and how (``dense`` is the conventional count a dense processor performs, padding included):
 - contractions (``mm``, ``addmm``, ``bmm``, ``baddbmm``, ``convolution``): one term per scalar product.
-  With only real-valued operands every term is a MAC (``count = dense``). With a spike operand (a binary or
-  integer-valued tensor) a product becomes accumulations of the other operand: ``count`` = the sum over
-  all products of the spike operands' multiplicities (a count of 2 is 2 ACs, a 0 costs nothing), computed
-  exactly by replaying the op on ``|spikes|`` with ones for real operands.
+  With only real-valued operands every term is a MAC (``count = dense``). With a spike operand (see
+  :mod:`harness.metrics.spikes`: neuron outputs, event frames, integer-valued tensors) a product becomes
+  accumulations of the other operand: ``count`` = the sum over all products of the spike operands'
+  multiplicities (a count of 2 is 2 ACs, a MultiSpike output ``k / D`` is ``k`` ACs, a 0 costs nothing),
+  computed here by replaying the op on the multiplicities with ones for real operands.
 - element-wise products of two tensors (Hadamard masks): as contractions, one term per output element.
 - reductions (``sum``, ``mean``): ACs, one per input event (``sum |x|``; every element of a real input).
 - additions / subtractions of two tensors: one AC per output element where both operands are non-zero.
@@ -18,19 +21,23 @@ inference), scaling by a scalar (folded into the next threshold), pooling, copie
 
 Beside these "as executed" tallies the counter keeps the terms of the MSViT paper's Eq. 18 (``paper_tallies``),
 for contractions only (conv, linear, matmul: the layers whose FLOPs the papers count): each call's dense FLOPs,
-the time steps it covers and its input non-zero fraction. :mod:`harness.metrics.energy` turns both into energy.
+the time steps it covers and its input firing rate under a named rule (``nonzero`` or ``count``, see
+:mod:`harness.metrics.spikes`). :mod:`harness.metrics.energy` turns both into energy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode, _pop_mode, _push_mode
 from torch.utils.flop_counter import flop_registry
 
+from harness.metrics.spikes import FrRule, SpikeSources
 from zoo.core import SpikingNeuron
 
 aten = torch.ops.aten
@@ -78,13 +85,15 @@ class PaperTally:
 
     ``dense``: FLOPs as executed (every time step); ``steps``: time steps one call covers (T when the op runs on
     the ``T x B`` leading axis, else 1); ``sops``: sum over calls of fr x dense, fr being the product of the
-    non-zero fractions of the call's spike operands (the first operand's for a real-valued contraction).
+    firing rates of the call's spike operands under ``rule`` (``count`` if any operand is counted by events,
+    else ``nonzero``; the first operand's non-zero fraction for a real-valued contraction or the encoding layer).
     """
 
     layer: str
     kind: str
     source: InputKind
     steps: int
+    rule: FrRule = "nonzero"
     calls: int = 0
     dense: float = 0.0
     sops: float = 0.0
@@ -93,17 +102,6 @@ class PaperTally:
     def fr(self) -> float:
         """The dense-weighted input non-zero fraction over all calls."""
         return self.sops / self.dense if self.dense else 0.0
-
-
-def multiplicity(x: torch.Tensor) -> torch.Tensor | None:
-    """``|x|`` as float32 if ``x`` holds spikes (binary or integer counts), ``None`` if it is real-valued."""
-    if x.is_complex():
-        raise TypeError(f"complex tensor of shape {list(x.shape)} cannot be classed as spikes or real values")
-    if not x.is_floating_point():
-        return x.float().abs()
-    if torch.equal(x, torch.round(x)):
-        return x.detach().abs().float()
-    return None
 
 
 class OpCounter(TorchDispatchMode):
@@ -119,7 +117,8 @@ class OpCounter(TorchDispatchMode):
         self.T = T
         self.events = getattr(model, "input_kind", "static") == "dvs"
         self.tallies: dict[tuple[str, str, str], OpTally] = {}
-        self.paper_tallies: dict[tuple[str, str, str, int], PaperTally] = {}
+        self.paper_tallies: dict[tuple[str, str, str, int, str], PaperTally] = {}
+        self.sources = SpikeSources(model)
         self._stack: list[tuple[str, nn.Module]] = []
         self._handles: list[Any] = []
         self._batch = 1
@@ -128,8 +127,10 @@ class OpCounter(TorchDispatchMode):
     def __enter__(self) -> "OpCounter":
         self._handles.append(self.model.register_forward_pre_hook(self._start_forward))
         for name, module in self.model.named_modules():
-            self._handles.append(module.register_forward_pre_hook(self._push(name or ROOT)))
-            self._handles.append(module.register_forward_hook(self._pop, always_call=True))
+            self._handles.append(module.register_forward_pre_hook(self._push(name or ROOT, module)))
+            self._handles.append(module.register_forward_hook(self._pop(module), always_call=True))
+            if isinstance(module, SpikingNeuron):
+                self._handles.append(module.register_forward_hook(self.sources.record))
         return super().__enter__()
 
     def __exit__(self, *exc: Any) -> None:
@@ -144,17 +145,29 @@ class OpCounter(TorchDispatchMode):
         if not self._stack:
             self._batch = args[0].shape[0] if args and isinstance(args[0], torch.Tensor) else 1
             self._neuron_ran = False
+            self.sources.clear()
 
-    def _push(self, name: str):
+    def _push(self, name: str, registered: nn.Module):
+        """The pre-hook of one module (a no-op on a deep copy of it: NeuroBench copies layers, hooks included)."""
         def hook(module: nn.Module, args: Any) -> None:
+            if module is not registered:
+                return
             self._stack.append((name, module))
             if isinstance(module, SpikingNeuron):
                 self._neuron_ran = True
         return hook
 
-    def _pop(self, module: nn.Module, args: Any, output: Any) -> None:
-        if self._stack and self._stack[-1][1] is module:
-            self._stack.pop()
+    def _pop(self, registered: nn.Module):
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if module is registered and self._stack and self._stack[-1][1] is module:
+                self._stack.pop()
+        return hook
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Run other work (scoring, NeuroBench's replays) between forwards without counting it."""
+        with paused(self):
+            yield
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -170,23 +183,30 @@ class OpCounter(TorchDispatchMode):
                 self._add_paper(layer, counted[0], counted[2], *self._paper_term(func, args, out))
         return out
 
-    def _paper_term(self, func, args, out: torch.Tensor) -> tuple[InputKind, int, float]:
-        """(input kind, time steps of one call, fr) of a contraction, per Eq. 18's rules."""
+    def multiplicity(self, x: torch.Tensor) -> tuple[torch.Tensor | None, FrRule]:
+        """``x``'s events per value and its firing-rate rule, or ``(None, "nonzero")`` if it is real-valued."""
+        return self.sources.first_match(x)
+
+    def _paper_term(self, func, args, out: torch.Tensor) -> tuple[InputKind, int, float, FrRule]:
+        """(input kind, time steps of one call, fr, fr rule) of a contraction, per Eq. 18's rules."""
         operands = _contraction_operands(func, args)
         first = out.dim() > 0 and out.shape[0] % (self.T * self._batch) == 0
         steps = self.T if first else 1
         if not self._neuron_ran:
-            return ("events" if self.events else "image"), steps, _nonzero_fraction(operands[0])
-        spikes = [x for x in operands if multiplicity(x) is not None]
+            return ("events" if self.events else "image"), steps, _nonzero_fraction(operands[0]), "nonzero"
+        spikes = [(x, *self.multiplicity(x)) for x in operands]
+        spikes = [(x, mult, rule) for x, mult, rule in spikes if mult is not None]
         if not spikes:
-            return "real", steps, _nonzero_fraction(operands[0])
+            return "real", steps, _nonzero_fraction(operands[0]), "nonzero"
         fr = 1.0
-        for x in spikes:
-            fr *= _nonzero_fraction(x)
-        return "spikes", steps, fr
+        for x, mult, rule in spikes:
+            fr *= float(mult.sum(dtype=torch.float64)) / x.numel() if rule == "count" else _nonzero_fraction(x)
+        return "spikes", steps, fr, "count" if any(rule == "count" for *_, rule in spikes) else "nonzero"
 
-    def _add_paper(self, layer: str, kind: str, dense: float, source: InputKind, steps: int, fr: float) -> None:
-        tally = self.paper_tallies.setdefault((layer, kind, source, steps), PaperTally(layer, kind, source, steps))
+    def _add_paper(self, layer: str, kind: str, dense: float, source: InputKind, steps: int, fr: float,
+                   rule: FrRule) -> None:
+        key = (layer, kind, source, steps, rule)
+        tally = self.paper_tallies.setdefault(key, PaperTally(layer, kind, source, steps, rule))
         tally.calls += 1
         tally.dense += dense
         tally.sops += fr * dense
@@ -198,45 +218,64 @@ class OpCounter(TorchDispatchMode):
         tally.count += count
 
     def _count(self, func, args, out, layer: str) -> tuple[str, OpClass, float, float] | None:
+        mult = self._mult
         try:
             if func in _MATMULS:
-                return self._matmul(func, args)
+                return _matmul(func, args, mult)
             if func in _CONVS:
-                return self._conv(args, out)
+                return _conv(args, out, mult)
             if func in _PRODUCTS and _both_tensors(args):
-                return _elementwise_product(args[0], args[1], out)
+                return _elementwise_product(args[0], args[1], out, mult)
             if func in _REDUCTIONS:
-                return _reduction(args[0])
+                return _reduction(args[0], mult)
             if func in _ADDITIONS and _both_tensors(args):
-                return _addition(args[0], args[1])
+                return _addition(args[0], args[1], mult)
         except (TypeError, ValueError, NotImplementedError) as err:
             raise NotImplementedError(f"layer {layer!r}: cannot count {func}: {err}") from None
         if func not in _HANDLED and _is_compute(func):
             raise NotImplementedError(f"layer {layer!r}: op {func} does compute work the op counter does not model")
         return None
 
-    @staticmethod
-    def _matmul(func, args) -> tuple[str, OpClass, float, float]:
-        a, b = _contraction_operands(func, args)
-        dense = float(a.numel() * b.shape[-1])
-        ma, mb = multiplicity(a), multiplicity(b)
-        if ma is None and mb is None:
-            return "matmul", "MAC", dense, dense
-        product = torch.bmm if a.dim() == 3 else torch.mm
-        return "matmul", "AC", dense, float(product(_or_ones(ma, a), _or_ones(mb, b)).sum(dtype=torch.float64))
+    def _mult(self, x: torch.Tensor) -> torch.Tensor | None:
+        return self.multiplicity(x)[0]
 
-    @staticmethod
-    def _conv(args, out: torch.Tensor) -> tuple[str, OpClass, float, float]:
-        x, w, _bias, stride, padding, dilation, transposed, output_padding, groups = args[:9]
-        if transposed:
-            raise NotImplementedError("transposed convolutions are not modelled")
-        dense = float(out.numel() * w[0].numel())
-        mx, mw = multiplicity(x), multiplicity(w)
-        if mx is None and mw is None:
-            return "conv", "MAC", dense, dense
-        replay = aten.convolution.default(_or_ones(mx, x), _or_ones(mw, w), None, stride, padding, dilation,
-                                          False, output_padding, groups)
-        return "conv", "AC", dense, float(replay.sum(dtype=torch.float64))
+
+Multiplicity = Callable[[torch.Tensor], "torch.Tensor | None"]
+
+
+def _matmul(func, args, mult: Multiplicity) -> tuple[str, OpClass, float, float]:
+    a, b = _contraction_operands(func, args)
+    dense = float(a.numel() * b.shape[-1])
+    ma, mb = mult(a), mult(b)
+    if ma is None and mb is None:
+        return "matmul", "MAC", dense, dense
+    product = torch.bmm if a.dim() == 3 else torch.mm
+    return "matmul", "AC", dense, float(product(_or_ones(ma, a), _or_ones(mb, b)).sum(dtype=torch.float64))
+
+
+def _conv(args, out: torch.Tensor, mult: Multiplicity) -> tuple[str, OpClass, float, float]:
+    x, w, _bias, stride, padding, dilation, transposed, output_padding, groups = args[:9]
+    if transposed:
+        raise NotImplementedError("transposed convolutions are not modelled")
+    dense = float(out.numel() * w[0].numel())
+    mx, mw = mult(x), mult(w)
+    if mx is None and mw is None:
+        return "conv", "MAC", dense, dense
+    replay = aten.convolution.default(_or_ones(mx, x), _or_ones(mw, w), None, stride, padding, dilation,
+                                      False, output_padding, groups)
+    return "conv", "AC", dense, float(replay.sum(dtype=torch.float64))
+
+
+@contextmanager
+def paused(mode: TorchDispatchMode) -> Iterator[None]:
+    """Take ``mode`` off the dispatch stack for the block (it must be on top: between forwards)."""
+    if _get_current_dispatch_mode() is not mode:
+        raise RuntimeError(f"{type(mode).__name__} is not the innermost dispatch mode: it cannot be paused")
+    _pop_mode()
+    try:
+        yield
+    finally:
+        _push_mode(mode)
 
 
 def _contraction_operands(func, args) -> tuple[torch.Tensor, ...]:
@@ -266,22 +305,23 @@ def _or_ones(mult: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     return torch.ones(like.shape, dtype=torch.float32, device=like.device) if mult is None else mult
 
 
-def _elementwise_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> tuple[str, OpClass, float, float]:
-    ma, mb = multiplicity(a), multiplicity(b)
+def _elementwise_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor,
+                         mult: Multiplicity) -> tuple[str, OpClass, float, float]:
+    ma, mb = mult(a), mult(b)
     dense = float(out.numel())
     if ma is None and mb is None:
         return "mul", "MAC", dense, dense
     return "mul", "AC", dense, float((_or_ones(ma, a) * _or_ones(mb, b)).sum(dtype=torch.float64))
 
 
-def _reduction(x: torch.Tensor) -> tuple[str, OpClass, float, float]:
-    mx = multiplicity(x)
+def _reduction(x: torch.Tensor, mult: Multiplicity) -> tuple[str, OpClass, float, float]:
+    mx = mult(x)
     dense = float(x.numel())
     return "sum", "AC", dense, dense if mx is None else float(mx.sum(dtype=torch.float64))
 
 
-def _addition(a: torch.Tensor, b: torch.Tensor) -> tuple[str, OpClass, float, float]:
-    ma, mb = multiplicity(a), multiplicity(b)
+def _addition(a: torch.Tensor, b: torch.Tensor, mult: Multiplicity) -> tuple[str, OpClass, float, float]:
+    ma, mb = mult(a), mult(b)
     active_a = torch.ones((), dtype=torch.bool, device=a.device) if ma is None else ma != 0
     active_b = torch.ones((), dtype=torch.bool, device=b.device) if mb is None else mb != 0
     shape = torch.broadcast_shapes(a.shape, b.shape)

@@ -228,7 +228,7 @@ def with_reference_neurons(model: nn.Module) -> nn.Module:
 
 # ----------------------------------------------------------------------------------------- model bench
 
-Mode = Literal["train", "eval"]
+Mode = Literal["train", "eval", "energy"]
 
 
 @dataclass(frozen=True)
@@ -328,10 +328,61 @@ def machine_description(device: torch.device) -> str:
     return text
 
 
+def bench_energy(cfg: BenchConfig) -> dict[str, Any]:
+    """Time a plain evaluation pass and the measurement pass (energy in both conventions, firing rates and
+    NeuroBench, :func:`~harness.metrics.energy.measure_energy`) over the same batch, alternating; the ratio is
+    ``energy_over_eval`` (``counting_over_eval``: the same pass without NeuroBench). With ``against='reference'``
+    also the old path: the dispatcher counter, then NeuroBench's own ``Benchmark.run`` pass. BatchNorms are first calibrated on the batch, so that neurons fire."""
+    import zoo
+    from harness.metrics.energy import calibrate_batch_norm, measure_energy
+    from harness.metrics.neurobench_metrics import neurobench_metrics
+
+    device = torch.device(cfg.device)
+    T = cfg.T or zoo.model_card(cfg.model).T
+    torch.manual_seed(cfg.seed)
+    model = zoo.create_model(cfg.model, **{"T": T, **dict(cfg.overrides)}).to(device)
+    x, y = random_batch(model, cfg, T, device)
+    calibrate_batch_norm(model, [x])
+
+    def evaluate() -> None:
+        with torch.no_grad():
+            model(x)
+
+    steps: dict[str, Callable[[], Any]] = {"eval": evaluate,
+                                          "energy": lambda: measure_energy(model, [x], T, neurobench=True),
+                                          "counting": lambda: measure_energy(model, [x], T)}
+    if cfg.against == "reference":
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=cfg.batch)
+
+        def old_path() -> None:
+            measure_energy(model, [x], T, counter="reference")
+            neurobench_metrics(model, loader)
+        steps["old"] = old_path
+    times = time_alternating(steps, device, cfg.warmup, cfg.repeats)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    result: dict[str, Any] = {
+        **{k: v for k, v in asdict(cfg).items() if k not in ("T", "against", "overrides")}, "T": T,
+        "overrides": dict(cfg.overrides), "input_shape": list(x.shape[1:]), "machine": machine_description(device),
+        "eval_s_median": medians["eval"], "energy_s_median": medians["energy"],
+        "eval_s_all": times["eval"], "energy_s_all": times["energy"],
+        "counting_s_median": medians["counting"], "counting_s_all": times["counting"],
+        "energy_over_eval": medians["energy"] / medians["eval"],
+        "counting_over_eval": medians["counting"] / medians["eval"],
+    }
+    if "old" in medians:
+        result.update({"against": "reference", "old_s_median": medians["old"], "old_s_all": times["old"],
+                       "old_over_eval": medians["old"] / medians["eval"],
+                       "old_over_energy": medians["old"] / medians["energy"]})
+    return result
+
+
 def bench_model(cfg: BenchConfig) -> dict[str, Any]:
-    """Time ``cfg``'s step; with ``against='reference'`` also the spikingjelly-neuron copy, alternating."""
+    """Time ``cfg``'s step; with ``against='reference'`` also the spikingjelly-neuron copy, alternating.
+    ``mode='energy'`` times the energy measurement against a plain evaluation (:func:`bench_energy`)."""
     import zoo
 
+    if cfg.mode == "energy":
+        return bench_energy(cfg)
     device = torch.device(cfg.device)
     T = cfg.T or zoo.model_card(cfg.model).T
     torch.manual_seed(cfg.seed)
@@ -376,6 +427,8 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
 
 def format_bench(result: dict[str, Any]) -> str:
     """Human-readable lines for one ``bench_model`` result."""
+    if result.get("mode") == "energy":
+        return _format_energy_bench(result)
     lines = [
         f"{result['model']} {result['mode']} batch={result['batch']} T={result['T']} input={result['input_shape']} "
         f"device={result['device']} precision={result['precision']} compile={result['compile']} "
@@ -399,6 +452,24 @@ def format_bench(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _format_energy_bench(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['model']} energy measurement vs evaluation, batch={result['batch']} T={result['T']} "
+        f"input={result['input_shape']} device={result['device']} ({result['repeats']} timed rounds after "
+        f"{result['warmup']} warm-up, alternating)",
+        f"  eval:    median {result['eval_s_median']:.3f} s per batch",
+        f"  energy:  median {result['energy_s_median']:.3f} s per batch (hook counter, firing rates, NeuroBench in "
+        f"the same pass)",
+        f"  counting: median {result['counting_s_median']:.3f} s per batch (the same without NeuroBench)",
+        f"  energy_over_eval {result['energy_over_eval']:.2f}, counting_over_eval {result['counting_over_eval']:.2f}",
+    ]
+    if "old_s_median" in result:
+        lines.append(f"  old path (dispatcher counter + NeuroBench's own pass): median {result['old_s_median']:.3f} s, "
+                     f"old_over_eval {result['old_over_eval']:.2f}, {result['old_over_energy']:.1f}x the new path")
+    lines.append(f"  machine: {result['machine']}")
+    return "\n".join(lines)
+
+
 RECORD_HEADER = "## `harness bench` records"
 
 
@@ -409,10 +480,23 @@ def record_bench(result: dict[str, Any], command: str, path: Path) -> None:
         text = text.rstrip("\n") + (
             f"\n\n{RECORD_HEADER}\n\nAppended by `python -m harness bench MODEL ... --record`. Times are medians of "
             "steps alternating with the reference in one process (the machine may be shared).\n")
+    figures = _record_figures(result)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    entry = f"\n- {stamp}, {result['machine']}: `{command}`\n  {figures}\n"
+    path.write_text(text.rstrip("\n") + "\n" + entry)
+
+
+def _record_figures(result: dict[str, Any]) -> str:
+    """The one-line figures of a record."""
+    if result.get("mode") == "energy":
+        figures = (f"eval {result['eval_s_median']:.3f} s, energy {result['energy_s_median']:.3f} s per batch: "
+                   f"**energy_over_eval {result['energy_over_eval']:.2f}**, without NeuroBench "
+                   f"{result['counting_s_median']:.3f} s (counting_over_eval {result['counting_over_eval']:.2f})")
+        if "old_s_median" in result:
+            figures += f"; old path {result['old_s_median']:.3f} s (old_over_eval {result['old_over_eval']:.2f})"
+        return figures
     figures = f"step {result['step_s_median']:.3f} s, {result['img_per_s']:.1f} img/s, peak {result['peak_mem_mb']:.0f} MiB"
     if "speedup" in result:
         figures += (f"; reference {result['ref_step_s_median']:.3f} s, peak {result['ref_peak_mem_mb']:.0f} MiB; "
                     f"**speedup {result['speedup']:.2f}x, memory ratio {result['mem_ratio']:.2f}**")
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    entry = f"\n- {stamp}, {result['machine']}: `{command}`\n  {figures}\n"
-    path.write_text(text.rstrip("\n") + "\n" + entry)
+    return figures

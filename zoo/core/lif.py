@@ -77,6 +77,10 @@ class LIF(SpikingNeuron):
             f"detach_reset={self.detach_reset}, surrogate={self.surrogate.name}(alpha={self.surrogate.alpha}){extra}"
         )
 
+    def time_axis(self) -> int:
+        """Spikes run over time along ``time_dim``."""
+        return self.time_dim
+
     def resolved_path(self, device: torch.device | None = None) -> str:
         """The implementation a call on ``device`` (default: CPU) will use."""
         if self.path != "auto":

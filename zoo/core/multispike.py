@@ -41,6 +41,15 @@ class MultiSpike(SpikingNeuron):
         self.norm = float(D if norm is None else norm)
         self.variant: Variant = variant
 
+    @property
+    def spike_unit(self) -> float:  # type: ignore[override]
+        """An output of ``k / norm`` is ``k`` spikes: spike-driven inference emits them over ``D`` virtual steps."""
+        return 1.0 / self.norm
+
+    @property
+    def max_count(self) -> int:  # type: ignore[override]
+        return self.D
+
     def extra_repr(self) -> str:
         return f"D={self.D}, norm={self.norm:g}, variant={self.variant}"
 

@@ -33,6 +33,8 @@ class TernaryIF(SpikingNeuron):
     membrane to ``v_reset``. ``path`` picks the fused (default) or reference implementation.
     """
 
+    signed = True
+
     def __init__(self, v_threshold: float = 1.0, neg_threshold: float = NEG_THRESHOLD, inhibit: float = INHIBIT,
                  v_reset: float = 0.0, detach_reset: bool = False, surrogate: str = "sigmoid",
                  alpha: float | None = None, path: TernaryPath = "fused") -> None:

@@ -63,9 +63,9 @@ def test_paper_convention_matches_the_hand_computation():
     report = measure_energy(Toy(), [IMAGE], T=4)
     assert [asdict(r) for r in report.paper_rows] == [
         {"layer": "stem.0", "kind": "conv", "input": "image", "flops": 4.0, "fr": None, "T": 1, "sops": 0.0,
-         "energy_pj": pytest.approx(18.4)},
+         "energy_pj": pytest.approx(18.4), "fr_rule": None},
         {"layer": "fc", "kind": "matmul", "input": "spikes", "flops": 12.0, "fr": 0.375, "T": 4, "sops": 18.0,
-         "energy_pj": pytest.approx(16.2)}]
+         "energy_pj": pytest.approx(16.2), "fr_rule": "nonzero"}]
     assert report.first_layer_macs == 4 and report.sops == 18
     assert report.paper_energy_mj == pytest.approx(34.6e-9, rel=1e-12)
     assert report.summary()["paper"] == {"energy_mj": report.paper_energy_mj, "first_layer_macs": 4, "sops": 18,

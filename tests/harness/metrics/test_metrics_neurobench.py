@@ -84,3 +84,30 @@ def test_neurobench_effective_acs_against_ours_on_a_small_spikformer():
     assert attention > 0 and integer_inputs > 0
     assert ours.acs == pytest.approx(same_view + functional + integer_inputs, rel=1e-9)
     assert nb["effective_acs"] < ours.acs
+
+
+SAME_PASS = [  # linear and conv layers, grouped and depthwise convs (SDT v3), event frames
+    ("spikformer_4_384.cifar10", {"dim": 64, "depth": 1, "heads": 4, "T": 2}, (3, 16, 16)),
+    ("sdtv3_5m.in1k", {"dims": [8, 16, 32, 40], "blocks": [1, 1]}, (3, 32, 32)),
+    ("msvit_2_256.cifar10dvs", {"widths": [16, 32, 64], "depths": [0, 1, 1], "heads": 2, "stem": "cifar", "T": 2},
+     (2, 2, 16, 16)),
+]
+
+
+@pytest.mark.parametrize("counter", ["hooks", "reference"])
+@pytest.mark.parametrize("name,overrides,shape", SAME_PASS, ids=[n for n, _, _ in SAME_PASS])
+def test_neurobench_in_the_energy_pass_gives_the_package_benchmark_numbers(name, overrides, shape, counter):
+    # the same-pass metrics (the package's objects, SynapticOperations by its definition on the device) equal
+    # Benchmark.run's own second pass, and the NeuroBench work adds nothing to our op counts
+    gen = torch.Generator().manual_seed(2)
+    images = torch.randint(0, 3, (5, *shape), generator=gen).float() if len(shape) == 4 else \
+        torch.randn(5, *shape, generator=gen)
+    model, loader = _firing_model(name, images, **overrides)
+    alone = measure_energy(model, (x for x, _ in loader), counter=counter)
+    together = measure_energy(model, (x for x, _ in loader), neurobench=True, counter=counter)
+    expected = neurobench_metrics(model, loader)
+    assert together.neurobench.keys() == expected.keys()
+    for key, value in expected.items():
+        assert together.neurobench[key] == pytest.approx(value, rel=1e-12), key
+    assert together.rows == alone.rows and together.paper_rows == alone.paper_rows
+    assert together.firing_per_layer == alone.firing_per_layer

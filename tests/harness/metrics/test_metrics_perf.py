@@ -148,8 +148,28 @@ def test_record_appends_date_machine_and_command(tmp_path):
     assert "speedup 2.00x, memory ratio 0.50" in text
 
 
+def test_bench_energy_mode_times_the_measurement_against_a_plain_evaluation(capsys):
+    assert main(["bench", *TINY, "--mode", "energy", "--against", "reference", "--json"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["mode"] == "energy" and "energy_over_eval" in out and "old path" in out
+    assert result["energy_over_eval"] == result["energy_s_median"] / result["eval_s_median"]
+    assert result["counting_over_eval"] == result["counting_s_median"] / result["eval_s_median"]
+    assert result["old_over_eval"] == result["old_s_median"] / result["eval_s_median"]
+    assert len(result["energy_s_all"]) == len(result["eval_s_all"]) == 1
+
+
+def test_record_of_an_energy_bench_carries_its_ratio(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    result = {"mode": "energy", "machine": "m", "eval_s_median": 1.0, "energy_s_median": 1.25,
+              "counting_s_median": 1.1, "energy_over_eval": 1.25, "counting_over_eval": 1.1}
+    record_bench(result, "python -m harness bench x --mode energy --record", path)
+    assert "energy_over_eval 1.25**, without NeuroBench 1.100 s (counting_over_eval 1.10)" in path.read_text()
+
+
 @pytest.mark.parametrize("args,message", [
     (["--batch", "0"], "--batch must be >= 1"),
+    (["--mode", "energy", "--fast"], "--mode energy times fp32 eager passes; drop --fast"),
     (["--set", "no_such_arg=1"], "--set 'no_such_arg=1'"),
 ])
 def test_bench_user_mistakes_are_one_line(capsys, args, message):
