@@ -75,7 +75,12 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
 
     state = read_weights_file(path)
     inner = state.get("model", state) if isinstance(state, dict) else state
-    if isinstance(inner, dict) and set(inner) == set(model.state_dict()):
+    ours = model.state_dict()
+    if isinstance(inner, dict) and set(inner) == set(ours):
+        wrong = next((k for k, v in inner.items() if tuple(getattr(v, "shape", ())) != tuple(ours[k].shape)), None)
+        if wrong is not None:
+            raise WeightsError(f"{path}: tensor {wrong} has shape {tuple(inner[wrong].shape)}, the model's is "
+                               f"{tuple(ours[wrong].shape)}: weights of another configuration")
         model.load_state_dict(inner)
         return
     try:

@@ -22,6 +22,8 @@ class TrainSpec(BaseModel):
     ``limit_train_batches`` / ``limit_eval_batches`` cap the batches per epoch / per evaluation.
     ``energy_images`` ("all", N >= 1000 or 0 = off): after training, energy (both conventions), firing rates and
     NeuroBench's metrics are measured on the whole eval set or a seeded subset of N of its images.
+    ``weights`` (a file) makes the run eval-only (``harness.engine.eval_only``): nothing is trained, and
+    ``weights_sha256`` is the file's SHA-256 the run was planned with (checked before it is evaluated).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
@@ -46,6 +48,8 @@ class TrainSpec(BaseModel):
     num_workers: int = Field(default=0, ge=0)
     device: str = "auto"
     energy_images: EnergyImages = 0
+    weights: str | None = None
+    weights_sha256: str | None = None
 
     def resolved_recipe(self) -> Recipe:
         """The recipe with ``overrides`` (and ``epochs``) applied and re-validated."""

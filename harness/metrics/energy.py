@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -120,10 +120,12 @@ def paper_row(tally: PaperTally, images: int) -> PaperRow:
     return PaperRow(tally.layer, tally.kind, tally.source, flops, tally.fr, tally.steps, sops, E_AC_PJ * sops)
 
 
-def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor], T: int | None = None) -> EnergyReport:
+def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor], T: int | None = None,
+                   on_output: Callable[[torch.Tensor], None] | None = None) -> EnergyReport:
     """Run ``model`` (eval, no grad) on ``batches`` and return its energy per image in both conventions.
 
-    ``T`` (time steps) defaults to ``model.T``; it locates the time axis of each op for Eq. 18.
+    ``T`` (time steps) defaults to ``model.T``; it locates the time axis of each op for Eq. 18. ``on_output`` is
+    called with each batch's output, so that accuracy can be computed in the same pass.
     """
     T = T or getattr(model, "T", None)
     if not T:
@@ -133,7 +135,9 @@ def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor], T: int | N
     firing = FiringRates(model)
     with torch.no_grad(), firing, OpCounter(model, T) as counter:
         for x in batches:
-            model(x)
+            output = model(x)
+            if on_output is not None:
+                on_output(output)
             images += x.shape[0]
     if images == 0:
         raise ValueError("energy needs at least one evaluation batch; got none")

@@ -21,10 +21,12 @@ class FiringRates:
 
     def __init__(self, model: nn.Module) -> None:
         self.lifs = neuron_modules(model)
+        self.T = getattr(model, "T", None)
         if not self.lifs:
             raise ValueError(f"{type(model).__name__} has no zoo.core spiking neuron: firing rates are undefined")
         self.spikes: dict[str, float] = {name: 0.0 for name, _ in self.lifs}
         self.elements: dict[str, int] = {name: 0 for name, _ in self.lifs}
+        self.step_spikes: dict[str, torch.Tensor] = {}
         self._handles: list[Any] = []
 
     def __enter__(self) -> "FiringRates":
@@ -39,8 +41,12 @@ class FiringRates:
 
     def _hook(self, name: str):
         def hook(module: nn.Module, args: Any, spikes: torch.Tensor) -> None:
-            self.spikes[name] += float(module.spike_counts(spikes.detach()).sum(dtype=torch.float64))
+            counts = module.spike_counts(spikes.detach())
+            self.spikes[name] += float(counts.sum(dtype=torch.float64))
             self.elements[name] += spikes.numel()
+            if self.T and counts.dim() and counts.shape[0] % self.T == 0:  # time-major: [T, ...] or [T*B, ...]
+                per_step = counts.reshape(self.T, -1).sum(1, dtype=torch.float64).cpu()
+                self.step_spikes[name] = self.step_spikes.get(name, 0) + per_step
         return hook
 
     def rate(self, name: str) -> float:
@@ -58,11 +64,18 @@ class FiringRates:
             raise ValueError("no LIF layer was called: the overall firing rate cannot be computed")
         return sum(self.spikes.values()) / total
 
+    def rates_per_step(self, name: str) -> list[float]:
+        """Spikes per neuron at each time step of one LIF layer (its output's leading axis is time-major)."""
+        per_step_elements = self.elements[name] / self.T
+        return [float(s) / per_step_elements for s in self.step_spikes[name]]
+
     def table(self) -> dict[str, Any]:
-        """Per-layer rates (called LIFs), the overall rate, and the names of LIFs never called."""
+        """Per-layer rates (called LIFs) overall and per time step (layers whose output has a time-major
+        leading axis), the overall rate, and the names of LIFs never called."""
         called = [name for name, _ in self.lifs if self.elements[name]]
         return {
             "per_layer": {name: self.rate(name) for name in called},
+            "per_layer_step": {name: self.rates_per_step(name) for name in called if name in self.step_spikes},
             "overall": self.overall(),
             "never_called": [name for name, _ in self.lifs if not self.elements[name]],
         }
