@@ -18,9 +18,11 @@ atomically, ``final.json`` last: a run without it did not finish and is evaluate
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,9 +86,13 @@ def evaluate_weights(spec: TrainSpec, run_dir: Path) -> dict[str, Any]:
                                           "weights": str(path), "weights_sha256": sha})
     dependent = batch_dependent(model)
     check = _check_indices(len(images), dependent, spec.seed)
-    first = _official_pass(model, images, official, device, T, check, spec.num_workers)
-    batch1 = _batch1(model, images, first, check, dependent, device)
-    neurobench = _neurobench(model, images, official, device, spec.seed)
+    phases = _Phases()
+    with phases("official_batch"):
+        first = _official_pass(model, images, official, device, T, check, spec.num_workers)
+    with phases("batch1"):
+        batch1 = _batch1(model, images, first, check, dependent, device)
+    with phases("neurobench"):
+        neurobench = _neurobench(model, images, official, device, spec.seed)
     energy = first.report.summary()
     energy["paper"]["dense_sops"] = sum(r.T * r.flops for r in first.report.paper_rows if r.input != "image")
     atomic_write_text(json.dumps({**first.report.as_dict(), "neurobench": neurobench}, indent=1),
@@ -109,11 +115,25 @@ def evaluate_weights(spec: TrainSpec, run_dir: Path) -> dict[str, Any]:
         "energy": energy, "neurobench": {key: neurobench[key] for key in NEUROBENCH_KEYS},
         "neurobench_images": neurobench["images"], "firing_rate_per_step": _overall_per_step(rates),
         "params": count_params(model), "epochs_completed": 0, "global_step": 0,
-        "wall_time_s": time.perf_counter() - started, "peak_memory_mb": peak_memory_mb(device),
+        "wall_time_s": time.perf_counter() - started, "phase_seconds": phases.seconds,
+        "peak_memory_mb": peak_memory_mb(device),
         "code_fingerprint": code_fingerprint(),
     }
     atomic_write_text(json.dumps(final, indent=1), run_dir / "final.json")
     return final
+
+
+class _Phases:
+    """Wall seconds of the run's passes, by name (``with phases("batch1"): ...``)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - started
 
 
 def _device(name: str) -> torch.device:

@@ -28,7 +28,8 @@ def check_weights(specs: list[RunSpec], data_root: str | None) -> WeightsCheck:
     from harness.data.catalog import default_data_dir
     from harness.engine.eval_only import build_loaded_model
     from harness.launch.worker import train_spec
-    from harness.weights.locate import locate
+    from harness.weights.catalog import CatalogError
+    from harness.weights.locate import WeightsLocationError, locate
 
     root = Path(data_root) if data_root else default_data_dir()
     result, seen = WeightsCheck(), set()
@@ -37,7 +38,11 @@ def check_weights(specs: list[RunSpec], data_root: str | None) -> WeightsCheck:
         if not spec.eval_only or key in seen:
             continue
         seen.add(key)
-        located = locate(spec.model, spec.weights, root)
+        try:
+            located = locate(spec.model, spec.weights, root)
+        except (WeightsLocationError, CatalogError) as err:  # changed since the suite was expanded
+            result.problems.append(f"{spec.model}: {err}")
+            continue
         if not located.present:
             result.missing.append(located.missing_line(spec.model))
             continue
