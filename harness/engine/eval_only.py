@@ -93,14 +93,9 @@ def evaluate_weights(spec: TrainSpec, run_dir: Path) -> dict[str, Any]:
         batch1 = _batch1(model, images, first, check, dependent, device)
     with phases("neurobench"):
         neurobench = _neurobench(model, images, official, device, spec.seed)
+    rates = _write_artifacts(run_dir, first, neurobench, f"{spec.model}: firing rates, {spec.dataset}/{split}, T={T}")
     energy = first.report.summary()
     energy["paper"]["dense_sops"] = sum(r.T * r.flops for r in first.report.paper_rows if r.input != "image")
-    atomic_write_text(json.dumps({**first.report.as_dict(), "neurobench": neurobench}, indent=1),
-                      run_dir / "energy.json")
-    rates = layer_rates(first.firing, T, len(images))
-    atomic_write_text(json.dumps(rates, indent=1), run_dir / "firing.json")
-    atomic_write_text(render_layer_rates(rates, f"{spec.model}: firing rates, {spec.dataset}/{split}, T={T}"),
-                      run_dir / "firing.md")
     top1 = first.top1
     final = {
         "status": "finished", "eval_only": True,
@@ -121,6 +116,16 @@ def evaluate_weights(spec: TrainSpec, run_dir: Path) -> dict[str, Any]:
     }
     atomic_write_text(json.dumps(final, indent=1), run_dir / "final.json")
     return final
+
+
+def _write_artifacts(run_dir: Path, first: _OfficialPass, neurobench: dict[str, Any], title: str) -> dict[str, Any]:
+    """``energy.json`` (both conventions' audits), ``firing.json`` and ``firing.md``; returns the firing rates."""
+    atomic_write_text(json.dumps({**first.report.as_dict(), "neurobench": neurobench}, indent=1),
+                      run_dir / "energy.json")
+    rates = layer_rates(first.firing, first.report.T, first.report.images)
+    atomic_write_text(json.dumps(rates, indent=1), run_dir / "firing.json")
+    atomic_write_text(render_layer_rates(rates, title), run_dir / "firing.md")
+    return rates
 
 
 class _Phases:
