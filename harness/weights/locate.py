@@ -56,7 +56,7 @@ def active_catalog() -> Catalog:
 
 def file_sha256(path: Path) -> str:
     """The SHA-256 of ``path``, from its sidecar when the file's size and mtime match it, else computed (and the
-    sidecar written; a read-only directory only costs the reuse)."""
+    sidecar written, unless one this function cannot read is there; a read-only directory only costs the reuse)."""
     stat = path.stat()
     sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
     recorded = _read_sidecar(sidecar)
@@ -67,6 +67,8 @@ def file_sha256(path: Path) -> str:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     value = digest.hexdigest()
+    if recorded is None and sidecar.exists():  # another tool's sidecar, in a format this one does not read: kept
+        return value
     try:
         atomic_write_text(json.dumps({"sha256": value, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}) + "\n",
                           sidecar)

@@ -176,6 +176,16 @@ def test_the_hash_is_reused_from_the_sidecar_while_size_and_mtime_match(tmp_path
     assert file_sha256(path) == hashlib.sha256(b"weights").hexdigest()
 
 
+def test_a_sidecar_in_another_format_is_left_as_it_is(tmp_path):
+    from harness.weights.locate import file_sha256
+
+    path, sidecar = tmp_path / "w.bin", tmp_path / "w.bin.sha256"
+    path.write_bytes(b"weights")
+    sidecar.write_text(f"{'b' * 64}  w.bin\n")  # sha256sum's format: no size or mtime to trust it by
+    assert file_sha256(path) == hashlib.sha256(b"weights").hexdigest()
+    assert sidecar.read_text() == f"{'b' * 64}  w.bin\n"
+
+
 def test_the_released_suite_lists_every_catalog_entry_and_validates_with_its_file_missing(tmp_path, monkeypatch,
                                                                                        capsys):
     suite = Path(__file__).resolve().parents[2] / "suites" / "released.yaml"
