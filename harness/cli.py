@@ -137,7 +137,7 @@ def _refuse_unusable_weights(specs, root: Path, data_root: str | None) -> None:
 
 def _first_of(lines: list[str]) -> str:
     """The first of several one-line problems, saying how many more there are."""
-    more = f" (and {len(lines) - 1} more: `harness validate` lists the missing files)" if len(lines) > 1 else ""
+    more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
     return lines[0] + more
 
 

@@ -51,6 +51,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from harness.configfile import ConfigError, compose, line_of, load_yaml, read_text, value_problem
 from harness.names import UnsafePathError, check_name, has_control_characters
 from harness.recipe import EnergyImages
+from harness.weights.catalog import RELEASED
 
 class SuiteError(ConfigError):
     """A suite file is malformed or names unknown things; the message names the file, line and field."""
@@ -181,6 +182,8 @@ class RunSpec(_Strict):
     def run_id(self) -> str:
         unset = {name for name in WEIGHTS_FIELDS if getattr(self, name) is None}
         content = self.model_dump(exclude=set(NOT_IN_RUN_ID) | unset)
+        if self.eval_only:  # the file counts by its content (weights_sha256), not by the path that names it
+            content["weights"] = self.weights if self.weights == RELEASED else "file"
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -209,7 +212,7 @@ class Suite:
     grid: list[tuple[GridEntry, Origin]]
     runs: list[tuple[RunEntry, Origin]]
     margins: Margins = Margins()
-    released: list[Origin] = ()
+    released: tuple[Origin, ...] = ()
 
 
 def _read_suite_file(path: Path) -> SuiteFile:
@@ -246,7 +249,7 @@ def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
         raise SuiteError(f"{path}: {err} (taken from the file name; set `name:` in the file)") from None
     return Suite(name=name, path=str(path), description=own.description,
                  seeds=own.seeds or seeds, budget=budget, grid=grid, runs=runs,
-                 margins=own.margins, released=released)
+                 margins=own.margins, released=tuple(released))
 
 
 Where = Callable[..., str]  # (field, *keys) -> "file: line N: field ..." (computed only for an error)
@@ -455,7 +458,7 @@ def _released_runs(origin: Origin) -> list[RunEntry]:
     """``released: all``: one eval-only run per weights catalog entry, on its model's own (the paper's) dataset."""
     import zoo
     from harness.weights.catalog import CatalogError
-    from harness.weights.locate import RELEASED, active_catalog
+    from harness.weights.locate import active_catalog
 
     try:
         catalog = active_catalog()

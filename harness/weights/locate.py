@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.engine.checkpoint import atomic_write_text
-from harness.weights.catalog import CATALOG_PATH, Catalog, load_catalog, stored_path
+from harness.weights.catalog import CATALOG_PATH, RELEASED, Catalog, load_catalog, stored_path
 
-RELEASED = "released"
 CATALOG_VARIABLE = "SPIKEBENCH_WEIGHTS_CATALOG"
 SIDECAR_SUFFIX = ".sha256"
 CHUNK = 1 << 20

@@ -24,6 +24,15 @@ IN_RUN_ID = dict(model="msvit_4_384.cifar10", dataset="digits", T=4, seed=1, rec
 NOT_IN_RUN_ID = dict(suite="other", weights_file="elsewhere/w.pth")
 
 
+def test_a_weights_file_counts_by_its_content_not_by_the_path_that_names_it():
+    def spec(weights: str, sha: str):
+        return RunSpec(**{**BASE, "weights": weights, "weights_sha256": sha, "weights_file": weights})
+
+    assert spec("a/w.pth", "a" * 64).run_id == spec("/elsewhere/w.pth", "a" * 64).run_id
+    assert spec("a/w.pth", "a" * 64).run_id != spec("a/w.pth", "b" * 64).run_id
+    assert spec("released", "a" * 64).run_id != spec("a/w.pth", "a" * 64).run_id
+
+
 def test_every_runspec_field_is_classified():
     assert set(RunSpec.model_fields) == set(BASE), "BASE must give every RunSpec field a value"
     unclassified = set(RunSpec.model_fields) - set(IN_RUN_ID) - set(NOT_IN_RUN_ID)
