@@ -320,3 +320,10 @@ def test_a_batch_independent_model_whose_check_finds_a_changed_prediction_is_eva
     assert ("changed prediction" in result["method"]) == bool(changed)
     if not changed:
         assert result["top1"] == 50.0 and result["max_logit_diff"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_status_reads_eval_only_runs_under_their_data_root(evaluated, capsys):
+    assert main(["status", str(evaluated["suite"]), "--results-dir", str(evaluated["root"]), "--data-root",
+                 str(evaluated["data"])]) == 0
+    out = capsys.readouterr().out
+    assert out.count("finished ") == 2 and "weights: 2 finished" in out
