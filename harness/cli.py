@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from harness.weights import Catalog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_ROOT_IDS = ("the data root the suite was run with (default $SPIKEBENCH_DATA): eval-only runs' weights files are "
+                 "found under it, and their SHA-256 is part of the run ids")
 
 
 class UserError(Exception):
@@ -129,11 +131,43 @@ def _dataset_lines() -> list[str]:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     suite, specs = _load_specs(args, args.data_root)
+    weights = _weights_check(specs, args.data_root)
+    if weights.problems:
+        raise UserError(_first_of(weights.problems))
     print(f"{suite.path}: valid, {len(specs)} runs")
     for spec in specs:
         variant = f" [{spec.variant}]" if spec.variant else ""
-        print(f"  {spec.run_id} {spec.model} {spec.dataset} T={spec.T} seed={spec.seed} recipe={spec.recipe}{variant}")
+        evaluated = f" eval-only weights={spec.weights}" if spec.eval_only else ""
+        print(f"  {spec.run_id} {spec.model} {spec.dataset} T={spec.T} seed={spec.seed} recipe={spec.recipe}"
+              f"{variant}{evaluated}")
+    if weights.missing:
+        print(f"missing weights ({len(weights.missing)}; `harness run` refuses these runs until the files are there):")
+        for line in weights.missing:
+            print(f"  {line}")
     return 0
+
+
+def _weights_check(specs, data_root: str | None):
+    """The eval-only runs' missing and unusable weights files (``harness.launch.preflight``)."""
+    from harness.launch.preflight import check_weights
+
+    return check_weights(specs, data_root)
+
+
+def _refuse_unusable_weights(specs, root: Path, data_root: str | None) -> None:
+    """Before any run starts: every eval-only run still to do has its weights file, and it loads."""
+    from harness.runs import DONE_STATES, RunRecord, run_dir
+
+    todo = [spec for spec in specs if RunRecord(run_dir(root, spec)).state not in DONE_STATES]
+    weights = _weights_check(todo, data_root)
+    if weights.problems or weights.missing:
+        raise UserError(_first_of(weights.problems + weights.missing))
+
+
+def _first_of(lines: list[str]) -> str:
+    """The first of several one-line problems, saying how many more there are."""
+    more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+    return lines[0] + more
 
 
 def _reachable(uri: str) -> str | None:
@@ -165,6 +199,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     suite, specs = _load_specs(args, args.data_root)
     root, uri = _roots(args)
+    _refuse_unusable_weights(specs, root, args.data_root)
     uri = _reachable(uri)
     try:
         outcome = run_suite(specs, root, jobs=args.jobs, tracking_uri=uri, data_root=args.data_root,
@@ -197,7 +232,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from harness.runs import RunRecord, lock_holder, run_dir
     from harness.tracking import final_metrics
 
-    suite, specs = _load_specs(args)
+    suite, specs = _load_specs(args, args.data_root)
     root, _ = _roots(args)
     on_slurm = {}
     submitted = any(RunRecord(run_dir(root, spec)).status.get("slurm_job_id") for spec in specs)
@@ -269,8 +304,9 @@ def _slurm_call(func: Callable, *args, **kwargs):
 def _cmd_submit(args: argparse.Namespace) -> int:
     from harness.launch.slurm import submit_suite
 
-    _, specs = _load_specs(args)
+    _, specs = _load_specs(args, args.data_root)
     root, uri = _roots(args)
+    _refuse_unusable_weights(specs, root, args.data_root)
     jobs = _slurm_call(submit_suite, specs, args.cluster, root, failed_only=args.failed, tracking_uri=uri,
                        data_root=args.data_root, keep_stale=args.keep_stale)
     print(f"submitted {len(jobs)} job(s): {' '.join(jobs)}" if jobs else "nothing to submit: every run is "
@@ -281,7 +317,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _cmd_cancel(args: argparse.Namespace) -> int:
     from harness.launch.slurm import cancel_suite
 
-    _, specs = _load_specs(args)
+    _, specs = _load_specs(args, args.data_root)
     root, _ = _roots(args)
     print(f"cancelled {_slurm_call(cancel_suite, root, specs)} job(s)")
     return 0
@@ -652,6 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store_args(p)
     p.add_argument("--slurm", action="store_true",
                    help="merge the states SLURM reports (automatic once a run was submitted and squeue exists)")
+    p.add_argument("--data-root", help=DATA_ROOT_IDS)
 
     p = command("collect", _cmd_collect, "import run directories into MLflow (idempotent)")
     _store_args(p)
@@ -676,6 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("cancel", _cmd_cancel, "cancel a suite's queued and running SLURM jobs")
     _suite_args(p, budget=True)
     _store_args(p)
+    p.add_argument("--data-root", help=DATA_ROOT_IDS)
 
     # every argument after `energy` goes to harness.metrics.energy (its own --help lists them)
     p = sub.add_parser("energy", add_help=False, help="print a model's per-layer energy audit and total (mJ)")

@@ -18,6 +18,13 @@ A suite file (``suites/*.yaml``)::
         variants: {"MSSA(P+Q) + SSA": {}, "MSSA(P+P) + SSA": {stage12_attn: "P+P"}}
     runs:
       - {model: sdt_2_512.cifar10, dataset: cifar10, T: 4, seed: 0}
+      - {model: qkformer_10_768.in1k, dataset: imagenet, weights: released}  # eval-only, see below
+    released: all                    # every catalog entry on its paper's dataset, eval-only
+
+``weights: released`` (the catalog's file under the data root) or ``weights: PATH`` (absolute, or relative to the
+data root; see ``harness.weights.locate``) makes a run eval-only: it loads the file and trains nothing. The file's
+SHA-256 is part of the run id; a file not yet present keeps the suite valid (``harness validate`` lists it with
+where to get it) and ``harness run`` refuses it.
 
 Every error names the file, the line, the field and what was expected; validation covers everything a run
 would otherwise only find out when it starts: names (models, datasets, recipes), ``overrides`` against the model
@@ -38,13 +45,14 @@ import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from harness.configfile import ConfigError, compose, line_of, load_yaml, read_text, value_problem
 from harness.names import UnsafePathError, check_name, has_control_characters
 from harness.recipe import SAMPLE_ENERGY_IMAGES, EnergyImages, small_energy_sample
+from harness.weights.catalog import RELEASED
 
 
 class SuiteError(ConfigError):
@@ -65,6 +73,16 @@ def _include_path(value: str) -> str:
 
 
 IncludePath = Annotated[str, AfterValidator(_include_path)]
+
+
+def _weights_value(value: str) -> str:
+    if not value or has_control_characters(value):
+        raise ValueError(f"{value!r} is empty or contains a NUL or control character; expected 'released' or a "
+                         f"weights file path")
+    return value
+
+
+WeightsValue = Annotated[str, AfterValidator(_weights_value)]  # 'released' or a weights file: an eval-only run
 
 
 class Budget(_Strict):
@@ -98,6 +116,7 @@ class RunEntry(_Strict):
     recipe_overrides: dict[str, Any] = {}
     variant: SafeName | None = None
     data_options: dict[str, Any] = {}
+    weights: WeightsValue | None = None
 
 
 class GridEntry(_Strict):
@@ -110,6 +129,7 @@ class GridEntry(_Strict):
     recipe_overrides: dict[str, Any] = {}
     variants: dict[SafeName, dict[str, Any]] | None = None
     data_options: dict[str, Any] = {}
+    weights: WeightsValue | None = None
 
 
 class SuiteFile(_Strict):
@@ -121,11 +141,16 @@ class SuiteFile(_Strict):
     margins: Margins = Margins()
     grid: list[GridEntry] = []
     runs: list[RunEntry] = []
+    released: Literal["all"] | None = Field(
+        None, description="'all': one eval-only run per entry of the weights catalog, on its paper's dataset")
 
 
 DEFAULT_ENERGY_IMAGES = "all"  # a run's energy is measured on the whole eval split unless the budget says otherwise
-# RunSpec fields that do not shape a run's numbers, hence not hashed into its run id
-NOT_IN_RUN_ID = frozenset({"suite"})
+# RunSpec fields that do not shape a run's numbers, hence not hashed into its run id: the suite, and where the
+# weights file lies (its content is hashed: ``weights_sha256``)
+NOT_IN_RUN_ID = frozenset({"suite", "weights_file"})
+# RunSpec fields of eval-only runs, left out of the hash while unset so that training runs keep their ids
+WEIGHTS_FIELDS = ("weights", "weights_sha256")
 
 
 class RunSpec(_Strict):
@@ -148,10 +173,21 @@ class RunSpec(_Strict):
     subset: int | None = None
     energy_images: EnergyImages = DEFAULT_ENERGY_IMAGES
     threads: int = Field(1, ge=1)
+    weights: str | None = None
+    weights_sha256: str | None = None
+    weights_file: str | None = None
+
+    @property
+    def eval_only(self) -> bool:
+        """Whether the run evaluates a weights file instead of training."""
+        return self.weights is not None
 
     @cached_property
     def run_id(self) -> str:
-        content = self.model_dump(exclude=set(NOT_IN_RUN_ID))
+        unset = {name for name in WEIGHTS_FIELDS if getattr(self, name) is None}
+        content = self.model_dump(exclude=set(NOT_IN_RUN_ID) | unset)
+        if self.eval_only:  # the file counts by its content (weights_sha256), not by the path that names it
+            content["weights"] = self.weights if self.weights == RELEASED else "file"
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -180,6 +216,7 @@ class Suite:
     grid: list[tuple[GridEntry, Origin]]
     runs: list[tuple[RunEntry, Origin]]
     margins: Margins = Margins()
+    released: tuple[Origin, ...] = ()
 
 
 def _read_suite_file(path: Path) -> SuiteFile:
@@ -195,17 +232,20 @@ def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
     own = _read_suite_file(path)
     grid = []
     runs = []
+    released = []
     budget = Budget()
     seeds = None
     for inc in own.include:
         parent = load_suite(path.parent / inc, (*_seen, path))
         grid += parent.grid
         runs += parent.runs
+        released += parent.released
         budget = Budget(**{**budget.model_dump(exclude_none=True), **parent.budget.model_dump(exclude_none=True)})
         seeds = parent.seeds or seeds
     budget = Budget(**{**budget.model_dump(exclude_none=True), **own.budget.model_dump(exclude_none=True)})
     grid += [(entry, Origin(path, ("grid", i))) for i, entry in enumerate(own.grid)]
     runs += [(entry, Origin(path, ("runs", i))) for i, entry in enumerate(own.runs)]
+    released += [Origin(path, ("released",))] if own.released else []
     name = own.name or path.stem
     try:
         check_name(name, "suite name")
@@ -213,7 +253,7 @@ def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
         raise SuiteError(f"{path}: {err} (taken from the file name; set `name:` in the file)") from None
     return Suite(name=name, path=str(path), description=own.description,
                  seeds=own.seeds or seeds, budget=budget, grid=grid, runs=runs,
-                 margins=own.margins)
+                 margins=own.margins, released=tuple(released))
 
 
 Where = Callable[..., str]  # (field, *keys) -> "file: line N: field ..." (computed only for an error)
@@ -346,16 +386,49 @@ class _Resolver:
         self.check_data_options(entry.dataset, entry.data_options, where)
         recipe = self.recipe_for(entry.model, entry.dataset, entry.recipe, where)
         self.check_recipe_overrides(recipe, entry.recipe_overrides, where)
-        self.check_distillation(entry, recipe, where)
+        if entry.weights is None:  # an eval-only run has no teacher
+            self.check_distillation(entry, recipe, where)
         recipe_json = self.load_recipe(recipe).identity_json()
+        weights = self.weights_fields(entry, where)
+        if weights:  # an eval-only run trains nothing: the epochs knob does not apply, energy covers every image
+            budget = Budget(**{**budget.model_dump(), "epochs": None, "energy_images": "all"})
         return RunSpec(
             suite=self.suite.name, model=entry.model, dataset=entry.dataset,
             T=entry.T or self.card(entry.model).T, seed=entry.seed, recipe=recipe,
             recipe_hash=hashlib.sha256(recipe_json.encode()).hexdigest()[:16],
-            overrides=entry.overrides, recipe_overrides=entry.recipe_overrides, variant=entry.variant,
+            overrides={**self.released_arguments(entry, where), **entry.overrides},
+            recipe_overrides=entry.recipe_overrides, variant=entry.variant,
             data_options=entry.data_options, epochs=budget.epochs, limit_batches=budget.limit_batches,
-            subset=budget.subset, energy_images=_energy_images(budget), threads=budget.threads or 1,
+            subset=budget.subset, energy_images=_energy_images(budget), threads=budget.threads or 1, **weights,
         )
+
+    def released_arguments(self, entry: RunEntry, where: Where) -> dict[str, Any]:
+        """The constructor arguments a released checkpoint needs (the catalog's ``model_args``, e.g. SDT v2's
+        ``kd: true`` for its distillation head); the entry's own overrides take precedence."""
+        if entry.weights != RELEASED:
+            return {}
+        from harness.weights.catalog import CatalogError
+        from harness.weights.locate import active_catalog
+
+        try:
+            return dict(active_catalog().get(entry.model).model_args)
+        except (KeyError, CatalogError) as err:
+            raise SuiteError(f"{where('weights')}: {str(err).strip(chr(34))}") from None
+
+    def weights_fields(self, entry: RunEntry, where: Where) -> dict[str, Any]:
+        """The weights fields of an eval-only run (none for a training run): the file is located under the data
+        root and hashed when present; a missing one is no error here (``harness validate`` lists it)."""
+        if entry.weights is None:
+            return {}
+        from harness.data.catalog import default_data_dir
+        from harness.weights.catalog import CatalogError
+        from harness.weights.locate import WeightsLocationError, locate
+
+        try:
+            located = locate(entry.model, entry.weights, self.data_root or default_data_dir())
+        except (WeightsLocationError, CatalogError) as err:
+            raise SuiteError(f"{where('weights')}: {err}") from None
+        return {"weights": entry.weights, "weights_sha256": located.sha256, "weights_file": located.location}
 
 
 def _energy_images(budget: Budget) -> EnergyImages:
@@ -370,10 +443,10 @@ def _grid_runs(entry: GridEntry, origin: Origin, default_seeds: list[int] | None
             entry.seeds or default_seeds or [0], variants.items()):
         run = RunEntry(model=model, dataset=dataset, T=T, seed=seed, recipe=entry.recipe,
                        overrides={**entry.overrides, **extra}, recipe_overrides=entry.recipe_overrides,
-                       variant=variant, data_options=entry.data_options)
+                       variant=variant, data_options=entry.data_options, weights=entry.weights)
         fields = {"model": ("models", m), "dataset": ("datasets", d), "recipe": ("recipe",),
                   "overrides": ("overrides",), "recipe_overrides": ("recipe_overrides",),
-                  "data_options": ("data_options",)}
+                  "data_options": ("data_options",), "weights": ("weights",)}
 
         def where(field: str, *keys: Any, fields=fields, variant=variant, extra=extra) -> str:
             base = ("variants", variant) if field == "overrides" and keys and keys[0] in extra else fields[field]
@@ -400,4 +473,22 @@ def expand(suite: Suite, budget: Budget | None = None, data_root: str | Path | N
     for run, origin in suite.runs:
         spec = resolver.spec(run, effective, lambda *field, origin=origin: origin.at(*field))
         specs.setdefault(spec.run_id, spec)
+    for origin in suite.released:
+        for run in _released_runs(origin):
+            spec = resolver.spec(run, effective, lambda *field, origin=origin: origin.at())
+            specs.setdefault(spec.run_id, spec)
     return list(specs.values())
+
+
+def _released_runs(origin: Origin) -> list[RunEntry]:
+    """``released: all``: one eval-only run per weights catalog entry, on its model's own (the paper's) dataset."""
+    import zoo
+    from harness.weights.catalog import CatalogError
+    from harness.weights.locate import active_catalog
+
+    try:
+        catalog = active_catalog()
+    except CatalogError as err:
+        raise SuiteError(f"{origin.at()}: {err}") from None
+    return [RunEntry(model=model, dataset=zoo.model_card(model).dataset, weights=RELEASED)
+            for model in catalog.entries]

@@ -31,19 +31,22 @@ TAG = "spikebench."
 # Energy per image in two conventions (``final.json["energy"]``): ``paper`` (MSViT Eq. 18, the papers' way) and
 # ``ops`` (every operation as executed); NeuroBench's metrics (``final.json["neurobench"]``).
 ENERGY_METRICS = {"paper": {"energy_mj": "energy_mj", "first_layer_macs": "first_layer_macs", "sops": "sops",
-                            "firing_rate": "firing_rate"},
+                            "firing_rate": "firing_rate", "dense_sops": "dense_sops"},
                   "ops": {"energy_mj": "ops_energy_mj", "macs": "ops_macs", "acs": "ops_acs",
                           "firing_rate": "ops_firing_rate"}}
+# Eval-only runs (a weights file evaluated, nothing trained): top-1 at batch 1 and its difference from the
+# official batch's, the number of evaluated images, the images NeuroBench's metrics were measured on.
+EVAL_ONLY_METRICS = ("top1_batch1", "top1_batch_diff", "neurobench_images")
 NEUROBENCH_METRICS = ("footprint_bytes", "connection_sparsity", "activation_sparsity", "effective_macs",
                       "effective_acs")
 FINAL_METRICS = ("top1", "top5", "best_top1", "best_epoch", "params",
                  *ENERGY_METRICS["paper"].values(), *ENERGY_METRICS["ops"].values(), "energy_images",
                  *NEUROBENCH_METRICS, "eval_batch", "eval_images",
-                 "train_seconds", "train_device_hours", "eval_img_per_s", "peak_memory_mb")
+                 "train_seconds", "train_device_hours", "eval_img_per_s", "peak_memory_mb", *EVAL_ONLY_METRICS)
 TAG_NAMES = ("run_id", "suite", "family", "model", "dataset", "T", "seed", "variant", "recipe", "state",
              "git_commit", "torch", "cuda", "host", "device", "slurm_job_id", "command", "content_hash", "reason",
-             "batch_dependent", "code_fingerprint")
-ARTIFACTS = ("spec.json", "final.json", "config.json", "metrics.jsonl", "energy.json")
+             "batch_dependent", "code_fingerprint", "weights_sha256")
+ARTIFACTS = ("spec.json", "final.json", "config.json", "metrics.jsonl", "energy.json", "firing.json", "firing.md")
 LOGGED_STATES = ("finished", "failed", "diverged")
 RUN_FILES = ("spec.json", "status.json", "config.json", "final.json")
 # An unreachable server costs seconds, not MLflow's default of 7 retries with exponential backoff (minutes).
@@ -172,6 +175,8 @@ def _tags(record: RunRecord, config: dict[str, Any], suite: str, suite_path: str
         tags["batch_dependent"] = str(final["batch_dependent"]).lower()
     if provenance.get("code_fingerprint"):
         tags["code_fingerprint"] = str(provenance["code_fingerprint"])
+    if spec.eval_only:
+        tags["weights_sha256"] = str(spec.weights_sha256)
     return {TAG + k: v for k, v in tags.items()}
 
 
@@ -196,9 +201,9 @@ def final_metrics(final: dict[str, Any], world_size: int = 1, source: str | None
         "top1": last.get("eval_top1"), "top5": last.get("eval_top5"), "best_top1": final.get("best_top1"),
         "best_epoch": final.get("best_epoch"), "params": final.get("params"), **_energy(final),
         **{name: neurobench.get(name) for name in NEUROBENCH_METRICS}, "eval_batch": final.get("eval_batch"),
-        "eval_images": last.get("eval_images"),
+        "eval_images": last.get("eval_images", final.get("eval_images")),
         "train_seconds": final.get("wall_time_s"), "eval_img_per_s": last.get("eval_img_s"),
-        "peak_memory_mb": final.get("peak_memory_mb"),
+        "peak_memory_mb": final.get("peak_memory_mb"), **{name: final.get(name) for name in EVAL_ONLY_METRICS},
     }
     if _number(final.get("wall_time_s")):
         values["train_device_hours"] = final["wall_time_s"] * world_size / 3600

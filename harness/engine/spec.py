@@ -23,6 +23,8 @@ class TrainSpec(BaseModel):
     ``energy_images`` ("all", N or 0 = off): after training, energy (both conventions), firing rates and
     NeuroBench's metrics are measured on the whole eval set or a seeded subset of N of its images (fewer than
     ``harness.recipe.SAMPLE_ENERGY_IMAGES`` is a small sample: suites warn about it).
+    ``weights`` (a file) makes the run eval-only (``harness.engine.eval_only``): nothing is trained, and
+    ``weights_sha256`` is the file's SHA-256 the run was planned with (checked before it is evaluated).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
@@ -47,6 +49,8 @@ class TrainSpec(BaseModel):
     num_workers: int = Field(default=0, ge=0)
     device: str = "auto"
     energy_images: EnergyImages = 0
+    weights: str | None = None
+    weights_sha256: str | None = None
 
     def resolved_recipe(self) -> Recipe:
         """The recipe with ``overrides`` (and ``epochs``) applied and re-validated."""

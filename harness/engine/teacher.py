@@ -3,7 +3,6 @@ from a file under the data root."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -33,12 +32,11 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def weights_sha256(path: Path) -> str:
-    """The file's SHA-256, recorded with the run: the recipe names the teacher's file, this says which one it was."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The file's SHA-256, recorded with the run: the recipe names the teacher's file, this says which one it was
+    (hashed once, then read from its sidecar: ``harness.weights.locate.file_sha256``)."""
+    from harness.weights.locate import file_sha256
+
+    return file_sha256(Path(path))
 
 
 def _create(teacher: str, num_classes: int, kwargs: dict) -> nn.Module:

@@ -1,4 +1,5 @@
-"""``train(spec, run_dir)``: train and evaluate one zoo model on one dataset with one recipe, resumably.
+"""``train(spec, run_dir)``: train and evaluate one zoo model on one dataset with one recipe, resumably (a spec
+with ``weights`` is an eval-only run instead: ``harness.engine.eval_only``).
 
 The run directory receives ``config.json`` (the resolved spec and recipe, derived settings, library
 versions, git commit), ``metrics.jsonl`` (one line per epoch), ``train.log`` (``train.rank<r>.log`` for
@@ -84,6 +85,10 @@ def train(spec: TrainSpec, run_dir: Path | str) -> dict[str, Any]:
     if final.exists():
         return json.loads(final.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
+    if spec.weights is not None:
+        from harness.engine.eval_only import evaluate_weights
+
+        return evaluate_weights(spec, run_dir)
     return _Trainer(spec, run_dir).run()
 
 
@@ -115,7 +120,8 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
 
 
 # spec fields that say how a run is executed, not what it computes: they may change between resumes
-OPERATIONAL_FIELDS = {"data_root", "device", "num_workers", "checkpoint_every_steps", "keep_last", "energy_images"}
+OPERATIONAL_FIELDS = {"data_root", "device", "num_workers", "checkpoint_every_steps", "keep_last", "energy_images",
+                      "weights", "weights_sha256"}
 
 
 def fingerprint(spec: TrainSpec, recipe_dump: dict[str, Any], teacher_sha256: str | None = None) -> str:

@@ -31,15 +31,23 @@ class RunLockedError(RuntimeError):
 
 
 def train_spec(spec: RunSpec, data_root: str | None = None):
-    """The engine's TrainSpec for a run spec (budget knobs map onto both splits)."""
+    """The engine's TrainSpec for a run spec (budget knobs map onto both splits; an eval-only run's weights file is
+    found under ``data_root``, the default data directory when None)."""
     from harness.engine import TrainSpec
 
+    weights = {}
+    if spec.eval_only:
+        from harness.data.catalog import default_data_dir
+        from harness.weights.locate import resolve_location
+
+        path = resolve_location(spec.weights_file, Path(data_root) if data_root else default_data_dir())
+        weights = {"weights": str(path), "weights_sha256": spec.weights_sha256}
     return TrainSpec(
         model=spec.model, dataset=spec.dataset, recipe=spec.recipe, data_root=data_root, T=spec.T,
         seed=spec.seed, overrides=spec.recipe_overrides, model_kwargs=spec.overrides,
         dataset_options=spec.data_options, epochs=spec.epochs, train_subset=spec.subset,
         eval_subset=spec.subset, limit_train_batches=spec.limit_batches, limit_eval_batches=spec.limit_batches,
-        energy_images=spec.energy_images,
+        energy_images=spec.energy_images, **weights,
     )
 
 

@@ -1,5 +1,6 @@
 """The leaderboard: one self-contained static HTML page (jinja2, autoescaped) with a sortable, filterable
-table per dataset, accuracy-vs-energy and accuracy-vs-params plots, and the provenance of every row."""
+table per dataset of the trained runs, accuracy-vs-energy and accuracy-vs-params plots, the provenance of every
+row, and the eval-only runs' "Released weights vs paper" table."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from harness.report.claims import Claim, Claims, load_claims
 from harness.report.formats import MISSING, fixed, interval, is_missing, mean_std, readable
 from harness.report.frame import load_runs
 from harness.report.plots import Point, Scatter, scatter
+from harness.report.released import eval_only_mask, released_table
 from harness.report.tables import (COMPARED_EPOCH, CONTROLLED_TITLE, DATASET_NAMES, controlled, dataset_name,
                                    margin_source)
 from harness.suite import Margins
@@ -185,7 +187,8 @@ def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Clai
 def build_context(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins()) -> dict[str, Any]:
     """Everything the template shows, computed from a runs frame (``load_runs``), the claims and the verdicts'
     equivalence margins."""
-    configs = group_configs(runs)
+    released = eval_only_mask(runs)
+    configs = group_configs(runs[~released])
     order = [d for d in DATASET_NAMES if any(c.dataset == d for c in configs)]
     order += sorted({c.dataset for c in configs} - set(order))
     sections = [_section(i, d, [c for c in configs if c.dataset == d], claims, margins, dataset_name(d))
@@ -197,7 +200,16 @@ def build_context(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins
     return {"sections": sections, "columns": columns(margins), "run_count": int(runs["run_id"].nunique()),
             "suites": sorted(set(runs["suite"].dropna())), "claims_source": papers,
             "margins": margins, "margin_source": margin_source(margins, "top1"), "compared_epoch": COMPARED_EPOCH,
+            "released": _released(runs, claims, margins) if released.any() else None,
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def _released(runs: pd.DataFrame, claims: Claims, margins: Margins) -> dict[str, Any]:
+    """The "Released weights vs paper" table of the eval-only runs (``harness.report.released``), as text cells."""
+    _, table = released_table(runs, claims, margins)
+    headers = [f"{c.group}: {c.header}" if c.group else c.header for c in table.columns]
+    rows = [[cells[c.key] for c in table.columns] for panel in table.panels for cells in panel.rows]
+    return {"title": table.title, "headers": headers, "rows": rows, "notes": table.notes}
 
 
 def _csp_hash(text: str) -> str:

@@ -1,6 +1,7 @@
 """Every table of the claims file (the papers' tables) with the measured values beside the claimed ones, the
-controlled comparison, and the suite's runs that no table row claims; written as Markdown, LaTeX and CSV under
-``results/tables/<suite>/``."""
+controlled comparison, the suite's runs that no table row claims, and (when the suite has eval-only runs) the
+released weights against their papers (``harness.report.released``); written as Markdown, LaTeX and CSV under
+``results/tables/<suite>/``. Trained runs fill the papers' tables, eval-only runs only the released-weights table."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from harness.report.claims import REPORT_TABLES, Claim, Claims, load_claims
 from harness.report.formats import (MISSING, Column, DisplayTable, Panel, fixed, interval, markdown_escape,
                                     mean_std, readable, to_latex, to_markdown)
 from harness.report.frame import load_runs
+from harness.report.released import eval_only_mask, released_table
 from harness.suite import Margins
 from harness.tracking import NEUROBENCH_METRICS
 
@@ -385,7 +387,11 @@ def render_tables(frame_or_uri: pd.DataFrame | str, suite_name: str | None, out_
     ``out_dir/<suite>/``, plus ``report.md`` with all the Markdown; returns {file name: path}. ``margins``:
     the suite's equivalence margins of the verdicts."""
     runs = load_runs(frame_or_uri, suite=suite_name)
-    tables = build_tables(runs, load_claims(), margins)
+    claims = load_claims()
+    released = eval_only_mask(runs)
+    tables = build_tables(runs[~released], claims, margins)
+    if released.any():
+        tables.append(PaperTable(*released_table(runs, claims, margins)))
     directory = Path(out_dir) / _slug(suite_name or "all")
     directory.mkdir(parents=True, exist_ok=True)
     finished = int((runs["state"] == "finished").sum())

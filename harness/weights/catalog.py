@@ -21,6 +21,7 @@ from harness.names import check_name
 
 CATALOG_PATH = Path(__file__).resolve().parent / "catalog.yaml"
 WEIGHTS_SUBDIR = "weights"
+RELEASED = "released"  # a suite's ``weights: released``: the catalog's file of the run's model
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 MD5_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 

@@ -12,15 +12,25 @@ from harness.suite import RunSpec, expand, load_suite
 BASE = dict(suite="s", model="qkformer_2_256.cifar10dvs", dataset="digits_dvs", T=2, seed=0, recipe="digits_dvs",
             recipe_hash="0123456789abcdef", overrides={"heads": 2}, recipe_overrides={"optim.lr": 1e-3},
             variant=None, data_options={"size": 16}, epochs=None, limit_batches=None, subset=None,
-            energy_images="all", threads=1)
+            energy_images="all", threads=1, weights=None, weights_sha256=None, weights_file=None)
 # field -> another value: each shapes the run's numbers (variant names a row of the paper's tables), so each
 # must change the run id
 IN_RUN_ID = dict(model="msvit_4_384.cifar10", dataset="digits", T=4, seed=1, recipe="digits",
                  recipe_hash="fedcba9876543210", overrides={"heads": 4}, recipe_overrides={"optim.lr": 2e-3},
                  variant="fixed", data_options={"size": 32}, epochs=3, limit_batches=5, subset=100, energy_images=1000,
-                 threads=2)
-# field -> another value: these do not shape the numbers, so the same run in two suites is one run
-NOT_IN_RUN_ID = dict(suite="other")
+                 threads=2, weights="released", weights_sha256="a" * 64)
+# field -> another value: these do not shape the numbers, so the same run in two suites is one run, and the same
+# weights file (by content) at another place is one run
+NOT_IN_RUN_ID = dict(suite="other", weights_file="elsewhere/w.pth")
+
+
+def test_a_weights_file_counts_by_its_content_not_by_the_path_that_names_it():
+    def spec(weights: str, sha: str):
+        return RunSpec(**{**BASE, "weights": weights, "weights_sha256": sha, "weights_file": weights})
+
+    assert spec("a/w.pth", "a" * 64).run_id == spec("/elsewhere/w.pth", "a" * 64).run_id
+    assert spec("a/w.pth", "a" * 64).run_id != spec("a/w.pth", "b" * 64).run_id
+    assert spec("released", "a" * 64).run_id != spec("a/w.pth", "a" * 64).run_id
 
 
 def test_every_runspec_field_is_classified():

@@ -134,8 +134,11 @@ def test_recipe_defaults_to_the_models_own_then_the_datasets(tmp_path):
 
 @pytest.mark.parametrize("suite", sorted(Path("suites").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_suites_validate(suite):
+    from harness.weights.locate import active_catalog
+
     specs = expand(load_suite(suite))
-    assert specs, f"{suite} expands to no runs"
+    # released.yaml holds one run per weights catalog entry: none while the catalog is empty
+    assert specs or (suite.name == "released.yaml" and not active_catalog().entries), f"{suite} expands to no runs"
 
 
 def test_unknown_model_override_names_its_line_and_the_valid_ones(tmp_path):
