@@ -327,3 +327,27 @@ def test_status_reads_eval_only_runs_under_their_data_root(evaluated, capsys):
                  str(evaluated["data"])]) == 0
     out = capsys.readouterr().out
     assert out.count("finished ") == 2 and "weights: 2 finished" in out
+
+
+def test_a_released_run_is_built_with_the_catalog_model_args(tmp_path, monkeypatch):
+    """SDT v2's released 55M checkpoint carries a distillation head: the catalog's ``model_args: {kd: true}`` reaches
+    the run's model overrides (the entry's own overrides win), so the file fits the model the run builds."""
+    from harness.suite import expand, load_suite
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(textwrap.dedent("""\
+        entries:
+          - model: sdtv2_10_768.in1k
+            source: https://github.com/BICLab/Spike-Driven-Transformer-V2
+            url: null
+            file: 55M_kd.pth
+            format: official
+            model_args: {kd: true}
+            checked: written by the test
+        """))
+    monkeypatch.setenv("SPIKEBENCH_WEIGHTS_CATALOG", str(catalog))
+    suite = tmp_path / "s.yaml"
+    suite.write_text("released: all\nruns:\n  - {model: sdtv2_10_768.in1k, dataset: imagenet, weights: released, "
+                     "overrides: {kd: false}}\n")
+    explicit, released = expand(load_suite(suite), data_root=tmp_path / "data")  # runs come before released
+    assert released.overrides == {"kd": True} and explicit.overrides == {"kd": False}
