@@ -16,8 +16,10 @@ every input is -1, 0 or 1, then ACs), and with every input and weight set to 1 (
 these by re-running a deep copy of every layer twice per call, which costs more than the evaluation itself;
 here they are closed forms on the device (a Linear: column sums of the non-zero mask times the non-zero counts of
 the weight columns; a conv: the layer's own convolution of the mask with the weight's non-zero counts summed
-per group, one output channel per group). Tests hold the two equal; the package sums each layer's float32
-output and truncates it to an int, so on large layers it may differ from the exact count in the last digits.
+per group, one output channel per group; when no weight is zero, the mask's non-zero count, or its sum over each
+group's channels through a ones kernel, times the outputs per group). Tests hold the two equal; the package sums
+each layer's float32 output and truncates it to an int, so on large layers it may differ from the exact count in
+the last digits.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ class SynapticOperationsOnDevice:
     def __init__(self, layers: list[nn.Module], sources: SpikeSources | None = None) -> None:
         self.layers = layers
         self.sources = sources
-        self._weights: dict[int, tuple[int, torch.Tensor]] = {}
+        self._weights: dict[int, tuple[int, torch.Tensor, float | None]] = {}
         self._handles: list[Any] = []
         self._totals: torch.Tensor | None = None  # effective MACs, effective ACs, dense
         self._dense: dict[tuple, torch.Tensor] = {}
@@ -180,15 +182,31 @@ class SynapticOperationsOnDevice:
 
     def _count(self, layer: nn.Module, x: torch.Tensor) -> None:
         active, spiking = self._binarised(x, layer.weight.dtype)
-        fan_out = self._fan_out(layer)
+        fan_out, uniform = self._fan_out(layer)
         if isinstance(layer, nn.Linear):
-            effective = (active.reshape(-1, x.shape[-1]).sum(0, dtype=torch.float64) * fan_out).sum()
+            if uniform is not None:  # every weight non-zero: each active input reaches the same number of outputs
+                effective = torch.count_nonzero(active).to(torch.float64) * uniform
+            else:
+                effective = (active.reshape(-1, x.shape[-1]).sum(0, dtype=torch.float64) * fan_out).sum()
             dense = torch.tensor(float(x.numel() * layer.out_features), dtype=torch.float64, device=x.device)
         else:
-            effective = layer._conv_forward(active, fan_out, None).sum(dtype=torch.float64)
+            effective = self._effective_conv(layer, active, fan_out, uniform)
             dense = self._dense_conv(layer, x)
         row = torch.stack([torch.where(spiking, 0.0, effective), torch.where(spiking, effective, 0.0), dense])
         self._totals = row if self._totals is None else self._totals.add_(row)
+
+    @staticmethod
+    def _effective_conv(layer: nn.Module, active: torch.Tensor, fan_out: torch.Tensor, uniform: float | None
+                        ) -> torch.Tensor:
+        """Active inputs x non-zero weights over every tap a conv computes. With every weight non-zero (``uniform``
+        outputs per input and tap), the mask summed over each group's channels through a ones kernel, times
+        ``uniform``: the same count at a fraction of the cost of convolving the mask with ``fan_out``."""
+        if uniform is None:
+            return layer._conv_forward(active, fan_out, None).sum(dtype=torch.float64)
+        groups = layer.groups
+        summed = active.unflatten(1, (groups, -1)).sum(2)
+        ones = torch.ones((groups, 1, *layer.weight.shape[2:]), dtype=active.dtype, device=active.device)
+        return layer._conv_forward(summed, ones, None).sum(dtype=torch.float64) * uniform
 
     def _binarised(self, x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """``x != 0`` as ``dtype`` and whether every value is -1, 0 or 1 (NeuroBench's test for spikes)."""
@@ -200,9 +218,10 @@ class SynapticOperationsOnDevice:
         magnitude = x.abs()
         return (x != 0).to(dtype), (magnitude * (magnitude - 1) == 0).all()  # inf and nan fail
 
-    def _fan_out(self, layer: nn.Module) -> torch.Tensor:
+    def _fan_out(self, layer: nn.Module) -> tuple[torch.Tensor, float | None]:
         """Non-zero weights per input (Linear: per input feature; conv: per input channel and tap of each group,
-        ``[groups, Cin / groups, *kernel]``), once per weight version."""
+        ``[groups, Cin / groups, *kernel]``) and, when no weight is zero, their common value (outputs per group);
+        once per weight version."""
         cached = self._weights.get(id(layer))
         if cached is None or cached[0] != layer.weight._version:
             connected = (layer.weight != 0).to(layer.weight.dtype)
@@ -210,9 +229,11 @@ class SynapticOperationsOnDevice:
                 fan_out = connected.sum(0)
             else:
                 fan_out = connected.unflatten(0, (layer.groups, -1)).sum(1)
-            cached = (layer.weight._version, fan_out)
+            outputs = layer.weight.shape[0] // (1 if isinstance(layer, nn.Linear) else layer.groups)
+            uniform = float(outputs) if bool((fan_out == outputs).all()) else None
+            cached = (layer.weight._version, fan_out, uniform)
             self._weights[id(layer)] = cached
-        return cached[1]
+        return cached[1], cached[2]
 
     def _dense_conv(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Every input and weight 1: in-bound taps x input channels per group x output channels, per sample."""

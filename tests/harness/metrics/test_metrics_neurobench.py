@@ -111,3 +111,20 @@ def test_neurobench_in_the_energy_pass_gives_the_package_benchmark_numbers(name,
         assert together.neurobench[key] == pytest.approx(value, rel=1e-12), key
     assert together.rows == alone.rows and together.paper_rows == alone.paper_rows
     assert together.firing_per_layer == alone.firing_per_layer
+
+
+@pytest.mark.parametrize("name,overrides,shape", SAME_PASS[:2], ids=[n for n, _, _ in SAME_PASS[:2]])
+def test_neurobench_in_the_energy_pass_skips_zero_weights_as_the_package_does(name, overrides, shape):
+    # a pruned model: some layers with zero weights (their inputs reach fewer outputs), the others dense, so both
+    # ways of counting effective operations (any fan-out, the same fan-out everywhere) meet the package's numbers
+    gen = torch.Generator().manual_seed(3)
+    model, loader = _firing_model(name, torch.randn(5, *shape, generator=gen), **overrides)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    with torch.no_grad():
+        for layer in layers[::2]:
+            layer.weight.mul_(torch.rand(layer.weight.shape, generator=gen) > 0.3)
+    together = measure_energy(model, (x for x, _ in loader), neurobench=True)
+    expected = neurobench_metrics(model, loader)
+    assert expected["connection_sparsity"] > 0
+    for key, value in expected.items():
+        assert together.neurobench[key] == pytest.approx(value, rel=1e-12), key
