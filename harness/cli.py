@@ -530,10 +530,10 @@ def _bench_model(name: str, argv: list[str]) -> int:
 def _cmd_weights(args: argparse.Namespace) -> int:
     """The ``weights`` subcommands; their one-line errors (bad file, URL, hash, catalog) exit 2."""
     from harness.audit import WeightsError
-    from harness.weights import CatalogError, load_catalog
+    from harness.weights import CatalogError, active_catalog, load_catalog
 
     try:
-        catalog = load_catalog(args.catalog) if args.catalog else load_catalog()
+        catalog = load_catalog(args.catalog) if args.catalog else active_catalog()
         return _WEIGHTS_COMMANDS[args.weights_command](args, catalog, _data_root(args))
     except (WeightsError, CatalogError) as err:
         raise UserError(str(err)) from None
@@ -615,8 +615,8 @@ def _weights_args(parser: argparse.ArgumentParser) -> None:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("--data-root", help="where weights are stored, under weights/<model>/ (default "
                                            "$SPIKEBENCH_DATA or ~/.cache/spikebench)")
-        p.add_argument("--catalog", help="a catalog file to use instead of the packaged harness/weights/catalog.yaml "
-                                         "(e.g. one naming a local mirror's URLs)")
+        p.add_argument("--catalog", help="a catalog file to use instead of $SPIKEBENCH_WEIGHTS_CATALOG or the "
+                                         "packaged harness/weights/catalog.yaml (e.g. a local mirror's URLs)")
         return p
 
     p = subcommand("ls", "list the catalog: each release, whether its file is stored and its hash matches")

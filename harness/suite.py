@@ -408,7 +408,7 @@ class _Resolver:
         if entry.weights != RELEASED:
             return {}
         from harness.weights.catalog import CatalogError
-        from harness.weights.locate import active_catalog
+        from harness.weights.catalog import active_catalog
 
         try:
             return dict(active_catalog().get(entry.model).model_args)
@@ -484,7 +484,7 @@ def _released_runs(origin: Origin) -> list[RunEntry]:
     """``released: all``: one eval-only run per weights catalog entry, on its model's own (the paper's) dataset."""
     import zoo
     from harness.weights.catalog import CatalogError
-    from harness.weights.locate import active_catalog
+    from harness.weights.catalog import active_catalog
 
     try:
         catalog = active_catalog()

@@ -9,6 +9,7 @@ one, the license, notes, and how far the entry was checked (``checked``). Files 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from harness.configfile import ConfigError, compose, line_of, load_yaml, read_te
 from harness.names import check_name
 
 CATALOG_PATH = Path(__file__).resolve().parent / "catalog.yaml"
+CATALOG_VARIABLE = "SPIKEBENCH_WEIGHTS_CATALOG"  # a catalog file used instead of the packaged one
 WEIGHTS_SUBDIR = "weights"
 RELEASED = "released"  # a suite's ``weights: released``: the catalog's file of the run's model
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -144,3 +146,9 @@ def weights_dir(data_root: Path | str, model: str) -> Path:
 def stored_path(data_root: Path | str, entry: WeightsEntry) -> Path:
     """``<data-root>/weights/<model>/<file>``: where the catalog's file of ``entry`` is stored."""
     return weights_dir(data_root, entry.model) / entry.stored_name
+
+
+def active_catalog() -> Catalog:
+    """The weights catalog in use: ``$SPIKEBENCH_WEIGHTS_CATALOG`` when set (a site's own catalog, e.g. one naming a
+    local mirror's URLs), else the packaged ``catalog.yaml``."""
+    return load_catalog(os.environ.get(CATALOG_VARIABLE) or CATALOG_PATH)

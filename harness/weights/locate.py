@@ -16,10 +16,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.weights.catalog import CATALOG_PATH, RELEASED, Catalog, load_catalog, stored_path
+from harness.weights.catalog import RELEASED, Catalog, active_catalog, stored_path
 from harness.weights.store import hash_file, read_record, record_path, trusted_record, write_record
 
-CATALOG_VARIABLE = "SPIKEBENCH_WEIGHTS_CATALOG"
 
 
 class WeightsLocationError(ValueError):
@@ -42,11 +41,6 @@ class LocatedWeights:
         where = f"; get it from {self.source} (`python -m harness weights fetch {model}` or `python -m harness " \
                 f"weights import {model} FILE`)" if self.source else ""
         return f"{model}: weights file missing: expected {self.path}{where}"
-
-
-def active_catalog() -> Catalog:
-    """The weights catalog: ``$SPIKEBENCH_WEIGHTS_CATALOG`` when set, else the package's."""
-    return load_catalog(os.environ.get(CATALOG_VARIABLE) or CATALOG_PATH)
 
 
 def file_sha256(path: Path) -> str:

@@ -134,7 +134,7 @@ def test_recipe_defaults_to_the_models_own_then_the_datasets(tmp_path):
 
 @pytest.mark.parametrize("suite", sorted(Path("suites").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_suites_validate(suite):
-    from harness.weights.locate import active_catalog
+    from harness.weights.catalog import active_catalog
 
     specs = expand(load_suite(suite))
     # released.yaml holds one run per weights catalog entry: none while the catalog is empty
