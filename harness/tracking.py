@@ -136,10 +136,11 @@ def content_hash(record: RunRecord) -> str:
     return digest.hexdigest()[:16]
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
+def flatten_params(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
+    """``value`` as MLflow params: dotted keys under ``prefix``, lists as JSON, everything else as ``str``."""
     if isinstance(value, dict):
         for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+            flatten_params(f"{prefix}.{key}" if prefix else str(key), inner, out)
     else:
         out[prefix] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
     return out
@@ -297,8 +298,8 @@ def _log_locked(record: RunRecord, uri: str, suite: str, suite_path: str | None,
     config = record.config
     tags = _tags(record, config, suite, suite_path or f"suites/{suite}.yaml", chash)
     run = client.create_run(experiment_id, run_name=spec.run_id, tags=tags)
-    params = _flatten("spec", spec.model_dump(mode="json"), {})
-    params.update(_flatten("recipe", config.get("recipe", {}), {}))
+    params = flatten_params("spec", spec.model_dump(mode="json"), {})
+    params.update(flatten_params("recipe", config.get("recipe", {}), {}))
     param_list = [Param(k[:250], v[:6000]) for k, v in params.items()]
     metric_list = _metrics(record, config)
     for start in range(0, max(len(param_list), len(metric_list)), 100):

@@ -80,9 +80,20 @@ def released_verdict(claim: float | None, top1: float | None, images: float | No
     return INCONCLUSIVE
 
 
+def _released_arguments(model: str) -> dict[str, str]:
+    """The catalog's ``model_args`` of ``model`` as the runs frame records overrides (the constructor arguments its
+    released checkpoint needs, e.g. a distillation head: they build the paper's model, not a changed one)."""
+    from harness.tracking import flatten_params
+    from harness.weights.catalog import active_catalog
+
+    entry = active_catalog().entries.get(model)
+    return flatten_params("", dict(entry.model_args), {}) if entry is not None else {}
+
+
 def _claim(config: ConfigResult, claims: Claims) -> Claim | None:
-    """The paper's claim the configuration's weights measure (none for a model changed by overrides)."""
-    if config.overrides and config.variant is None:
+    """The paper's claim the configuration's weights measure (none for a model changed by overrides other than those
+    its released checkpoint needs)."""
+    if config.overrides and config.overrides != _released_arguments(config.model) and config.variant is None:
         return None
     matching = [c for c in claims.matching(config.model, config.dataset, config.T, config.variant)
                 if c.top1 is not None or c.energy_mj is not None]

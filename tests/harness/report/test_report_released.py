@@ -63,3 +63,22 @@ def test_released_lines_join_the_papers_claims_and_leave_trained_runs_out():
     assert qk["verdict"] == released_verdict(78.8, 78.73, 50000, 0.5) == REPRODUCED
     assert qk["implied_firing_rate"] == pytest.approx((15.13e9 - E_MAC_PJ * 4.0e8) / (E_AC_PJ * 9.0e9))
     assert records["msvit_10_768.in1k"]["verdict"] == f"{NOT_RUN} (1 failed)"
+
+
+def test_the_arguments_a_released_checkpoint_needs_keep_its_claim_and_other_overrides_drop_it():
+    # SDT v2's released 55M checkpoint needs its distillation head (the packaged catalog's model_args {kd: true}):
+    # a run built so measures the paper's row; a model shrunk by overrides does not
+    from harness.report.claims import load_claims
+    from harness.report.frame import load_runs
+    from harness.report.released import released_records
+    from harness.weights.catalog import active_catalog
+
+    assert active_catalog().get("sdtv2_10_768.in1k").model_args == {"kd": True}
+    rows = []
+    for run_id, overrides in (("kd", {"kd": True}), ("shrunk", {"kd": True, "depths": [1, 1]})):
+        rows.append({**run(run_id, "sdtv2_10_768.in1k", "imagenet", 4, 0, None, suite="released", energy=50.0,
+                           overrides=overrides),
+                     "top1": 79.9, "eval_images": 50000.0, "weights_sha256": run_id[0] * 64})
+    records = {r["run_id"]: r for r in released_records(load_runs(pd.DataFrame(rows)), load_claims())}
+    assert records["kd"]["top1_claimed"] == 80.00 and records["kd"]["energy_mj_claimed"] == 52.40
+    assert records["shrunk"]["top1_claimed"] is None
