@@ -23,11 +23,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode, _pop_mode, _push_mode
+from torch.utils._python_dispatch import _get_current_dispatch_mode, _pop_mode, _push_mode
 
-from harness.metrics.ops import (_ADDITIONS, _CONVS, _HANDLED, _MATMULS, _PRODUCTS, _REDUCTIONS, ROOT, OpTally,
-                                 PaperTally, _both_tensors, _contraction_operands, _is_compute, paused)
-from harness.metrics.spikes import Operand, SpikeSources, classify
+from harness.metrics.ops import (_ADDITIONS, _CONVS, _HANDLED, _MATMULS, _PRODUCTS, _REDUCTIONS, ROOT,
+                                 ModuleScopedMode, OpTally, PaperTally, _both_tensors, _contraction_operands,
+                                 _is_compute, paused)
+from harness.metrics.spikes import Operand, classify
 from zoo.core import SpikingNeuron
 from zoo.core.layers import SpikeConv1d, SpikeConv2d, SpikeLinear
 
@@ -44,7 +45,7 @@ _OPS_SLOTS = 6
 _PAPER_SLOTS = 9
 
 
-class LayerCounter(TorchDispatchMode):
+class LayerCounter(ModuleScopedMode):
     """Count synaptic ops like :class:`~harness.metrics.ops.OpCounter`: ``with LayerCounter(model, T) as c:``.
 
     ``c.tallies`` and ``c.paper_tallies`` are the reference's dictionaries, built from the device accumulators
@@ -52,44 +53,13 @@ class LayerCounter(TorchDispatchMode):
     """
 
     def __init__(self, model: nn.Module, T: int = 1) -> None:
-        super().__init__()
-        self.model = model
-        self.T = T
-        self.events = getattr(model, "input_kind", "static") == "dvs"
-        self.sources = SpikeSources(model)
+        super().__init__(model, T)
         self._ops: dict[tuple[str, str], torch.Tensor] = {}
         self._paper: dict[tuple[str, str, int, str], torch.Tensor] = {}
-        self._stack: list[tuple[str, nn.Module, bool, Any]] = []
-        self._handles: list[Any] = []
         self._weights: dict[int, tuple[int, tuple[Operand, bool]]] = {}
-        self._batch = 1
-        self._neuron_ran = False
         self._depth = 0
 
     # ------------------------------------------------------------------ hooks and the dispatch mode's scope
-
-    def __enter__(self) -> "LayerCounter":
-        self._handles.append(self.model.register_forward_pre_hook(self._start_forward))
-        for name, module in self.model.named_modules():
-            enter, leave = self._module_hooks(name or ROOT, module)
-            self._handles.append(module.register_forward_pre_hook(enter))
-            self._handles.append(module.register_forward_hook(leave, always_call=True))
-            if isinstance(module, SpikingNeuron):
-                self._handles.append(module.register_forward_hook(self.sources.record))
-        return super().__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        self._stack.clear()
-        super().__exit__(*exc)
-
-    def _start_forward(self, module: nn.Module, args: Any) -> None:
-        if not self._stack:
-            self._batch = args[0].shape[0] if args and isinstance(args[0], torch.Tensor) else 1
-            self._neuron_ran = False
-            self.sources.clear()
 
     @contextmanager
     def paused(self) -> Iterator[None]:

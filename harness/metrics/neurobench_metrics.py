@@ -215,8 +215,8 @@ class SynapticOperationsOnDevice:
                 and candidates[0].rule == "nonzero":  # a binary or ternary neuron's output
             active = x.abs() if candidates[0].signed else x
             return active.to(dtype), torch.ones((), dtype=torch.bool, device=x.device)
-        magnitude = x.abs()
-        return (x != 0).to(dtype), (magnitude * (magnitude - 1) == 0).all()  # inf and nan fail
+        active = (x != 0).to(dtype)
+        return active, (x.abs() == active).all()  # |x| is 1 wherever x is not 0: -1, 0, 1 only (inf and nan fail)
 
     def _fan_out(self, layer: nn.Module) -> tuple[torch.Tensor, float | None]:
         """Non-zero weights per input (Linear: per input feature; conv: per input channel and tap of each group,

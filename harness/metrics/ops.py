@@ -104,31 +104,32 @@ class PaperTally:
         return self.sops / self.dense if self.dense else 0.0
 
 
-class OpCounter(TorchDispatchMode):
-    """Count the synaptic ops of every forward run inside ``with OpCounter(model) as counter:``.
-
-    ``counter.tallies`` maps (layer, kind, class) to an :class:`OpTally`, in order of first appearance.
-    An op the counter cannot account for raises ``NotImplementedError`` naming the layer.
-    """
+class ModuleScopedMode(TorchDispatchMode):
+    """A dispatch mode that knows which module runs each op: hooks on every module of ``model`` call
+    ``_module_hooks(name, module)``'s enter/leave pair, a forward of the model itself starts a new image batch
+    (its size locates the time axis), and neurons record their outputs in ``sources`` (what is a spike)."""
 
     def __init__(self, model: nn.Module, T: int = 1) -> None:
         super().__init__()
         self.model = model
         self.T = T
         self.events = getattr(model, "input_kind", "static") == "dvs"
-        self.tallies: dict[tuple[str, str, str], OpTally] = {}
-        self.paper_tallies: dict[tuple[str, str, str, int, str], PaperTally] = {}
         self.sources = SpikeSources(model)
-        self._stack: list[tuple[str, nn.Module]] = []
+        self._stack: list[Any] = []
         self._handles: list[Any] = []
         self._batch = 1
         self._neuron_ran = False
 
-    def __enter__(self) -> "OpCounter":
+    def _module_hooks(self, name: str, module: nn.Module) -> tuple[Any, Any]:
+        """The forward pre-hook and forward hook that keep ``_stack`` for ``module`` (named ``name``)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> "ModuleScopedMode":
         self._handles.append(self.model.register_forward_pre_hook(self._start_forward))
         for name, module in self.model.named_modules():
-            self._handles.append(module.register_forward_pre_hook(self._push(name or ROOT, module)))
-            self._handles.append(module.register_forward_hook(self._pop(module), always_call=True))
+            enter, leave = self._module_hooks(name or ROOT, module)
+            self._handles.append(module.register_forward_pre_hook(enter))
+            self._handles.append(module.register_forward_hook(leave, always_call=True))
             if isinstance(module, SpikingNeuron):
                 self._handles.append(module.register_forward_hook(self.sources.record))
         return super().__enter__()
@@ -146,6 +147,22 @@ class OpCounter(TorchDispatchMode):
             self._batch = args[0].shape[0] if args and isinstance(args[0], torch.Tensor) else 1
             self._neuron_ran = False
             self.sources.clear()
+
+
+class OpCounter(ModuleScopedMode):
+    """Count the synaptic ops of every forward run inside ``with OpCounter(model) as counter:``.
+
+    ``counter.tallies`` maps (layer, kind, class) to an :class:`OpTally`, in order of first appearance.
+    An op the counter cannot account for raises ``NotImplementedError`` naming the layer.
+    """
+
+    def __init__(self, model: nn.Module, T: int = 1) -> None:
+        super().__init__(model, T)
+        self.tallies: dict[tuple[str, str, str], OpTally] = {}
+        self.paper_tallies: dict[tuple[str, str, str, int, str], PaperTally] = {}
+
+    def _module_hooks(self, name: str, module: nn.Module) -> tuple[Any, Any]:
+        return self._push(name, module), self._pop(module)
 
     def _push(self, name: str, registered: nn.Module):
         """The pre-hook of one module (a no-op on a deep copy of it: NeuroBench copies layers, hooks included)."""
