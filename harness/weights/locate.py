@@ -38,8 +38,9 @@ class LocatedWeights:
 
     def missing_line(self, model: str) -> str:
         """What a missing file needs: the expected path and where the release is linked."""
-        where = f"; get it from {self.source} (`python -m harness weights fetch {model}` or `python -m harness " \
-                f"weights import {model} FILE`)" if self.source else ""
+        root = f" --data-root {self.path.parents[2]}"  # <data-root>/weights/<model>/<file>
+        where = f"; get it from {self.source} (`python -m harness weights fetch {model}{root}` or `python -m " \
+                f"harness weights import {model} FILE{root}`)" if self.source else ""
         return f"{model}: weights file missing: expected {self.path}{where}"
 
 

@@ -195,6 +195,7 @@ def test_the_released_suite_lists_every_catalog_entry_and_validates_with_its_fil
     assert "valid, 1 runs" in out and f"{MODEL} cifar10 T=4" in out and "eval-only weights=released" in out
     expected = tmp_path / "data" / "weights" / MODEL / "released.pth"
     assert f"expected {expected}; get it from https://github.com/zhouchenlin2096/QKFormer" in out
+    assert f"weights fetch {MODEL} --data-root {tmp_path / 'data'}`" in out  # the same data root the run reads
 
 
 def test_the_released_suite_validates_with_the_packaged_catalog(capsys):
