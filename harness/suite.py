@@ -52,7 +52,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from harness.configfile import ConfigError, compose, line_of, load_yaml, read_text, value_problem
 from harness.names import UnsafePathError, check_name, has_control_characters
 from harness.recipe import SAMPLE_ENERGY_IMAGES, EnergyImages, small_energy_sample
-from harness.weights.catalog import RELEASED
+from harness.weights.catalog import RELEASED, Catalog
 
 
 class SuiteError(ConfigError):
@@ -283,6 +283,7 @@ class _Resolver:
         self.load_recipe = load_recipe
         self.apply_overrides = apply_overrides
         self.dataset_options = dataset_options
+        self._catalog: Catalog | None = None
 
     @staticmethod
     def model_parameters(model: str) -> dict[str, Any]:
@@ -402,17 +403,26 @@ class _Resolver:
             subset=budget.subset, energy_images=_energy_images(budget), threads=budget.threads or 1, **weights,
         )
 
+    def weights_catalog(self, at: Callable[[], str]) -> Catalog:
+        """The weights catalog (``harness.weights.catalog.active_catalog``), read once per expansion; an unreadable
+        one is an error at ``at()``."""
+        if self._catalog is None:
+            from harness.weights.catalog import CatalogError, active_catalog
+
+            try:
+                self._catalog = active_catalog()
+            except CatalogError as err:
+                raise SuiteError(f"{at()}: {err}") from None
+        return self._catalog
+
     def released_arguments(self, entry: RunEntry, where: Where) -> dict[str, Any]:
         """The constructor arguments a released checkpoint needs (the catalog's ``model_args``, e.g. SDT v2's
         ``kd: true`` for its distillation head); the entry's own overrides take precedence."""
         if entry.weights != RELEASED:
             return {}
-        from harness.weights.catalog import CatalogError
-        from harness.weights.catalog import active_catalog
-
         try:
-            return dict(active_catalog().get(entry.model).model_args)
-        except (KeyError, CatalogError) as err:
+            return dict(self.weights_catalog(lambda: where("weights")).get(entry.model).model_args)
+        except KeyError as err:
             raise SuiteError(f"{where('weights')}: {str(err).strip(chr(34))}") from None
 
     def weights_fields(self, entry: RunEntry, where: Where) -> dict[str, Any]:
@@ -421,12 +431,12 @@ class _Resolver:
         if entry.weights is None:
             return {}
         from harness.data.catalog import default_data_dir
-        from harness.weights.catalog import CatalogError
         from harness.weights.locate import WeightsLocationError, locate
 
+        catalog = self.weights_catalog(lambda: where("weights")) if entry.weights == RELEASED else None
         try:
-            located = locate(entry.model, entry.weights, self.data_root or default_data_dir())
-        except (WeightsLocationError, CatalogError) as err:
+            located = locate(entry.model, entry.weights, self.data_root or default_data_dir(), catalog)
+        except WeightsLocationError as err:
             raise SuiteError(f"{where('weights')}: {err}") from None
         return {"weights": entry.weights, "weights_sha256": located.sha256, "weights_file": located.location}
 
@@ -474,21 +484,15 @@ def expand(suite: Suite, budget: Budget | None = None, data_root: str | Path | N
         spec = resolver.spec(run, effective, lambda *field, origin=origin: origin.at(*field))
         specs.setdefault(spec.run_id, spec)
     for origin in suite.released:
-        for run in _released_runs(origin):
+        for run in _released_runs(resolver.weights_catalog(origin.at)):
             spec = resolver.spec(run, effective, lambda *field, origin=origin: origin.at())
             specs.setdefault(spec.run_id, spec)
     return list(specs.values())
 
 
-def _released_runs(origin: Origin) -> list[RunEntry]:
+def _released_runs(catalog: Catalog) -> list[RunEntry]:
     """``released: all``: one eval-only run per weights catalog entry, on its model's own (the paper's) dataset."""
     import zoo
-    from harness.weights.catalog import CatalogError
-    from harness.weights.catalog import active_catalog
 
-    try:
-        catalog = active_catalog()
-    except CatalogError as err:
-        raise SuiteError(f"{origin.at()}: {err}") from None
     return [RunEntry(model=model, dataset=zoo.model_card(model).dataset, weights=RELEASED)
             for model in catalog.entries]

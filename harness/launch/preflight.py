@@ -28,19 +28,23 @@ def check_weights(specs: list[RunSpec], data_root: str | None) -> WeightsCheck:
     from harness.data.catalog import default_data_dir
     from harness.engine.eval_only import build_loaded_model
     from harness.launch.worker import train_spec
-    from harness.weights.catalog import CatalogError
+    from harness.weights.catalog import RELEASED, CatalogError, active_catalog
     from harness.weights.locate import WeightsLocationError, locate
 
     root = Path(data_root) if data_root else default_data_dir()
     result, seen = WeightsCheck(), set()
+    try:
+        catalog = active_catalog() if any(spec.weights == RELEASED for spec in specs) else None
+    except CatalogError as err:  # changed since the suite was expanded
+        return WeightsCheck(problems=[str(err)])
     for spec in specs:
         key = (spec.model, str(spec.overrides), spec.dataset, spec.weights_file)
         if not spec.eval_only or key in seen:
             continue
         seen.add(key)
         try:
-            located = locate(spec.model, spec.weights, root)
-        except (WeightsLocationError, CatalogError) as err:  # changed since the suite was expanded
+            located = locate(spec.model, spec.weights, root, catalog)
+        except WeightsLocationError as err:  # changed since the suite was expanded
             result.problems.append(f"{spec.model}: {err}")
             continue
         if not located.present:

@@ -80,20 +80,19 @@ def released_verdict(claim: float | None, top1: float | None, images: float | No
     return INCONCLUSIVE
 
 
-def _released_arguments(model: str) -> dict[str, str]:
-    """The catalog's ``model_args`` of ``model`` as the runs frame records overrides (the constructor arguments its
+def _released_arguments() -> dict[str, dict[str, str]]:
+    """Per catalog model, its ``model_args`` as the runs frame records overrides (the constructor arguments its
     released checkpoint needs, e.g. a distillation head: they build the paper's model, not a changed one)."""
     from harness.tracking import flatten_params
     from harness.weights.catalog import active_catalog
 
-    entry = active_catalog().entries.get(model)
-    return flatten_params("", dict(entry.model_args), {}) if entry is not None else {}
+    return {model: flatten_params("", dict(entry.model_args), {}) for model, entry in active_catalog().entries.items()}
 
 
-def _claim(config: ConfigResult, claims: Claims) -> Claim | None:
+def _claim(config: ConfigResult, claims: Claims, needed: dict[str, dict[str, str]]) -> Claim | None:
     """The paper's claim the configuration's weights measure (none for a model changed by overrides other than those
-    its released checkpoint needs)."""
-    if config.overrides and config.overrides != _released_arguments(config.model) and config.variant is None:
+    its released checkpoint needs, ``needed``)."""
+    if config.overrides and config.overrides != needed.get(config.model, {}) and config.variant is None:
         return None
     matching = [c for c in claims.matching(config.model, config.dataset, config.T, config.variant)
                 if c.top1 is not None or c.energy_mj is not None]
@@ -106,8 +105,9 @@ def _value(row: pd.Series | None, name: str) -> float | None:
     return float(row[name])
 
 
-def _record(config: ConfigResult, claims: Claims, margins: Margins) -> dict[str, Any]:
-    claim = _claim(config, claims)
+def _record(config: ConfigResult, claims: Claims, margins: Margins, needed: dict[str, dict[str, str]]
+            ) -> dict[str, Any]:
+    claim = _claim(config, claims, needed)
     row = config.finished.iloc[0] if len(config.finished) else None
     top1, images = _value(row, "top1"), _value(row, "eval_images")
     low, high = wilson_interval(top1, int(images)) if top1 is not None and images else (None, None)
@@ -134,7 +134,9 @@ def _record(config: ConfigResult, claims: Claims, margins: Margins) -> dict[str,
 
 def released_records(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins()) -> list[dict[str, Any]]:
     """One line per eval-only configuration of a runs frame (``load_runs``), by dataset and model."""
-    return [_record(config, claims, margins) for config in group_configs(runs[eval_only_mask(runs)])]
+    configs = group_configs(runs[eval_only_mask(runs)])
+    needed = _released_arguments() if configs else {}
+    return [_record(config, claims, margins, needed) for config in configs]
 
 
 def released_columns(margins: Margins) -> tuple[Column, ...]:
