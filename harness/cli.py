@@ -10,12 +10,9 @@ import sys
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from harness.names import UnsafePathError
-
-if TYPE_CHECKING:
-    from harness.weights import Catalog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT_IDS = ("the data root the suite was run with (default $SPIKEBENCH_DATA): eval-only runs' weights files are "
@@ -528,84 +525,17 @@ def _bench_model(name: str, argv: list[str]) -> int:
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
-    """The ``weights`` subcommands; their one-line errors (bad file, URL, hash, catalog) exit 2."""
+    """``harness.weights.cli``; its one-line errors (bad file, URL, hash, flag, catalog) exit 2."""
     from harness.audit import WeightsError
-    from harness.weights import CatalogError, active_catalog, load_catalog
+    from harness.weights import CatalogError
+    from harness.weights.cli import run_weights_command
 
     try:
-        catalog = load_catalog(args.catalog) if args.catalog else active_catalog()
-        return _WEIGHTS_COMMANDS[args.weights_command](args, catalog, _data_root(args))
+        return run_weights_command(args)
     except (WeightsError, CatalogError) as err:
         raise UserError(str(err)) from None
     except OSError as err:  # a local file or folder that cannot be read or written (full disk, permissions)
         raise UserError(f"{err.filename or 'weights'}: {err.strerror or err}") from None
-
-
-def _data_root(args: argparse.Namespace) -> Path:
-    from harness.data.catalog import default_data_dir
-
-    return Path(args.data_root) if args.data_root else default_data_dir()
-
-
-def _weights_ls(args: argparse.Namespace, catalog: Catalog, data_root: Path) -> int:
-    import json
-
-    from harness.weights.commands import format_row, list_rows
-
-    rows = list_rows(catalog, data_root, args.pattern)
-    if args.json:
-        print(json.dumps(rows, indent=1))
-        return 0
-    print(f"# released weights under {data_root}/weights ('by hand + import': no direct link, see the source)")
-    for row in rows:
-        print(format_row(row))
-    return 0
-
-
-def _sha256_flag(value: str | None) -> str | None:
-    import re
-
-    if value is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", value):
-        raise UserError(f"--sha256 {value!r}: expected 64 hex digits")
-    return value.lower() if value else None
-
-
-def _weights_fetch(args: argparse.Namespace, catalog: Catalog, data_root: Path) -> int:
-    from harness.weights.commands import fetch
-    from harness.weights.download import DEFAULT_MAX_BYTES
-
-    if args.max_bytes is not None and args.max_bytes < 1:
-        raise UserError(f"--max-bytes must be >= 1, got {args.max_bytes}")
-    path, digests = fetch(catalog, args.model, data_root, url=args.url, sha256=_sha256_flag(args.sha256),
-                          max_bytes=args.max_bytes or DEFAULT_MAX_BYTES, progress=not args.quiet)
-    print(f"{args.model}: already stored at {path}" if digests is None else
-          f"{args.model}: stored {path} ({digests.size:,} bytes, sha256 {digests.sha256})")
-    return 0
-
-
-def _weights_import(args: argparse.Namespace, catalog: Catalog, data_root: Path) -> int:
-    from harness.weights.commands import import_file
-
-    path, digests = import_file(catalog, args.model, Path(args.file), data_root, sha256=_sha256_flag(args.sha256))
-    print(f"{args.model}: stored {path} ({digests.size:,} bytes, sha256 {digests.sha256})")
-    return 0
-
-
-def _weights_verify(args: argparse.Namespace, catalog: Catalog, data_root: Path) -> int:
-    from harness.weights.commands import verify
-
-    verdicts = verify(catalog, data_root, args.model)
-    if not verdicts:
-        print(f"nothing stored under {data_root}/weights")
-    for verdict in verdicts:
-        print(f"{verdict.status:14s} {verdict.path}  {verdict.detail}")
-    failed = [v for v in verdicts if not v.ok]
-    if failed:
-        raise UserError(f"{len(failed)} of {len(verdicts)} stored weights files failed verification")
-    return 0
-
-
-_WEIGHTS_COMMANDS = {"ls": _weights_ls, "fetch": _weights_fetch, "import": _weights_import, "verify": _weights_verify}
 
 
 def _weights_args(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@ import and verify them under the data root (``<data-root>/weights/<model>/<file>
 
 ``catalog`` (the entries), ``locate`` (the file a suite's ``weights:`` names, and its hash), ``store`` (paths,
 records, atomic installs), ``download`` (HTTP with resume), ``fitting`` (the strict fit of a file to its model),
-``commands`` (what ``python -m harness weights`` runs).
+``commands`` (what ``python -m harness weights`` runs), ``cli`` (what it prints).
 """
 
 from harness.weights.catalog import (CATALOG_PATH, Catalog, CatalogError, WeightsEntry, active_catalog, load_catalog,
