@@ -430,12 +430,12 @@ class _Resolver:
         root and hashed when present; a missing one is no error here (``harness validate`` lists it)."""
         if entry.weights is None:
             return {}
-        from harness.data.catalog import default_data_dir
+        from harness.data.catalog import resolve_data_root
         from harness.weights.locate import WeightsLocationError, locate
 
         catalog = self.weights_catalog(lambda: where("weights")) if entry.weights == RELEASED else None
         try:
-            located = locate(entry.model, entry.weights, self.data_root or default_data_dir(), catalog)
+            located = locate(entry.model, entry.weights, resolve_data_root(self.data_root), catalog)
         except WeightsLocationError as err:
             raise SuiteError(f"{where('weights')}: {err}") from None
         return {"weights": entry.weights, "weights_sha256": located.sha256, "weights_file": located.location}

@@ -80,6 +80,11 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("SPIKEBENCH_DATA") or Path.home() / ".cache" / "spikebench")
 
 
+def resolve_data_root(given: str | Path | None) -> Path:
+    """The data root a command or run uses: the one given (``--data-root``), else ``default_data_dir()``."""
+    return Path(given) if given else default_data_dir()
+
+
 def list_datasets() -> list[str]:
     """Names that ``build_dataset`` serves."""
     return sorted(DATASETS)

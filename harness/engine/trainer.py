@@ -30,7 +30,7 @@ from torch import nn
 
 from harness.audit import batch_dependent
 from harness.data import build_dataset, dataset_info, mixup_fn, update_mixup_for_epoch
-from harness.data.catalog import default_data_dir
+from harness.data.catalog import resolve_data_root
 from harness.engine.checkpoint import CheckpointStore, atomic_write_text, rng_state, set_rng_state
 from harness.engine.data import EpochSampler, SeededSamples, epoch_loader, seeded_subset
 from harness.engine.distributed import DistInfo, init_distributed
@@ -247,7 +247,7 @@ class _Trainer:
         return build_teacher(distill, self.info["num_classes"], self._data_root(), self.device)
 
     def _data_root(self) -> Path:
-        return Path(self.spec.data_root) if self.spec.data_root else default_data_dir()
+        return resolve_data_root(self.spec.data_root)
 
     def _amp_dtype(self) -> torch.dtype | None:
         """bf16 everywhere for ``precision: bf16``; for ``amp``, bf16 (or fp16) on GPU only."""

@@ -9,7 +9,6 @@ shape, and allocates no model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from harness.suite import RunSpec
 
@@ -25,13 +24,13 @@ class WeightsCheck:
 def check_weights(specs: list[RunSpec], data_root: str | None) -> WeightsCheck:
     """Check the weights file of every eval-only run among ``specs`` (each model and file once)."""
     from harness.audit import WeightsError
-    from harness.data.catalog import default_data_dir
+    from harness.data.catalog import resolve_data_root
     from harness.engine.eval_only import build_loaded_model
     from harness.launch.worker import train_spec
     from harness.weights.catalog import RELEASED, CatalogError, active_catalog
     from harness.weights.locate import WeightsLocationError, locate
 
-    root = Path(data_root) if data_root else default_data_dir()
+    root = resolve_data_root(data_root)
     result, seen = WeightsCheck(), set()
     try:
         catalog = active_catalog() if any(spec.weights == RELEASED for spec in specs) else None

@@ -37,10 +37,10 @@ def train_spec(spec: RunSpec, data_root: str | None = None):
 
     weights = {}
     if spec.eval_only:
-        from harness.data.catalog import default_data_dir
+        from harness.data.catalog import resolve_data_root
         from harness.weights.locate import resolve_location
 
-        path = resolve_location(spec.weights_file, Path(data_root) if data_root else default_data_dir())
+        path = resolve_location(spec.weights_file, resolve_data_root(data_root))
         weights = {"weights": str(path), "weights_sha256": spec.weights_sha256}
     return TrainSpec(
         model=spec.model, dataset=spec.dataset, recipe=spec.recipe, data_root=data_root, T=spec.T,

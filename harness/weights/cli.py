@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from harness.audit import WeightsError
-from harness.data.catalog import default_data_dir
+from harness.data.catalog import resolve_data_root
 from harness.weights.catalog import Catalog, active_catalog, load_catalog
 from harness.weights.commands import fetch, format_row, import_file, list_rows, verify
 from harness.weights.download import DEFAULT_MAX_BYTES
@@ -20,7 +20,7 @@ def run_weights_command(args: argparse.Namespace) -> int:
     """Run the subcommand ``args.weights_command`` on the catalog (``--catalog``, else the active one) and the data
     root (``--data-root``, else the default data directory)."""
     catalog = load_catalog(args.catalog) if args.catalog else active_catalog()
-    data_root = Path(args.data_root) if args.data_root else default_data_dir()
+    data_root = resolve_data_root(args.data_root)
     return _COMMANDS[args.weights_command](args, catalog, data_root)
 
 
