@@ -36,8 +36,10 @@ from harness.audit import batch_dependent, load_weights
 from harness.data import build_dataset, dataset_info
 from harness.engine.checkpoint import atomic_write_text
 from harness.engine.data import seeded_subset
+from harness.engine.distributed import DistInfo
 from harness.engine.provenance import code_fingerprint, provenance
 from harness.engine.spec import TrainSpec
+from harness.engine.trainer import resolve_device
 from harness.metrics import count_params, measure_energy, peak_memory_mb, reset_peak_memory, topk_correct
 from harness.metrics.layer_rates import layer_rates, render_layer_rates
 from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS
@@ -71,7 +73,7 @@ def evaluate_weights(spec: TrainSpec, run_dir: Path) -> dict[str, Any]:
     if spec.weights_sha256 is not None and sha != spec.weights_sha256:
         raise WeightsMismatchError(f"{path}: SHA-256 {sha}, the run id names {spec.weights_sha256}: the file changed "
                                    f"since the suite was expanded; run the suite again")
-    device = _device(spec.device)
+    device = resolve_device(spec.device, DistInfo())  # one process, as a single-device training run
     reset_peak_memory(device)
     recipe = spec.resolved_recipe()
     model = build_loaded_model(spec, device)
@@ -137,12 +139,6 @@ class _Phases:
         started = time.perf_counter()
         yield
         self.seconds[name] = time.perf_counter() - started
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _images(spec: TrainSpec, split: str, T: int, recipe, official: int) -> Dataset:
