@@ -19,7 +19,7 @@ from harness.weights.catalog import WEIGHTS_SUBDIR, Catalog, WeightsEntry, store
 from harness.weights.download import DEFAULT_MAX_BYTES, PARTIAL_SUFFIX, check_url, download
 from harness.weights.fitting import build_model, check_fits
 from harness.weights.store import (Digests, check_digests, destination, hash_file, incoming_file, install,
-                                   read_record, stored_files, trusted_record)
+                                   read_record, removed_if_left_empty, stored_files, trusted_record)
 
 
 def entry_for(catalog: Catalog, model: str) -> WeightsEntry:
@@ -121,13 +121,14 @@ def fetch(catalog: Catalog, model: str, data_root: Path, url: str | None = None,
     if _already_stored(dest, entry, sha256):
         return dest, None
     part = dest.with_name(dest.name + PARTIAL_SUFFIX)
-    download(url, part, max_bytes, progress)
-    with incoming_file(dest.parent, dest.suffix) as tmp:
-        os.replace(part, tmp)
-        try:
-            return dest, _verify_and_install(tmp, dest, entry, sha256, url, url)
-        except WeightsError as err:
-            raise WeightsError(f"{err}; the download was deleted") from None
+    with removed_if_left_empty(dest.parent):
+        download(url, part, max_bytes, progress)
+        with incoming_file(dest.parent, dest.suffix) as tmp:
+            os.replace(part, tmp)
+            try:
+                return dest, _verify_and_install(tmp, dest, entry, sha256, url, url)
+            except WeightsError as err:
+                raise WeightsError(f"{err}; the download was deleted") from None
 
 
 def import_file(catalog: Catalog, model: str, source: Path, data_root: Path,
@@ -141,7 +142,7 @@ def import_file(catalog: Catalog, model: str, source: Path, data_root: Path,
     if (source.suffix == ".safetensors") != (dest.suffix == ".safetensors"):
         raise WeightsError(f"{source}: a {'safetensors' if source.suffix == '.safetensors' else 'torch'} file, but "
                            f"{model}'s release ({entry.format}) is stored as {dest.name}")
-    with incoming_file(dest.parent, dest.suffix) as tmp:
+    with removed_if_left_empty(dest.parent), incoming_file(dest.parent, dest.suffix) as tmp:
         try:
             shutil.copyfile(source, tmp)
         except OSError as err:

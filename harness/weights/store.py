@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -115,6 +115,17 @@ def incoming_file(folder: Path, suffix: str) -> Iterator[Path]:
         yield tmp
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def removed_if_left_empty(folder: Path) -> Iterator[None]:
+    """Remove ``folder`` on exit when nothing was stored in it, so a refused or failed file leaves no empty model
+    folder under the data root (a folder holding files, records or a partial download stays)."""
+    try:
+        yield
+    finally:
+        with suppress(OSError):
+            folder.rmdir()
 
 
 def install(tmp: Path, dest: Path, digests: Digests, origin: str) -> None:

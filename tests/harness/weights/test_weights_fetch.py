@@ -80,7 +80,7 @@ def test_wrong_sha256_deletes_the_download(tmp_path, release, capsys):
     assert fetch(tmp_path, "--sha256", "0" * 64) == 2
     line = one_error_line(capsys)
     assert "does not match the expected " + "0" * 64 in line and "the download was deleted" in line
-    assert list(stored_folder(tmp_path).iterdir()) == []
+    assert not stored_folder(tmp_path).exists()
 
 
 def test_unreachable_url_is_one_line(tmp_path, release, capsys):
@@ -89,7 +89,7 @@ def test_unreachable_url_is_one_line(tmp_path, release, capsys):
         port = probe.getsockname()[1]
     assert fetch(tmp_path, "--url", f"http://127.0.0.1:{port}/x.pth") == 2
     assert f"http://127.0.0.1:{port}/x.pth: cannot connect" in one_error_line(capsys)
-    assert list(stored_folder(tmp_path).iterdir()) == []
+    assert not stored_folder(tmp_path).exists()
 
 
 def test_missing_file_on_the_server_is_one_line(tmp_path, release, server, capsys):
@@ -102,7 +102,7 @@ def test_oversized_file_is_refused_and_removed(tmp_path, release, capsys, send_l
     release[2].send_length = send_length
     assert fetch(tmp_path, "--max-bytes", "4096") == 2
     assert "more than the limit of 4,096" in one_error_line(capsys)
-    assert list(stored_folder(tmp_path).iterdir()) == []
+    assert not stored_folder(tmp_path).exists()
 
 
 def test_served_file_that_does_not_load_is_deleted(tmp_path, release, server, capsys):
@@ -114,7 +114,7 @@ def test_served_file_that_does_not_load_is_deleted(tmp_path, release, server, ca
     line = one_error_line(capsys)
     assert f"error: {server[0]}/junk.pth: not a readable safetensors or weights-only torch file" in line
     assert line.endswith("the download was deleted")
-    assert list(stored_folder(tmp_path).iterdir()) == []
+    assert not stored_folder(tmp_path).exists()
 
 
 def test_release_without_a_direct_link_says_where_to_download_and_how_to_import(tmp_path, capsys):
