@@ -8,6 +8,11 @@ above the cluster's MaxArraySize) and records each run's job id in its ``status.
 does when SLURM itself requeues a preempted job). Multi-GPU runs are one job with a task per GPU; the
 engine joins them into one DDP process group from the SLURM variables.
 ``slurm_states`` merges squeue/sacct with the run records; ``cancel_suite`` cancels a suite's jobs.
+
+Before anything is submitted the profile is checked against what ``sinfo`` reports (partition, GPUs per node, GPU
+type, time limit), and an sbatch refusal is one line. Whoever can write the submission folder could run code on
+the nodes (README, "SLURM threat model"): it is the submitter's alone (0700/0600), and a job refuses to unpickle a
+file whose SHA-256 differs from the one recorded in its SLURM comment at submission (``pickle_check``).
 """
 
 from __future__ import annotations
@@ -418,6 +423,7 @@ class SubmittedPickle(submitit.helpers.DelayedSubmission):
         """The submitted pickle keeps its own timeout settings; ``SlurmRun`` counts time limits itself."""
 
     def dump(self, filepath: Path | str) -> None:
+        """Write the submitted pickle's bytes to ``filepath`` (submitit then moves it over the job's pickle)."""
         shutil.copyfile(self.path, filepath)
 
 
