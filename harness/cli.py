@@ -127,26 +127,30 @@ def _dataset_lines() -> list[str]:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from harness.launch.preflight import check_inputs
+    from harness.launch.preflight import InputsCheck, check_inputs
 
     suite, specs = _load_specs(args, args.data_root)
-    inputs = check_inputs(specs, args.data_root) if args.data_root else None
-    if inputs and inputs.problems:
+    inputs = check_inputs(specs, args.data_root) if args.data_root else InputsCheck()
+    if inputs.problems:
         raise UserError(_first_of(inputs.problems))
-    print(f"{suite.path}: valid, {len(specs)} runs")
+    print(f"{suite.path}: " + (f"{len(specs)} runs; the suite is valid, but what they need is missing under "
+                               f"{args.data_root} (listed below)" if inputs.missing else f"valid, {len(specs)} runs"))
     for spec in specs:
         variant = f" [{spec.variant}]" if spec.variant else ""
         evaluated = f" eval-only weights={spec.weights}" if spec.eval_only else ""
         print(f"  {spec.run_id} {spec.model} {spec.dataset} T={spec.T} seed={spec.seed} recipe={spec.recipe}"
               f"{variant}{evaluated}")
-    if inputs and inputs.missing:
-        print(f"missing under {args.data_root} ({len(inputs.missing)}; the runs that need them fail until they are "
-              f"there):")
-        for line in inputs.missing:
-            print(f"  {line}")
-        raise UserError(f"{suite.path}: {len(inputs.missing)} dataset(s) or file(s) missing under {args.data_root} "
-                        f"(listed above)")
+    if inputs.missing:
+        _list_missing(suite.path, inputs.missing, args.data_root)
     return 0
+
+
+def _list_missing(suite_path: str, missing: list[str], data_root: str) -> None:
+    """Print what is missing under the data root, one line each, then fail with one line (exit 2)."""
+    print(f"missing under {data_root} ({len(missing)}; the runs that need them fail until they are there):")
+    for line in missing:
+        print(f"  {line}")
+    raise UserError(f"{suite_path}: {len(missing)} dataset(s) or file(s) missing under {data_root} (listed above)")
 
 
 def _refuse_missing_files(specs, root: Path, data_root: str | None) -> None:

@@ -54,6 +54,7 @@ def test_validate_lists_each_missing_dataset_and_teacher_with_its_runs_and_sourc
     code, out, err = _validate(capsys, suite, "--data-root", str(root))
     assert code == 2
     assert err == [f"error: {suite}: 3 dataset(s) or file(s) missing under {root} (listed above)"]
+    assert out[0] == f"{suite}: 6 runs; the suite is valid, but what they need is missing under {root} (listed below)"
     cifar, imagenet, teacher = _missing_lines(out)
     assert cifar.startswith(f"  dataset 'cifar10' not found or incomplete under {root} (expected: "
                             f"{root / 'cifar-10-batches-py'}/ with {', '.join(CIFAR10_FILES)}); ")
