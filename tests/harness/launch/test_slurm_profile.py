@@ -47,6 +47,7 @@ def test_time_limits_in_every_slurm_form_become_minutes(tmp_path, text, minutes)
     ("gpus_per_node: 4\nmem_per_gpu: lots\n", 2, "mem_per_gpu", "16G"),
     ("gpus_per_node: 4\ngpus_per_run: -1\n", 2, "gpus_per_run", "greater than or equal to 0"),
     ("gpus_per_node: 4\nsbatch:\n  time: '10:00'\n", 3, "sbatch", "set by time_limit"),
+    ("gpus_per_node: 4\nsbatch:\n  comment: mine\n", 3, "sbatch", "the job pickle's SHA-256"),
     ("gpus_per_node: 4\nsetup: module load cuda\n", 2, "setup", "valid list"),
     ("partition: gpu\n", 1, "gpus_per_node", "Field required"),
 ])
