@@ -7,6 +7,7 @@ import pytest
 
 from harness.launch.slurm import (
     PROFILE_DIR, ProfileError, check_fits_cluster, chunks, load_profile, partitions_from_sinfo, resolve_profile,
+    sbatch_reason,
 )
 
 SHIPPED = sorted(PROFILE_DIR.glob("*.yaml"))
@@ -124,3 +125,13 @@ def test_a_profile_that_fits_passes_and_an_unset_partition_is_the_default(tmp_pa
     check_fits_cluster(load_profile(path), path, partitions_from_sinfo(SINFO))
     with pytest.raises(ProfileError, match=r"field partition \(not set\): the cluster has no default partition"):
         check_fits_cluster(load_profile(path), path, partitions_from_sinfo(SINFO.replace("*", "")))
+
+
+@pytest.mark.parametrize("stderr, reason", [
+    ("sbatch: error: invalid partition specified: gpu\nsbatch: error: Batch job submission failed: Invalid partition "
+     "name specified", "invalid partition specified: gpu"),
+    ("sbatch: error: Batch job submission failed: Invalid feature specification", "Invalid feature specification"),
+    ("Traceback (most recent call last):\n  ...\nsome other failure\n", "some other failure"),
+], ids=["two-lines", "one-line", "no-sbatch-error"])
+def test_sbatch_errors_reduce_to_their_meaningful_line(stderr, reason):
+    assert sbatch_reason(stderr) == reason
