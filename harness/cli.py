@@ -24,8 +24,8 @@ class UserError(Exception):
 
 
 def _load_specs(args: argparse.Namespace, data_root: str | None = None):
-    """The suite's run specs with the command line's budget knobs (and ``--only`` filter) applied; with
-    ``data_root``, the files runs need beyond their datasets (distillation teachers) must be under it."""
+    """The suite's run specs with the command line's budget knobs (and ``--only`` filter) applied; eval-only runs'
+    weights files are looked for under ``data_root`` (their hash is part of the run id)."""
     from harness.suite import SuiteError, expand, load_suite
 
     try:
@@ -127,38 +127,42 @@ def _dataset_lines() -> list[str]:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from harness.launch.preflight import InputsCheck, check_inputs
+
     suite, specs = _load_specs(args, args.data_root)
-    weights = _weights_check(specs, args.data_root)
-    if weights.problems:
-        raise UserError(_first_of(weights.problems))
-    print(f"{suite.path}: valid, {len(specs)} runs")
+    inputs = check_inputs(specs, args.data_root) if args.data_root else InputsCheck()
+    if inputs.problems:
+        raise UserError(_first_of(inputs.problems))
+    print(f"{suite.path}: " + (f"{len(specs)} runs; the suite is valid, but what they need is missing under "
+                               f"{args.data_root} (listed below)" if inputs.missing else f"valid, {len(specs)} runs"))
     for spec in specs:
         variant = f" [{spec.variant}]" if spec.variant else ""
         evaluated = f" eval-only weights={spec.weights}" if spec.eval_only else ""
         print(f"  {spec.run_id} {spec.model} {spec.dataset} T={spec.T} seed={spec.seed} recipe={spec.recipe}"
               f"{variant}{evaluated}")
-    if weights.missing:
-        print(f"missing weights ({len(weights.missing)}; `harness run` refuses these runs until the files are there):")
-        for line in weights.missing:
-            print(f"  {line}")
+    if inputs.missing:
+        _list_missing(suite.path, inputs.missing, args.data_root)
     return 0
 
 
-def _weights_check(specs, data_root: str | None):
-    """The eval-only runs' missing and unusable weights files (``harness.launch.preflight``)."""
-    from harness.launch.preflight import check_weights
+def _list_missing(suite_path: str, missing: list[str], data_root: str) -> None:
+    """Print what is missing under the data root, one line each, then fail with one line (exit 2)."""
+    print(f"missing under {data_root} ({len(missing)}; the runs that need them fail until they are there):")
+    for line in missing:
+        print(f"  {line}")
+    raise UserError(f"{suite_path}: {len(missing)} dataset(s) or file(s) missing under {data_root} (listed above)")
 
-    return check_weights(specs, data_root)
 
-
-def _refuse_unusable_weights(specs, root: Path, data_root: str | None) -> None:
-    """Before any run starts: every eval-only run still to do has its weights file, and it loads."""
+def _refuse_missing_files(specs, root: Path, data_root: str | None) -> None:
+    """Before any run starts: every run still to do has its teacher's weights file, every eval-only run its
+    weights file, and it loads (``harness.launch.preflight``)."""
+    from harness.launch.preflight import check_files
     from harness.runs import DONE_STATES, RunRecord, run_dir
 
     todo = [spec for spec in specs if RunRecord(run_dir(root, spec)).state not in DONE_STATES]
-    weights = _weights_check(todo, data_root)
-    if weights.problems or weights.missing:
-        raise UserError(_first_of(weights.problems + weights.missing))
+    files = check_files(todo, data_root)
+    if files.problems or files.missing:
+        raise UserError(_first_of(files.problems + files.missing))
 
 
 def _first_of(lines: list[str]) -> str:
@@ -196,7 +200,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     suite, specs = _load_specs(args, args.data_root)
     root, uri = _roots(args)
-    _refuse_unusable_weights(specs, root, args.data_root)
+    _refuse_missing_files(specs, root, args.data_root)
     uri = _reachable(uri)
     try:
         outcome = run_suite(specs, root, jobs=args.jobs, tracking_uri=uri, data_root=args.data_root,
@@ -303,7 +307,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
     _, specs = _load_specs(args, args.data_root)
     root, uri = _roots(args)
-    _refuse_unusable_weights(specs, root, args.data_root)
+    _refuse_missing_files(specs, root, args.data_root)
     jobs = _slurm_call(submit_suite, specs, args.cluster, root, failed_only=args.failed, tracking_uri=uri,
                        data_root=args.data_root, keep_stale=args.keep_stale)
     print(f"submitted {len(jobs)} job(s): {' '.join(jobs)}" if jobs else "nothing to submit: every run is "
@@ -599,10 +603,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", nargs="?", default="all", choices=["models", "datasets", "recipes", "suites", "all"])
     p.add_argument("--pattern", default="*", help="shell-style filter for model names")
 
-    p = command("validate", _cmd_validate, "validate a suite file and list its runs")
+    p = command("validate", _cmd_validate, "validate a suite file and list its runs; without --data-root only the "
+                "suite itself is checked (its schema, names and values), no dataset or file")
     _suite_args(p, budget=True)
-    p.add_argument("--data-root", help="also check that the files runs need beyond their datasets (distillation "
-                                       "teachers' weights) are under this data root")
+    p.add_argument("--data-root", help="also check that every dataset, distillation teacher's weights file and "
+                                       "eval-only weights file the runs need is under this data root: each missing "
+                                       "one is listed with the runs needing it and where to get it (exit 2)")
 
     p = command("run", _cmd_run, "run a suite locally (unfinished runs only), then render tables and leaderboard")
     _suite_args(p, budget=True)

@@ -327,8 +327,8 @@ class _Resolver:
                 raise SuiteError(f"{where('data_options', key)}: data option {key!r} of {dataset}: {problem}")
 
     def check_distillation(self, entry: RunEntry, recipe: str, where: Where) -> None:
-        """A run that distils needs a model with a distillation head and, when a data root is given, the
-        teacher's weights file under it."""
+        """A run that distils needs a model with a distillation head and a teacher that exists (its weights file is
+        checked by ``harness.launch.preflight``)."""
         import zoo
 
         distill = self.apply_overrides(self.load_recipe(recipe), entry.recipe_overrides).distill
@@ -342,12 +342,6 @@ class _Resolver:
         given = "distill.teacher" in entry.recipe_overrides
         self.check_teacher(distill.teacher, recipe,
                            where("recipe_overrides", "distill.teacher") if given else where("recipe"))
-        if self.data_root is None:
-            return
-        path = self.data_root / distill.teacher_weights
-        if not path.is_file():
-            raise SuiteError(f"{where('model')}: {entry.model} distils from {distill.teacher} (recipe {recipe!r}, "
-                             f"field distill.teacher_weights): expected the teacher's weights at {path}; no such file")
 
     def check_teacher(self, teacher: str, recipe: str, at: str) -> None:
         """The teacher names a registered zoo model or a model of the installed timm (``at``: where it is set)."""
@@ -466,8 +460,8 @@ def _grid_runs(entry: GridEntry, origin: Origin, default_seeds: list[int] | None
 
 
 def expand(suite: Suite, budget: Budget | None = None, data_root: str | Path | None = None) -> list[RunSpec]:
-    """All run specs of a suite, in file order, without duplicates; ``budget`` overrides the suite's. With
-    ``data_root``, the files the runs need beyond their datasets (distillation teachers) must be under it."""
+    """All run specs of a suite, in file order, without duplicates; ``budget`` overrides the suite's. Eval-only
+    runs' weights files are looked for under ``data_root`` (their hash is part of the run id)."""
     effective = Budget(**{**suite.budget.model_dump(exclude_none=True),
                           **(budget.model_dump(exclude_none=True) if budget else {})})
     if small_energy_sample(effective.energy_images):

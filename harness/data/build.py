@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from harness.data import digits_dvs as ddvs
 from harness.data.catalog import DatasetInfo, default_data_dir, get_info
-from harness.data.cifar import read_cifar
+from harness.data.cifar import cifar_split_folder, read_cifar
 from harness.data.datasets import ClipArrayDataset, ClipFileDataset, ImageArrayDataset, ImageFileDataset
 from harness.data.digits import digits_split, load_digits_raw, stratified_split
 from harness.data.dvs_files import scan_spikingjelly, scan_tonic
@@ -42,6 +42,20 @@ def build_dataset(
     split = _check_split(info, split)
     builder = _BUILDERS[name]
     return builder(info, split, Path(root).expanduser() if root is not None else None, T or info.default_T, recipe, **options)
+
+
+def check_dataset(name: str, root: str | Path | None = None, T: int | None = None,
+                  splits: tuple[str, ...] = ("train", "test"), **options: Any) -> None:
+    """Raise the ``DatasetError`` that ``build_dataset`` would (what is expected where, the download page) when one
+    of ``splits`` of ``name`` is not under ``root``; reads no sample, so that a suite's data can be checked before it
+    runs. Datasets that ship with a package or are generated are always present."""
+    info = get_info(name)
+    locate = _LOCATORS.get(name)
+    if locate is None:
+        return
+    real_root = _real_root(name, Path(root).expanduser() if root is not None else None)
+    for split in splits:
+        locate(info, _check_split(info, split), real_root, T or info.default_T, **options)
 
 
 def dataset_options(name: str) -> dict[str, Any]:
@@ -126,11 +140,16 @@ def _dvs_files(
 ) -> Dataset:
     """DVS128 Gesture / CIFAR10-DVS in spikingjelly's (default) or tonic's layout, framed into T frames."""
     _no_options(info.name, options)
+    sources, labels, classes, load = _dvs_scanner(info.name, layout)(info.name, _real_root(info.name, root), split, T)
+    return ClipFileDataset(sources, labels, classes, load, dvs_transform(recipe, split == "train", resize))
+
+
+def _dvs_scanner(name: str, layout: str):
+    """The function that lists an event dataset's files in ``layout`` (spikingjelly's or tonic's)."""
     scanners = {"spikingjelly": scan_spikingjelly, "tonic": scan_tonic}
     if layout not in scanners:
-        raise ValueError(f"dataset {info.name!r}: layout must be one of {sorted(scanners)}, got {layout!r}")
-    sources, labels, classes, load = scanners[layout](info.name, _real_root(info.name, root), split, T)
-    return ClipFileDataset(sources, labels, classes, load, dvs_transform(recipe, split == "train", resize))
+        raise ValueError(f"dataset {name!r}: layout must be one of {sorted(scanners)}, got {layout!r}")
+    return scanners[layout]
 
 
 _COMMON_ARGUMENTS = ("info", "split", "root", "T", "recipe")  # what every builder takes; the rest are options
@@ -143,3 +162,21 @@ _BUILDERS = {
     "dvs128": _dvs_files,
     "cifar10dvs": _dvs_files,
 }
+
+
+def _locate_cifar(info: DatasetInfo, split: str, root: Path, T: int | None, **_: Any) -> None:
+    cifar_split_folder(info.name, root, split)
+
+
+def _locate_imagenet(info: DatasetInfo, split: str, root: Path, T: int | None, **_: Any) -> None:
+    scan_imagenet(root, split)
+
+
+def _locate_dvs(info: DatasetInfo, split: str, root: Path, T: int | None,
+                layout: Literal["spikingjelly", "tonic"] = "spikingjelly", **_: Any) -> None:
+    _dvs_scanner(info.name, layout)(info.name, root, split, T)
+
+
+# how check_dataset finds each real dataset's files without reading them (the builders' own first step)
+_LOCATORS = {"cifar10": _locate_cifar, "cifar100": _locate_cifar, "imagenet": _locate_imagenet,
+             "dvs128": _locate_dvs, "cifar10dvs": _locate_dvs}

@@ -109,14 +109,21 @@ def find_cifar_dir(name: str, root: Path) -> Path:
     )
 
 
-def read_cifar(name: str, root: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """One split as uint8 images ``[N, 32, 32, 3]``, int64 labels and the class names."""
+def cifar_split_folder(name: str, root: Path, split: str) -> Path:
+    """The CIFAR folder once it holds every file of ``split`` (and the meta file); ``DatasetError`` otherwise."""
     layout = LAYOUTS[name]
     folder = find_cifar_dir(name, root)
     wanted = (*layout.files[split], layout.meta)
     absent = [f for f in wanted if not (folder / f).is_file()]
     if absent:
         raise missing_dataset(name, folder, [f"{f} (missing)" for f in absent], CIFAR_URL)
+    return folder
+
+
+def read_cifar(name: str, root: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One split as uint8 images ``[N, 32, 32, 3]``, int64 labels and the class names."""
+    layout = LAYOUTS[name]
+    folder = cifar_split_folder(name, root, split)
     classes = [_text(c) for c in unpickle(name, folder / layout.meta).get(layout.names_key, [])]
     if len(classes) != layout.num_classes:
         raise corrupt_file(name, folder / layout.meta, f"expected {layout.num_classes} names under {layout.names_key!r}, got {len(classes)}", CIFAR_URL)

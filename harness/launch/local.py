@@ -157,9 +157,26 @@ def run_suite(specs: list[RunSpec], results_root: Path, jobs: int = 1, tracking_
     finally:  # interrupted or stopped early: stop the workers; their runs resume from checkpoints next time
         for _, _, process in running:
             _stop(process)
+        if outcome.aborted:
+            _record_aborted(running, outcome)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return outcome
+
+
+def _record_aborted(stopped: list[tuple[RunSpec, Path, subprocess.Popen]], outcome: SuiteOutcome) -> None:
+    """Runs whose workers the suite's abort stopped are recorded ``interrupted`` with the abort's reason (one that
+    ended on its own meanwhile keeps its own state), so that reports can say why they have no result."""
+    for spec, directory, _ in stopped:
+        state = RunRecord(directory).state
+        if state in (*DONE_STATES, "failed"):
+            outcome.states.setdefault(spec.run_id, state)
+            continue
+        reason = f"suite aborted because {outcome.aborted}"
+        write_status(directory, "interrupted", reason=reason)
+        outcome.states[spec.run_id] = "interrupted"
+        outcome.reasons[spec.run_id] = reason.splitlines()[0]
+        print(f"interrupted {spec.run_id}: {outcome.reasons[spec.run_id]}", flush=True)
 
 
 def _longest_first(queue: list[tuple[RunSpec, Path]], jobs: int) -> list[tuple[RunSpec, Path]]:

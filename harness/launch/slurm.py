@@ -8,12 +8,21 @@ above the cluster's MaxArraySize) and records each run's job id in its ``status.
 does when SLURM itself requeues a preempted job). Multi-GPU runs are one job with a task per GPU; the
 engine joins them into one DDP process group from the SLURM variables.
 ``slurm_states`` merges squeue/sacct with the run records; ``cancel_suite`` cancels a suite's jobs.
+
+Before anything is submitted the profile is checked against what ``sinfo`` reports (partition, GPUs per node, GPU
+type, time limit), and an sbatch refusal is one line. Whoever can write the submission folder could run code on
+the nodes (README, "SLURM threat model"): it is the submitter's alone (0700/0600), and a job refuses to unpickle a
+file whose SHA-256 differs from the one recorded in its SLURM comment at submission (``pickle_check``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import math
+import os
 import re
 import shlex
 import shutil
@@ -24,12 +33,13 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import submitit
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.configfile import ConfigError, load_yaml
+from harness.configfile import ConfigError, compose, load_yaml, read_text
 
 from harness.runs import DONE_STATES, RunRecord, prepare, run_dir, set_aside_stale, tail_lines, write_status
 from harness.suite import RunSpec
@@ -54,7 +64,9 @@ _MANAGED_FLAGS = {
     "gpus": "gpus_per_run", "gpus-per-node": "gpus_per_run", "gres": "gpus_per_run and gpu_type",
     "cpus-per-task": "cpus_per_gpu", "cpus-per-gpu": "cpus_per_gpu", "mem": "mem_per_gpu",
     "mem-per-gpu": "mem_per_gpu", "chdir": "the submission (code snapshot)",
+    "comment": "the submission (the job pickle's SHA-256)",
 }
+PICKLE_TAG = "spikebench-sha256:"  # a job's SLURM comment: this prefix and its submitted pickle's SHA-256
 
 
 class SlurmError(RuntimeError):
@@ -129,18 +141,7 @@ class ClusterProfile(BaseModel):
     @property
     def timeout_min(self) -> int:
         """The time limit in whole minutes (rounded up)."""
-        match = _TIME.match(self.time_limit)
-        assert match is not None  # validated
-        d, a, b, c = (int(match.group(k)) if match.group(k) else None for k in "dabc")
-        if d is not None:  # D-HH[:MM[:SS]]
-            seconds = d * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
-        elif c is not None:  # HH:MM:SS
-            seconds = a * 3600 + b * 60 + c
-        elif b is not None:  # MM:SS
-            seconds = a * 60 + b
-        else:  # minutes
-            seconds = a * 60
-        return max(1, math.ceil(seconds / 60))
+        return max(1, math.ceil(duration_s(self.time_limit) / 60))
 
     @property
     def layout(self) -> tuple[int, int]:
@@ -149,6 +150,21 @@ class ClusterProfile(BaseModel):
             return 1, 1
         nodes = max(1, self.gpus_per_run // self.gpus_per_node)
         return nodes, self.gpus_per_run // nodes
+
+
+def duration_s(text: str) -> int:
+    """Seconds of a SLURM duration: [D-]HH[:MM[:SS]], HH:MM:SS, MM:SS or minutes (as ``sbatch --time`` reads it)."""
+    match = _TIME.match(text)
+    if match is None:
+        raise ValueError(f"expected [D-]HH:MM:SS, HH:MM, MM:SS or minutes, got {text!r}")
+    d, a, b, c = (int(match.group(k)) if match.group(k) else None for k in "dabc")
+    if d is not None:  # D-HH[:MM[:SS]]
+        return d * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
+    if c is not None:  # HH:MM:SS
+        return a * 3600 + b * 60 + c
+    if b is not None:  # MM:SS
+        return a * 60 + b
+    return a * 60  # minutes
 
 
 def resolve_profile(name_or_path: str | Path) -> Path:
@@ -193,6 +209,97 @@ def max_array_size() -> int:
 def chunks(items: list, size: int) -> list[list]:
     """``items`` in consecutive pieces of at most ``size``."""
     return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+# ------------------------------------------------------------------------------------------- the cluster's partitions
+_GRES_GPU = re.compile(r"gpu(?::([^:,(]+))?:(\d+)")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """What ``sinfo`` reports about one partition: whether it is the default, its nodes' GPUs, its time limit."""
+
+    name: str
+    default: bool
+    gpus_per_node: int  # the most GPUs one of its nodes has
+    gpu_types: frozenset[str]
+    time_limit: str  # as sinfo prints it: "infinite", "1-00:00:00", "30:00"
+
+    @property
+    def time_limit_s(self) -> int | None:
+        """The time limit in seconds; None when there is none."""
+        try:
+            return duration_s(self.time_limit)
+        except ValueError:  # infinite, UNLIMITED, n/a
+            return None
+
+
+def cluster_partitions() -> dict[str, Partition] | None:
+    """The cluster's partitions as ``sinfo`` reports them, or None when SLURM cannot be reached from here."""
+    if shutil.which("sinfo") is None:
+        return None
+    try:
+        return partitions_from_sinfo(slurm_command("sinfo", "-h", "-o", "%P|%G|%l"))
+    except SlurmError:
+        return None
+
+
+def partitions_from_sinfo(out: str) -> dict[str, Partition]:
+    """Partitions from ``sinfo -h -o '%P|%G|%l'`` lines (one per partition and node configuration)."""
+    partitions: dict[str, Partition] = {}
+    for line in out.splitlines():
+        shown, gres, limit = line.split("|", 2)
+        name = shown.rstrip("*")
+        gpus = _GRES_GPU.findall(gres)
+        known = partitions.get(name)
+        partitions[name] = Partition(
+            name, shown.endswith("*") or bool(known and known.default),
+            max([int(count) for _, count in gpus] + [known.gpus_per_node if known else 0]),
+            frozenset({kind for kind, _ in gpus if kind} | (known.gpu_types if known else set())), limit)
+    return partitions
+
+
+def check_fits_cluster(profile: ClusterProfile, path: Path, partitions: dict[str, Partition]) -> None:
+    """Refuse a profile the cluster cannot schedule (its partition, GPUs per node, GPU type, time limit): a
+    ``ProfileError`` naming the profile file, the field and what ``sinfo`` reports."""
+    listed = ", ".join(sorted(partitions)) or "none"
+    default = next((p for p in partitions.values() if p.default), None)
+    if profile.partition is not None and profile.partition not in partitions:
+        raise ProfileError(f"{_field_at(path, 'partition')}: {profile.partition!r} is not a partition of this "
+                           f"cluster (sinfo lists: {listed})")
+    partition = partitions[profile.partition] if profile.partition else default
+    if partition is None:
+        raise ProfileError(f"{_field_at(path, 'partition')}: the cluster has no default partition; name one of: "
+                           f"{listed}")
+    _, tasks_per_node = profile.layout
+    if profile.gpus_per_run and tasks_per_node > partition.gpus_per_node:
+        field = "gpus_per_run" if profile.gpus_per_node <= partition.gpus_per_node else "gpus_per_node"
+        raise ProfileError(f"{_field_at(path, field)}: {getattr(profile, field)} GPUs, but the nodes of partition "
+                           f"{partition.name!r} have at most {partition.gpus_per_node} (sinfo)")
+    if profile.gpu_type and profile.gpu_type not in partition.gpu_types:
+        types = ", ".join(sorted(partition.gpu_types)) or "none (its GPUs have no type)"
+        raise ProfileError(f"{_field_at(path, 'gpu_type')}: {profile.gpu_type!r} is not a GPU type of partition "
+                           f"{partition.name!r} (sinfo lists: {types})")
+    limit = partition.time_limit_s
+    if limit is not None and profile.timeout_min * 60 > limit:
+        raise ProfileError(f"{_field_at(path, 'time_limit')}: {profile.time_limit} is longer than partition "
+                           f"{partition.name!r} allows ({partition.time_limit}, sinfo)")
+
+
+def _field_at(path: Path, field: str) -> str:
+    """``<profile file>: line N: field F`` (``field F (not set)`` for a field the file leaves at its default)."""
+    tree = compose(read_text(path, "cluster profile", ProfileError), path, ProfileError)
+    node = next((value for key, value in tree.value if key.value == field), None) \
+        if isinstance(tree, yaml.MappingNode) else None
+    if node is None:
+        return f"{_shown_path(path)}: field {field} (not set)"
+    return f"{_shown_path(path)}: line {node.start_mark.line + 1}: field {field}"
+
+
+def _shown_path(path: Path) -> str:
+    """A profile's path as the user knows it: relative to the repository when it ships with it."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(path)
 
 
 @dataclass(frozen=True)
@@ -248,11 +355,14 @@ class SlurmRun(submitit.helpers.Checkpointable):
     """What a SLURM job executes: one run through the worker, requeued (and resumed) on preemption."""
 
     def __init__(self, spec: RunSpec, results_root: Path, tracking_uri: str | None = None,
-                 data_root: str | None = None) -> None:
+                 data_root: str | None = None, max_timeouts: int = 3, usr2_after_s: int | None = None) -> None:
         self.spec = spec
         self.results_root = Path(results_root)
         self.tracking_uri = tracking_uri
         self.data_root = data_root
+        self.max_timeouts = max_timeouts
+        self.usr2_after_s = usr2_after_s  # when SLURM's time-limit USR2 comes: time limit minus signal delay
+        self.started = time.time()
 
     @property
     def run_dir(self) -> Path:
@@ -262,6 +372,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
         from harness.launch.worker import execute
 
         print(f"spikebench: run {self.spec.run_id} with the code in {REPO_ROOT}", file=sys.stderr, flush=True)
+        self.started = time.time()
         state = execute(self.spec, self.results_root, self.data_root)
         if state not in DONE_STATES:
             reason = RunRecord(self.run_dir).status.get("reason") or "no reason recorded"
@@ -279,13 +390,41 @@ class SlurmRun(submitit.helpers.Checkpointable):
             print(f"MLflow logging to {self.tracking_uri} failed ({type(err).__name__}: {err}); "
                   f"run `harness collect` to log {self.run_dir}", file=sys.stderr, flush=True)
 
-    def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
-        """Called by submitit on USR2 (time limit or preemption): record the requeue; the engine's own
-        checkpoints are where the requeued job resumes."""
-        requeues = int(RunRecord(self.run_dir).status.get("slurm_requeues") or 0) + 1
+    def checkpoint(self, *args: Any, **kwargs: Any) -> SubmittedPickle | None:
+        """Called by submitit on USR2 (time limit or preemption): record the requeue and requeue the job with its
+        submitted pickle unchanged (its SHA-256 is checked again when it restarts); the engine's own checkpoints
+        are where it resumes. After ``max_timeouts`` time limits the run is given up (None: no requeue)."""
+        status = RunRecord(self.run_dir).status
+        timeouts = int(status.get("slurm_timeouts") or 0) + self._timed_out()
+        if timeouts > self.max_timeouts:
+            write_status(self.run_dir, "failed", reason=f"hit the time limit {timeouts} times (max_timeouts "
+                         f"{self.max_timeouts} in the cluster profile); resubmit with `harness submit --failed`",
+                         slurm_timeouts=timeouts)
+            return None
         write_status(self.run_dir, "interrupted", reason="requeued by SLURM (time limit or preemption); resumes "
-                     "from its last checkpoint", slurm_requeues=requeues)
-        return super().checkpoint(*args, **kwargs)
+                     "from its last checkpoint", slurm_requeues=int(status.get("slurm_requeues") or 0) + 1,
+                     slurm_timeouts=timeouts)
+        return SubmittedPickle(submitit.JobEnvironment().paths.submitted_pickle)
+
+    def _timed_out(self) -> bool:
+        """Whether this attempt's USR2 is its time limit's (it came when the limit's signal is due, a minute's
+        slack for starting) rather than a preemption's."""
+        return self.usr2_after_s is not None and time.time() - self.started >= self.usr2_after_s - 60
+
+
+class SubmittedPickle(submitit.helpers.DelayedSubmission):
+    """What a requeued job runs again: the pickle submitted for it, byte for byte, so that the SHA-256 recorded at
+    submission still vouches for it (submitit would otherwise write a new pickle from the job's side)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def set_timeout(self, timeout_min: int, max_num_timeout: int) -> None:
+        """The submitted pickle keeps its own timeout settings; ``SlurmRun`` counts time limits itself."""
+
+    def dump(self, filepath: Path | str) -> None:
+        """Write the submitted pickle's bytes to ``filepath`` (submitit then moves it over the job's pickle)."""
+        shutil.copyfile(self.path, filepath)
 
 
 # ------------------------------------------------------------------------------------------- submission
@@ -300,7 +439,50 @@ def snapshot_code(destination: Path) -> Path:
         shutil.copytree(REPO_ROOT / package, code / package, ignore=ignore)
     snapshot = {"source": str(REPO_ROOT), "git": git_state(REPO_ROOT), "created": time.time()}
     (code / "snapshot.json").write_text(json.dumps(snapshot, indent=2) + "\n")
+    owner_only(code)
     return code
+
+
+def owner_only(tree: Path) -> None:
+    """Make ``tree`` readable and writable by its owner alone (directories 0700, files 0600): whoever can write
+    the code the jobs run can run code on the nodes (copies keep their source's modes, the umask does not apply)."""
+    for directory, _, files in os.walk(tree):
+        os.chmod(directory, 0o700)
+        for name in files:
+            os.chmod(Path(directory) / name, 0o600)
+
+
+@contextlib.contextmanager
+def owner_only_umask() -> Iterator[None]:
+    """Files and directories created meanwhile (the submission folder, job pickles, sbatch scripts) are the owner's
+    alone (umask 077)."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def pickle_check(folder: Path) -> list[str]:
+    """Shell lines of the sbatch script that refuse to start a job whose pickle's SHA-256 is not the one recorded at
+    submission in the job's SLURM comment: the check runs before submitit unpickles anything, and neither the
+    script (kept by slurmctld) nor the comment can be changed by writing to the results directory."""
+    return [
+        'job=${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}; job=${job:-$SLURM_JOB_ID}',
+        f'pickle={shlex.quote(str(folder))}/"${{job}}_submitted.pkl"',
+        'for attempt in 1 2 3; do recorded=$(squeue -h -j "$job" -o %k) && break; sleep 2; done',
+        f'actual={PICKLE_TAG}$(sha256sum "$pickle" | cut -d" " -f1)',
+        f'if [ "$actual" != "$recorded" ]; then echo "spikebench: refusing to unpickle $pickle: its SHA-256 '
+        f'(${{actual#{PICKLE_TAG}}}) differs from the one recorded at submission (${{recorded#{PICKLE_TAG}}}); it was '
+        'changed after submission" >&2; exit 1; fi',
+    ]
+
+
+def record_pickle_hashes(jobs: list[submitit.Job]) -> None:
+    """Record each (held) job's pickle SHA-256 in its SLURM comment, where ``pickle_check`` reads it."""
+    for job in jobs:
+        digest = hashlib.sha256(job.paths.submitted_pickle.read_bytes()).hexdigest()
+        slurm_command("scontrol", "update", f"JobId={job.job_id}", f"Comment={PICKLE_TAG}{digest}")
 
 
 def executor_for(profile: ClusterProfile, folder: Path, code: Path, job_name: str,
@@ -310,7 +492,7 @@ def executor_for(profile: ClusterProfile, folder: Path, code: Path, job_name: st
     executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=profile.max_timeouts,
                                      slurm_python=profile.python)
     nodes, tasks_per_node = profile.layout
-    setup = [*profile.setup, f"cd {shlex.quote(str(code))}",
+    setup = [*pickle_check(folder), *profile.setup, f"cd {shlex.quote(str(code))}",
              f"export PYTHONPATH={shlex.quote(str(code))}${{PYTHONPATH:+:$PYTHONPATH}}"]
     flags: dict[str, Any] = {**profile.sbatch, "hold": True}
     if after:
@@ -328,6 +510,31 @@ def executor_for(profile: ClusterProfile, folder: Path, code: Path, job_name: st
         params["slurm_mem"] = profile.mem_per_gpu
     executor.update_parameters(**params)
     return executor
+
+
+def _submit_batch(executor: submitit.AutoExecutor, runs: list[SlurmRun]) -> list[submitit.Job]:
+    """Submit ``runs`` as one job array. submitit prints sbatch's error output before raising it: that output is
+    held back (the caller reports the error in one line) and passed on only when the submission succeeds."""
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(held), executor.batch():
+            jobs = [executor.submit(run) for run in runs]
+    except submitit.core.utils.FailedJobError:
+        held = io.StringIO()  # sbatch's refusal: the caller reports it in one line
+        raise
+    finally:
+        sys.stderr.write(held.getvalue())
+    return jobs
+
+
+def sbatch_reason(stderr: str) -> str:
+    """The one meaningful line of sbatch's error output: its first ``sbatch: error:`` message (the generic
+    "Batch job submission failed:" prefix dropped), else its last non-empty line."""
+    errors = [line.split("error:", 1)[1].strip() for line in stderr.splitlines() if "error:" in line]
+    if not errors:
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else "no error message"
+    return errors[0].removeprefix("Batch job submission failed:").strip()
 
 
 def _reachable_store(tracking_uri: str | None) -> str | None:
@@ -352,7 +559,11 @@ def submit_suite(specs: list[RunSpec], profile_path: str | Path, results_root: P
     already queued or running; one job array, split at MaxArraySize into arrays that run one after another.
     Runs computed by other code are set aside under ``<results>/stale/`` and resubmitted unless ``keep_stale``.
     Returns the submitted job ids (array form ``123_4``)."""
-    profile = load_profile(profile_path)
+    path = resolve_profile(profile_path)
+    profile = load_profile(path)
+    partitions = cluster_partitions()
+    if partitions is not None:
+        check_fits_cluster(profile, path, partitions)
     results_root = Path(results_root).resolve()
     states = slurm_states(results_root, specs)
     if not keep_stale:
@@ -368,20 +579,35 @@ def submit_suite(specs: list[RunSpec], profile_path: str | Path, results_root: P
     for spec in todo:
         prepare(results_root, spec)
     submission = results_root / "slurm" / f"{time.strftime('%Y%m%d-%H%M%S')}-{todo[0].suite}-{uuid.uuid4().hex[:6]}"
-    code = snapshot_code(submission)
+    usr2_after_s = profile.timeout_min * 60 - profile.signal_delay_s
     submitted: list[str] = []
-    previous: str | None = None
-    for part in chunks(todo, array_size):
-        executor = executor_for(profile, submission / "logs", code, f"spikebench-{todo[0].suite}", after=previous)
-        with executor.batch():
-            jobs = [executor.submit(SlurmRun(spec, results_root, tracking_uri, data_root)) for spec in part]
-        for spec, job in zip(part, jobs):
-            write_status(run_dir(results_root, spec), "pending", slurm_job_id=job.job_id, slurm_requeues=0,
-                         slurm_log=str(job.paths.stderr), slurm_submission=str(submission))
-        previous = jobs[0].job_id.split("_")[0]
-        submitted += [job.job_id for job in jobs]
-        slurm_command("scontrol", "release", previous)
+    with owner_only_umask():
+        code = snapshot_code(submission)
+        for part in chunks(todo, array_size):
+            executor = executor_for(profile, submission / "logs", code, f"spikebench-{todo[0].suite}",
+                                    after=submitted[-1].split("_")[0] if submitted else None)
+            runs = [SlurmRun(spec, results_root, tracking_uri, data_root, profile.max_timeouts, usr2_after_s)
+                    for spec in part]
+            try:
+                jobs = _submit_batch(executor, runs)
+            except submitit.core.utils.FailedJobError as err:
+                if not submitted:  # nothing of this submission reached SLURM: its folder goes too
+                    shutil.rmtree(submission, ignore_errors=True)
+                raise SlurmError(f"sbatch refused the job: {sbatch_reason(str(err))} (cluster profile "
+                                 f"{profile.name}, {_shown_path(path)})") from None
+            _record_and_release(jobs, part, results_root, submission)
+            submitted += [job.job_id for job in jobs]
     return submitted
+
+
+def _record_and_release(jobs: list[submitit.Job], specs: list[RunSpec], results_root: Path, submission: Path) -> None:
+    """While an array's jobs are held: record each job's pickle SHA-256 in SLURM and its job id in its run's
+    status; then release the array."""
+    record_pickle_hashes(jobs)
+    for spec, job in zip(specs, jobs):
+        write_status(run_dir(results_root, spec), "pending", slurm_job_id=job.job_id, slurm_requeues=0,
+                     slurm_log=str(job.paths.stderr), slurm_submission=str(submission))
+    slurm_command("scontrol", "release", jobs[0].job_id.split("_")[0])
 
 
 # ------------------------------------------------------------------------------------------- status and cancel

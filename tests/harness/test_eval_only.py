@@ -190,9 +190,10 @@ def test_the_released_suite_lists_every_catalog_entry_and_validates_with_its_fil
                                                                                        capsys):
     suite = Path(__file__).resolve().parents[2] / "suites" / "released.yaml"
     monkeypatch.setenv("SPIKEBENCH_WEIGHTS_CATALOG", str(write_catalog(tmp_path / "catalog.yaml")))
-    assert main(["validate", str(suite), "--data-root", str(tmp_path / "data")]) == 0
+    assert main(["validate", str(suite), "--data-root", str(tmp_path / "data")]) == 2  # missing files: exit 2
     out = capsys.readouterr().out
-    assert "valid, 1 runs" in out and f"{MODEL} cifar10 T=4" in out and "eval-only weights=released" in out
+    assert "1 runs; the suite is valid, but what they need is missing" in out
+    assert f"{MODEL} cifar10 T=4" in out and "eval-only weights=released" in out
     expected = tmp_path / "data" / "weights" / MODEL / "released.pth"
     assert f"expected {expected}; get it from https://github.com/zhouchenlin2096/QKFormer" in out
     assert f"weights fetch {MODEL} --data-root {tmp_path / 'data'}`" in out  # the same data root the run reads

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -36,7 +37,8 @@ pytestmark = [pytest.mark.slurm, pytest.mark.skipif(PROBLEM is not None, reason=
 
 from harness.engine import TIMING_KEYS  # noqa: E402  (after the skip: these imports take seconds)
 from harness.launch.slurm import (  # noqa: E402
-    LIVE_STATES, REPO_ROOT, STATES, cancel_suite, load_profile, slurm_command, slurm_states, submit_suite,
+    LIVE_STATES, REPO_ROOT, STATES, cancel_suite, cluster_partitions, load_profile, slurm_command, slurm_states,
+    submit_suite,
 )
 from harness.runs import RunRecord, run_dir  # noqa: E402
 from harness.suite import RunSpec, expand, load_suite  # noqa: E402
@@ -343,3 +345,101 @@ def test_a_multi_gpu_run_is_one_job_with_a_ddp_task_per_gpu(suite_specs, tmp_pat
     assert "NumTasks=2" in job and "gres/gpu=2" in job
     resolved = json.loads((run_dir(root, spec) / "config.json").read_text())["resolved"]
     assert resolved["world_size"] == 2, "both tasks joined one process group"
+
+
+# ------------------------------------------------------------------------------------------- job pickles
+class _Payload:
+    """What someone who can write the results directory would put in a job pickle: code run at unpickling."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_submission_files_are_the_owners_alone_and_an_altered_pickle_is_refused(suite_specs, tmp_path, jobs):
+    """Two runs as one array, held back by a begin time: the pickle of the second is replaced by one that would
+    create a marker file. Once started, the first runs to completion; the second refuses in one log line before
+    unpickling anything, so the marker never appears. Everything of the submission is owner-only."""
+    import pickle
+
+    profile = tmp_path / "later.yaml"
+    profile.write_text(LOCAL.read_text() + "sbatch: {begin: now+600}\n")
+    root, marker = tmp_path / "r", tmp_path / "pwned"
+    kept, altered = with_seed(suite_specs[0], 21), with_seed(suite_specs[0], 22)
+    ids = submit_suite([kept, altered], profile, root)
+    jobs.extend(ids)
+    submission = Path(RunRecord(run_dir(root, kept)).status["slurm_submission"])
+    for path in [submission, *submission.rglob("*")]:
+        if not path.is_symlink():
+            assert path.stat().st_mode & 0o077 == 0, f"{path} is open to others: {oct(path.stat().st_mode)}"
+    target = submission / "logs" / f"{ids[1]}_submitted.pkl"
+    target.write_bytes(pickle.dumps(_Payload(marker)))
+    for job_id in ids:
+        slurm_command("scontrol", "update", f"JobId={job_id}", "StartTime=now")
+    wait_until(lambda: all(s.state not in LIVE_STATES for s in slurm_states(root, [kept, altered]).values()), 180,
+               "both jobs to end")
+    states = slurm_states(root, [kept, altered])
+    assert states[kept.run_id].state == "completed", states[kept.run_id]
+    assert states[altered.run_id].state == "failed"
+    log = Path(RunRecord(run_dir(root, altered)).status["slurm_log"]).read_text().strip().splitlines()
+    assert len(log) == 1 and log[0].startswith(f"spikebench: refusing to unpickle {target}: its SHA-256 "), log
+    assert "differs from the one recorded at submission" in log[0]
+    assert not marker.exists(), "the altered pickle was unpickled"
+
+
+# ------------------------------------------------------------------------------------------- profiles vs. sinfo
+def _submit_cli(tmp_path, profile: Path | str) -> subprocess.CompletedProcess:
+    suite = tmp_path / "one.yaml"
+    suite.write_text(textwrap.dedent(SUITE).replace("seeds: [0, 1, 2, 3]", "seeds: [0]"))
+    return subprocess.run([sys.executable, "-m", "harness", "submit", str(suite), "--cluster", str(profile),
+                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=300)
+
+
+def _error_lines(done: subprocess.CompletedProcess) -> list[str]:
+    """stderr without MLflow's own INFO lines when it creates a store (silenced elsewhere)."""
+    return [line for line in done.stderr.splitlines() if " INFO mlflow." not in line]
+
+
+@pytest.mark.parametrize("change, expected", [
+    (("partition: debug", "partition: gpu"),
+     "line 3: field partition: 'gpu' is not a partition of this cluster (sinfo lists: debug)"),
+    (("gpus_per_node: 2\ngpus_per_run: 1", "gpus_per_node: 4\ngpus_per_run: 4"),
+     "line 4: field gpus_per_node: 4 GPUs, but the nodes of partition 'debug' have at most 2 (sinfo)"),
+    (("gpus_per_run: 1", "gpus_per_run: 1\ngpu_type: a100"),
+     "line 6: field gpu_type: 'a100' is not a GPU type of partition 'debug' (sinfo lists: none (its GPUs have no "
+     "type))"),
+], ids=["partition", "gpus-per-node", "gpu-type"])
+def test_a_profile_the_cluster_cannot_schedule_is_one_line_naming_its_field(tmp_path, change, expected):
+    profile = tmp_path / "p.yaml"
+    profile.write_text(LOCAL.read_text().replace(*change))
+    done = _submit_cli(tmp_path, profile)
+    assert done.returncode == 2 and _error_lines(done) == [f"error: {profile}: {expected}"], done.stderr
+    assert not (tmp_path / "results" / "runs").exists(), "nothing is written before the check"
+
+
+def test_a_shipped_profile_names_its_repository_path(tmp_path):
+    done = _submit_cli(tmp_path, "single-gpu")
+    assert done.returncode == 2 and _error_lines(done) == [
+        "error: slurm/single-gpu.yaml: line 3: field partition: 'gpu' is not a partition of this cluster (sinfo "
+        "lists: debug)"], done.stderr
+
+
+def test_sbatch_refusing_the_job_is_one_line_and_leaves_no_submission(tmp_path):
+    profile = tmp_path / "featured.yaml"
+    profile.write_text(LOCAL.read_text() + "constraint: nosuchfeature\n")
+    done = _submit_cli(tmp_path, profile)
+    assert done.returncode == 2, done.stderr
+    assert _error_lines(done) == [f"error: sbatch refused the job: Invalid feature specification (cluster profile "
+                                  f"featured, {profile})"], done.stderr
+    assert not list((tmp_path / "results" / "slurm").glob("*")), "the refused submission's folder is removed"
+
+
+def test_the_local_partition_is_read_from_sinfo():
+    partitions = cluster_partitions()
+    assert partitions is not None and set(partitions) == {"debug"}
+    debug = partitions["debug"]
+    assert debug.default and debug.gpus_per_node == 2 and debug.gpu_types == frozenset()
+    assert debug.time_limit == "infinite" and debug.time_limit_s is None

@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.launch.slurm import PROFILE_DIR, ProfileError, chunks, load_profile, resolve_profile
+from harness.launch.slurm import (
+    PROFILE_DIR, ProfileError, check_fits_cluster, chunks, load_profile, partitions_from_sinfo, resolve_profile,
+    sbatch_reason,
+)
 
 SHIPPED = sorted(PROFILE_DIR.glob("*.yaml"))
 
@@ -45,6 +48,7 @@ def test_time_limits_in_every_slurm_form_become_minutes(tmp_path, text, minutes)
     ("gpus_per_node: 4\nmem_per_gpu: lots\n", 2, "mem_per_gpu", "16G"),
     ("gpus_per_node: 4\ngpus_per_run: -1\n", 2, "gpus_per_run", "greater than or equal to 0"),
     ("gpus_per_node: 4\nsbatch:\n  time: '10:00'\n", 3, "sbatch", "set by time_limit"),
+    ("gpus_per_node: 4\nsbatch:\n  comment: mine\n", 3, "sbatch", "the job pickle's SHA-256"),
     ("gpus_per_node: 4\nsetup: module load cuda\n", 2, "setup", "valid list"),
     ("partition: gpu\n", 1, "gpus_per_node", "Field required"),
 ])
@@ -84,3 +88,50 @@ def test_extra_sbatch_flags_are_normalized_and_the_name_defaults_to_the_file(tmp
 def test_arrays_split_into_pieces_of_at_most_the_limit():
     assert chunks(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
     assert chunks([1, 2], 3) == [[1, 2]]
+
+
+SINFO = "short*|gpu:a100:4(S:0-1)|1:00:00\nshort*|gpu:v100:2,gpu:a100:1|1:00:00\ncpu|(null)|2-00:00:00\n"
+
+
+def test_sinfo_lines_merge_into_partitions():
+    partitions = partitions_from_sinfo(SINFO)
+    short, cpu = partitions["short"], partitions["cpu"]
+    assert short.default and short.gpus_per_node == 4 and short.gpu_types == frozenset({"a100", "v100"})
+    assert short.time_limit_s == 3600 and cpu.time_limit_s == 2 * 86400
+    assert not cpu.default and cpu.gpus_per_node == 0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("partition: short\ngpus_per_node: 4\ntime_limit: '02:00:00'\n",
+     "line 3: field time_limit: 02:00:00 is longer than partition 'short' allows (1:00:00, sinfo)"),
+    ("gpus_per_node: 4\ntime_limit: '61'\n",
+     "line 2: field time_limit: 61 is longer than partition 'short' allows (1:00:00, sinfo)"),
+    ("partition: cpu\ngpus_per_node: 1\n",
+     "line 2: field gpus_per_node: 1 GPUs, but the nodes of partition 'cpu' have at most 0 (sinfo)"),
+    ("partition: short\ngpus_per_node: 4\ngpu_type: h100\n",
+     "line 3: field gpu_type: 'h100' is not a GPU type of partition 'short' (sinfo lists: a100, v100)"),
+], ids=["time-limit", "default-partition-time-limit", "gpus-on-a-cpu-partition", "gpu-type"])
+def test_a_profile_is_checked_against_the_partitions_sinfo_reports(tmp_path, text, expected):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(ProfileError) as refused:
+        check_fits_cluster(load_profile(path), path, partitions_from_sinfo(SINFO))
+    assert str(refused.value) == f"{path}: {expected}"
+
+
+def test_a_profile_that_fits_passes_and_an_unset_partition_is_the_default(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("gpus_per_node: 4\ngpus_per_run: 4\ngpu_type: a100\ntime_limit: '60'\n")
+    check_fits_cluster(load_profile(path), path, partitions_from_sinfo(SINFO))
+    with pytest.raises(ProfileError, match=r"field partition \(not set\): the cluster has no default partition"):
+        check_fits_cluster(load_profile(path), path, partitions_from_sinfo(SINFO.replace("*", "")))
+
+
+@pytest.mark.parametrize("stderr, reason", [
+    ("sbatch: error: invalid partition specified: gpu\nsbatch: error: Batch job submission failed: Invalid partition "
+     "name specified", "invalid partition specified: gpu"),
+    ("sbatch: error: Batch job submission failed: Invalid feature specification", "Invalid feature specification"),
+    ("Traceback (most recent call last):\n  ...\nsome other failure\n", "some other failure"),
+], ids=["two-lines", "one-line", "no-sbatch-error"])
+def test_sbatch_errors_reduce_to_their_meaningful_line(stderr, reason):
+    assert sbatch_reason(stderr) == reason
