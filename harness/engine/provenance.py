@@ -71,10 +71,10 @@ def code_modules(model: str, recipe: str | None, teacher: str | None = None, roo
     # a model no longer registered has no code here: its runs are stale
     entries += [zoo.registry.model_module(name) for name in models if name in registered]
     modules = {}
-    for name in _import_closure(root, entries, counted, families):
-        path = root / counted[name]
+    for name, stamp in _import_closure(root, entries, counted, families).items():
         registrations = frozenset() if name in families else families
-        modules[counted[name]] = _semantic_hash(path, _stamp(path), _package_of(counted[name]), registrations)
+        modules[counted[name]] = _semantic_hash(root / counted[name], stamp, _package_of(counted[name]),
+                                                registrations)
     if recipe is not None:
         recipe_file = root / RECIPES / f"{Path(recipe).name}.yaml"
         modules[recipe_file.relative_to(root).as_posix()] = (_recipe_hash(recipe_file, _stamp(recipe_file))
@@ -162,21 +162,21 @@ def _package_of(relative: str) -> str:
 
 
 def _import_closure(root: Path, entries: Iterable[str], counted: dict[str, str],
-                    families: frozenset[str]) -> list[str]:
-    """The modules ``entries`` import, directly or not, among ``counted``; a family model module is entered only
-    as an entry or from another family module."""
-    seen: set[str] = set()
+                    families: frozenset[str]) -> dict[str, tuple[str, str]]:
+    """The modules ``entries`` import, directly or not, among ``counted`` (each with its ``_stamp``); a family
+    model module is entered only as an entry or from another family module."""
+    seen: dict[str, tuple[str, str]] = {}
     todo = [name for name in entries if name in counted]
     while todo:
         name = todo.pop()
         if name in seen:
             continue
-        seen.add(name)
         path = root / counted[name]
-        for imported in _imports(path, _stamp(path), _package_of(counted[name])):
+        seen[name] = _stamp(path)
+        for imported in _imports(path, seen[name], _package_of(counted[name])):
             if imported in counted and imported not in seen and (imported not in families or name in families):
                 todo.append(imported)
-    return sorted(seen)
+    return seen
 
 
 def _stamp(path: Path) -> tuple[str, str]:

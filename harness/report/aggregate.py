@@ -215,9 +215,10 @@ class ConfigResult:
         from harness.engine.provenance import code_fingerprint, run_code
 
         teachers = self.finished.get(TEACHER_PARAM, pd.Series(None, index=self.finished.index))
-        return any(f != code_fingerprint(*run_code(model, recipe, {"distill": {"teacher": teacher}}))
-                   for f, model, recipe, teacher in zip(self.finished["code_fingerprint"], self.finished["model"],
-                                                        self.finished["recipe"], teachers))
+        codes = [run_code(model, recipe, {"distill": {"teacher": teacher}}) for model, recipe, teacher
+                 in zip(self.finished["model"], self.finished["recipe"], teachers)]
+        current = {code: code_fingerprint(*code) for code in set(codes)}  # the seeds of a config share theirs
+        return any(f != current[code] for f, code in zip(self.finished["code_fingerprint"], codes))
 
     @property
     def suites(self) -> list[str]:
