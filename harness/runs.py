@@ -190,7 +190,8 @@ class RunRecord:
             return False
         begun = self.config.get("provenance", {}).get("code_fingerprint")
         ended = (self.final or {}).get("code_fingerprint", begun)
-        return {begun, ended} != {code_fingerprint(*run_code(self.spec.model, self.spec.recipe, self.config.get("recipe")))}
+        current = code_fingerprint(*run_code(self.spec.model, self.spec.recipe, self.config.get("recipe")))
+        return {begun, ended} != {current}
 
     @property
     def final(self) -> dict[str, Any] | None:

@@ -174,12 +174,26 @@ def test_stale_runs_name_the_modules_that_changed(repo):
 
 
 def test_a_slurm_code_snapshot_has_the_fingerprints_of_its_checkout(tmp_path):
-    """The snapshot is no git checkout (and may lie inside one): it counts the files its checkout tracked."""
+    """The snapshot is no git checkout, though it may lie inside one (a results directory in the repository): it
+    counts the files its checkout tracked and reports its checkout's git state."""
     from harness.launch.slurm import snapshot_code
 
-    code = snapshot_code(tmp_path)
-    (code / "zoo" / "models" / "untracked_probe.py").write_text("x = 1\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "commit", "--allow-empty", "-qm", "a repository around the results")
+    code = snapshot_code(tmp_path / "results" / "slurm" / "sub")
+    (code / "zoo" / "core" / "untracked_probe.py").write_text("x = 1\n")
     name = RUNS["qkformer"]
     recipe = zoo.model_card(name).recipe
     assert code_fingerprint(name, recipe, root=code) == code_fingerprint(name, recipe)
-    assert git_state(code)["snapshot"] == str(code)
+    assert git_state(code) == {**git_state(), "snapshot": str(code)}
+
+
+def test_outside_git_every_python_file_counts(tmp_path):
+    """An installed copy (no git, no snapshot) cannot tell tracked files: each of its modules counts."""
+    root = tmp_path / "installed"
+    for package in ("zoo", "harness"):
+        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    name = RUNS["qkformer"]
+    before = code_fingerprint(name, None, root=root)
+    (root / "zoo" / "core" / "extra.py").write_text("x = 1\n")
+    assert code_fingerprint(name, None, root=root) != before
