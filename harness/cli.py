@@ -255,11 +255,22 @@ def _cmd_status(args: argparse.Namespace) -> int:
         by = f" by={holder}" if holder else ""
         print(f"{state:11s} {spec.run_id} {spec.model:28s} {spec.dataset:11s} T={spec.T:<3d} seed={spec.seed} "
               f"top1={top1}{job}{by}")
+        if state == "stale":
+            _print_changed_code(record.config, spec)
         if slurm and slurm.reason and state == "failed":
             print("            " + slurm.reason.strip().splitlines()[-1][:200])
         states[spec.run_id] = state
     print(f"{suite.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(Counter(states.values()).items())))
     return 0
+
+
+def _print_changed_code(config: dict, spec) -> None:
+    """Under a stale run in ``status``: the modules (and recipe) that changed since it was computed."""
+    from harness.engine.provenance import changed_modules
+
+    changed = changed_modules(config, spec.model, spec.recipe)
+    if changed:
+        print("            changed: " + ", ".join(changed))
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:

@@ -175,8 +175,19 @@ def _alias_bomb(root: yaml.Node) -> str | None:
             "(a YAML alias bomb?); write the values out")
 
 
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# what a quoted part of PyYAML's message may show: one character (escaped or not) or a token kind ('<scalar>')
+_SHOWN_QUOTE = re.compile(r"""(['"])(?:\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}|\\.|[^\\]|<[a-z ]+>)\1""")
+
+
+def _without_file_text(problem: str) -> str:
+    """PyYAML's problem with the file's text it quotes (a tag, an alias, an anchor) left out: a file that is
+    not YAML (a key, a password file) must not be echoed; single characters and token kinds stay."""
+    return _QUOTED.sub(lambda m: m[0] if _SHOWN_QUOTE.fullmatch(m[0]) else "[text left out]", problem)
+
+
 def _yaml_error(err: yaml.YAMLError, path: Path, error: type[ConfigError], text: str = "") -> ConfigError:
-    """PyYAML's multi-line message as one line: file, line, the problem."""
+    """PyYAML's multi-line message as one line: file, line, the problem (no text quoted from the file)."""
     if isinstance(err, yaml.reader.ReaderError):  # a character YAML does not accept, at a text position
         line = text.count("\n", 0, err.position) + 1
         character = chr(err.character)
@@ -185,7 +196,7 @@ def _yaml_error(err: yaml.YAMLError, path: Path, error: type[ConfigError], text:
     where = f"line {mark.line + 1}: " if mark is not None else ""
     parts = [getattr(err, "context", None), getattr(err, "problem", None)]
     problem = "; ".join(p for p in parts if p) or str(err).splitlines()[0]
-    return error(f"{path}: {where}not valid YAML: {problem}")
+    return error(f"{path}: {where}not valid YAML: {_without_file_text(problem)}")
 
 
 def compose(text: str, path: Path, error: type[ConfigError] = ConfigError) -> yaml.Node | None:

@@ -184,13 +184,14 @@ class RunRecord:
     def stale(self) -> bool:
         """Whether the run was begun or finished by code other than this checkout's (see
         ``harness.engine.provenance``); a run that never started is not stale, one without a fingerprint is."""
-        from harness.engine.provenance import code_fingerprint
+        from harness.engine.provenance import code_fingerprint, run_code
 
         if not self.config:
             return False
         begun = self.config.get("provenance", {}).get("code_fingerprint")
         ended = (self.final or {}).get("code_fingerprint", begun)
-        return {begun, ended} != {code_fingerprint()}
+        current = code_fingerprint(*run_code(self.spec.model, self.spec.recipe, self.config.get("recipe")))
+        return {begun, ended} != {current}
 
     @property
     def final(self) -> dict[str, Any] | None:

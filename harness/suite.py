@@ -4,7 +4,8 @@ A suite file (``suites/*.yaml``)::
 
     name: smoke                      # default: the file name
     description: ...
-    include: [base.yaml]             # grids and runs of other suite files come first
+    include: [base.yaml]             # grids and runs of other suite files come first; each must lie inside
+                                     # this file's directory tree or the package's suites/ (symlinks resolved)
     seeds: [0, 1, 2]                 # default seeds of grid entries that name none
     budget: {epochs: 3, limit_batches: null, subset: null}
     margins: {top1: 0.5, energy: 0.10}  # equivalence margins of the verdicts (points; relative)
@@ -145,6 +146,7 @@ class SuiteFile(_Strict):
         None, description="'all': one eval-only run per entry of the weights catalog, on its paper's dataset")
 
 
+PACKAGE_SUITES = Path(__file__).resolve().parents[1] / "suites"  # the suites shipped with spikebench
 DEFAULT_ENERGY_IMAGES = "all"  # a run's energy is measured on the whole eval split unless the budget says otherwise
 # RunSpec fields that do not shape a run's numbers, hence not hashed into its run id: the suite, and where the
 # weights file lies (its content is hashed: ``weights_sha256``)
@@ -223,20 +225,34 @@ def _read_suite_file(path: Path) -> SuiteFile:
     return load_yaml(path, SuiteFile, "suite", SuiteError)
 
 
+def _confined_include(including: Path, index: int, include: str, roots: tuple[Path, ...]) -> Path:
+    """The file an ``include`` entry names (relative to the including file, symlinks resolved), refused unless it
+    lies inside one of ``roots``: a suite reads no file outside its own directory tree or the package's suites."""
+    target = (including.parent / include).resolve()
+    if any(target.is_relative_to(root) for root in roots):
+        return target
+    line = line_of(compose(read_text(including, "suite", SuiteError), including, SuiteError), ("include", index))
+    raise SuiteError(f"{including}: line {line}: field include.{index}: {include!r} resolves to {target}, outside "
+                     f"{' and '.join(str(root) for root in roots)}; an include must stay inside the suite's own "
+                     f"directory tree or the package's suites/ folder")
+
+
 def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
-    """Read a suite file and its includes (relative to the including file), validated."""
+    """Read a suite file and its includes (relative to the including file), validated. Includes must resolve
+    inside the top suite's directory tree or ``PACKAGE_SUITES`` (see ``_confined_include``)."""
     path = Path(path).resolve()
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise SuiteError(f"{path}: include cycle: {chain}")
     own = _read_suite_file(path)
+    roots = (_seen[0].parent if _seen else path.parent, PACKAGE_SUITES.resolve())
     grid = []
     runs = []
     released = []
     budget = Budget()
     seeds = None
-    for inc in own.include:
-        parent = load_suite(path.parent / inc, (*_seen, path))
+    for index, inc in enumerate(own.include):
+        parent = load_suite(_confined_include(path, index, inc, roots), (*_seen, path))
         grid += parent.grid
         runs += parent.runs
         released += parent.released

@@ -7,6 +7,9 @@ whose content hash is already logged and replaces the MLflow run when the direct
 - ``ensure_store`` creates and migrates a sqlite store once, under a file lock, before anything else opens it;
 - logging one run id holds a lock in its run directory, so any number of processes leave one MLflow run per
   run id and suite (and ``collect`` removes duplicates older versions left behind);
+- a logged MLflow run is complete or absent: its content-hash tag is written last, after metrics, params,
+  artifacts and its end status, so a ``collect`` cut off midway (SIGKILL) leaves a run without it, which the
+  next ``collect`` replaces and reports leave out (``complete``);
 - an unreachable server fails fast (bounded HTTP retries and timeout): ``TrackingUnavailable``, one line;
 - a malformed run directory is skipped with one warning naming the file (``MalformedRecord``).
 """
@@ -49,6 +52,7 @@ TAG_NAMES = ("run_id", "suite", "family", "model", "dataset", "T", "seed", "vari
 ARTIFACTS = ("spec.json", "final.json", "config.json", "metrics.jsonl", "energy.json", "firing.json", "firing.md")
 LOGGED_STATES = ("finished", "failed", "diverged")
 RUN_FILES = ("spec.json", "status.json", "config.json", "final.json")
+ENDED_STATUSES = ("FINISHED", "FAILED")  # what ``_log_locked`` ends a logged run with
 # An unreachable server costs seconds, not MLflow's default of 7 retries with exponential backoff (minutes).
 HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
@@ -287,7 +291,8 @@ def _log_locked(record: RunRecord, uri: str, suite: str, suite_path: str | None,
     chash = content_hash(record)
     existing = client.search_runs([experiment_id], filter_string=f"tags.`{TAG}run_id` = '{spec.run_id}'",
                                   order_by=["attributes.start_time ASC"])
-    current = [run for run in existing if run.data.tags.get(TAG + "content_hash") == chash]
+    current = [run for run in existing if complete(run.info.status, run.data.tags.get(TAG + "content_hash"))
+               and run.data.tags[TAG + "content_hash"] == chash]
     if current:
         extra = [run for run in existing if run is not current[0]]
         for run in extra:
@@ -297,6 +302,7 @@ def _log_locked(record: RunRecord, uri: str, suite: str, suite_path: str | None,
         client.delete_run(run.info.run_id)
     config = record.config
     tags = _tags(record, config, suite, suite_path or f"suites/{suite}.yaml", chash)
+    hash_tag = tags.pop(TAG + "content_hash")
     run = client.create_run(experiment_id, run_name=spec.run_id, tags=tags)
     params = flatten_params("spec", spec.model_dump(mode="json"), {})
     params.update(flatten_params("recipe", config.get("recipe", {}), {}))
@@ -309,7 +315,14 @@ def _log_locked(record: RunRecord, uri: str, suite: str, suite_path: str | None,
         if (record.dir / name).exists():
             client.log_artifact(run.info.run_id, str(record.dir / name))
     client.set_terminated(run.info.run_id, status="FINISHED" if record.state == "finished" else "FAILED")
+    client.set_tag(run.info.run_id, TAG + "content_hash", hash_tag)  # last: the run is complete from here on
     return "logged"
+
+
+def complete(status: str | None, content_hash: Any) -> bool:
+    """Whether an MLflow run (its status and content-hash tag) was logged to the end: a run still RUNNING or
+    without the hash, which is written last, was cut off (or is being written) and counts as absent."""
+    return status in ENDED_STATUSES and isinstance(content_hash, str) and bool(content_hash)
 
 
 def collect(results_root: Path, uri: str, run_ids: set[str] | None = None, suite: str | None = None) -> dict[str, int]:
@@ -342,10 +355,23 @@ def runs_frame(uri: str, suite: str | None = None):
     if not experiments:
         return pd.DataFrame(columns=[*columns, "mlflow_run_id", "start_time"])
     mlflow.set_tracking_uri(uri)
-    raw = mlflow.search_runs(experiment_ids=experiments, output_format="pandas")
+    raw = _complete_runs(mlflow.search_runs(experiment_ids=experiments, output_format="pandas"))
     data = {"mlflow_run_id": raw["run_id"], "start_time": raw["start_time"]}
     for name in columns:
         source = f"tags.{TAG}{name}" if name in TAG_NAMES else f"metrics.{name}"
         data[name] = raw[source] if source in raw else pd.Series(None, index=raw.index, dtype=object)
     params = [c for c in raw.columns if c.startswith("params.")]
     return pd.concat([pd.DataFrame(data), raw[params]], axis=1)
+
+
+def _complete_runs(raw):
+    """The rows of ``mlflow.search_runs`` that were logged to the end; each cut-off run is left out with one
+    warning naming it (``collect`` replaces it)."""
+    hashes = raw.get(f"tags.{TAG}content_hash", [None] * len(raw))
+    kept = [complete(status, content_hash) for status, content_hash in zip(raw.get("status", []), hashes)]
+    run_ids = raw.get(f"tags.{TAG}run_id", [None] * len(raw))
+    for mlflow_run, run_id, ok in zip(raw.get("run_id", []), run_ids, kept):
+        if not ok:
+            warnings.warn(f"MLflow run {mlflow_run} (run id {run_id}) was not logged to the end (a cut-off or "
+                          f"running collect); left out: `harness collect` replaces it", stacklevel=3)
+    return raw[kept] if len(raw) else raw

@@ -105,3 +105,11 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     model.card = replace(card, T=overrides.get("T", card.T), num_classes=overrides.get("num_classes", card.num_classes),
                          params=sum(p.numel() for p in model.parameters()))
     return model
+
+
+def model_module(name: str) -> str:
+    """The dotted name of the module that defines a configuration's builder (its family's model file, e.g.
+    ``zoo.models.sdt``): the code a run of it depends on beyond the shared core."""
+    _check_name(name)
+    builder = _BUILDERS[name]
+    return getattr(builder, "func", builder).__module__

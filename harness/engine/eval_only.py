@@ -37,7 +37,7 @@ from harness.data import build_dataset, dataset_info
 from harness.engine.checkpoint import atomic_write_text
 from harness.engine.data import seeded_subset
 from harness.engine.distributed import DistInfo
-from harness.engine.provenance import code_fingerprint, provenance
+from harness.engine.provenance import code_fingerprint, provenance, run_code
 from harness.engine.spec import TrainSpec
 from harness.engine.trainer import resolve_device
 from harness.metrics import count_params, measure_energy, peak_memory_mb, reset_peak_memory, topk_correct
@@ -112,7 +112,7 @@ def evaluate_weights(spec: TrainSpec, run_dir: Path) -> dict[str, Any]:
         "params": count_params(model), "epochs_completed": 0, "global_step": 0,
         "wall_time_s": time.perf_counter() - started, "phase_seconds": phases.seconds,
         "peak_memory_mb": peak_memory_mb(device),
-        "code_fingerprint": code_fingerprint(),
+        "code_fingerprint": code_fingerprint(*run_code(spec.model, spec.recipe, recipe.model_dump(mode="json"))),
     }
     atomic_write_text(json.dumps(final, indent=1), run_dir / "final.json")
     return final
@@ -153,8 +153,10 @@ def _images(spec: TrainSpec, split: str, T: int, recipe, official: int) -> Datas
 
 
 def _write_config(spec: TrainSpec, recipe, run_dir: Path, resolved: dict[str, Any]) -> None:
-    config = {"spec": spec.model_dump(mode="json"), "recipe": recipe.model_dump(mode="json"), "seed": spec.seed,
-              "resolved": {**resolved, "eval_only": True}, "provenance": provenance()}
+    dump = recipe.model_dump(mode="json")
+    config = {"spec": spec.model_dump(mode="json"), "recipe": dump, "seed": spec.seed,
+              "resolved": {**resolved, "eval_only": True},
+              "provenance": provenance(*run_code(spec.model, spec.recipe, dump))}
     atomic_write_text(json.dumps(config, indent=1, default=str), run_dir / "config.json")
 
 

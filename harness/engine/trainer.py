@@ -38,7 +38,7 @@ from harness.engine.evaluate import autocast, evaluate
 from harness.engine.loss import TrainLoss
 from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
 from harness.engine.progress import EpochProgress, RunLog
-from harness.engine.provenance import code_fingerprint, provenance
+from harness.engine.provenance import code_fingerprint, provenance, run_code
 from harness.engine.spec import TrainSpec
 from harness.engine.teacher import TeacherError, build_teacher, weights_sha256
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
@@ -152,6 +152,7 @@ class _Trainer:
         self.teacher_weights = self._teacher_weights()
         self.teacher_sha256 = weights_sha256(self.teacher_weights) if self.teacher_weights else None
         self.fingerprint = fingerprint(spec, self.recipe.model_dump(mode="json"), self.teacher_sha256)
+        self.code = run_code(spec.model, spec.recipe, self.recipe.model_dump(mode="json"))  # what computes it
         self.device = resolve_device(spec.device, self.dist)
         self.info = dataset_info(spec.dataset)
         self.T = spec.time_steps()
@@ -293,7 +294,7 @@ class _Trainer:
             return
         config = {"spec": self.spec.model_dump(mode="json"), "recipe": self.recipe.model_dump(mode="json"),
                   "seed": self.spec.seed, "resolved": self.derived, "model_card": self.model.card.as_dict(),
-                  "provenance": provenance()}
+                  "provenance": provenance(*self.code)}
         atomic_write_text(json.dumps(config, indent=1, default=str), path)
 
     def _rewrite_metrics(self, history: list[dict[str, Any]]) -> None:
@@ -472,7 +473,7 @@ class _Trainer:
             "last": state.history[-1] if state.history else None, "params": count_params(self.model),
             "wall_time_s": state.wall_time_s, "peak_memory_mb": peak_memory_mb(self.device),
             "eval_batch": self.eval_batch_size, "batch_dependent": batch_dependent(self.model),
-            "code_fingerprint": code_fingerprint(),
+            "code_fingerprint": code_fingerprint(*self.code),
         }
         if status == "finished" and self.spec.energy_images and self.dist.is_main:
             final["energy"], final["neurobench"] = self._energy()

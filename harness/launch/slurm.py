@@ -429,15 +429,18 @@ class SubmittedPickle(submitit.helpers.DelayedSubmission):
 
 # ------------------------------------------------------------------------------------------- submission
 def snapshot_code(destination: Path) -> Path:
-    """Copy the ``harness`` and ``zoo`` packages into ``destination/code`` (with the git state) so that
-    edits after submitting do not change queued jobs; returns the code directory."""
-    from harness.engine.provenance import git_state
+    """Copy the ``harness`` and ``zoo`` packages into ``destination/code`` (with the git state and the list of
+    tracked files, which the code fingerprint counts) so that edits after submitting do not change queued jobs;
+    returns the code directory."""
+    from harness.engine.provenance import git_state, tracked_files
 
     code = destination / "code"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for package in SNAPSHOT_PACKAGES:
         shutil.copytree(REPO_ROOT / package, code / package, ignore=ignore)
-    snapshot = {"source": str(REPO_ROOT), "git": git_state(REPO_ROOT), "created": time.time()}
+    tracked = tracked_files(REPO_ROOT)
+    snapshot = {"source": str(REPO_ROOT), "git": git_state(REPO_ROOT), "created": time.time(),
+                "tracked": sorted(tracked) if tracked is not None else None}
     (code / "snapshot.json").write_text(json.dumps(snapshot, indent=2) + "\n")
     owner_only(code)
     return code

@@ -23,6 +23,7 @@ NO_CLAIM = "no claim"
 CONFIDENCE = 0.95
 Z_CONFIDENCE = float(normal.ppf(0.5 + CONFIDENCE / 2))  # 1.96: the normal quantile of the same level
 KEY_TAGS = ("dataset", "model", "T", "variant", "recipe")
+TEACHER_PARAM = "params.recipe.distill.teacher"  # a distillation teacher: zoo ones count in the code fingerprint
 # RunSpec fields that differ between the seeds of one configuration (or only say where it was run from).
 NOT_CONFIG = ("params.spec.seed", "params.spec.suite")
 BUDGET_PARAMS = ("epochs", "limit_batches", "subset")
@@ -211,9 +212,13 @@ class ConfigResult:
     def stale(self) -> bool:
         """Whether a finished run was computed by code other than this checkout's (its recorded code fingerprint
         differs or is missing): its numbers may not be what this code gives."""
-        from harness.engine.provenance import code_fingerprint
+        from harness.engine.provenance import code_fingerprint, run_code
 
-        return any(f != code_fingerprint() for f in self.finished["code_fingerprint"])
+        teachers = self.finished.get(TEACHER_PARAM, pd.Series(None, index=self.finished.index))
+        codes = [run_code(model, recipe, {"distill": {"teacher": teacher}}) for model, recipe, teacher
+                 in zip(self.finished["model"], self.finished["recipe"], teachers)]
+        current = {code: code_fingerprint(*code) for code in set(codes)}  # the seeds of a config share theirs
+        return any(f != current[code] for f, code in zip(self.finished["code_fingerprint"], codes))
 
     @property
     def suites(self) -> list[str]:

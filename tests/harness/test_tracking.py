@@ -280,3 +280,50 @@ def test_energy_block_without_conventions_is_the_ops_count():
     old = {"energy": {"energy_mj": 3.0, "firing_rate": 0.3, "macs": 1.0, "acs": 2.0, "images": 64}}
     assert final_metrics(old) == {"ops_energy_mj": 3.0, "ops_firing_rate": 0.3, "ops_macs": 1.0, "ops_acs": 2.0,
                                   "energy_images": 64.0}
+
+
+# A `collect` that SIGKILLs itself the moment it calls one MlflowClient method (a real kill of a real process on a
+# real store: nothing of MLflow is replaced; the method is never reached).
+KILLED_COLLECT = """
+import os, signal, sys
+from mlflow.tracking import MlflowClient
+
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+setattr(MlflowClient, sys.argv[1], killed)
+from harness.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("point", ["log_batch", *(pytest.param(point, marks=pytest.mark.slow)
+                                   for point in ("log_artifact", "set_terminated", "set_tag"))])
+def test_a_collect_killed_midway_is_repaired_by_the_next(tiny_results_copy, tmp_path, point):
+    """SIGKILL after the MLflow run was created (before its metrics, artifacts, end status or content hash):
+    the cut-off run is left out of reports, and the next ``collect`` replaces it with a complete one."""
+    root = tiny_results_copy["root"]
+    uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
+    good, bad = tiny_results_copy["specs"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    store = ["--results-dir", str(root), "--tracking-uri", uri]
+    killed = subprocess.run([sys.executable, "-c", KILLED_COLLECT, point, "collect", *store], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    client, runs = _mlflow_runs(uri, "tiny")
+    assert len(runs) == 1 and runs[0].info.status == ("FINISHED" if point == "set_tag" else "RUNNING")
+    with pytest.warns(UserWarning, match=f"MLflow run {runs[0].info.run_id} .* not logged to the end"):
+        assert runs_frame(uri, "tiny").empty
+    again = subprocess.run([sys.executable, "-m", "harness", "collect", *store], env=env, capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0 and "2 logged" in again.stdout, again.stdout + again.stderr[-2000:]
+    assert _run_ids_logged(uri) == sorted([good.run_id, bad.run_id])
+    frame = runs_frame(uri, "tiny").set_index("run_id")
+    assert frame.loc[good.run_id, "top1"] == RunRecord(run_dir(root, good)).epochs[-1]["eval_top1"]
+    assert frame.loc[bad.run_id, "state"] == "failed"
+    assert collect(root, uri) == counts(unchanged=2)
+    page = tmp_path / "board.html"
+    board = subprocess.run([sys.executable, "-m", "harness", "leaderboard", *store, "--out", str(page)], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert board.returncode == 0 and "not logged to the end" not in board.stderr, board.stderr[-2000:]
+    assert good.model in page.read_text() and "no finished run" not in page.read_text()

@@ -57,3 +57,15 @@ def test_the_harness_reads_no_private_name_of_the_registry():
     offenders = [str(p) for p in harness.rglob("*.py") if re.search(r"zoo\.registry import _|zoo\.registry\._",
                                                                     p.read_text())]
     assert offenders == []
+
+
+def test_each_configuration_names_the_model_file_that_builds_it():
+    from zoo.registry import model_module
+
+    names = [n for n in zoo.list_models() if zoo.model_card(n).family != "test"]
+    modules = {zoo.model_card(n).family: model_module(n) for n in names}
+    assert all(module.startswith("zoo.models.") for module in modules.values())
+    assert len(set(modules.values())) == len(FAMILIES), "one model file per family"
+    small = [n for n in names if n.endswith(".cifar10")]  # quick to build
+    assert small
+    assert all(type(zoo.create_model(n)).__module__ == model_module(n) for n in small)

@@ -14,7 +14,7 @@ from harness.engine.data import EpochSampler, SeededSamples, seeded_subset
 from harness.engine.distributed import fill_env_from_slurm, first_host, slurm_env
 from harness.engine.loss import TrainLoss
 from harness.engine.optim import LRSchedule, build_optimizer, param_groups, scaled_lr
-from harness.engine.provenance import provenance
+from harness.engine.provenance import code_fingerprint, provenance
 from harness.engine.spec import TrainSpec
 from harness.recipe import OptimRecipe, Recipe, TrainRecipe, list_recipes, load_recipe
 
@@ -230,8 +230,10 @@ def test_spec_overrides_are_validated_and_named():
 def test_provenance_names_library_versions_and_git_state():
     import timm
 
-    prov = provenance()
+    prov = provenance("qkformer_4_384.cifar10", "qkformer_cifar")
     assert prov["versions"]["torch"] == torch.__version__ and prov["versions"]["timm"] == timm.__version__
+    assert prov["code_fingerprint"] == code_fingerprint("qkformer_4_384.cifar10", "qkformer_cifar")
+    assert {"zoo/models/qkformer.py", "harness/recipes/qkformer_cifar.yaml"} <= set(prov["code_modules"])
     git = prov["git"]
     assert (len(git["commit"]) == 40 and git["dirty"] in (True, False)) or (git["commit"] is None and git["reason"])
 

@@ -5,10 +5,11 @@ import json
 
 from harness.cli import main
 from harness.engine import TIMING_KEYS
-from harness.engine.provenance import code_fingerprint
+from harness.engine.provenance import code_fingerprint, code_modules
 from harness.launch.local import run_suite
 from harness.runs import RunRecord, run_dir
 from harness.suite import expand, load_suite
+from zoo.registry import model_module
 
 
 def _numbers(record: RunRecord) -> tuple:
@@ -41,8 +42,9 @@ def test_the_run_fixes_its_threads_whatever_the_launcher(tmp_path, suite_writer,
 def test_a_run_records_the_code_fingerprint(tiny_suite_results):
     good, _ = tiny_suite_results["specs"]
     record = RunRecord(run_dir(tiny_suite_results["root"], good))
-    assert record.config["provenance"]["code_fingerprint"] == code_fingerprint()
-    assert record.final["code_fingerprint"] == code_fingerprint()
+    current = code_fingerprint(good.model, good.recipe)
+    assert record.config["provenance"]["code_fingerprint"] == record.final["code_fingerprint"] == current
+    assert record.config["provenance"]["code_modules"] == code_modules(good.model, good.recipe)
     assert not record.stale
 
 
@@ -52,10 +54,14 @@ def test_runs_of_other_code_are_stale_and_recomputed_unless_kept(tiny_results_co
     directory = run_dir(root, good)
     config = json.loads((directory / "config.json").read_text())
     config["provenance"]["code_fingerprint"] = "0" * 16
+    model_file = model_module(good.model).replace(".", "/") + ".py"
+    config["provenance"]["code_modules"][model_file] = "0" * 16
     (directory / "config.json").write_text(json.dumps(config))
     assert RunRecord(directory).stale
     main(["status", str(tiny_results_copy["suite_path"]), "--results-dir", str(root)])
-    assert any(line.startswith("stale") and good.run_id in line for line in capsys.readouterr().out.splitlines())
+    lines = capsys.readouterr().out.splitlines()
+    stale = next(i for i, line in enumerate(lines) if line.startswith("stale") and good.run_id in line)
+    assert lines[stale + 1].split() == ["changed:", model_file]
 
     kept = run_suite([good], root, keep_stale=True)
     assert kept.skipped == {good.run_id: "finished"} and not kept.set_aside and RunRecord(directory).stale

@@ -30,7 +30,7 @@ def run(run_id: str, model: str, dataset: str, T: int, seed: int, top1: float | 
         "seed": str(seed), "variant": variant, "recipe": recipe, "state": state, "git_commit": "0123abcd",
         "torch": "2.14.1", "cuda": "12.8" if device != "cpu" else "None", "host": "node1", "device": device,
         "slurm_job_id": "", "command": f"python -m harness run suites/{suite}.yaml --only {run_id}",
-        "content_hash": f"h{run_id}", "reason": reason, "code_fingerprint": code or code_fingerprint(),
+        "content_hash": f"h{run_id}", "reason": reason, "code_fingerprint": code or code_fingerprint(model, recipe),
         "batch_dependent": None if batch_dependent is None else str(batch_dependent).lower(),
         "best_top1": top1, "best_epoch": None if top1 is None else 9.0,
         "top1": None if top1 is None else top1 - 0.3, "top5": None if top1 is None else min(100.0, top1 + 9.7),

@@ -98,3 +98,79 @@ def test_unreadable_includes_are_one_line_errors(tmp_path, capsys):
     assert "not a text file" in validate(path, capsys, named=tmp_path / "binary.yaml")
     path.write_text("include: [.]\n")
     assert "suite file not found" in validate(path, capsys, named=tmp_path)
+
+
+# ----------------------------------------------------------------------------- files a suite must not read or echo
+SECRET = "s3cr3t-7f1c"
+PASSWD_LIKE = f"root:x:0:0:{SECRET}:/root:/bin/bash\ndaemon:{SECRET}:1:1::/usr/sbin:/usr/sbin/nologin\n"
+
+
+def validate_cli(path: Path) -> str:
+    """The one error line of ``python -m harness validate path`` in a subprocess (checked: exit code 2, one line,
+    no traceback, the secret of the files around it absent from everything printed)."""
+    run = subprocess.run([sys.executable, "-m", "harness", "validate", str(path)], capture_output=True, text=True,
+                         timeout=120)
+    printed = run.stdout + run.stderr
+    assert run.returncode == 2 and "Traceback" not in printed, printed
+    assert SECRET not in printed, printed
+    line, = run.stderr.strip().splitlines()
+    return line
+
+
+@pytest.fixture
+def outside(tmp_path) -> Path:
+    """A password-like file beside (not inside) the directory the suites live in."""
+    path = tmp_path / "shadow"
+    path.write_text(PASSWD_LIKE)
+    (tmp_path / "suites").mkdir()
+    return path
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute", "symlink"])
+def test_an_include_outside_the_suites_tree_is_refused_without_echo(outside, how):
+    suites = outside.parent / "suites"
+    named = {"dotdot": "../shadow", "absolute": str(outside), "symlink": "notes.yaml"}[how]
+    if how == "symlink":
+        (suites / "notes.yaml").symlink_to(outside)
+    path = suites / "s.yaml"
+    path.write_text(f"description: probe\ninclude: [{named}]\n")
+    line = validate_cli(path)
+    assert line.startswith(f"error: {path}: line 2: field include.0: ")
+    assert f"resolves to {outside}" in line and "must stay inside the suite's own directory tree" in line
+
+
+def test_a_nested_include_may_not_leave_the_top_suites_tree(outside):
+    suites = outside.parent / "suites"
+    (suites / "parts").mkdir()
+    (suites / "parts" / "base.yaml").write_text("include: [../../shadow]\n")
+    path = suites / "s.yaml"
+    path.write_text("include: [parts/base.yaml]\n")
+    line = validate_cli(path)
+    assert line.startswith(f"error: {suites / 'parts' / 'base.yaml'}: line 1: field include.0: ")
+
+
+def test_includes_inside_the_tree_and_from_the_package_suites_are_read(tmp_path):
+    from harness.suite import PACKAGE_SUITES, load_suite
+
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "base.yaml").write_text(f"runs:\n  - {{model: {MODEL}, dataset: digits_dvs}}\n")
+    path = tmp_path / "s.yaml"
+    path.write_text(f"include: [parts/base.yaml, {PACKAGE_SUITES / 'smoke.yaml'}]\n")
+    suite = load_suite(path)
+    smoke = load_suite(PACKAGE_SUITES / "smoke.yaml")
+    assert [entry.model for entry, _ in suite.runs] == [MODEL] + [entry.model for entry, _ in smoke.runs]
+    assert suite.grid == smoke.grid
+
+
+@pytest.mark.parametrize("content", [
+    b"\xff\xfe" + SECRET.encode() + b"\x00\x01",
+    PASSWD_LIKE.encode(),
+    f"!{SECRET} x\n".encode(),
+    f"a: *{SECRET}\n".encode(),
+    f"a: &{SECRET} 1\nb: &{SECRET} 2\n".encode(),
+    (PASSWD_LIKE * (10 * MAX_FILE_BYTES // len(PASSWD_LIKE))).encode(),
+], ids=["binary", "passwd-scalar", "tag", "alias", "anchor", "10MB"])
+def test_no_error_echoes_a_file_that_is_not_yaml(tmp_path, content):
+    path = tmp_path / "notes.yaml"
+    path.write_bytes(content)
+    assert validate_cli(path).startswith(f"error: {path}: ")
