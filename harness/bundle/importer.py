@@ -5,8 +5,9 @@ first, valid against the schema; every other member a regular file (tarfile's ``
 any kind, no devices) at a path the manifest lists, within the size limits (per member and in total, checked on
 the header before a byte is decompressed, so a decompression bomb costs nothing), with the listed size and SHA-256;
 no listed member missing; each run's spec valid, naming known models and datasets, and hashing to its run id;
-its predictions readable without unpickling. The members are extracted into a temporary folder inside
-``<results>/imported`` and renamed into place only when every check passed: nothing is written otherwise.
+its predictions readable without unpickling. The members are extracted into a temporary folder on the destination's
+filesystem (inside ``<results>/imported``, or its nearest existing parent) and renamed into place only when every
+check passed: nothing is written otherwise.
 
 An imported run directory reads like a local one (``harness.runs.RunRecord``) plus ``origin.json``: the site, the
 bundle's digest, the run's code fingerprint and whether it differs from this checkout's, the import date.
@@ -17,6 +18,7 @@ Local runs (``<results>/runs``) are never touched.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import shutil
@@ -25,7 +27,7 @@ import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydantic import ValidationError
 
@@ -81,9 +83,7 @@ def unpack(bundle: Path, into: Path, limits: Limits = Limits()) -> tuple[Manifes
         with tarfile.open(bundle, mode="r|gz") as tar:
             manifest, digest = _read_manifest(tar, name, limits)
             seen = _extract_members(tar, name, manifest, into, limits)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
-        if isinstance(err, OSError) and not isinstance(err, (tarfile.TarError, EOFError)) and err.filename:
-            raise
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise BundleError(f"{name}: not a complete gzip tar archive ({type(err).__name__}: "
                           f"{str(err).splitlines()[0][:120] if str(err) else 'unexpected end'})") from None
     missing = sorted(set(manifest.members) - seen)
@@ -129,11 +129,18 @@ def _extract_members(tar: tarfile.TarFile, name: str, manifest: Manifest, into: 
 def _check_member(info: tarfile.TarInfo, name: str, manifest: Manifest, into: Path, seen: set[str]) -> Member:
     """The manifest's entry of a member that is safe to extract: a regular file at a listed, relative path."""
     where = f"{name}: member {info.name!r}"
+    parts = PurePosixPath(info.name).parts
+    if info.name.startswith(("/", "\\")) or ".." in parts:
+        raise BundleError(f"{where}: an absolute path or one with '..'; expected a plain relative path "
+                          f"runs/<run_id>/<file>")
     try:
-        tarfile.data_filter(info, str(into))
+        filtered = tarfile.data_filter(info, str(into))
     except tarfile.FilterError as err:
-        raise BundleError(f"{where}: refused by tarfile's data filter ({type(err).__name__}); expected a plain "
-                          f"relative path runs/<run_id>/<file>") from None
+        raise BundleError(f"{where}: refused by tarfile's data filter ({type(err).__name__}); expected a regular "
+                          f"file at a plain relative path runs/<run_id>/<file>") from None
+    if filtered.name != info.name:
+        raise BundleError(f"{where}: tarfile's data filter would extract it as {filtered.name!r}; expected a plain "
+                          f"relative path")
     if not info.isfile():
         kind = "a link" if info.issym() or info.islnk() else "a directory" if info.isdir() else "a special file"
         raise BundleError(f"{where}: is {kind}; expected a regular file")
@@ -196,9 +203,7 @@ def import_bundle(bundle: Path, results: Path, limits: Limits = Limits()) -> Imp
     from harness.engine.provenance import code_fingerprint
 
     base = imported_root(results)
-    base.mkdir(parents=True, exist_ok=True)
-    contained(results, base)
-    incoming = Path(tempfile.mkdtemp(dir=base, prefix=INCOMING_PREFIX))
+    incoming = Path(tempfile.mkdtemp(dir=_nearest_existing(base), prefix=INCOMING_PREFIX))
     try:
         manifest, digest = unpack(bundle, incoming, limits)
         site = base / check_name(manifest.site, "site")
@@ -214,8 +219,8 @@ def import_bundle(bundle: Path, results: Path, limits: Limits = Limits()) -> Imp
                 raise BundleError(f"{Path(bundle).name}: run {run.run_id}: {target} already holds a different result "
                                   f"from site {manifest.site}; refusing to overwrite it")
         if todo:
-            site.mkdir(exist_ok=True)
-            contained(base, site)
+            site.mkdir(parents=True, exist_ok=True)
+            contained(results, site)
         for run in todo:
             source = incoming / RUNS_DIR / run.run_id
             write_origin(source, manifest, run.run_id, digest, code_fingerprint())
@@ -224,6 +229,15 @@ def import_bundle(bundle: Path, results: Path, limits: Limits = Limits()) -> Imp
         return outcome
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor: the temporary folder goes there, on the destination's filesystem,
+    so that the final renames are atomic and a refused bundle leaves no folder behind."""
+    path = Path(path).resolve()
+    while not path.is_dir():
+        path = path.parent
+    return path
 
 
 def _same_files(incoming: Path, existing: Path, manifest: Manifest, run_id: str) -> bool:
