@@ -111,8 +111,8 @@ def timm_rows(configs: list[Configuration]) -> list[dict[str, Any]]:
             "param_count": _fmt(params and params / 1e6, 2), "img_size": _img_size(config.spec.dataset, data),
             "crop_pct": _fmt(data.eval_crop_pct, 3) if data else "", "interpolation": data.interpolation if data else "",
             "dataset": config.spec.dataset, "config": config.key, "T": config.spec.T,
-            "energy_mj": _fmt(config.mean("energy_mj"), 6), "energy_convention": ENERGY_CONVENTION,
-            "firing_rate": _fmt(config.mean("firing_rate"), 6), "seeds": " ".join(map(str, config.seeds)),
+            "energy_mj": _significant(config.mean("energy_mj")), "energy_convention": ENERGY_CONVENTION,
+            "firing_rate": _significant(config.mean("firing_rate")), "seeds": " ".join(map(str, config.seeds)),
             "code_fingerprint": config.code_fingerprint or "",
         })
     return rows
@@ -120,6 +120,11 @@ def timm_rows(configs: list[Configuration]) -> list[dict[str, Any]]:
 
 def _fmt(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def _significant(value: float | None) -> str:
+    """Six significant digits: energies and rates span orders of magnitude."""
+    return "" if value is None else f"{value:.6g}"
 
 
 def _data_recipe(record: RunRecord):
