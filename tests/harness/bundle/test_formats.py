@@ -136,3 +136,26 @@ def test_neurobench_json_uses_the_packages_metric_names(trained, tmp_path):
     assert result["metrics"]["Footprint"] == final["neurobench"]["footprint_bytes"]
     assert result["metrics"]["ClassificationAccuracy"] == pytest.approx(final["last"]["eval_top1"] / 100)
     assert body["neurobench_version"] and result["run_id"] == trained["run"].name
+
+
+def test_readmes_share_and_compare_commands_run_as_written(trained, tmp_path, monkeypatch, capsys):
+    """README's "Share and compare results" block, with its suite replaced by the tiny trained one: exports read
+    the trained results, import and verify a fresh results directory at "another site"."""
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme.split("## Share and compare results", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    assert commands and all(c[:3] == ["python", "-m", "harness"] for c in commands)
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        argv = [str(trained["suite"]) if a == "suites/smoke.yaml" else a for a in command[3:]]
+        root = trained["root"] if argv[0] == "export" else tmp_path / "other-site"
+        monkeypatch.setenv("SPIKEBENCH_RESULTS", str(root))
+        assert main(argv) == 0, argv
+    assert "verified: 64/64" in capsys.readouterr().out
+    assert (tmp_path / "other-site" / "imported" / "mylab" / trained["run"].name / "verification.json").is_file()
+    assert (tmp_path / "results-smoke.csv").is_file() and (tmp_path / "neurobench-smoke.json").is_file()
+    assert list((tmp_path / "hf-cards").glob("*/README.md"))
