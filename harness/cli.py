@@ -539,7 +539,7 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
-    """``harness.bundle.cli`` (export, import, verify); its one-line BundleError, WeightsError and file errors exit 2."""
+    """``harness.bundle.cli`` (export, import, verify); its one-line errors (bundle, weights, files) exit 2."""
     from harness.audit import WeightsError
     from harness.bundle import BundleError
     from harness.bundle.cli import run_bundle_command

@@ -109,7 +109,8 @@ def timm_rows(configs: list[Configuration]) -> list[dict[str, Any]]:
             "model": config.spec.model, "top1": _fmt(top1, 3), "top1_err": _fmt(top1 and 100 - top1, 3),
             "top5": _fmt(top5, 3), "top5_err": _fmt(top5 and 100 - top5, 3),
             "param_count": _fmt(params and params / 1e6, 2), "img_size": _img_size(config.spec.dataset, data),
-            "crop_pct": _fmt(data.eval_crop_pct, 3) if data else "", "interpolation": data.interpolation if data else "",
+            "crop_pct": _fmt(data.eval_crop_pct, 3) if data else "",
+            "interpolation": data.interpolation if data else "",
             "dataset": config.spec.dataset, "config": config.key, "T": config.spec.T,
             "energy_mj": _significant(config.mean("energy_mj")), "energy_convention": ENERGY_CONVENTION,
             "firing_rate": _significant(config.mean("firing_rate")), "seeds": " ".join(map(str, config.seeds)),
@@ -199,7 +200,8 @@ def model_index(config: Configuration) -> list[dict[str, Any]]:
         dataset["split"] = split
     metrics = [{"type": "accuracy", "name": "Top-1 accuracy (%)", "value": _rounded(config.mean("top1"), 3)}]
     if config.mean("top5") is not None:
-        metrics.append({"type": "top_5_accuracy", "name": "Top-5 accuracy (%)", "value": _rounded(config.mean("top5"), 3)})
+        metrics.append({"type": "top_5_accuracy", "name": "Top-5 accuracy (%)",
+                        "value": _rounded(config.mean("top5"), 3)})
     return [{"name": config.name, "results": [{
         "task": {"type": "image-classification", "name": "Image Classification"},
         "dataset": dataset, "metrics": metrics}]}]

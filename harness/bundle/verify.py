@@ -68,11 +68,13 @@ def expected_checkpoint_sha256(directory: Path) -> str | None:
 
 
 def find_checkpoint(record: RunRecord, weights: str | None) -> tuple[Path, str]:
-    """The weights to evaluate and their SHA-256: ``weights`` when given, else the bundled copy, else the local
-    checkpoint; refused when their SHA-256 is not the one the run recorded."""
+    """The weights to evaluate and their SHA-256: ``weights`` when given, else the bundled copy, else (a local run)
+    its checkpoint; refused when their SHA-256 is not the one the run recorded. An imported run's recorded paths
+    belong to another machine and are not followed."""
     expected = expected_checkpoint_sha256(record.dir)
     bundled = [record.dir / name for name in CHECKPOINT_FILES if (record.dir / name).is_file()]
-    path = Path(weights) if weights else (bundled[0] if bundled else checkpoint_file(record))
+    local = checkpoint_file(record) if not (record.dir / ORIGIN_NAME).is_file() else None
+    path = Path(weights) if weights else (bundled[0] if bundled else local)
     if path is None or not path.is_file():
         where = f"--weights {weights}" if weights else f"run {record.dir.name}"
         raise BundleError(f"{where}: no checkpoint to evaluate; pass the run's weights file with --weights FILE")

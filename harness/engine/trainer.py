@@ -5,7 +5,8 @@ The run directory receives ``config.json`` (the resolved spec and recipe, derive
 versions, git commit), ``metrics.jsonl`` (one line per epoch), ``train.log`` (``train.rank<r>.log`` for
 the other ranks of a distributed run), ``checkpoints/`` (atomic;
 the last K and ``best.pt``), after each epoch's evaluation its per-image predictions (``predictions.npy`` with
-``predictions.json`` naming the checkpoint that gave them; single-process runs) and at the end ``final.json`` with status ``finished`` or ``diverged`` (it also
+``predictions.json`` naming the checkpoint that gave them; single-process runs) and at the end ``final.json``
+with status ``finished`` or ``diverged`` (it also
 records ``eval_batch`` and ``batch_dependent``: whether the model's eval output depends on that batch).
 A run whose ``final.json`` exists is returned as is; otherwise it resumes from its newest checkpoint.
 On CPU a resumed run ends bit-identical to an uninterrupted one (see harness.engine.data for why).
