@@ -2,7 +2,8 @@
 
 The first N images of the run's evaluation set are evaluated again as the run evaluated them: the same images in
 the same order, in the same batches (a batch-dependent model's prediction depends on its batch, so every batch
-holding one of the N images is evaluated whole and compared), the same autocast dtype and layout, the run's thread
+holding one of the N images is evaluated whole and compared; a multi-process evaluation's shares are evaluated
+one after the other, each in its own batches), the same autocast dtype and layout, the run's thread
 count. A trained run's checkpoint is the one its ``predictions.json`` names; an eval-only run's, its weights file.
 
 Exact mode (fp32, no channels-last, no compile, on CPU both when the run was computed and now): "verified" only
@@ -28,7 +29,7 @@ from harness.bundle.importer import ORIGIN_NAME, VERIFICATION_NAME
 from harness.bundle.manifest import CHECKPOINT_FILES
 from harness.bundle.selection import checkpoint_file
 from harness.engine.checkpoint import atomic_write_text
-from harness.engine.predictions import PredictionsError, read_predictions
+from harness.engine.predictions import PredictionsError, interleave, read_predictions
 from harness.runs import RunRecord, read_json
 from harness.weights.store import hash_file
 
@@ -118,7 +119,8 @@ def verify_run(directory: Path, images: int | None = None, weights: str | None =
     model = build_loaded_model(tspec, target)
     recipe = tspec.resolved_recipe()
     mode_exact = _exact(recipe, run.config.get("resolved", {}).get("device", "cpu"), target)
-    new = _predict(tspec, recipe, spec.eval_only, meta, _count(images, len(predictions), meta["eval_batch"]),
+    world = meta.get("world_size", 1)
+    new = _predict(tspec, recipe, spec.eval_only, meta, _count(images, len(predictions), meta["eval_batch"] * world),
                    model, target)
     old = predictions[:len(new)].astype(np.int64)
     differ = np.flatnonzero(old != new)
@@ -134,10 +136,11 @@ def verify_run(directory: Path, images: int | None = None, weights: str | None =
     return verdict
 
 
-def _count(images: int | None, recorded: int, batch: int) -> int:
-    """How many recorded images to evaluate: every batch holding one of the first ``images``, whole."""
+def _count(images: int | None, recorded: int, step: int) -> int:
+    """How many recorded images to evaluate: every batch holding one of the first ``images``, whole (``step``: the
+    images one round of batches covers, the batch times the processes that shared the evaluation)."""
     wanted = recorded if images is None else min(images, recorded)
-    return min(recorded, math.ceil(wanted / batch) * batch)
+    return min(recorded, math.ceil(wanted / step) * step)
 
 
 def _predict(tspec, recipe, eval_only: bool, meta: dict[str, Any], count: int, model, device) -> np.ndarray:
@@ -158,10 +161,14 @@ def _predict(tspec, recipe, eval_only: bool, meta: dict[str, Any], count: int, m
         dtype, channels_last = amp_dtype(recipe.train, device), recipe.train.channels_last
         if channels_last:
             model.to(memory_format=torch.channels_last)
-    loader = DataLoader(Subset(images, range(min(count, len(images)))), batch_size=batch, shuffle=False)
-    out: list[torch.Tensor] = []
-    evaluate(model, loader, device, dtype, None, channels_last, out)
-    return torch.cat(out).numpy().astype(np.int64)
+    world = meta.get("world_size", 1)  # rank r evaluated images r, r + world... in its own batches
+    shares = []
+    for rank in range(world):
+        loader = DataLoader(Subset(images, range(rank, min(count, len(images)), world)), batch_size=batch)
+        out: list[torch.Tensor] = []
+        evaluate(model, loader, device, dtype, None, channels_last, out)
+        shares.append(torch.cat(out))
+    return interleave(shares).numpy()
 
 
 def write_verdict(directory: Path, verdict: Verdict) -> None:

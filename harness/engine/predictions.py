@@ -4,8 +4,8 @@ them image by image (``harness verify``).
 ``predictions.npy`` holds the predicted class id of every evaluated image, in the evaluation's order (images
 ``0..n-1`` of the evaluation set, as its loader yields them), as unsigned integers (``uint16``, or ``uint32``
 beyond 65,536 classes): 2 bytes an image, 100 kB for ImageNet's 50,000. ``predictions.json`` describes it:
-its dtype, the number of images, the evaluation batch they were evaluated in (a batch-dependent model's
-prediction depends on its batch), the split, the checkpoint whose weights gave them (trained runs) and the
+its dtype, the number of images, the evaluation batch they were evaluated in and the number of processes that
+shared the evaluation (a batch-dependent model's prediction depends on its batch), the split, the checkpoint whose weights gave them (trained runs) and the
 file's SHA-256, so that a description that does not belong to the file is detected. Both are written
 atomically, the array first.
 """
@@ -44,6 +44,17 @@ def encode(predictions: torch.Tensor | np.ndarray, num_classes: int) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array.astype(class_dtype(num_classes)), allow_pickle=False)
     return buffer.getvalue()
+
+
+def interleave(shares: list[torch.Tensor]) -> torch.Tensor:
+    """One evaluation's predictions in its order from each rank's share: a multi-process evaluation gives rank ``r``
+    images ``r, r + world, r + 2 world...`` (``harness.engine.data.EpochSampler`` in order), so share ``r`` fills
+    every ``world``-th place from ``r``."""
+    world = len(shares)
+    out = torch.empty(sum(len(share) for share in shares), dtype=torch.long)
+    for rank, share in enumerate(shares):
+        out[rank::world] = share
+    return out
 
 
 def write_predictions(run_dir: Path, predictions: torch.Tensor, num_classes: int, **facts: Any) -> None:

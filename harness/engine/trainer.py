@@ -5,7 +5,7 @@ The run directory receives ``config.json`` (the resolved spec and recipe, derive
 versions, git commit), ``metrics.jsonl`` (one line per epoch), ``train.log`` (``train.rank<r>.log`` for
 the other ranks of a distributed run), ``checkpoints/`` (atomic;
 the last K and ``best.pt``), after each epoch's evaluation its per-image predictions (``predictions.npy`` with
-``predictions.json`` naming the checkpoint that gave them; single-process runs) and at the end ``final.json``
+``predictions.json`` naming the checkpoint that gave them) and at the end ``final.json``
 with status ``finished`` or ``diverged`` (it also
 records ``eval_batch`` and ``batch_dependent``: whether the model's eval output depends on that batch).
 A run whose ``final.json`` exists is returned as is; otherwise it resumes from its newest checkpoint.
@@ -39,7 +39,7 @@ from harness.engine.distributed import DistInfo, init_distributed
 from harness.engine.evaluate import autocast, evaluate
 from harness.engine.loss import TrainLoss
 from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
-from harness.engine.predictions import write_predictions
+from harness.engine.predictions import interleave, write_predictions
 from harness.engine.progress import EpochProgress, RunLog
 from harness.engine.provenance import code_fingerprint, provenance
 from harness.engine.spec import TrainSpec
@@ -423,13 +423,24 @@ class _Trainer:
         state.loss_sum = state.correct = 0.0
         state.seen, state.epoch_time_s = 0, 0.0
         checkpoint = self._save(state, best=best)
-        if checkpoint is not None and not self.dist.enabled:  # a multi-process evaluation keeps each rank's share
-            write_predictions(self.run_dir, torch.cat(predictions), self.info["num_classes"], split=self.eval_split,
-                              eval_batch=self.eval_batch_size, epoch=state.epoch - 1, checkpoint=checkpoint.name)
+        everything = self._all_predictions(predictions)
+        if checkpoint is not None:
+            write_predictions(self.run_dir, everything, self.info["num_classes"], split=self.eval_split,
+                              eval_batch=self.eval_batch_size, world_size=self.dist.world, epoch=state.epoch - 1,
+                              checkpoint=checkpoint.name)
         if self.dist.is_main:
             _append_line(self.run_dir / "metrics.jsonl", json.dumps(line))
         shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in line.items()}
         self.log(f"epoch {line['epoch']} done: {shown}")
+
+    def _all_predictions(self, mine: list[torch.Tensor]) -> torch.Tensor:
+        """The evaluation's predictions of every rank, in the evaluation's order (every rank calls this)."""
+        local = torch.cat(mine) if mine else torch.empty(0, dtype=torch.long)
+        if not self.dist.enabled:
+            return local
+        shares: list[torch.Tensor | None] = [None] * self.dist.world
+        dist.all_gather_object(shares, local)
+        return interleave(shares)
 
     def _evaluate(self, model: nn.Module, predictions: list[torch.Tensor] | None = None) -> dict[str, float]:
         loader = epoch_loader(self.eval_set, self.eval_batch_size, 0, self.spec.seed, False, self.dist.rank,
