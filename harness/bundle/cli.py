@@ -64,6 +64,11 @@ def run_verify(args: argparse.Namespace) -> int:
         raise BundleError(f"--images {args.images}: expected a positive number of images")
     if args.tolerance is not None and not 0 <= args.tolerance < 1:
         raise BundleError(f"--tolerance {args.tolerance}: expected a share of images in [0, 1)")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BundleError(f"--device {args.device}: torch sees no CUDA device")
     options = dict(images=args.images, weights=args.weights, data_root=args.data_root, device=args.device,
                    tolerance=args.tolerance)
     root = results_root(args.results_dir)

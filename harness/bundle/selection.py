@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def _runs_of(root: Path, target: str) -> list[RunRecord]:
             name = load_suite(target).name
         except SuiteError as err:
             raise BundleError(str(err)) from None
-        runs = [record for record in all_records(root) if record.spec.suite == name]
+        runs = [record for record in all_records(root) if _suite_of(record) == name]
         if not runs:
             raise BundleError(f"{target}: suite {name!r} has no run under {root / 'runs'}")
         return runs
@@ -45,6 +46,16 @@ def _runs_of(root: Path, target: str) -> list[RunRecord]:
     if problem or not (root / "runs" / target / "spec.json").is_file():
         raise BundleError(f"{target}: expected a suite file (.yaml) or the id of a run under {root / 'runs'}")
     return [RunRecord(root / "runs" / target)]
+
+
+def _suite_of(record: RunRecord) -> str | None:
+    """The suite a run belongs to; None (with a warning naming the file) when its spec cannot be read."""
+    try:
+        return record.spec.suite
+    except ValueError as err:
+        warnings.warn(f"{record.dir / 'spec.json'}: not a readable run spec ({str(err).splitlines()[0][:120]}); "
+                      f"skipped", stacklevel=3)
+        return None
 
 
 def checkpoint_file(record: RunRecord) -> Path | None:

@@ -62,17 +62,19 @@ class Verdict:
                 f"first at images {self.first_disagreements})")
 
 
-def expected_checkpoint_sha256(directory: Path) -> str | None:
-    """The checkpoint SHA-256 an imported run (``origin.json``) records; None for a local run."""
-    origin = read_json(directory / ORIGIN_NAME) or {}
-    return (origin.get("checkpoint") or {}).get("sha256")
+def expected_checkpoint_sha256(record: RunRecord) -> str | None:
+    """The SHA-256 the run's weights must have: the checkpoint an imported run's ``origin.json`` names, else an
+    eval-only run's weights file; None for a trained run whose checkpoint is not on record."""
+    origin = read_json(record.dir / ORIGIN_NAME) or {}
+    recorded = (origin.get("checkpoint") or {}).get("sha256")
+    return recorded or ((record.final or {}).get("weights") or {}).get("sha256")
 
 
 def find_checkpoint(record: RunRecord, weights: str | None) -> tuple[Path, str]:
     """The weights to evaluate and their SHA-256: ``weights`` when given, else the bundled copy, else (a local run)
     its checkpoint; refused when their SHA-256 is not the one the run recorded. An imported run's recorded paths
     belong to another machine and are not followed."""
-    expected = expected_checkpoint_sha256(record.dir)
+    expected = expected_checkpoint_sha256(record)
     bundled = [record.dir / name for name in CHECKPOINT_FILES if (record.dir / name).is_file()]
     local = checkpoint_file(record) if not (record.dir / ORIGIN_NAME).is_file() else None
     path = Path(weights) if weights else (bundled[0] if bundled else local)

@@ -149,6 +149,9 @@ def test_an_eval_only_run_bundled_without_its_weights_verifies_with_weights_give
     capsys.readouterr()
     assert main(["verify", run["dir"].name, "--results-dir", str(other_site)]) == 2  # no weights at this site
     assert "--weights FILE" in capsys.readouterr().err
+    wrong = evaluated["base"] / "elsewhere" / "independent.pth"  # the other run's file: not this run's SHA-256
+    assert main(["verify", run["dir"].name, "--results-dir", str(other_site), "--weights", str(wrong)]) == 2
+    assert "not the weights that gave its predictions" in capsys.readouterr().err
     weights = evaluated["data"] / "ckpt" / "coupled.pth"
     assert main(["verify", run["dir"].name, "--results-dir", str(other_site), "--weights", str(weights),
                  "--images", "32"]) == 0

@@ -381,3 +381,23 @@ def test_bad_command_line_input_is_one_line(argv, expected, trained, capsys):
     assert main([*argv, "--results-dir", str(trained["root"])]) == 2
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1, err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_verify_on_a_missing_gpu_is_one_line(trained, capsys):
+    assert main(["verify", trained["run"].name, "--results-dir", str(trained["root"]), "--device", "cuda"]) == 2
+    assert "--device cuda: torch sees no CUDA device" in capsys.readouterr().err
+
+
+def test_a_suite_export_skips_an_unreadable_run_with_a_warning(trained, tmp_path):
+    import shutil
+
+    root = tmp_path / "results"
+    shutil.copytree(trained["run"], root / "runs" / trained["run"].name)
+    (root / "runs" / "broken").mkdir()
+    (root / "runs" / "broken" / "spec.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="broken/spec.json: not a readable run spec"):
+        assert main(["export", str(trained["suite"]), "--results-dir", str(root), "--out",
+                     str(tmp_path / "b.tar.gz")]) == 0
+    (run,) = parse(members_of(tmp_path / "b.tar.gz")["manifest.json"], "m").runs
+    assert run.run_id == trained["run"].name
