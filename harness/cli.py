@@ -565,8 +565,8 @@ def _bundle_args(command: Callable[..., argparse.ArgumentParser]) -> None:
     p = command("import", _cmd_bundle, "check a bundle and file its runs under <results>/imported/<site>/")
     p.add_argument("bundle", help="a .tar.gz written by `harness export`")
     _store_args(p)
-    p.add_argument("--max-bytes", type=int, help="refuse a member, or members in all, above this size "
-                                                 "(default 8 GiB a member, 32 GiB in all)")
+    p.add_argument("--max-bytes", type=int, help="refuse a member, or members in all, above this size (default "
+                                                 "8 GiB a checkpoint, 256 MiB any other member, 32 GiB in all)")
     p = command("verify", _cmd_bundle, "re-evaluate a run's checkpoint and compare its predictions image by image")
     p.add_argument("target", metavar="BUNDLE|RUN", help="a bundle file, a run directory or a run id")
     _store_args(p)

@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import ValidationError
 
 from harness.bundle import BundleError
-from harness.bundle.manifest import MANIFEST_NAME, RUNS_DIR, Manifest, Member, parse
+from harness.bundle.manifest import CHECKPOINT_FILES, MANIFEST_NAME, RUNS_DIR, Manifest, Member, parse
 from harness.engine.checkpoint import atomic_write_text
 from harness.engine.predictions import ARRAY_NAME, META_NAME, PredictionsError, read_predictions
 from harness.names import UnsafePathError, check_name, contained
@@ -46,12 +46,19 @@ CHUNK_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class Limits:
-    """The most a bundle may hold: bytes per member, bytes in all, members, and bytes of ``manifest.json``."""
+    """The most a bundle may hold: bytes per member (a checkpoint; the run's records, parsed in memory, at most
+    ``record_bytes``), bytes in all, members, and bytes of ``manifest.json``."""
 
     member_bytes: int = 8 << 30
     total_bytes: int = 32 << 30
     members: int = 10_000
     manifest_bytes: int = 16 << 20
+    record_bytes: int = 256 << 20
+
+    def for_member(self, path: str) -> int:
+        """The size limit of the member at ``path``."""
+        checkpoint = path.rsplit("/", 1)[-1] in CHECKPOINT_FILES
+        return self.member_bytes if checkpoint else min(self.member_bytes, self.record_bytes)
 
 
 @dataclass
@@ -114,9 +121,9 @@ def _extract_members(tar: tarfile.TarFile, name: str, manifest: Manifest, into: 
         if count > limits.members:
             raise BundleError(f"{name}: more than {limits.members} members; expected at most that many")
         expected = _check_member(info, name, manifest, into, seen)
-        if info.size > limits.member_bytes:
+        if info.size > limits.for_member(info.name):
             raise BundleError(f"{name}: member {info.name}: {info.size} bytes, above the limit of "
-                              f"{limits.member_bytes} per member")
+                              f"{limits.for_member(info.name)} for this member")
         total += info.size
         if total > limits.total_bytes:
             raise BundleError(f"{name}: member {info.name}: the members exceed the limit of {limits.total_bytes} "

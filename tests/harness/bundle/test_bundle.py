@@ -359,6 +359,14 @@ def test_size_limits_refuse_a_large_member_before_reading_it(bundle, tmp_path, c
     assert "metrics.jsonl" in capsys.readouterr().err and not (tmp_path / "r").exists()
 
 
+def test_a_runs_records_have_a_tighter_limit_than_its_checkpoint():
+    from harness.bundle.importer import Limits
+
+    limits = Limits(member_bytes=1000, record_bytes=10)
+    assert limits.for_member("runs/0123456789abcdef/checkpoint.pt") == 1000
+    assert limits.for_member("runs/0123456789abcdef/final.json") == 10
+
+
 # ------------------------------------------------------------------ schema and CLI input
 def test_the_committed_json_schema_is_the_manifests(bundle):
     assert SCHEMA_FILE.read_text() == schema_text()
