@@ -554,9 +554,12 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
 
 def _bundle_args(command: Callable[..., argparse.ArgumentParser]) -> None:
     """The result-bundle commands: export, import, verify."""
+    def results_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--results-dir", help="results root (default $SPIKEBENCH_RESULTS or ./results)")
+
     p = command("export", _cmd_bundle, "export runs into one verifiable bundle (.tar.gz), or into the field's formats")
     p.add_argument("targets", nargs="+", metavar="SUITE|RUN_ID", help="a suite file (its runs) or run ids")
-    _store_args(p)
+    results_dir(p)
     p.add_argument("--site", default="local", help="the site label the runs carry (a plain name, default local)")
     p.add_argument("--with-weights", action="store_true", help="include each run's checkpoint (always: its SHA-256)")
     p.add_argument("--format", choices=["hf", "timm-csv", "neurobench"],
@@ -564,12 +567,12 @@ def _bundle_args(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--out", help="the bundle file (default ./spikebench-<site>-<digest>.tar.gz) or format output")
     p = command("import", _cmd_bundle, "check a bundle and file its runs under <results>/imported/<site>/")
     p.add_argument("bundle", help="a .tar.gz written by `harness export`")
-    _store_args(p)
+    results_dir(p)
     p.add_argument("--max-bytes", type=int, help="refuse a member, or members in all, above this size (default "
                                                  "8 GiB a checkpoint, 256 MiB any other member, 32 GiB in all)")
     p = command("verify", _cmd_bundle, "re-evaluate a run's checkpoint and compare its predictions image by image")
     p.add_argument("target", metavar="BUNDLE|RUN", help="a bundle file, a run directory or a run id")
-    _store_args(p)
+    results_dir(p)
     p.add_argument("--images", type=int, help="compare the first N evaluation images (default: all recorded)")
     p.add_argument("--weights", help="the checkpoint, when neither bundled nor local (its SHA-256 must match)")
     p.add_argument("--data-root", help="where the datasets live (default $SPIKEBENCH_DATA)")

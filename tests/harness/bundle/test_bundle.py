@@ -204,6 +204,24 @@ def test_verify_counts_the_images_whose_prediction_differs(bundle, tmp_path, cap
     capsys.readouterr()
     assert main(["verify", str(run), "--results-dir", str(results), "--images", "32"]) == 1  # 3 and 7 are in batch 1
     assert "2 of 32 predictions differ" in capsys.readouterr().out
+    assert main(["verify", str(run), "--results-dir", str(results), "--tolerance", "0.05"]) == 0  # 3 <= 64 * 0.05
+    out = capsys.readouterr().out
+    assert "verified: 61/64 predictions identical (exact mode: tolerance 0.05 of the images: at most 3 may" in out
+
+
+def test_exact_mode_is_fp32_on_cpu_then_and_now_anything_else_is_tolerant():
+    import torch
+
+    from harness.bundle.verify import _exact
+    from harness.recipe import load_recipe
+
+    fp32 = load_recipe("digits")
+    bf16 = fp32.model_copy(update={"train": fp32.train.model_copy(update={"precision": "bf16"})})
+    layout = fp32.model_copy(update={"train": fp32.train.model_copy(update={"channels_last": True})})
+    cpu = torch.device("cpu")
+    assert _exact(fp32, "cpu", cpu)
+    assert not _exact(bf16, "cpu", cpu) and not _exact(layout, "cpu", cpu) and not _exact(fp32, "cuda:0", cpu)
+    assert not _exact(fp32, "cpu", torch.device("cuda"))
 
 
 def test_verify_refuses_weights_that_are_not_the_runs(bundle, tmp_path, capsys):
