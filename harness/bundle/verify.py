@@ -53,8 +53,8 @@ class Verdict:
     first_disagreements: list[int]
 
     def line(self) -> str:
-        rule = f"{self.mode} mode: " + ("every prediction identical" if self.tolerance == 0 else
-                                         f"tolerance {self.tolerance:g} of the images: at most {self.allowed} may differ")
+        allowance = f"tolerance {self.tolerance:g} of the images: at most {self.allowed} may differ"
+        rule = f"{self.mode} mode: " + ("every prediction identical" if self.tolerance == 0 else allowance)
         if self.verdict == "verified":
             return (f"{self.run_id}: verified: {self.images - self.disagreements}/{self.images} predictions identical "
                     f"({rule}; {self.device})")

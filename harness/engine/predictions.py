@@ -5,9 +5,9 @@ them image by image (``harness verify``).
 ``0..n-1`` of the evaluation set, as its loader yields them), as unsigned integers (``uint16``, or ``uint32``
 beyond 65,536 classes): 2 bytes an image, 100 kB for ImageNet's 50,000. ``predictions.json`` describes it:
 its dtype, the number of images, the evaluation batch they were evaluated in and the number of processes that
-shared the evaluation (a batch-dependent model's prediction depends on its batch), the split, the checkpoint whose weights gave them (trained runs) and the
-file's SHA-256, so that a description that does not belong to the file is detected. Both are written
-atomically, the array first.
+shared the evaluation (a batch-dependent model's prediction depends on its batch), the split, the checkpoint
+whose weights gave them (trained runs) and the file's SHA-256, so that a description that does not belong to
+the file is detected. Both are written atomically, the array first.
 """
 
 from __future__ import annotations
