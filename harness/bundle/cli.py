@@ -4,13 +4,14 @@ mistake raises ``BundleError`` with one line; the CLI turns it into exit code 2.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 from harness.bundle import BundleError
-from harness.bundle.importer import Limits, import_bundle, imported_root, unpack
-from harness.bundle.manifest import RUNS_DIR
+from harness.bundle.importer import Limits, import_bundle, imported_root, imported_runs, unpack
+from harness.bundle.manifest import RUN_ID, RUNS_DIR
 from harness.runs import results_root
 
 
@@ -87,14 +88,16 @@ def _run_directory(root: Path, target: str) -> Path:
     path = Path(target)
     if (path / "spec.json").is_file():
         return path
-    found = sorted(imported_root(root).glob(f"*/{target}/spec.json")) + sorted(root.glob(f"runs/{target}/spec.json"))
-    if "/" in target or not found:
+    if not re.fullmatch(RUN_ID, target):
+        raise BundleError(f"{target}: expected a bundle file, a run directory, or a run id (16 hex digits)")
+    found = imported_runs(root, target) + [p.parent for p in root.glob(f"runs/{target}/spec.json")]
+    if not found:
         raise BundleError(f"{target}: expected a bundle file, a run directory, or the id of a run under "
                           f"{root / 'runs'} or {imported_root(root)}")
     if len(found) > 1:
-        raise BundleError(f"{target}: {len(found)} runs have this id ({', '.join(str(p.parent) for p in found)}); "
+        raise BundleError(f"{target}: {len(found)} runs have this id ({', '.join(map(str, found))}); "
                           f"name the run directory")
-    return found[0].parent
+    return found[0]
 
 
 def _verify_bundle(bundle: Path, root: Path, options: dict) -> list:

@@ -75,6 +75,12 @@ def imported_root(results: Path) -> Path:
     return Path(results) / IMPORTED_DIR
 
 
+def imported_runs(results: Path, run_id: str = "*") -> list[Path]:
+    """The imported run directories under ``results`` (``imported/<site>/<run_id>/``, those with a spec), sorted;
+    with ``run_id``, only that run's, at every site. What a report reads beside ``<results>/runs``."""
+    return [spec.parent for spec in sorted(imported_root(results).glob(f"*/{run_id}/spec.json"))]
+
+
 def bundle_digest(manifest_bytes: bytes) -> str:
     return hashlib.sha256(manifest_bytes).hexdigest()
 

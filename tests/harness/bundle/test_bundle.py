@@ -242,7 +242,22 @@ def test_verify_without_predictions_or_checkpoint_is_one_line(trained, bundle, t
     assert main(["verify", run.name, "--results-dir", str(results)]) == 2
     assert "recorded no per-image predictions" in capsys.readouterr().err
     assert main(["verify", "no-such-run", "--results-dir", str(results)]) == 2
-    assert "expected a bundle file, a run directory" in capsys.readouterr().err
+    assert "expected a bundle file, a run directory, or a run id (16 hex digits)" in capsys.readouterr().err
+    assert main(["verify", "0123456789abcdef", "--results-dir", str(results)]) == 2
+    assert "expected a bundle file, a run directory, or the id of a run under" in capsys.readouterr().err
+
+
+def test_a_run_id_both_local_and_imported_must_be_named_by_its_directory(trained, bundle, tmp_path, capsys):
+    import shutil
+
+    results = tmp_path / "r"
+    shutil.copytree(trained["run"], results / "runs" / trained["run"].name)
+    assert main(["import", str(bundle), "--results-dir", str(results)]) == 0
+    capsys.readouterr()
+    assert main(["verify", trained["run"].name, "--results-dir", str(results)]) == 2
+    assert "2 runs have this id" in capsys.readouterr().err
+    assert main(["verify", str(results / "runs" / trained["run"].name), "--results-dir", str(results)]) == 0
+    assert "verified: 64/64" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------ bad and hostile bundles
