@@ -28,6 +28,7 @@ from harness.bundle import BundleError
 from harness.bundle.importer import ORIGIN_NAME, VERIFICATION_NAME
 from harness.bundle.manifest import CHECKPOINT_FILES
 from harness.bundle.selection import checkpoint_file
+from harness.data import DatasetError
 from harness.engine.checkpoint import atomic_write_text
 from harness.engine.predictions import PredictionsError, interleave, read_predictions
 from harness.runs import RunRecord, read_json
@@ -122,8 +123,11 @@ def verify_run(directory: Path, images: int | None = None, weights: str | None =
     recipe = tspec.resolved_recipe()
     mode_exact = _exact(recipe, run.config.get("resolved", {}).get("device", "cpu"), target)
     world = meta.get("world_size", 1)
-    new = _predict(tspec, recipe, spec.eval_only, meta, _count(images, len(predictions), meta["eval_batch"] * world),
-                   model, target)
+    try:
+        new = _predict(tspec, recipe, spec.eval_only, meta,
+                       _count(images, len(predictions), meta["eval_batch"] * world), model, target)
+    except DatasetError as err:
+        raise BundleError(f"run {spec.run_id}: {str(err).splitlines()[0]} (pass --data-root)") from None
     old = predictions[:len(new)].astype(np.int64)
     differ = np.flatnonzero(old != new)
     tol = 0.0 if mode_exact and tolerance is None else (DEFAULT_TOLERANCE if tolerance is None else tolerance)

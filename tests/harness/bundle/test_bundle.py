@@ -442,3 +442,13 @@ def test_a_suite_export_skips_an_unreadable_run_with_a_warning(trained, tmp_path
                      str(tmp_path / "b.tar.gz")]) == 0
     (run,) = parse(members_of(tmp_path / "b.tar.gz")["manifest.json"], "m").runs
     assert run.run_id == trained["run"].name
+
+
+def test_verify_without_the_evaluation_data_is_one_line(bundle, tmp_path, capsys):
+    results, run = _imported(bundle, tmp_path)
+    spec = json.loads((run / "spec.json").read_text())
+    (run / "spec.json").write_text(json.dumps({**spec, "dataset": "cifar10"}))  # a dataset not on this machine
+    capsys.readouterr()
+    assert main(["verify", str(run), "--results-dir", str(results), "--data-root", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "dataset 'cifar10' not found" in err and "(pass --data-root)" in err and err.count("\n") == 1
