@@ -452,3 +452,31 @@ def test_verify_without_the_evaluation_data_is_one_line(bundle, tmp_path, capsys
     assert main(["verify", str(run), "--results-dir", str(results), "--data-root", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert "dataset 'cifar10' not found" in err and "(pass --data-root)" in err and err.count("\n") == 1
+
+
+def test_unfinished_runs_are_left_out_with_a_note_and_a_missing_checkpoint_refuses_with_weights(trained, tmp_path,
+                                                                                                  capsys):
+    import shutil
+
+    root = tmp_path / "results"
+    shutil.copytree(trained["run"], root / "runs" / trained["run"].name)
+    failed = root / "runs" / "0000000000000000"
+    shutil.copytree(trained["run"], failed)
+    status = json.loads((failed / "status.json").read_text())
+    (failed / "status.json").write_text(json.dumps({**status, "state": "failed"}))
+    assert main(["export", str(trained["suite"]), "--results-dir", str(root), "--out", str(tmp_path / "b.tar.gz")]) == 0
+    assert "note: 0000000000000000: failed, not finished; left out" in capsys.readouterr().out
+    assert len(parse(members_of(tmp_path / "b.tar.gz")["manifest.json"], "m").runs) == 1
+    shutil.rmtree(root / "runs" / trained["run"].name / "checkpoints")
+    assert main(["export", trained["run"].name, "--results-dir", str(root), "--with-weights"]) == 2
+    assert "--with-weights, but its checkpoint is gone" in capsys.readouterr().err
+
+
+def test_a_site_folder_linked_outside_the_results_is_refused(bundle, tmp_path, capsys):
+    results, outside = tmp_path / "r", tmp_path / "outside"
+    (results / "imported").mkdir(parents=True)
+    outside.mkdir()
+    (results / "imported" / SITE).symlink_to(outside)
+    assert main(["import", str(bundle), "--results-dir", str(results)]) == 2
+    assert "outside" in capsys.readouterr().err
+    assert list(outside.iterdir()) == [] and not list(results.rglob(".incoming-*"))
