@@ -128,18 +128,24 @@ def verify_run(directory: Path, images: int | None = None, weights: str | None =
                        _count(images, len(predictions), meta["eval_batch"] * world), model, target)
     except DatasetError as err:
         raise BundleError(f"run {spec.run_id}: {str(err).splitlines()[0]} (pass --data-root)") from None
-    old = predictions[:len(new)].astype(np.int64)
-    differ = np.flatnonzero(old != new)
-    tol = 0.0 if mode_exact and tolerance is None else (DEFAULT_TOLERANCE if tolerance is None else tolerance)
-    allowed = math.floor(tol * len(new))
-    verdict = Verdict(run_id=spec.run_id, verdict="verified" if len(differ) <= allowed else "disagrees",
-                      images=len(new), disagreements=int(len(differ)), mode="exact" if mode_exact else "tolerant",
-                      tolerance=tol, allowed=allowed, device=str(target), checkpoint_sha256=sha,
-                      date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                      first_disagreements=[int(i) for i in differ[:10]])
+    verdict = _judge(spec.run_id, predictions[:len(new)].astype(np.int64), new, mode_exact, tolerance,
+                     str(target), sha)
     if record:
         write_verdict(directory, verdict)
     return verdict
+
+
+def _judge(run_id: str, old: np.ndarray, new: np.ndarray, exact: bool, tolerance: float | None, device: str,
+           sha: str) -> Verdict:
+    """The verdict on recorded (``old``) and re-evaluated (``new``) class ids under the mode's tolerance."""
+    differ = np.flatnonzero(old != new)
+    tol = 0.0 if exact and tolerance is None else (DEFAULT_TOLERANCE if tolerance is None else tolerance)
+    allowed = math.floor(tol * len(new))
+    return Verdict(run_id=run_id, verdict="verified" if len(differ) <= allowed else "disagrees", images=len(new),
+                   disagreements=int(len(differ)), mode="exact" if exact else "tolerant", tolerance=tol,
+                   allowed=allowed, device=device, checkpoint_sha256=sha,
+                   date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   first_disagreements=[int(i) for i in differ[:10]])
 
 
 def _count(images: int | None, recorded: int, step: int) -> int:
@@ -167,10 +173,13 @@ def _predict(tspec, recipe, eval_only: bool, meta: dict[str, Any], count: int, m
         dtype, channels_last = amp_dtype(recipe.train, device), recipe.train.channels_last
         if channels_last:
             model.to(memory_format=torch.channels_last)
+    if len(images) < count:
+        raise BundleError(f"{tspec.dataset}/{meta['split']}: {len(images)} evaluation images here, the run recorded "
+                          f"predictions for {count}: not the same evaluation set")
     world = meta.get("world_size", 1)  # rank r evaluated images r, r + world... in its own batches
     shares = []
     for rank in range(world):
-        loader = DataLoader(Subset(images, range(rank, min(count, len(images)), world)), batch_size=batch)
+        loader = DataLoader(Subset(images, range(rank, count, world)), batch_size=batch)
         out: list[torch.Tensor] = []
         evaluate(model, loader, device, dtype, None, channels_last, out)
         shares.append(torch.cat(out))

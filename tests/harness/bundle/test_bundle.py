@@ -480,3 +480,12 @@ def test_a_site_folder_linked_outside_the_results_is_refused(bundle, tmp_path, c
     assert main(["import", str(bundle), "--results-dir", str(results)]) == 2
     assert "outside" in capsys.readouterr().err
     assert list(outside.iterdir()) == [] and not list(results.rglob(".incoming-*"))
+
+
+def test_verify_refuses_an_evaluation_set_smaller_than_the_recorded_one(bundle, tmp_path, capsys):
+    results, run = _imported(bundle, tmp_path)
+    spec = json.loads((run / "spec.json").read_text())
+    (run / "spec.json").write_text(json.dumps({**spec, "subset": 32}))  # 32 evaluation images, 64 recorded
+    capsys.readouterr()
+    assert main(["verify", str(run), "--results-dir", str(results)]) == 2
+    assert "digits/test: 32 evaluation images here, the run recorded predictions for 64" in capsys.readouterr().err
