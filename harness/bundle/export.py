@@ -4,8 +4,8 @@ The archive holds ``manifest.json`` first, then ``runs/<run_id>/<file>`` for eve
 status, per-epoch metrics, final metrics, energy audit, firing rates, per-image predictions, ``environment.json``
 (packages, device, driver) and, with ``--with-weights``, the checkpoint that gave the predictions (its SHA-256
 is always in the manifest). The archive is byte-reproducible (sorted members, zero times and owners, gzip
-without a time stamp), so exporting the same runs twice gives the same file; its digest, the SHA-256 of
-``manifest.json``, names it.
+without a time stamp), so exporting the same runs twice from one checkout gives the same file; its digest, the
+SHA-256 of ``manifest.json``, names it.
 """
 
 from __future__ import annotations
