@@ -553,6 +553,49 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         raise UserError(f"{err.filename or 'weights'}: {err.strerror or err}") from None
 
 
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    """``harness.bundle.cli`` (export, import, verify); its one-line errors (bundle, weights, files) exit 2."""
+    from harness.audit import WeightsError
+    from harness.bundle import BundleError
+    from harness.bundle.cli import run_bundle_command
+
+    try:
+        return run_bundle_command(args)
+    except (BundleError, WeightsError) as err:
+        raise UserError(str(err)) from None
+    except OSError as err:  # a file or folder that cannot be read or written (full disk, permissions)
+        raise UserError(f"{err.filename or args.command}: {err.strerror or err}") from None
+
+
+def _bundle_args(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """The result-bundle commands: export, import, verify."""
+    def results_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--results-dir", help="results root (default $SPIKEBENCH_RESULTS or ./results)")
+
+    p = command("export", _cmd_bundle, "export runs into one verifiable bundle (.tar.gz), or into the field's formats")
+    p.add_argument("targets", nargs="+", metavar="SUITE|RUN_ID", help="a suite file (its runs) or run ids")
+    results_dir(p)
+    p.add_argument("--site", default="local", help="the site label the runs carry (a plain name, default local)")
+    p.add_argument("--with-weights", action="store_true", help="include each run's checkpoint (always: its SHA-256)")
+    p.add_argument("--format", choices=["hf", "timm-csv", "neurobench"],
+                   help="instead of a bundle: Hugging Face model cards (a folder), timm's results CSV, NeuroBench JSON")
+    p.add_argument("--out", help="the bundle file (default ./spikebench-<site>-<digest>.tar.gz) or format output")
+    p = command("import", _cmd_bundle, "check a bundle and file its runs under <results>/imported/<site>/")
+    p.add_argument("bundle", help="a .tar.gz written by `harness export`")
+    results_dir(p)
+    p.add_argument("--max-bytes", type=int, help="refuse a member, or members in all, above this size (default "
+                                                 "8 GiB a checkpoint, 256 MiB any other member, 32 GiB in all)")
+    p = command("verify", _cmd_bundle, "re-evaluate a run's checkpoint and compare its predictions image by image")
+    p.add_argument("target", metavar="BUNDLE|RUN", help="a bundle file, a run directory or a run id")
+    results_dir(p)
+    p.add_argument("--images", type=int, help="compare the first N evaluation images (default: all recorded)")
+    p.add_argument("--weights", help="the checkpoint, when neither bundled nor local (its SHA-256 must match)")
+    p.add_argument("--data-root", help="where the datasets live (default $SPIKEBENCH_DATA)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default cpu)")
+    p.add_argument("--tolerance", type=float, help="share of images allowed to differ outside exact mode "
+                                                   "(default 0.01; exact mode: 0)")
+
+
 def _weights_args(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="weights_command", required=True, metavar="SUBCOMMAND")
 
@@ -683,6 +726,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("weights", _cmd_weights, "released weights: list the catalog, fetch, import and verify files")
     _weights_args(p)
+
+    _bundle_args(command)
 
     p = command("bench", _cmd_bench, "time a zoo model's step (bench MODEL --help) or run a benchmark script "
                 "from benchmarks/ (e.g. lif_speed)")

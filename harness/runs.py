@@ -184,14 +184,18 @@ class RunRecord:
     def stale(self) -> bool:
         """Whether the run was begun or finished by code other than this checkout's (see
         ``harness.engine.provenance``); a run that never started is not stale, one without a fingerprint is."""
-        from harness.engine.provenance import code_fingerprint, run_code
-
         if not self.config:
             return False
         begun = self.config.get("provenance", {}).get("code_fingerprint")
         ended = (self.final or {}).get("code_fingerprint", begun)
-        current = code_fingerprint(*run_code(self.spec.model, self.spec.recipe, self.config.get("recipe")))
-        return {begun, ended} != {current}
+        return {begun, ended} != {self.checkout_fingerprint}
+
+    @property
+    def checkout_fingerprint(self) -> str:
+        """The fingerprint this checkout's code gives the run (its model, recipe and distillation teacher)."""
+        from harness.engine.provenance import code_fingerprint, run_code
+
+        return code_fingerprint(*run_code(self.spec.model, self.spec.recipe, self.config.get("recipe")))
 
     @property
     def final(self) -> dict[str, Any] | None:

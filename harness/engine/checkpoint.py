@@ -39,15 +39,20 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     _fsync_dir(path.parent)
 
 
-def atomic_write_text(text: str, path: Path) -> None:
-    """Write ``text`` to ``path`` via a fsynced temporary file and a rename."""
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path`` via a fsynced temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    """Write ``text`` (UTF-8) to ``path`` via a fsynced temporary file and a rename."""
+    atomic_write_bytes(text.encode(), path)
 
 
 class CheckpointStore:

@@ -12,7 +12,8 @@ firing rates and the energy in both conventions. The batch-1 evaluation then dep
 
 NeuroBench's metrics are measured in the same official-batch pass, on every image (``measure_energy``'s
 ``neurobench``). The run writes ``config.json``, ``energy.json`` (the per-layer audit),
-``firing.json`` / ``firing.md`` (per-layer firing rates per time step, block x layer) and ``final.json``, each
+``firing.json`` / ``firing.md`` (per-layer firing rates per time step, block x layer), the official pass's
+per-image predictions (``harness.engine.predictions``) and ``final.json``, each
 atomically, ``final.json`` last: a run without it did not finish and is evaluated again.
 """
 
@@ -36,6 +37,7 @@ from harness.audit import batch_dependent, load_weights
 from harness.data import build_dataset, dataset_info
 from harness.engine.checkpoint import atomic_write_text
 from harness.engine.data import seeded_subset
+from harness.engine.predictions import write_predictions
 from harness.engine.distributed import DistInfo
 from harness.engine.provenance import code_fingerprint, provenance, run_code
 from harness.engine.spec import TrainSpec
@@ -81,7 +83,7 @@ def evaluate_weights(spec: TrainSpec, run_dir: Path) -> dict[str, Any]:
     split = spec.eval_split or ("val" if "val" in info["splits"] else "test")
     T = spec.time_steps()
     official = recipe.train.eval_batch_size or recipe.train.batch_size
-    images = _images(spec, split, T, recipe, official)
+    images = eval_images(spec, split, T, recipe, official)
     _write_config(spec, recipe, run_dir, {"T": T, "eval_split": split, "eval_samples": len(images),
                                           "eval_batch": official, "device": str(device), "params": count_params(model),
                                           "weights": str(path), "weights_sha256": sha})
@@ -94,6 +96,8 @@ def evaluate_weights(spec: TrainSpec, run_dir: Path) -> dict[str, Any]:
         batch1 = _batch1(model, images, first, check, dependent, device)
     neurobench = {**first.report.neurobench, "images": first.report.images}
     rates = _write_artifacts(run_dir, first, neurobench, f"{spec.model}: firing rates, {spec.dataset}/{split}, T={T}")
+    write_predictions(run_dir, first.predictions, info["num_classes"], split=split, eval_batch=official,
+                      weights_sha256=sha)
     energy = first.report.summary()
     energy["paper"]["dense_sops"] = sum(r.T * r.flops for r in first.report.paper_rows if r.input != "image")
     top1 = first.top1
@@ -141,7 +145,7 @@ class _Phases:
         self.seconds[name] = time.perf_counter() - started
 
 
-def _images(spec: TrainSpec, split: str, T: int, recipe, official: int) -> Dataset:
+def eval_images(spec: TrainSpec, split: str, T: int, recipe, official: int) -> Dataset:
     """The evaluated images: the split, or its seeded subset; with ``limit_eval_batches``, its first batches."""
     data = build_dataset(spec.dataset, split, root=spec.data_root, T=T, recipe=recipe.data, **spec.dataset_options)
     images = seeded_subset(data, spec.eval_subset, spec.seed)

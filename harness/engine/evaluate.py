@@ -23,8 +23,9 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device | None = None,
              amp_dtype: torch.dtype | None = None, limit_batches: int | None = None,
-             channels_last: bool = False) -> dict[str, float]:
-    """Top-1/top-5 accuracy (%) and mean cross-entropy of ``model``'s time-averaged logits over ``loader``."""
+             channels_last: bool = False, predictions: list[torch.Tensor] | None = None) -> dict[str, float]:
+    """Top-1/top-5 accuracy (%) and mean cross-entropy of ``model``'s time-averaged logits over ``loader``; with
+    ``predictions`` (a list), each batch's predicted class ids are appended to it, on the CPU."""
     device = device or next(model.parameters()).device
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64)  # loss, top1, top5, images
@@ -40,6 +41,8 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device | None = N
                 logits = model(x)
             logits = logits.float()
             hits = topk_correct(logits, y, (1, 5))
+            if predictions is not None:
+                predictions.append(logits.argmax(1).cpu())
             sums += torch.tensor([float(F.cross_entropy(logits, y, reduction="sum")), hits[1], hits[5], len(y)],
                                  dtype=torch.float64)
     if dist.is_available() and dist.is_initialized():

@@ -311,6 +311,18 @@ def thread_settings() -> dict[str, Any]:
             **{name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
 
 
+def gpu_driver() -> str | None:
+    """The NVIDIA driver's version as ``nvidia-smi`` reports it (None without a CUDA device or the tool)."""
+    if not torch.cuda.is_available():
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, check=True, timeout=10).stdout
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return None
+    return out.strip().splitlines()[0] if out.strip() else None
+
+
 def provenance(model: str, recipe: str | None, teacher: str | None = None) -> dict[str, Any]:
     """Versions, git state, the code fingerprint of a run of ``model`` with ``recipe`` (and distillation
     ``teacher``) with its modules' hashes (to say which changed), threads, host and device of this process."""
@@ -324,4 +336,5 @@ def provenance(model: str, recipe: str | None, teacher: str | None = None) -> di
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "driver": gpu_driver(),
     }

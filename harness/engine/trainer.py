@@ -4,7 +4,9 @@ with ``weights`` is an eval-only run instead: ``harness.engine.eval_only``).
 The run directory receives ``config.json`` (the resolved spec and recipe, derived settings, library
 versions, git commit), ``metrics.jsonl`` (one line per epoch), ``train.log`` (``train.rank<r>.log`` for
 the other ranks of a distributed run), ``checkpoints/`` (atomic;
-the last K and ``best.pt``) and at the end ``final.json`` with status ``finished`` or ``diverged`` (it also
+the last K and ``best.pt``), after each epoch's evaluation its per-image predictions (``predictions.npy`` with
+``predictions.json`` naming the checkpoint that gave them) and at the end ``final.json``
+with status ``finished`` or ``diverged`` (it also
 records ``eval_batch`` and ``batch_dependent``: whether the model's eval output depends on that batch).
 A run whose ``final.json`` exists is returned as is; otherwise it resumes from its newest checkpoint.
 On CPU a resumed run ends bit-identical to an uninterrupted one (see harness.engine.data for why).
@@ -37,6 +39,7 @@ from harness.engine.distributed import DistInfo, init_distributed
 from harness.engine.evaluate import autocast, evaluate
 from harness.engine.loss import TrainLoss
 from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
+from harness.engine.predictions import interleave, write_predictions
 from harness.engine.progress import EpochProgress, RunLog
 from harness.engine.provenance import code_fingerprint, provenance, run_code
 from harness.engine.spec import TrainSpec
@@ -110,6 +113,22 @@ def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def amp_dtype(train_cfg, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a recipe's ``train`` section on ``device``: bf16 everywhere for ``precision: bf16``;
+    for ``amp``, bf16 (or fp16) on GPU only; None (fp32) otherwise."""
+    if train_cfg.precision == "bf16":
+        return torch.bfloat16
+    if not train_cfg.amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def eval_samples(spec: TrainSpec, recipe, split: str, T: int) -> SeededSamples:
+    """The images a trained run evaluates, in the evaluation's order: the split (or its seeded subset)."""
+    data = build_dataset(spec.dataset, split, root=spec.data_root, T=T, recipe=recipe.data, **spec.dataset_options)
+    return SeededSamples(seeded_subset(data, spec.eval_subset, spec.seed), spec.seed)
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
@@ -188,8 +207,7 @@ class _Trainer:
         args = dict(root=spec.data_root, T=self.T, recipe=self.recipe.data, **spec.dataset_options)
         self.train_set = SeededSamples(seeded_subset(build_dataset(spec.dataset, "train", **args),
                                                      spec.train_subset, spec.seed), spec.seed)
-        self.eval_set = SeededSamples(seeded_subset(build_dataset(spec.dataset, self.eval_split, **args),
-                                                    spec.eval_subset, spec.seed), spec.seed)
+        self.eval_set = eval_samples(spec, self.recipe, self.eval_split, self.T)
         self.batch_size, self.accum = train_cfg.batch_size, accumulation_steps(train_cfg, self.dist.world)
         self.eval_batch_size = train_cfg.eval_batch_size or self.batch_size
         shard = len(EpochSampler(len(self.train_set), spec.seed, 0, True, self.dist.rank, self.dist.world))
@@ -251,12 +269,7 @@ class _Trainer:
         return resolve_data_root(self.spec.data_root)
 
     def _amp_dtype(self) -> torch.dtype | None:
-        """bf16 everywhere for ``precision: bf16``; for ``amp``, bf16 (or fp16) on GPU only."""
-        if self.recipe.train.precision == "bf16":
-            return torch.bfloat16
-        if not self.recipe.train.amp or self.device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return amp_dtype(self.recipe.train, self.device)
 
     def _ema(self):
         if self.recipe.train.ema_decay is None:
@@ -397,7 +410,8 @@ class _Trainer:
         loss_sum, correct, seen = sums.tolist()
         line: dict[str, Any] = {"epoch": state.epoch, "step": state.global_step, "lr": state.lr,
                                 "train_loss": loss_sum / seen, "train_top1": 100 * correct / seen}
-        line.update({f"eval_{k}": v for k, v in self._evaluate(self.model).items()})  # eval_images: the n of top-1
+        predictions: list[torch.Tensor] = []
+        line.update({f"eval_{k}": v for k, v in self._evaluate(self.model, predictions).items()})  # eval_images: n
         if self.ema is not None:
             line.update({f"ema_eval_{k}": v for k, v in self._evaluate(self.ema.module).items() if k != "images"})
         line["train_img_s"] = seen / max(state.epoch_time_s, 1e-9)
@@ -409,26 +423,41 @@ class _Trainer:
         state.epoch, state.batch = state.epoch + 1, 0
         state.loss_sum = state.correct = 0.0
         state.seen, state.epoch_time_s = 0, 0.0
-        self._save(state, best=best)
+        checkpoint = self._save(state, best=best)
+        everything = self._all_predictions(predictions)
+        if checkpoint is not None:
+            write_predictions(self.run_dir, everything, self.info["num_classes"], split=self.eval_split,
+                              eval_batch=self.eval_batch_size, world_size=self.dist.world, epoch=state.epoch - 1,
+                              checkpoint=checkpoint.name)
         if self.dist.is_main:
             _append_line(self.run_dir / "metrics.jsonl", json.dumps(line))
         shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in line.items()}
         self.log(f"epoch {line['epoch']} done: {shown}")
 
-    def _evaluate(self, model: nn.Module) -> dict[str, float]:
+    def _all_predictions(self, mine: list[torch.Tensor]) -> torch.Tensor:
+        """The evaluation's predictions of every rank, in the evaluation's order (every rank calls this)."""
+        local = torch.cat(mine) if mine else torch.empty(0, dtype=torch.long)
+        if not self.dist.enabled:
+            return local
+        shares: list[torch.Tensor | None] = [None] * self.dist.world
+        dist.all_gather_object(shares, local)
+        return interleave(shares)
+
+    def _evaluate(self, model: nn.Module, predictions: list[torch.Tensor] | None = None) -> dict[str, float]:
         loader = epoch_loader(self.eval_set, self.eval_batch_size, 0, self.spec.seed, False, self.dist.rank,
                               self.dist.world, num_workers=self.spec.num_workers)
         return evaluate(model, loader, self.device, self.amp_dtype, self.spec.limit_eval_batches,
-                        self.channels_last)
+                        self.channels_last, predictions)
 
     # ------------------------------------------------------------------ checkpoints
-    def _save(self, state: Progress, best: bool = False) -> None:
+    def _save(self, state: Progress, best: bool = False) -> Path | None:
+        """Checkpoint the run (rank 0 writes); returns the checkpoint's path on rank 0, else None."""
         rngs = [rng_state()]
         if self.dist.enabled:
             rngs = [None] * self.dist.world
             dist.all_gather_object(rngs, rng_state())
         if not self.dist.is_main:
-            return
+            return None
         checkpoint = {
             "fingerprint": self.fingerprint,
             "model": self.model.state_dict(),
@@ -440,6 +469,7 @@ class _Trainer:
         }
         path = self.store.save(checkpoint, state.epoch, state.batch, best=best)
         self.log(f"checkpoint {path.name} (step {state.global_step})")
+        return path
 
     def _restore(self) -> Progress:
         checkpoint = self.store.load_latest()

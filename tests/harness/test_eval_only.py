@@ -129,6 +129,36 @@ def test_the_report_shows_the_released_weights_table_and_keeps_eval_only_runs_ou
     assert "Released weights vs paper" in page and "Implied firing rate" in page
 
 
+def test_an_eval_only_run_records_its_predictions_and_verifies_from_its_weights_file(evaluated, capsys):
+    from harness.engine.predictions import read_predictions
+
+    run = _runs(evaluated["root"])["coupled.pth"]
+    predictions, meta = read_predictions(run["dir"])
+    assert len(predictions) == 96 and (meta["eval_batch"], meta["split"]) == (32, "test")
+    assert meta["weights_sha256"] == run["final"]["weights"]["sha256"]
+    capsys.readouterr()
+    assert main(["verify", str(run["dir"]), "--results-dir", str(evaluated["root"]), "--images", "50"]) == 0
+    assert "verified: 64/64 predictions identical (exact mode" in capsys.readouterr().out
+
+
+def test_an_eval_only_run_bundled_without_its_weights_verifies_with_weights_given(evaluated, tmp_path, capsys):
+    run = _runs(evaluated["root"])["coupled.pth"]
+    bundle, other_site = tmp_path / "b.tar.gz", tmp_path / "other"
+    assert main(["export", run["dir"].name, "--results-dir", str(evaluated["root"]), "--out", str(bundle)]) == 0
+    assert main(["import", str(bundle), "--results-dir", str(other_site)]) == 0
+    capsys.readouterr()
+    assert main(["verify", run["dir"].name, "--results-dir", str(other_site)]) == 2  # no weights at this site
+    assert "--weights FILE" in capsys.readouterr().err
+    wrong = evaluated["base"] / "elsewhere" / "independent.pth"  # the other run's file: not this run's SHA-256
+    assert main(["verify", run["dir"].name, "--results-dir", str(other_site), "--weights", str(wrong)]) == 2
+    assert "not the weights that gave its predictions" in capsys.readouterr().err
+    weights = evaluated["data"] / "ckpt" / "coupled.pth"
+    assert main(["verify", run["dir"].name, "--results-dir", str(other_site), "--weights", str(weights),
+                 "--images", "32"]) == 0
+    assert "verified: 32/32" in capsys.readouterr().out
+    assert (other_site / "imported" / "local" / run["dir"].name / "verification.json").is_file()
+
+
 def test_mlflow_holds_the_eval_only_metrics_and_the_weights_hash(evaluated):
     from harness.tracking import default_uri, runs_frame
 

@@ -57,6 +57,8 @@ def test_two_rank_ddp_run_from_slurm_variables(tmp_path):
     assert final["global_step"] == 64 // 16  # each rank sees half of the 128 samples
     assert (tmp_path / "train.log").read_text().count("epoch 0 done") == 1  # rank 1 logs to its own file
     assert "epoch 0 done" in (tmp_path / "train.rank1.log").read_text()
+    predictions = json.loads((tmp_path / "predictions.json").read_text())  # both ranks' shares, in order
+    assert predictions["world_size"] == 2 and predictions["images"] == final["last"]["eval_images"]
 
 
 @pytest.mark.slow

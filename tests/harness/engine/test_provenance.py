@@ -197,3 +197,22 @@ def test_outside_git_every_python_file_counts(tmp_path):
     before = code_fingerprint(name, None, root=root)
     (root / "zoo" / "core" / "extra.py").write_text("x = 1\n")
     assert code_fingerprint(name, None, root=root) != before
+
+
+def test_the_gpu_driver_is_recorded_from_nvidia_smi(tmp_path, monkeypatch):
+    """The driver comes from ``nvidia-smi`` where a CUDA device is seen (a stand-in script here: this machine has
+    neither), and is None without a device or the tool."""
+    import torch
+
+    from harness.engine.provenance import gpu_driver, provenance
+
+    assert "driver" in provenance(RUNS[FAMILIES[0]], zoo.model_card(RUNS[FAMILIES[0]]).recipe)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_driver() is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert gpu_driver() is None  # no nvidia-smi on the PATH
+    tool = tmp_path / "nvidia-smi"
+    tool.write_text("#!/bin/sh\necho 550.54.15\necho 550.54.15\n")
+    tool.chmod(0o755)
+    assert gpu_driver() == "550.54.15"
