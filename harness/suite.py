@@ -37,7 +37,6 @@ computes, not the code that computes it (that is the code fingerprint each run r
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import json
@@ -49,6 +48,7 @@ from typing import Annotated, Any, Callable, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from harness.argtypes import closest, unknown_model
 from harness.configfile import ConfigError, compose, line_of, load_yaml, read_text, value_problem
 from harness.names import UnsafePathError, check_name, has_control_characters
 from harness.recipe import SAMPLE_ENERGY_IMAGES, EnergyImages, small_energy_sample
@@ -261,7 +261,7 @@ NOT_OVERRIDES = {"T": "set it with the run's T field", "num_classes": "it follow
 
 
 def _unknown(kind: str, value: str, valid: list[str], where: str) -> SuiteError:
-    close = difflib.get_close_matches(value, valid, n=3, cutoff=0.5)
+    close = closest(value, valid)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     return SuiteError(f"{where}: unknown {kind} {value!r}; {hint}valid {kind}s: {', '.join(valid)}")
 
@@ -359,7 +359,7 @@ class _Resolver:
 
             valid, what = timm.list_models(), f"a model of the installed timm {timm.__version__}"
         if name not in valid:
-            close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
+            close = closest(name, valid)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise SuiteError(f"{at}: recipe {recipe!r}: distill.teacher {teacher!r}: expected {what}{hint}")
 
@@ -380,7 +380,7 @@ class _Resolver:
 
     def spec(self, entry: RunEntry, budget: Budget, where: Where) -> RunSpec:
         if entry.model not in self.models:
-            raise _unknown("model", entry.model, self.models, where("model"))
+            raise SuiteError(f"{where('model')}: {unknown_model(entry.model)}")
         if entry.dataset not in self.datasets:
             raise _unknown("dataset", entry.dataset, self.datasets, where("dataset"))
         self.check_overrides(entry.model, entry.overrides, where)
