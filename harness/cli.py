@@ -140,7 +140,9 @@ def _refuse_unusable_weights(specs, root: Path, data_root: str | None) -> None:
     """Before any run starts: every eval-only run still to do has its weights file, and it loads."""
     from harness.runs import DONE_STATES, RunRecord, run_dir
 
-    todo = [spec for spec in specs if RunRecord(run_dir(root, spec)).state not in DONE_STATES]
+    todo = [spec for spec in specs if spec.eval_only and RunRecord(run_dir(root, spec)).state not in DONE_STATES]
+    if not todo:  # no eval-only run to do: nothing to check, and no model code to import for it
+        return
     weights = _weights_check(todo, data_root)
     if weights.problems or weights.missing:
         raise UserError(_first_of(weights.problems + weights.missing))
@@ -155,8 +157,11 @@ def _first_of(lines: list[str]) -> str:
 def _reachable(uri: str) -> str | None:
     """The tracking URI with its store ready, or None after one warning line when it cannot be used: runs
     then stay in their directories until ``harness collect``; training is never held up by tracking."""
-    from harness.tracking import TrackingUnavailable, ensure_store
+    from harness.tracking import SQLITE, TrackingUnavailable, ensure_store
 
+    if uri.startswith(SQLITE) and not Path(uri[len(SQLITE):]).exists():
+        print(f"creating the tracking store {uri[len(SQLITE):]} (the first time only: MLflow's database "
+              "migrations take seconds)", flush=True)
     try:
         ensure_store(uri)
     except TrackingUnavailable as err:
@@ -177,10 +182,14 @@ def _tracking(func: Callable, *args, **kwargs):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    print(f"{args.suite}: resolving the suite's runs (loading torch and the model zoo takes a few seconds)",
+          flush=True)  # the first line, before any heavy import
     from harness.launch.local import run_suite
+    from harness.launch.outlook import plan_line
 
     suite, specs = _load_specs(args, args.data_root)
     root, uri = _roots(args)
+    print(plan_line(suite.name, specs, root, args.jobs, args.keep_stale), flush=True)
     _refuse_unusable_weights(specs, root, args.data_root)
     uri = _reachable(uri)
     try:
@@ -679,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     warnings.formatwarning = _one_line_warning
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # not its INFO lines (database tables, migrations)
     try:
         return args.func(args)
     except (UserError, UnsafePathError) as err:

@@ -271,7 +271,7 @@ class _Resolver:
 
     def __init__(self, suite: Suite, data_root: Path | None = None) -> None:
         import zoo
-        from harness.data import dataset_options, list_datasets
+        from harness.data import list_datasets
         from harness.recipe import apply_overrides, list_recipes, load_recipe
 
         self.suite = suite
@@ -282,7 +282,6 @@ class _Resolver:
         self.card = zoo.model_card
         self.load_recipe = load_recipe
         self.apply_overrides = apply_overrides
-        self.dataset_options = dataset_options
         self._catalog: Catalog | None = None
 
     @staticmethod
@@ -315,8 +314,13 @@ class _Resolver:
             raise SuiteError(f"{where('recipe_overrides', key)}: recipe {recipe!r}: {problem}") from None
 
     def check_data_options(self, dataset: str, options: dict[str, Any], where: Where) -> None:
-        """Each data option is one the dataset takes, with its type."""
-        accepted = self.dataset_options(dataset)
+        """Each data option is one the dataset takes, with its type (the dataset builders, hence timm, are imported
+        only for a run that has data options: suite expansion comes before `harness run`'s first line)."""
+        if not options:
+            return
+        from harness.data import dataset_options
+
+        accepted = dataset_options(dataset)
         for key, value in options.items():
             if key not in accepted:
                 valid = ", ".join(sorted(accepted)) or "none"
