@@ -29,7 +29,8 @@ def time_lines(suite: str, jobs: int, code: Path) -> list[tuple[float, str]]:
         command = [sys.executable, "-m", "harness", "run", suite, "--jobs", str(jobs), "--no-report",
                    "--results-dir", results]
         start = time.monotonic()
-        process = subprocess.Popen(command, cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_LOGGING_LEVEL"}  # as a user's shell has it
+        process = subprocess.Popen(command, cwd=code, env={**env, "PYTHONPATH": str(code)},
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         lines = []
         try:
@@ -37,8 +38,8 @@ def time_lines(suite: str, jobs: int, code: Path) -> list[tuple[float, str]]:
                 lines.append((time.monotonic() - start, line.rstrip()))
                 if line.startswith("started"):
                     break
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
+        finally:  # the workers get SIGTERM when the launcher dies (an older launcher may not stop on SIGTERM)
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     return lines
 

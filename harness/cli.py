@@ -560,10 +560,11 @@ def _suite_args(parser: argparse.ArgumentParser, budget: bool = False) -> None:
     parser.add_argument("suite", help="a suite file, e.g. suites/smoke.yaml")
     if budget:
         parser.add_argument("--epochs", type=positive_int, help="train this many epochs (part of the run id)")
-        parser.add_argument("--limit-batches", type=positive_int, help="at most N batches per epoch (part of the run id)")
+        parser.add_argument("--limit-batches", type=positive_int,
+                            help="at most N batches per epoch (part of the run id)")
         parser.add_argument("--subset", type=positive_int, help="use N samples per split (part of the run id)")
-        parser.add_argument("--threads", type=positive_int, help="CPU threads of each run, default 1 (part of the run id: "
-                            "it changes the numbers)")
+        parser.add_argument("--threads", type=positive_int,
+                            help="CPU threads of each run, default 1 (part of the run id: it changes the numbers)")
         parser.add_argument("--energy-images", type=energy_images, metavar="N|all",
                             help="measure energy on N seeded eval images, 'all' or 0 = off (default: the suite's "
                                  "budget, else all; part of the run id)")

@@ -5,6 +5,7 @@ never a Python API) and any pydantic ValidationError."""
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from harness import argtypes, cli
 from harness.cli import build_parser, main
 from harness.metrics import energy
 
+REPO = Path(__file__).resolve().parents[2]
 MODEL = "spikformer_4_384.cifar10"
 SUITE = "suites/smoke.yaml"
 BUDGET_COMMANDS = ("validate", "run", "status", "submit", "cancel")
@@ -103,6 +105,17 @@ def test_no_flag_of_any_parser_takes_an_unchecked_number():
     parsers = [build_parser(), cli._bench_parser(), energy._parser()]
     unchecked = [found for parser in parsers for found in _numeric_actions(parser)]
     assert unchecked == []
+
+
+def test_no_benchmark_script_takes_an_unchecked_number_or_an_abbreviation(capsys):
+    scripts = sorted((REPO / "benchmarks").glob("*.py"))
+    assert scripts
+    for path in scripts:
+        source = path.read_text()
+        assert "type=int" not in source and "type=float" not in source, path
+        assert "argparse.ArgumentParser(" not in source, f"{path}: OneLineParser refuses abbreviations"
+    line = _one_line_exit_2(["bench", "lif_speed", "--repeats", "0"], capsys)
+    assert line == "error: lif_speed.py: argument --repeats: expected a whole number >= 1, got 0"
 
 
 def test_the_range_types_accept_their_bounds():
