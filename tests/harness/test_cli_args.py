@@ -197,6 +197,14 @@ def test_a_validation_error_from_any_command_is_one_line_naming_the_field(monkey
     assert line == "error: Budget: field epochs: Input should be greater than or equal to 1 (and 1 more)"
 
 
+def test_a_validation_error_is_one_line_and_exit_2_in_a_real_process():
+    code = ("import sys\nfrom harness import cli\nfrom harness.suite import Budget\n"
+            "cli._cmd_validate = lambda args: Budget(subset=0)\nsys.exit(cli.main(['validate', 'suites/smoke.yaml']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    line = _assert_one_line_exit_2(result)
+    assert line == "error: Budget: field subset: Input should be greater than or equal to 1"
+
+
 def test_other_exceptions_are_not_mistaken_for_user_errors(monkeypatch):
     def broken(args):
         raise RuntimeError("a bug of ours")
