@@ -25,13 +25,24 @@ class UserError(Exception):
     """A mistake in the user's input: reported as one line, exit code 2, no traceback."""
 
 
-def _load_specs(args: argparse.Namespace, data_root: str | None = None):
-    """The suite's run specs with the command line's budget knobs (and ``--only`` filter) applied; with
-    ``data_root``, the files runs need beyond their datasets (distillation teachers) must be under it."""
-    from harness.suite import SuiteError, expand, load_suite
+def _read_suite(path: str):
+    """The suite file, read and checked against the schema (no model code is imported for it)."""
+    from harness.suite import SuiteError, load_suite
 
     try:
-        suite = load_suite(args.suite)
+        return load_suite(path)
+    except SuiteError as err:
+        raise UserError(str(err)) from None
+
+
+def _load_specs(args: argparse.Namespace, data_root: str | None = None, suite=None):
+    """The suite's (``suite``, else read from ``args.suite``) run specs with the command line's budget knobs (and
+    ``--only`` filter) applied; with ``data_root``, the files runs need beyond their datasets (distillation
+    teachers) must be under it."""
+    from harness.suite import SuiteError, expand
+
+    suite = suite or _read_suite(args.suite)
+    try:
         specs = expand(suite, _budget(args), data_root)
     except SuiteError as err:
         raise UserError(str(err)) from None
@@ -182,12 +193,13 @@ def _tracking(func: Callable, *args, **kwargs):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    print(f"{args.suite}: resolving the suite's runs (loading torch and the model zoo takes a few seconds)",
+    suite = _read_suite(args.suite)  # a mistake in the file is the one line, printed before anything else
+    print(f"{suite.name}: resolving the runs of {args.suite} (loading torch and the model zoo takes a few seconds)",
           flush=True)  # the first line, before any heavy import
     from harness.launch.local import run_suite
     from harness.launch.outlook import plan_line
 
-    suite, specs = _load_specs(args, args.data_root)
+    suite, specs = _load_specs(args, args.data_root, suite)
     root, uri = _roots(args)
     print(plan_line(suite.name, specs, root, args.jobs, args.keep_stale), flush=True)
     _refuse_unusable_weights(specs, root, args.data_root)
@@ -262,14 +274,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from harness.suite import SuiteError, load_suite
-
     root, uri = _roots(args)
-    try:
-        suite = load_suite(args.suite)
-    except SuiteError as err:
-        raise UserError(str(err)) from None
-    _report(suite, uri, root)
+    _report(_read_suite(args.suite), uri, root)
     return 0
 
 

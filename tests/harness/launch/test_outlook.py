@@ -44,8 +44,7 @@ def test_run_says_what_it_will_do_before_building_anything_and_mlflow_stays_quie
                              "--no-report"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == (f"{suite}: resolving the suite's runs (loading torch and the model zoo takes a few "
-                        "seconds)")
+    assert lines[0] == f"first: resolving the runs of {suite} (loading torch and the model zoo takes a few seconds)"
     assert lines[1] == "first: 1 run: 1 to train, 0 already done, 1 at a time"
     assert lines[2].startswith(f"creating the tracking store {root / 'mlflow.db'}")
     assert lines[3].startswith("started ")
@@ -53,6 +52,15 @@ def test_run_says_what_it_will_do_before_building_anything_and_mlflow_stays_quie
     output = result.stdout + result.stderr
     assert " INFO " not in output and "mlflow.store" not in output and "alembic" not in output, output
     assert (root / "mlflow.db").is_file(), "the run was logged, quietly"
+
+
+def test_a_mistake_in_the_suite_file_is_the_only_line(tmp_path):
+    suite = tmp_path / "bad.yaml"
+    suite.write_text("runs:\n  - {model: qkformer_4_384.cifar10, dataset: digits, T: 0}\n")
+    result = subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--results-dir",
+                             str(tmp_path / "results")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == "", result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1 and "runs.0.T" in result.stderr, result.stderr
 
 
 def _running_run(directory, epoch: int, position: int, per_epoch: int, epochs: int, rate: float):
