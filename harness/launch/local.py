@@ -205,13 +205,13 @@ def _drive(queue, running, clock: SuiteClock, data_root, tracking_uri, suite_pat
             if process.poll() is None:
                 continue
             running.remove(item)
-            clock.finish(spec.run_id)
             done += 1
             if process.returncode == LOCKED_EXIT:
                 outcome.locked[spec.run_id] = lock_holder(directory) or "another process"
                 print(f"[{done}/{total}] skipped   {spec.run_id}: being trained by {outcome.locked[spec.run_id]}",
                       flush=True)
                 continue
+            clock.finish(spec.run_id)  # a run left to another process says nothing about how long runs take
             _record(spec, directory, process, outcome, failures, f"[{done}/{total}]")
             finished.append((spec, directory))
             if _shared_failure(outcome, failures, total):
