@@ -8,7 +8,6 @@ batch with random labels; a non-finite loss or gradient norm is a divergence. On
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
+from harness.argtypes import OneLineParser, positive_int
 from harness.metrics.perf import training_heads
 
 
@@ -52,10 +52,10 @@ def amp_run(name: str, steps: int, batch: int, device: torch.device, **overrides
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pattern", default="*.in1k")
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=positive_int, default=50)
+    parser.add_argument("--batch", type=positive_int, default=4)
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args(argv)
     for name in zoo.list_models(args.pattern):

@@ -10,13 +10,13 @@ images (a fresh model in eval mode is nearly silent): the mJ figures are no meas
 
 from __future__ import annotations
 
-import argparse
 import platform
 import time
 
 import torch
 
 import zoo
+from harness.argtypes import OneLineParser, positive_int, seed_int
 from harness.metrics.break_even import break_even
 from harness.metrics.energy import calibrate_batch_norm, measure_energy, synthetic_images
 from harness.metrics.memory_energy import MEMORY_CONVENTIONS, measure_memory_energy
@@ -47,10 +47,10 @@ def measure(name: str, images: int, seed: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["spikformer_4_384.cifar10", "sdt_2_512.cifar10"])
-    parser.add_argument("--images", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--images", type=positive_int, default=2)
+    parser.add_argument("--seed", type=seed_int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {machine_description(torch.device('cpu'))}; python {platform.python_version()}")

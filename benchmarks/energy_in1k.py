@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 import zoo
+from harness.argtypes import OneLineParser, positive_int, seed_int
 from harness.metrics.energy import (E_AC_PJ, E_MAC_PJ, PJ_PER_MJ, EnergyReport, calibrate_batch_norm,
                                     measure_energy, synthetic_images)
 
@@ -78,11 +79,11 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=2, help="synthetic images (batch 1 each) per model")
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=positive_int, default=2, help="synthetic images (batch 1 each) per model")
     parser.add_argument("--models", default="*.in1k")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=seed_int, default=0)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--out", default=None, help="directory for per-model audit JSON (default: temporary)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

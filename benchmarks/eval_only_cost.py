@@ -11,7 +11,6 @@ check, NeuroBench). Repeats alternate the two; medians are reported with the eva
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 import zoo
+from harness.argtypes import OneLineParser, positive_int
 from harness.data import build_dataset
 from harness.engine.data import seeded_subset
 from harness.engine.evaluate import evaluate
@@ -69,10 +69,11 @@ def _eval_only(spec: TrainSpec, directory: Path) -> tuple[float, dict[str, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=359, help="images of the digits test split (at most 359)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--T", type=int, default=4)
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=positive_int, default=359,
+                        help="images of the digits test split (at most 359)")
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument("--T", type=positive_int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,7 +11,6 @@ against spikingjelly measured in this same run.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import time
@@ -19,6 +18,7 @@ import time
 import torch
 from spikingjelly.activation_based import neuron, surrogate
 
+from harness.argtypes import OneLineParser, positive_int
 from zoo.core import LIF
 
 
@@ -39,10 +39,10 @@ def _time_fwd_bwd(module: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor) 
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--shape", type=int, nargs="+", default=[4, 64, 384, 64])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=positive_int, default=15)
+    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--shape", type=positive_int, nargs="+", default=[4, 64, 384, 64])
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -9,12 +9,12 @@ copies, matmuls and the zoo LIF (its autograd nodes; not measurable for spikingj
 
 from __future__ import annotations
 
-import argparse
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 import zoo
+from harness.argtypes import OneLineParser, positive_int
 from harness.metrics.perf import BenchConfig, StepRunner, random_batch, with_reference_neurons
 
 GROUPS = {
@@ -29,14 +29,14 @@ LIF_NODES = ("FusedLIF", "FusedLIFBackward", "TritonLIF", "TritonLIFBackward")
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--mode", choices=["train", "eval"], default="train")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--T", type=int)
+    parser.add_argument("--batch", type=positive_int, default=16)
+    parser.add_argument("--T", type=positive_int)
     parser.add_argument("--neuron", choices=["ours", "reference"], default="ours")
     parser.add_argument("--fast", action="store_true")
-    parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--top", type=positive_int, default=15)
     args = parser.parse_args(argv)
     cfg = BenchConfig(model=args.model, mode=args.mode, batch=args.batch, T=args.T)
     T = args.T or zoo.model_card(args.model).T

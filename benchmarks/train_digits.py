@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 import zoo
+from harness.argtypes import OneLineParser, positive_int, seed_int
 from harness.engine import TrainSpec, train
 
 # (zoo config, dataset, T, model overrides): the families' own blocks, shrunk to digits size
@@ -28,10 +29,10 @@ TARGET = {"digits": 90.0, "digits_dvs": 80.0}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=None, help="directory for the run directories (default: a temporary one)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--seed", type=seed_int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out or tempfile.mkdtemp(prefix="train_digits_"))

@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 
 import torch
 
+from harness.argtypes import OneLineParser, positive_int
 from zoo.core import LIF
 
 SETTINGS = list(itertools.product([2.0, 3.0], [1.0, 0.5], [0.0, None, -0.2], [True, False], [True, False],
@@ -25,9 +25,9 @@ def _run(lif: LIF, x: torch.Tensor, grad_s: torch.Tensor, grad_v: torch.Tensor):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--T", type=int, default=4)
-    parser.add_argument("--neurons", type=int, default=100_003)
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--T", type=positive_int, default=4)
+    parser.add_argument("--neurons", type=positive_int, default=100_003)
     args = parser.parse_args(argv)
     gen = torch.Generator().manual_seed(0)
     worst = {"spikes": 0.0, "membrane": 0.0, "input_grad": 0.0}

@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from harness.argtypes import (LIST_MODELS, OneLineParser, closest, energy_images, int_range, non_negative_int,
+                               positive_int, seed_int, unknown_model)
 from harness.names import UnsafePathError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,13 +25,24 @@ class UserError(Exception):
     """A mistake in the user's input: reported as one line, exit code 2, no traceback."""
 
 
-def _load_specs(args: argparse.Namespace, data_root: str | None = None):
-    """The suite's run specs with the command line's budget knobs (and ``--only`` filter) applied; eval-only runs'
-    weights files are looked for under ``data_root`` (their hash is part of the run id)."""
-    from harness.suite import SuiteError, expand, load_suite
+def _read_suite(path: str):
+    """The suite file, read and checked against the schema (no model code is imported for it)."""
+    from harness.suite import SuiteError, load_suite
 
     try:
-        suite = load_suite(args.suite)
+        return load_suite(path)
+    except SuiteError as err:
+        raise UserError(str(err)) from None
+
+
+def _load_specs(args: argparse.Namespace, data_root: str | None = None, suite=None):
+    """The suite's (``suite``, else read from ``args.suite``) run specs with the command line's budget knobs (and
+    ``--only`` filter) applied; eval-only runs' weights files are looked for under ``data_root`` (their hash is
+    part of the run id)."""
+    from harness.suite import SuiteError, expand
+
+    suite = suite or _read_suite(args.suite)
+    try:
         specs = expand(suite, _budget(args), data_root)
     except SuiteError as err:
         raise UserError(str(err)) from None
@@ -46,28 +59,11 @@ BUDGET_FLAGS = ("epochs", "limit_batches", "subset", "energy_images", "threads")
 
 
 def _budget(args: argparse.Namespace):
-    """The budget knobs given on the command line (each overrides the suite's only when given)."""
-    from pydantic import ValidationError
-
+    """The budget knobs given on the command line (each overrides the suite's only when given; their ranges are
+    checked when the command line is parsed)."""
     from harness.suite import Budget
 
-    given = {name: getattr(args, name) for name in BUDGET_FLAGS if getattr(args, name, None) is not None}
-    try:
-        return Budget(**given)
-    except ValidationError as err:
-        name = err.errors()[0]["loc"][0]
-        problem = [e["msg"] for e in err.errors() if e["loc"][0] == name][-1]  # a union's last branch: the number
-        raise UserError(f"--{str(name).replace('_', '-')} {given[name]!r}: {problem.lower()}") from None
-
-
-def _energy_images(value: str) -> int | str:
-    """``--energy-images``: 'all' or a whole number of images (0 = no energy)."""
-    if value == "all":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'all' or a number of images, got {value!r}") from None
+    return Budget(**{name: getattr(args, name) for name in BUDGET_FLAGS if getattr(args, name, None) is not None})
 
 
 def _roots(args: argparse.Namespace) -> tuple[Path, str]:
@@ -174,8 +170,11 @@ def _first_of(lines: list[str]) -> str:
 def _reachable(uri: str) -> str | None:
     """The tracking URI with its store ready, or None after one warning line when it cannot be used: runs
     then stay in their directories until ``harness collect``; training is never held up by tracking."""
-    from harness.tracking import TrackingUnavailable, ensure_store
+    from harness.tracking import SQLITE, TrackingUnavailable, ensure_store
 
+    if uri.startswith(SQLITE) and not Path(uri[len(SQLITE):]).exists():
+        print(f"creating the tracking store {uri[len(SQLITE):]} (the first time only: MLflow's database "
+              "migrations take seconds)", flush=True)
     try:
         ensure_store(uri)
     except TrackingUnavailable as err:
@@ -196,10 +195,15 @@ def _tracking(func: Callable, *args, **kwargs):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    suite = _read_suite(args.suite)  # a mistake in the file is the one line, printed before anything else
+    print(f"{suite.name}: resolving the runs of {args.suite} (loading torch and the model zoo takes a few seconds)",
+          flush=True)  # the first line, before any heavy import
     from harness.launch.local import run_suite
+    from harness.launch.outlook import plan_line
 
-    suite, specs = _load_specs(args, args.data_root)
+    suite, specs = _load_specs(args, args.data_root, suite)
     root, uri = _roots(args)
+    print(plan_line(suite.name, specs, root, args.jobs, args.keep_stale), flush=True)
     _refuse_missing_files(specs, root, args.data_root)
     uri = _reachable(uri)
     try:
@@ -283,14 +287,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from harness.suite import SuiteError, load_suite
-
     root, uri = _roots(args)
-    try:
-        suite = load_suite(args.suite)
-    except SuiteError as err:
-        raise UserError(str(err)) from None
-    _report(suite, uri, root)
+    _report(_read_suite(args.suite), uri, root)
     return 0
 
 
@@ -387,10 +385,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from harness.data import dataset_info
     from harness.recipe import load_recipe, model_input_kwargs
 
-    try:
-        card = zoo.model_card(args.model)
-    except KeyError as err:
-        raise UserError(str(err.args[0])) from None
+    problem = unknown_model(args.model)
+    if problem:
+        raise UserError(problem)
+    card = zoo.model_card(args.model)
     overrides = {}
     for item in args.set or []:
         key, sep, value = item.partition("=")
@@ -444,22 +442,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         sys.argv = [str(script), *args.bench_args]
         runpy.run_path(str(script), run_name="__main__")
         return 0
-    import zoo
+    if unknown_model(args.name):
+        import zoo
 
-    if args.name not in zoo.list_models():
-        raise UserError(f"unknown benchmark {args.name!r}: neither a zoo model (`python -m harness ls models`) "
-                        f"nor a script benchmarks/NAME.py; scripts: {', '.join(scripts)}")
+        close = closest(args.name, scripts + zoo.list_models())
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise UserError(f"unknown benchmark {args.name!r}: neither a zoo model nor a script benchmarks/NAME.py; "
+                        f"{hint}scripts: {', '.join(scripts)}; models: {LIST_MODELS}")
     return _bench_model(args.name, args.bench_args)
 
 
 def _bench_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness bench MODEL", description=(
+    p = OneLineParser(prog="python -m harness bench MODEL", description=(
         "time a zoo model's train or eval step: median of device-synchronised steps, img/s, peak memory, FLOPs; "
         "--mode energy: the energy measurement pass against a plain evaluation pass (energy_over_eval)"))
     p.add_argument("--mode", choices=["train", "eval", "energy"], default="train")
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--T", type=int, help="time steps (default: the model's)")
-    p.add_argument("--size", type=int, help="input height = width (default: the model's)")
+    p.add_argument("--batch", type=positive_int, default=16)
+    p.add_argument("--T", type=positive_int, help="time steps (default: the model's)")
+    p.add_argument("--size", type=positive_int, help="input height = width (default: the model's)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--fast", action="store_true", help="fast mode: --precision bf16 --compile")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast (AMP)")
@@ -471,9 +471,9 @@ def _bench_parser() -> argparse.ArgumentParser:
                         "--mode energy, the old measurement path (dispatcher counter + a second NeuroBench pass)")
     p.add_argument("--set", nargs="+", default=[], metavar="ARG=VALUE",
                    help="model constructor overrides, values in YAML (e.g. widths=[32,32,64] heads=2)")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    p.add_argument("--warmup", type=non_negative_int, default=2)
+    p.add_argument("--repeats", type=positive_int, default=5)
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's own choice)")
     p.add_argument("--json", action="store_true", help="end with one JSON object on the last line")
     p.add_argument("--record", action="store_true", help="append the result to benchmarks/RESULTS.md")
     return p
@@ -498,12 +498,6 @@ def _bench_model(name: str, argv: list[str]) -> int:
     import json
 
     opts = _bench_parser().parse_args(argv)
-    for flag in ("batch", "T", "size", "repeats", "threads"):
-        value = getattr(opts, flag)
-        if value is not None and value < 1:
-            raise UserError(f"bench: --{flag} must be >= 1, got {value}")
-    if opts.warmup < 0:
-        raise UserError(f"bench: --warmup must be >= 0, got {opts.warmup}")
     overrides = _model_overrides(name, opts.set)
     import torch
 
@@ -614,7 +608,7 @@ def _weights_args(parser: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="registered zoo model name")
     p.add_argument("--url", help="download from this http(s) URL instead of the catalog's")
     p.add_argument("--sha256", help="expected SHA-256 (default: the catalog's, when the authors publish one)")
-    p.add_argument("--max-bytes", type=int, help="refuse a larger file (default 2 GiB)")
+    p.add_argument("--max-bytes", type=positive_int, help="refuse a larger file (default 2 GiB)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = subcommand("import", "store a file downloaded by hand once it loads weights-only and fits the model")
     p.add_argument("model", help="registered zoo model name")
@@ -627,12 +621,13 @@ def _weights_args(parser: argparse.ArgumentParser) -> None:
 def _suite_args(parser: argparse.ArgumentParser, budget: bool = False) -> None:
     parser.add_argument("suite", help="a suite file, e.g. suites/smoke.yaml")
     if budget:
-        parser.add_argument("--epochs", type=int, help="train this many epochs (part of the run id)")
-        parser.add_argument("--limit-batches", type=int, help="at most N batches per epoch (part of the run id)")
-        parser.add_argument("--subset", type=int, help="use N samples per split (part of the run id)")
-        parser.add_argument("--threads", type=int, help="CPU threads of each run, default 1 (part of the run id: "
-                            "it changes the numbers)")
-        parser.add_argument("--energy-images", type=_energy_images, metavar="N|all",
+        parser.add_argument("--epochs", type=positive_int, help="train this many epochs (part of the run id)")
+        parser.add_argument("--limit-batches", type=positive_int,
+                            help="at most N batches per epoch (part of the run id)")
+        parser.add_argument("--subset", type=positive_int, help="use N samples per split (part of the run id)")
+        parser.add_argument("--threads", type=positive_int,
+                            help="CPU threads of each run, default 1 (part of the run id: it changes the numbers)")
+        parser.add_argument("--energy-images", type=energy_images, metavar="N|all",
                             help="measure energy on N seeded eval images, 'all' or 0 = off (default: the suite's "
                                  "budget, else all; part of the run id)")
         parser.add_argument("--only", nargs="+", metavar="RUN_ID", help="only these run ids")
@@ -644,13 +639,13 @@ def _store_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=(
+    parser = OneLineParser(prog="python -m harness", description=(
         "spikebench: reproduce and compare spiking vision transformers (MSViT, QKFormer, Spikformer, SDT v1/v2)."))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, parser=p)
         return p
 
     p = command("ls", _cmd_ls, "list models, datasets, recipes and suites")
@@ -667,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run", _cmd_run, "run a suite locally (unfinished runs only), then render tables and leaderboard")
     _suite_args(p, budget=True)
     _store_args(p)
-    p.add_argument("--jobs", "-j", type=int, default=1, help="runs in parallel (one subprocess each)")
+    p.add_argument("--jobs", "-j", type=positive_int, default=1, help="runs in parallel (one subprocess each)")
     p.add_argument("--data-root", help="where the real datasets live (default $SPIKEBENCH_DATA)")
     p.add_argument("--no-report", action="store_true", help="skip rendering tables and leaderboard")
     p.add_argument("--keep-stale", action="store_true",
@@ -707,7 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # every argument after `energy` goes to harness.metrics.energy (its own --help lists them)
     p = sub.add_parser("energy", add_help=False, help="print a model's per-layer energy audit and total (mJ)")
-    p.set_defaults(func=_cmd_energy)
+    p.set_defaults(func=_cmd_energy, parser=p)
 
     p = command("audit", _cmd_audit, "evaluate a model at batch 1 and batch 32 on the same images and report "
                 "the top-1 and logit differences (batch-size invariance)")
@@ -716,11 +711,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="dataset whose eval split gives the images (default: the model's own)")
     p.add_argument("--data-root", help="where the real datasets live (default $SPIKEBENCH_DATA)")
     p.add_argument("--random", action="store_true", help="seeded synthetic inputs instead of a dataset (no top-1)")
-    p.add_argument("--images", type=int, default=64, help="number of images (a seeded subset)")
-    p.add_argument("--batch", type=int, default=32, help="the large eval batch compared with batch 1")
-    p.add_argument("--T", type=int, help="time steps (default: the model card's)")
+    p.add_argument("--images", type=positive_int, default=64, help="number of images (a seeded subset)")
+    p.add_argument("--batch", type=int_range(2), default=32, help="the large eval batch compared with batch 1")
+    p.add_argument("--T", type=positive_int, help="time steps (default: the model card's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model argument override (repeatable)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (auto: the GPU if there is one)")
     p.add_argument("--json", action="store_true", help="also print the report as one JSON object on the last line")
 
@@ -741,13 +736,26 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
+def _validation_problem(err: Exception) -> str | None:
+    """A pydantic ValidationError as one line naming the model and field (None for any other exception):
+    whatever input a command validates, the user never gets its traceback."""
+    pydantic = sys.modules.get("pydantic")  # not imported: the error cannot be one of its
+    if pydantic is None or not isinstance(err, pydantic.ValidationError):
+        return None
+    errors = err.errors()
+    field = ".".join(str(part) for part in errors[0]["loc"]) or "input"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{err.title}: field {field}: {errors[0]['msg']}{more}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "energy":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     warnings.formatwarning = _one_line_warning
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # not its INFO lines (database tables, migrations)
     try:
         return args.func(args)
     except (UserError, UnsafePathError) as err:
@@ -756,3 +764,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader closed early (`validate suites/x.yaml | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as err:
+        problem = _validation_problem(err)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return 2

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from harness.engine.checkpoint import atomic_write_text
+from harness.atomicfile import atomic_write_text
 from harness.names import check_name, check_tree, contained
 from harness.suite import RunSpec
 

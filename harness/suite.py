@@ -38,7 +38,6 @@ computes, not the code that computes it (that is the code fingerprint each run r
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import json
@@ -50,6 +49,7 @@ from typing import Annotated, Any, Callable, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from harness.argtypes import closest, unknown_model
 from harness.configfile import ConfigError, compose, line_of, load_yaml, read_text, value_problem
 from harness.names import UnsafePathError, check_name, has_control_characters
 from harness.recipe import SAMPLE_ENERGY_IMAGES, EnergyImages, small_energy_sample
@@ -277,7 +277,7 @@ NOT_OVERRIDES = {"T": "set it with the run's T field", "num_classes": "it follow
 
 
 def _unknown(kind: str, value: str, valid: list[str], where: str) -> SuiteError:
-    close = difflib.get_close_matches(value, valid, n=3, cutoff=0.5)
+    close = closest(value, valid)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     return SuiteError(f"{where}: unknown {kind} {value!r}; {hint}valid {kind}s: {', '.join(valid)}")
 
@@ -287,7 +287,7 @@ class _Resolver:
 
     def __init__(self, suite: Suite, data_root: Path | None = None) -> None:
         import zoo
-        from harness.data import dataset_options, list_datasets
+        from harness.data import list_datasets
         from harness.recipe import apply_overrides, list_recipes, load_recipe
 
         self.suite = suite
@@ -298,7 +298,6 @@ class _Resolver:
         self.card = zoo.model_card
         self.load_recipe = load_recipe
         self.apply_overrides = apply_overrides
-        self.dataset_options = dataset_options
         self._catalog: Catalog | None = None
 
     @staticmethod
@@ -331,8 +330,13 @@ class _Resolver:
             raise SuiteError(f"{where('recipe_overrides', key)}: recipe {recipe!r}: {problem}") from None
 
     def check_data_options(self, dataset: str, options: dict[str, Any], where: Where) -> None:
-        """Each data option is one the dataset takes, with its type."""
-        accepted = self.dataset_options(dataset)
+        """Each data option is one the dataset takes, with its type (the dataset builders, hence timm, are imported
+        only for a run that has data options: suite expansion comes before `harness run`'s first line)."""
+        if not options:
+            return
+        from harness.data import dataset_options
+
+        accepted = dataset_options(dataset)
         for key, value in options.items():
             if key not in accepted:
                 valid = ", ".join(sorted(accepted)) or "none"
@@ -369,7 +373,7 @@ class _Resolver:
 
             valid, what = timm.list_models(), f"a model of the installed timm {timm.__version__}"
         if name not in valid:
-            close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
+            close = closest(name, valid)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise SuiteError(f"{at}: recipe {recipe!r}: distill.teacher {teacher!r}: expected {what}{hint}")
 
@@ -390,7 +394,7 @@ class _Resolver:
 
     def spec(self, entry: RunEntry, budget: Budget, where: Where) -> RunSpec:
         if entry.model not in self.models:
-            raise _unknown("model", entry.model, self.models, where("model"))
+            raise SuiteError(f"{where('model')}: {unknown_model(entry.model)}")
         if entry.dataset not in self.datasets:
             raise _unknown("dataset", entry.dataset, self.datasets, where("dataset"))
         self.check_overrides(entry.model, entry.overrides, where)

@@ -241,7 +241,7 @@ def write_hf(configs: list[Configuration], out: Path) -> list[Path]:
 
 
 def _write(path: Path, text: str) -> None:
-    from harness.engine.checkpoint import atomic_write_text
+    from harness.atomicfile import atomic_write_text
 
     atomic_write_text(text, path)
 

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from harness.bundle import BundleError
 from harness.bundle.manifest import CHECKPOINT_FILES, MANIFEST_NAME, RUNS_DIR, Manifest, Member, parse
-from harness.engine.checkpoint import atomic_write_text
+from harness.atomicfile import atomic_write_text
 from harness.engine.predictions import ARRAY_NAME, META_NAME, PredictionsError, read_predictions
 from harness.names import UnsafePathError, check_name, contained
 from harness.runs import RunRecord

@@ -29,7 +29,7 @@ from harness.bundle.importer import ORIGIN_NAME, VERIFICATION_NAME
 from harness.bundle.manifest import CHECKPOINT_FILES
 from harness.bundle.selection import checkpoint_file
 from harness.data import DatasetError
-from harness.engine.checkpoint import atomic_write_text
+from harness.atomicfile import atomic_write_text
 from harness.engine.predictions import PredictionsError, interleave, read_predictions
 from harness.runs import RunRecord, read_json
 from harness.weights.store import hash_file

@@ -16,16 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.atomicfile import fsync_dir
+
 NAME = re.compile(r"^ckpt-e(\d{4})-b(\d{6})\.pt$")
 BEST = "best.pt"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -36,23 +30,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_bytes(data: bytes, path: Path) -> None:
-    """Write ``data`` to ``path`` via a fsynced temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(text: str, path: Path) -> None:
-    """Write ``text`` (UTF-8) to ``path`` via a fsynced temporary file and a rename."""
-    atomic_write_bytes(text.encode(), path)
+    fsync_dir(path.parent)
 
 
 class CheckpointStore:
@@ -89,7 +67,7 @@ class CheckpointStore:
         except OSError:
             atomic_torch_save(torch.load(path, weights_only=True), tmp)
         os.replace(tmp, self.dir / BEST)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
 
     def load_latest(self) -> dict[str, Any] | None:
         """The newest readable checkpoint (an unreadable one is skipped with its error kept), or None."""

@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from harness.atomicfile import atomic_write_text
 from harness.audit import batch_dependent, load_weights
 from harness.data import build_dataset, dataset_info
-from harness.engine.checkpoint import atomic_write_text
 from harness.engine.data import seeded_subset
 from harness.engine.predictions import write_predictions
 from harness.engine.distributed import DistInfo

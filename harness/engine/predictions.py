@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.engine.checkpoint import atomic_write_bytes, atomic_write_text
+from harness.atomicfile import atomic_write_bytes, atomic_write_text
 
 ARRAY_NAME = "predictions.npy"
 META_NAME = "predictions.json"

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.engine.checkpoint import atomic_write_text
+from harness.atomicfile import atomic_write_text
 
 
 class RunLog:

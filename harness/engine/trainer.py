@@ -30,10 +30,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from harness.atomicfile import atomic_write_text
 from harness.audit import batch_dependent
 from harness.data import build_dataset, dataset_info, mixup_fn, update_mixup_for_epoch
 from harness.data.catalog import resolve_data_root
-from harness.engine.checkpoint import CheckpointStore, atomic_write_text, rng_state, set_rng_state
+from harness.engine.checkpoint import CheckpointStore, rng_state, set_rng_state
 from harness.engine.data import EpochSampler, SeededSamples, epoch_loader, seeded_subset
 from harness.engine.distributed import DistInfo, init_distributed
 from harness.engine.evaluate import autocast, evaluate

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from harness.launch.outlook import SuiteClock, duration, training_left_s
 from harness.launch.worker import LOCKED_EXIT, thread_environment
 from harness.runs import DONE_STATES, RunRecord, lock_holder, prepare, read_json, run_dir, set_aside_stale, write_status
 from harness.suite import RunSpec
@@ -149,11 +150,11 @@ def run_suite(specs: list[RunSpec], results_root: Path, jobs: int = 1, tracking_
             _log(spec, directory, tracking_uri, suite_path, outcome)  # catches up runs MLflow missed
         else:
             queue.append((spec, directory))
-    queue = _longest_first(queue, jobs)
+    queue, costs = _longest_first(queue, jobs)
     running: list[tuple[RunSpec, Path, subprocess.Popen]] = []
     previous = _signals_exit()
     try:
-        _drive(queue, running, jobs, data_root, tracking_uri, suite_path, outcome)
+        _drive(queue, running, SuiteClock(jobs, costs), data_root, tracking_uri, suite_path, outcome)
     finally:  # interrupted or stopped early: stop the workers; their runs resume from checkpoints next time
         for _, _, process in running:
             _stop(process)
@@ -179,15 +180,20 @@ def _record_aborted(stopped: list[tuple[RunSpec, Path, subprocess.Popen]], outco
         print(f"interrupted {spec.run_id}: {outcome.reasons[spec.run_id]}", flush=True)
 
 
-def _longest_first(queue: list[tuple[RunSpec, Path]], jobs: int) -> list[tuple[RunSpec, Path]]:
+Queue = list[tuple[RunSpec, Path]]
+
+
+def _longest_first(queue: Queue, jobs: int) -> tuple[Queue, dict[str, float]]:
     """The queue by expected cost, highest first (equal costs in suite order): a long run started last would keep
-    one worker busy while the others idle. With no more runs than workers, the order cannot matter."""
+    one worker busy while the others idle; and the costs by run id (for the suite's ETA). With no more runs than
+    workers, the order cannot matter: no costs are computed."""
     if jobs < 2 or len(queue) <= jobs:
-        return queue
+        return queue, {}
     from harness.launch.cost import expected_costs
 
     costs = expected_costs([spec for spec, _ in queue])
-    return [item for _, item in sorted(zip(costs, queue), key=lambda pair: -pair[0])]
+    ordered = [item for _, item in sorted(zip(costs, queue), key=lambda pair: -pair[0])]
+    return ordered, {spec.run_id: cost for cost, (spec, _) in zip(costs, queue)}
 
 
 def _start(spec: RunSpec, directory: Path, data_root: str | None) -> subprocess.Popen:
@@ -201,16 +207,15 @@ def _start(spec: RunSpec, directory: Path, data_root: str | None) -> subprocess.
                                 preexec_fn=_die_with(os.getpid()))
 
 
-def _drive(queue, running, jobs, data_root, tracking_uri, suite_path, outcome: SuiteOutcome) -> None:
+def _drive(queue, running, clock: SuiteClock, data_root, tracking_uri, suite_path, outcome: SuiteOutcome) -> None:
     total, done, failures = len(queue), 0, []
     last_heartbeat = time.monotonic()
     while queue or running:
-        _fill(queue, running, jobs, data_root)
+        _fill(queue, running, clock, data_root)
         time.sleep(0.2)
         if time.monotonic() - last_heartbeat >= HEARTBEAT_S:
             last_heartbeat = time.monotonic()
-            for spec, directory, _ in running:
-                print(f"          {spec.run_id} {progress_line(directory)}", flush=True)
+            _heartbeat(queue, running, clock, total)
         finished = []
         for item in list(running):
             spec, directory, process = item
@@ -223,23 +228,36 @@ def _drive(queue, running, jobs, data_root, tracking_uri, suite_path, outcome: S
                 print(f"[{done}/{total}] skipped   {spec.run_id}: being trained by {outcome.locked[spec.run_id]}",
                       flush=True)
                 continue
+            clock.finish(spec.run_id)  # a run left to another process says nothing about how long runs take
             _record(spec, directory, process, outcome, failures, f"[{done}/{total}]")
             finished.append((spec, directory))
             if _shared_failure(outcome, failures, total):
                 queue.clear()
                 break
-        _fill(queue, running, jobs, data_root)  # free workers start before MLflow logging, which takes seconds
+        _fill(queue, running, clock, data_root)  # free workers start before MLflow logging, which takes seconds
         for spec, directory in finished:
             _log(spec, directory, tracking_uri, suite_path, outcome)
         if outcome.aborted:
             return
 
 
-def _fill(queue, running, jobs: int, data_root: str | None) -> None:
-    """Start queued runs while fewer than ``jobs`` run."""
-    while queue and len(running) < jobs:
+def _heartbeat(queue, running, clock: SuiteClock, total: int) -> None:
+    """The progress line of each run that reports progress (one still building its model and data said
+    'started' already), then the suite's line with its ETA."""
+    for spec, directory, _ in running:
+        line = progress_line(directory)
+        if line:
+            print(f"          {spec.run_id} {line}", flush=True)
+    print("          " + clock.line(total, {spec.run_id: directory for spec, directory, _ in running},
+                                    [spec.run_id for spec, _ in queue]), flush=True)
+
+
+def _fill(queue, running, clock: SuiteClock, data_root: str | None) -> None:
+    """Start queued runs while fewer than ``clock.jobs`` run."""
+    while queue and len(running) < clock.jobs:
         spec, directory = queue.pop(0)
         running.append((spec, directory, _start(spec, directory, data_root)))
+        clock.start(spec.run_id)
         print(f"started   {spec.run_id} {spec.model} {spec.dataset} T={spec.T} seed={spec.seed}", flush=True)
 
 
@@ -273,27 +291,20 @@ def _shared_failure(outcome: SuiteOutcome, failures: list[str], total: int) -> b
     return True
 
 
-def progress_line(directory: Path) -> str:
-    """A running run's progress from ``progress.json`` (written by the worker): epoch, step, loss and ETA."""
+def progress_line(directory: Path) -> str | None:
+    """A running run's progress from ``progress.json`` (written by the worker): epoch, step, loss and ETA; None
+    before its first report (it is building its model and data)."""
     progress = read_json(directory / "progress.json")
     if not progress:
-        return "starting (building model and data)"
-    resolved = RunRecord(directory).config.get("resolved", {})
-    epochs, per_epoch = resolved.get("total_epochs"), resolved.get("batches_per_epoch")
+        return None
+    epochs = RunRecord(directory).config.get("resolved", {}).get("total_epochs")
     text = f"epoch {progress['epoch'] + 1}/{epochs or '?'} step {progress['position']}/{progress['total']}"
     if "loss" in progress.get("stats", {}):
         text += f" loss={progress['stats']['loss']:.4g}"
-    rate = progress.get("batches_per_s")
-    if rate and epochs and per_epoch:
-        left = (epochs - progress["epoch"]) * per_epoch - progress["position"]
-        text += f" eta {_duration(left / rate)} (training only)"
+    left = training_left_s(directory)
+    if left is not None:
+        text += f" eta {duration(left)} (training only)"
     age = time.time() - progress["time"]
     if age > HEARTBEAT_S:
-        text += f" (evaluating or checkpointing for {_duration(age)})"
+        text += f" (evaluating or checkpointing for {duration(age)})"
     return text
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"

@@ -41,6 +41,8 @@ def check_files(specs: list[RunSpec], data_root: str | None) -> InputsCheck:
 
 def check_weights(specs: list[RunSpec], data_root: str | None) -> InputsCheck:
     """Check the weights file of every eval-only run among ``specs`` (each model and file once)."""
+    if not any(spec.eval_only for spec in specs):  # nothing to check: no model code to import for it
+        return InputsCheck()
     from harness.audit import WeightsError
     from harness.data.catalog import resolve_data_root
     from harness.engine.eval_only import build_loaded_model

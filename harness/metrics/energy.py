@@ -52,6 +52,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from harness.argtypes import OneLineParser, positive_int, seed_int
 from harness.metrics.counter import LayerCounter
 from harness.metrics.firing import FiringRates
 from harness.metrics.neurobench_metrics import NeuroBenchPass
@@ -287,17 +288,10 @@ def dataset_images(dataset: str, split: str, images: int, root: str | None, T: i
     return torch.utils.data.Subset(data, range(min(images, len(data))))
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Argument errors as one line and exit code 2 (no usage block)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: harness energy: {message}\n")
-
-
 def _parser() -> argparse.ArgumentParser:
     from harness.metrics.memory_energy import MEMORY_CONVENTIONS
 
-    parser = _OneLineParser(prog="harness energy", description=main.__doc__)
+    parser = OneLineParser(prog="python -m harness energy", description=main.__doc__)
     parser.add_argument("model", help="registered zoo model name")
     parser.add_argument("--convention", choices=CONVENTIONS + MEMORY_CONVENTIONS, default="paper",
                         help="paper: MSViT App. C Eq. 18 as the papers compute it; ops: as executed; memory, lemaire: "
@@ -309,12 +303,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="harness dataset to take evaluation images from (default: synthetic N(0,1) images)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--data-root", "--root", dest="root", default=None, help="dataset root directory")
-    parser.add_argument("--images", type=int, default=4, help="images to measure on (the first N of the split)")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--T", type=int, default=None, help="time steps (default: the model card's)")
+    parser.add_argument("--images", type=positive_int, default=4, help="images to measure on (the first N of the split)")
+    parser.add_argument("--batch-size", type=positive_int, default=1)
+    parser.add_argument("--T", type=positive_int, default=None, help="time steps (default: the model card's)")
     parser.add_argument("--calibrate-bn", action="store_true",
                         help="first set BatchNorm statistics from the same images (for untrained weights)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and synthetic images")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the random weights and synthetic images")
     parser.add_argument("--no-neurobench", action="store_true", help="skip the NeuroBench metrics")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
     return parser
@@ -344,18 +338,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import zoo
+    from harness.argtypes import unknown_model
     from harness.audit import WeightsError, load_weights
     from harness.metrics.break_even import break_even, format_break_even
     from harness.metrics.memory_energy import (MEMORY_CONVENTIONS, UnsupportedModelError, check_supported,
                                                format_memory_audit, measure_memory_energy)
     from harness.recipe import load_recipe
 
-    if args.images < 1 or args.batch_size < 1:
-        raise EnergyInputError(f"--images and --batch-size must be >= 1, got {args.images} and {args.batch_size}")
-    try:
-        card = zoo.model_card(args.model)
-    except (KeyError, ValueError) as err:
-        raise EnergyInputError(str(err).strip("'\"")) from None
+    problem = unknown_model(args.model)
+    if problem:
+        raise EnergyInputError(problem)
+    card = zoo.model_card(args.model)
     T = args.T or card.T
     torch.manual_seed(args.seed)
     model = zoo.create_model(args.model, T=T)

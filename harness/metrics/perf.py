@@ -171,6 +171,16 @@ def step_flops(step: Callable[[], Any]) -> int:
     return counter.flops
 
 
+MATMUL_SPREAD_MAX = 1.2  # the probe's median time over its best: above it, other work shared the machine
+
+
+def sane_peak_fraction(fraction: float, spread: float) -> float | None:
+    """The step's share of the measured matmul peak, or None when that peak was not measured sanely: a
+    fraction above 1 (the probe ran slower than the step's own matmuls: the machine was busy) or a probe whose
+    timings spread by more than ``MATMUL_SPREAD_MAX``."""
+    return fraction if fraction <= 1.0 and spread <= MATMUL_SPREAD_MAX else None
+
+
 def matmul_probe(device: torch.device, dtype: torch.dtype = torch.float32) -> tuple[Callable[[], Any], int]:
     """A dense square matmul and its FLOPs: timed between the steps, its best rate is the machine's peak."""
     n = 4096 if device.type == "cuda" else 1024
@@ -405,13 +415,15 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
     flops = step_flops(eager)
     median = statistics.median(times["ours"])
     peak_rate = probe_flops / min(times["matmul"])
+    spread = statistics.median(times["matmul"]) / min(times["matmul"])
     result: dict[str, Any] = {
         **{k: v for k, v in asdict(cfg).items() if k not in ("T", "against", "overrides")}, "T": T,
         "overrides": dict(cfg.overrides),
         "input_shape": list(x.shape[1:]), "machine": machine_description(device),
         "step_s_median": median, "step_s_min": min(times["ours"]), "step_s_max": max(times["ours"]),
         "img_per_s": cfg.batch / median, "peak_mem_mb": peak["ours"], "gflop_per_step": flops / 1e9,
-        "matmul_peak_gflops": peak_rate / 1e9, "peak_fraction": flops / median / peak_rate,
+        "matmul_peak_gflops": peak_rate / 1e9, "matmul_spread": spread,
+        "peak_fraction": sane_peak_fraction(flops / median / peak_rate, spread),
     }
     if "reference" in models:
         ref_median = statistics.median(times["reference"])
@@ -437,8 +449,7 @@ def format_bench(result: dict[str, Any]) -> str:
         f"warm-up, alternating)",
         f"  ours:      step median {result['step_s_median']:.3f} s (min {result['step_s_min']:.3f}, max "
         f"{result['step_s_max']:.3f}), {result['img_per_s']:.1f} img/s, peak memory {result['peak_mem_mb']:.0f} MiB",
-        f"  compute:   {result['gflop_per_step']:.1f} GFLOP/step, {result['peak_fraction'] * 100:.1f}% of the measured "
-        f"matmul peak ({result['matmul_peak_gflops']:.0f} GFLOP/s)",
+        f"  compute:   {result['gflop_per_step']:.1f} GFLOP/step{_peak_text(result)}",
     ]
     if "speedup" in result:
         lines += [
@@ -450,6 +461,15 @@ def format_bench(result: dict[str, Any]) -> str:
         ]
     lines.append(f"  machine: {result['machine']}")
     return "\n".join(lines)
+
+
+def _peak_text(result: dict[str, Any]) -> str:
+    """The step's share of the matmul peak; without a sane peak, why there is no share (never a wrong one)."""
+    if result["peak_fraction"] is None:
+        return (f" (no share of the matmul peak: the peak probe was not stable, its times spread "
+                f"{result['matmul_spread']:.2f}x, or it ran slower than the step; is the machine busy?)")
+    return (f", {result['peak_fraction'] * 100:.1f}% of the measured matmul peak "
+            f"({result['matmul_peak_gflops']:.0f} GFLOP/s)")
 
 
 def _format_energy_bench(result: dict[str, Any]) -> str:

@@ -25,10 +25,12 @@ from harness.weights.store import (Digests, check_digests, destination, hash_fil
 def entry_for(catalog: Catalog, model: str) -> WeightsEntry:
     """The catalog entry of a zoo model; an unknown name lists close matches, a model without released
     weights says so."""
-    import zoo
+    from harness.argtypes import unknown_model
 
+    problem = unknown_model(model)
+    if problem:
+        raise WeightsError(problem)
     try:
-        zoo.model_card(model)
         return catalog.get(model)
     except KeyError as err:
         raise WeightsError(str(err.args[0])) from None

@@ -40,16 +40,24 @@ def test_runs_failing_for_different_reasons_do_not_stop_the_suite():
                                      ["E: one"] * 2, total=5)
 
 
-def test_each_running_run_shows_live_progress(tmp_path, suite_writer, tiny_model_entry, capsys, monkeypatch):
+def test_each_running_run_shows_live_progress_one_start_line_and_the_suite_eta(tmp_path, suite_writer,
+                                                                               tiny_model_entry, capsys, monkeypatch):
     monkeypatch.setattr(local, "HEARTBEAT_S", 0.5)
-    suite = suite_writer(tmp_path, "live", [tiny_model_entry], "{epochs: 2, limit_batches: 4, subset: 128}")
-    spec = expand(load_suite(suite))[0]
-    assert run_suite([spec], tmp_path / "results").states == {spec.run_id: "finished"}
-    lines = [line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith(spec.run_id)]
-    trained = [line for line in lines if " step " in line]
-    assert trained, lines
-    pattern = rf"{spec.run_id} epoch [12]/2 step [1-4]/4 loss=\S+ eta \d+m\d\ds"
-    assert all(re.match(pattern, line) for line in trained), trained
+    runs = [tiny_model_entry.replace("T: 2", f"T: 2, seed: {seed}") for seed in (0, 1)]
+    suite = suite_writer(tmp_path, "live", runs, "{epochs: 2, limit_batches: 4, subset: 128}")
+    specs = expand(load_suite(suite))
+    assert set(run_suite(specs, tmp_path / "results").states.values()) == {"finished"}
+    out = capsys.readouterr().out.splitlines()
+    for spec in specs:
+        lines = [line.strip() for line in out if line.strip().startswith(spec.run_id)]
+        trained = [line for line in lines if " step " in line]
+        assert trained, lines
+        pattern = rf"{spec.run_id} epoch [12]/2 step [1-4]/4 loss=\S+ eta \d+m\d\ds"
+        assert all(re.match(pattern, line) for line in trained), trained
+        assert len([line for line in out if spec.run_id in line and "start" in line]) == 1, out
+    suite_lines = [line.strip() for line in out if line.strip().startswith("suite: ")]
+    assert suite_lines and all(re.match(r"suite: [0-2]/2 done, [01] running, [01] queued", s) for s in suite_lines)
+    assert any(re.search(r", eta ~\d+m\d\ds$", line) for line in suite_lines), suite_lines
 
 
 @pytest.mark.parametrize("outcome, line", [

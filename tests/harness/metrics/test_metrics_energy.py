@@ -253,7 +253,7 @@ def test_done_when_spikformer_paper_json_counts_the_encoding_conv_once_and_carri
     (["no_such_model"], "unknown model 'no_such_model'"),
     ([engine_nets.STATIC, "--convention", "joules"], "invalid choice: 'joules'"),
     ([engine_nets.STATIC, "--checkpoint", "/nonexistent.pt"], "--checkpoint /nonexistent.pt: no such file"),
-    ([engine_nets.STATIC, "--images", "0"], "--images and --batch-size must be >= 1"),
+    ([engine_nets.STATIC, "--images", "0"], "argument --images: expected a whole number >= 1, got 0"),
     ([engine_nets.DVS], "takes event frames: pass --dataset"),
 ])
 def test_energy_cli_bad_input_is_one_line_and_exit_2(argv, message, capsys):

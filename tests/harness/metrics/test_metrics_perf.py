@@ -11,7 +11,8 @@ from torch import nn
 
 import zoo
 from harness.cli import main
-from harness.metrics.perf import (BenchConfig, LiveTensorMemory, SpikingJellyLIF, StepRunner, bench_model,
+from harness.metrics import perf
+from harness.metrics.perf import (BenchConfig, LiveTensorMemory, SpikingJellyLIF, StepRunner, bench_model, format_bench,
                                   record_bench, step_flops, with_reference_neurons)
 from zoo.core import LIF, PLIF
 
@@ -168,7 +169,6 @@ def test_record_of_an_energy_bench_carries_its_ratio(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--batch", "0"], "--batch must be >= 1"),
     (["--mode", "energy", "--fast"], "--mode energy times fp32 eager passes; drop --fast"),
     (["--set", "no_such_arg=1"], "--set 'no_such_arg=1'"),
 ])
@@ -192,3 +192,23 @@ def test_reference_copy_keeps_a_plif_learnt_time_constant():
     x = torch.rand(4, 3, 5) * 2
     assert type(ref[0].node).__name__ == "ParametricLIFNode"
     assert torch.equal(model(x), ref(x))
+
+
+def _bench_result(fraction: float | None, spread: float) -> dict:
+    return {"model": "m", "mode": "train", "batch": 2, "T": 2, "input_shape": [3, 16, 16], "device": "cpu",
+            "precision": "fp32", "compile": False, "channels_last": False, "repeats": 5, "warmup": 2,
+            "step_s_median": 0.1, "step_s_min": 0.1, "step_s_max": 0.1, "img_per_s": 20.0, "peak_mem_mb": 10.0,
+            "gflop_per_step": 1.0, "matmul_peak_gflops": 1.0, "matmul_spread": spread, "peak_fraction": fraction,
+            "machine": "cpu"}
+
+
+@pytest.mark.parametrize("fraction, spread, shown", [
+    (0.3, 1.05, 0.3),  # a stable probe, a plausible share: shown
+    (2.599, 1.05, None),  # above 100% of the peak: the probe ran slower than the step (a busy machine)
+    (0.3, 1.5, None),  # the probe's times spread: the peak itself is not known
+])
+def test_the_peak_share_is_shown_only_when_the_peak_was_measured_sanely(fraction, spread, shown):
+    assert perf.sane_peak_fraction(fraction, spread) == shown
+    line = format_bench(_bench_result(perf.sane_peak_fraction(fraction, spread), spread)).splitlines()[2]
+    assert ("30.0% of the measured matmul peak (1 GFLOP/s)" in line) == (shown is not None), line
+    assert "%" not in line or shown is not None, line
