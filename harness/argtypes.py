@@ -48,6 +48,17 @@ non_negative_int = int_range(0)
 seed_int = int_range(0, SEED_MAX)
 
 
+def fraction(text: str) -> float:
+    """A share between 0 and 1, both included (``--tolerance 0.01``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 1, got {text!r}") from None
+    if not 0 <= value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 1, got {text}")
+    return value
+
+
 def energy_images(text: str) -> int | str:
     """``--energy-images``: 'all' or a whole number of images >= 0 (0 = no energy measurement)."""
     if text == "all":

@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from harness.argtypes import (LIST_MODELS, OneLineParser, closest, energy_images, int_range, non_negative_int,
-                               positive_int, seed_int, unknown_model)
+from harness.argtypes import (LIST_MODELS, OneLineParser, closest, energy_images, fraction, int_range,
+                               non_negative_int, positive_int, seed_int, unknown_model)
 from harness.names import UnsafePathError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -577,16 +577,17 @@ def _bundle_args(command: Callable[..., argparse.ArgumentParser]) -> None:
     p = command("import", _cmd_bundle, "check a bundle and file its runs under <results>/imported/<site>/")
     p.add_argument("bundle", help="a .tar.gz written by `harness export`")
     results_dir(p)
-    p.add_argument("--max-bytes", type=int, help="refuse a member, or members in all, above this size (default "
-                                                 "8 GiB a checkpoint, 256 MiB any other member, 32 GiB in all)")
+    p.add_argument("--max-bytes", type=positive_int,
+                   help="refuse a member, or members in all, above this size (default 8 GiB a checkpoint, "
+                        "256 MiB any other member, 32 GiB in all)")
     p = command("verify", _cmd_bundle, "re-evaluate a run's checkpoint and compare its predictions image by image")
     p.add_argument("target", metavar="BUNDLE|RUN", help="a bundle file, a run directory or a run id")
     results_dir(p)
-    p.add_argument("--images", type=int, help="compare the first N evaluation images (default: all recorded)")
+    p.add_argument("--images", type=positive_int, help="compare the first N evaluation images (default: all recorded)")
     p.add_argument("--weights", help="the checkpoint, when neither bundled nor local (its SHA-256 must match)")
     p.add_argument("--data-root", help="where the datasets live (default $SPIKEBENCH_DATA)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1... (default cpu)")
-    p.add_argument("--tolerance", type=float, help="share of images allowed to differ outside exact mode "
+    p.add_argument("--tolerance", type=fraction, help="share of images allowed to differ outside exact mode "
                                                    "(default 0.01; exact mode: 0)")
 
 

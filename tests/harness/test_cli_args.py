@@ -71,6 +71,11 @@ RANGE_CASES = [  # argv, flag, the value as printed, the allowed range
     (["energy", MODEL, "--T", "0"], "--T", "0", ">= 1"),
     (["energy", MODEL, "--seed", "-2"], "--seed", "-2", "from 0 to 4294967295"),
     (["weights", "fetch", MODEL, "--max-bytes", "0"], "--max-bytes", "0", ">= 1"),
+    (["import", "bundle.tar.gz", "--max-bytes", "0"], "--max-bytes", "0", ">= 1"),
+    (["verify", "bundle.tar.gz", "--images", "0"], "--images", "0", ">= 1"),
+    (["verify", "bundle.tar.gz", "--tolerance", "1.5"], "--tolerance", "1.5", "from 0 to 1"),
+    (["verify", "bundle.tar.gz", "--tolerance", "nan"], "--tolerance", "nan", "from 0 to 1"),
+    (["verify", "bundle.tar.gz", "--tolerance", "some"], "--tolerance", "'some'", "from 0 to 1"),
 ]
 
 

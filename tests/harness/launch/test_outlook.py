@@ -7,9 +7,8 @@ import sys
 
 import pytest
 
-from harness.engine.provenance import code_fingerprint
 from harness.launch.outlook import SuiteClock, plan_line, training_left_s
-from harness.runs import RunLock, run_dir
+from harness.runs import RunLock, RunRecord, run_dir
 
 
 def test_the_plan_line_counts_runs_to_train_done_and_trained_elsewhere(tiny_results_copy):
@@ -29,7 +28,7 @@ def test_the_plan_line_counts_runs_to_train_done_and_trained_elsewhere(tiny_resu
     config.write_text(json.dumps(resolved))
     final = run_dir(root, good) / "final.json"
     final.write_text(json.dumps({**json.loads(final.read_text()), "code_fingerprint": "other code"}))
-    assert code_fingerprint() != "other code"
+    assert RunRecord(run_dir(root, good)).checkout_fingerprint != "other code"
     assert plan_line("tiny", specs, root, jobs=1) == ("tiny: 2 runs: 2 to train (1 stale, recomputed), "
                                                       "0 already done, 1 at a time")
     assert plan_line("tiny", specs, root, jobs=1, keep_stale=True) == ("tiny: 2 runs: 1 to train, 1 already done, "
