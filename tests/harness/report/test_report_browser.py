@@ -28,7 +28,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def board_url(tmp_path_factory):
-    return render_leaderboard(hostile_runs(), tmp_path_factory.mktemp("board") / "index.html").as_uri()
+    return render_leaderboard(hostile_runs(), tmp_path_factory.mktemp("board") / "index.html",
+                              first_suite="paper").as_uri()
 
 
 @pytest.fixture
