@@ -16,9 +16,10 @@ from harness.report.claims import Claims, load_claims
 from harness.report.counts import recorded_overrides, zoo_param_count
 from harness.report.formats import MISSING, energy_unit, mean_std
 from harness.report.frame import load_runs
+from harness.report.released import eval_only_mask, released_records
 from harness.suite import Margins, RunSpec
 
-VERDICT_CHARS = 70  # a reason longer than this is cut on the terminal (report.md and the page keep it whole)
+VERDICT_CHARS = 90  # a reason longer than this is cut on the terminal (report.md and the page keep it whole)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,14 @@ def _row(config: ConfigResult, claims: Claims, margins: Margins) -> SummaryRow:
                       config.stat("energy_mj").mean, verdict_or_why(config, claims, margins))
 
 
+def _released_row(record: dict) -> SummaryRow:
+    """An eval-only configuration (released weights evaluated once): ``harness.report.released``'s line."""
+    top1 = MISSING if record["top1"] is None else f"{record['top1']:.2f}"
+    return SummaryRow(record["model"] + (f" [{record['variant']}]" if record["variant"] else ""),
+                      record["dataset"], str(record["T"]), param_text(zoo_param_count(record["model"])), top1, top1,
+                      record["energy_mj"], f"released weights: {record['verdict']}")
+
+
 def _unlogged_row(spec: RunSpec, root: Path) -> SummaryRow:
     """A run the tracking store does not have (never ended, or killed): its state and reason from status.json."""
     from harness.runs import RunRecord, run_dir
@@ -124,7 +133,7 @@ def _budget_line(configs: list[ConfigResult]) -> str | None:
         return None
     parts = [f"{budget} ({'all' if n == len(configs) else n} {'row' if n == 1 else 'rows'})"
              for budget, n in budgets.items()]
-    return f"reduced budget: {'; '.join(parts)}, not the recipes' full training (no paper claims at this budget)"
+    return f"reduced budget: {'; '.join(parts)}, not the recipes' full training"
 
 
 def run_summary(frame_or_uri: pd.DataFrame | str, suite: str, specs: Sequence[RunSpec], root: Path,
@@ -135,15 +144,17 @@ def run_summary(frame_or_uri: pd.DataFrame | str, suite: str, specs: Sequence[Ru
     wanted = {spec.run_id for spec in specs}
     runs = runs[runs["run_id"].isin(wanted)]
     claims = claims or load_claims()
-    configs = group_configs(runs)
+    released = eval_only_mask(runs)
+    configs = group_configs(runs[~released])
     logged = set(runs["run_id"])
     rows = [_row(c, claims, margins) for c in configs]
+    rows += [_released_row(r) for r in released_records(runs[released], claims, margins)]
     rows += [_unlogged_row(spec, root) for spec in specs if spec.run_id not in logged]
     lines = [f"{suite}: {len(wanted)} runs in {len(rows)} configurations", *_layout(rows)]
     budget = _budget_line(configs)
     if budget:
         lines.append(budget)
-    lines.append(f"full report: {report} (every paper table: `python -m harness report <suite> --all`); "
-                 f"page: {page}")
+    lines.append(f"full report: {report} (every paper table: `python -m harness report <suite> --all`)")
+    lines.append(f"page: {page}")
     return "\n".join(lines)
 

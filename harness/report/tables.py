@@ -17,8 +17,8 @@ from harness.report.aggregate import (BUDGET_UNKNOWN, CLAIM_ONLY, COMPARED_TOP1,
                                       distinguishing, group_configs)
 from harness.report.claims import REPORT_TABLES, Claim, Claims, load_claims
 from harness.report.counts import recorded_overrides, variant_overrides, zoo_param_count
-from harness.report.formats import (MISSING, Column, DisplayTable, Panel, fixed, interval, markdown_escape,
-                                    mean_std, readable, to_latex, to_markdown)
+from harness.report.formats import (MISSING, Column, DisplayTable, Panel, energy_unit, fixed, interval,
+                                    markdown_escape, mean_std, readable, to_latex, to_markdown)
 from harness.report.frame import load_runs
 from harness.report.released import eval_only_mask, released_table
 from harness.suite import Margins
@@ -58,9 +58,10 @@ RECORD_COLUMNS = (
 )
 
 
-def columns(layout: str, margins: Margins) -> tuple[Column, ...]:
+def columns(layout: str, margins: Margins, unit: str = "mJ") -> tuple[Column, ...]:
     """The displayed columns of a table laid out as ``layout`` (a claims table's layout, "controlled" or
-    "other"); the verdict headers state their margins."""
+    "other"); the verdict headers state their margins, the energy headers of the report's own tables ``unit``
+    (the paper tables stay in the papers' mJ)."""
     top1 = "Top-1 (%)"
     top1_columns = (Column("top1_paper", "paper", top1), Column("top1_ours", "ours", top1),
                     Column("top1_last", "last", top1), Column("n", "n", top1),
@@ -80,11 +81,11 @@ def columns(layout: str, margins: Margins) -> tuple[Column, ...]:
         "controlled": (Column("dataset", "Dataset", align="l"), Column("family", "Family", align="l"),
                        Column("method", "Model", align="l"), Column("params_ours", "Params (M)"),
                        Column("top1_ours", "Top-1 (%) best"), Column("n", "n"), Column("top1_ci", "95% CI"),
-                       Column("energy_ours", "Energy (mJ) paper"), Column("energy_ci", "Energy 95% CI"),
-                       Column("energy_ops", "Energy (mJ) ops"), eval_batch, Column("budget", "Budget", align="l")),
+                       Column("energy_ours", f"Energy ({unit}) paper"), Column("energy_ci", "Energy 95% CI"),
+                       Column("energy_ops", f"Energy ({unit}) ops"), eval_batch, Column("budget", "Budget", align="l")),
         "other": (Column("dataset", "Dataset", align="l"), Column("method", "Model", align="l"), Column("T", "T"),
                   Column("variant", "Variant", align="l"), Column("params_ours", "Params (M)"),
-                  Column("energy_ours", "Energy (mJ) paper"), Column("energy_ops", "Energy (mJ) ops"),
+                  Column("energy_ours", f"Energy ({unit}) paper"), Column("energy_ops", f"Energy ({unit}) ops"),
                   Column("top1_ours", "Top-1 (%) best"), Column("top1_last", "Top-1 (%) last"),
                   Column("n", "n"), Column("top1_ci", "95% CI"), eval_batch, Column("budget", "Budget", align="l")),
     }[layout]
@@ -251,7 +252,7 @@ def _reduced(record: dict[str, Any]) -> bool:
     return record["budget"] not in (None, BUDGET_UNKNOWN)
 
 
-def _cells(record: dict[str, Any], layout: str) -> dict[str, str]:
+def _cells(record: dict[str, Any], layout: str, factor: float = 1.0) -> dict[str, str]:
     """The display cells of a tidy line (marks: † measured params outside tolerance, ‡ reduced budget,
     § batch-dependent result, ¶ stale: computed by other code)."""
     ours = mean_std(record["top1_best_mean"], record["top1_best_std"])
@@ -267,6 +268,10 @@ def _cells(record: dict[str, Any], layout: str) -> dict[str, str]:
     outcome = f" (+{record['outcome']})" if shown else ""
     params_mark = TOLERANCE_MARK if record["params_verdict"] == NOT_REPRODUCED else ""  # only set when measured
     batch = record["eval_batch"] or MISSING
+
+    def scaled(*keys: str) -> list[float | None]:
+        return [None if record[k] is None else record[k] * factor for k in keys]
+
     return {
         "method": method, "family": record["method"] or MISSING, "arch": record["arch"] or MISSING, "dataset": dataset_name(record["dataset"]),
         "variant": record["variant"] or MISSING, "budget": record["budget"] or "full recipe",
@@ -275,9 +280,9 @@ def _cells(record: dict[str, Any], layout: str) -> dict[str, str]:
         "params_paper": fixed(record["params_m_claimed"]),
         "params_ours": fixed(record["params_m_measured"]) + params_mark,
         "energy_paper": fixed(record["energy_mj_claimed"]),
-        "energy_ours": mean_std(record["energy_mj_mean"], record["energy_mj_std"], readable),
-        "energy_ci": interval(record["energy_mj_ci_low"], record["energy_mj_ci_high"], readable),
-        "energy_ops": readable(record["ops_energy_mj_mean"]),
+        "energy_ours": mean_std(*scaled("energy_mj_mean", "energy_mj_std"), readable),
+        "energy_ci": interval(*scaled("energy_mj_ci_low", "energy_mj_ci_high"), readable),
+        "energy_ops": readable(*scaled("ops_energy_mj_mean")),
         "energy_verdict": record["energy_verdict"],
         "top1_paper": fixed(record["top1_claimed"]), "top1_ours": ours,
         "top1_last": mean_std(record["top1_last_mean"], record["top1_last_std"]),
@@ -405,14 +410,15 @@ def build_table(name: str, claims: Claims, configs: list[ConfigResult], margins:
         records, title = table_records(name, claims, configs, margins), claims.tables[name].title
     layout = _layout(name, claims)
     data = pd.DataFrame.from_records(records, columns=list(RECORD_COLUMNS))
+    unit, factor = energy_unit(r["energy_mj_mean"] for r in records) if name in REPORT_TABLES else ("mJ", 1.0)
     if layout == "datasets":
         panels = tuple(Panel(dataset_name(d), tuple(_cells(r, layout) for r in records if r["dataset"] == d))
                        for d in claims.tables[name].datasets)
     else:
-        panels = (Panel(None, tuple(_cells(r, layout) for r in records)),)
+        panels = (Panel(None, tuple(_cells(r, layout, factor) for r in records)),)
     chosen = [c for c in configs if controlled(c)] if name == "controlled" else configs
     notes = _notes(records, claims, name, margins, chosen) if records else ()
-    return PaperTable(data, DisplayTable(name, title, columns(layout, margins), panels, notes))
+    return PaperTable(data, DisplayTable(name, title, columns(layout, margins, unit), panels, notes))
 
 
 def build_tables(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins()) -> list[PaperTable]:
@@ -467,7 +473,7 @@ def report_markdown(title: str, runs: pd.DataFrame, tables: list[PaperTable], al
     if hidden:
         rows = sum(len(t.data) for t in hidden)
         lines.append(f"{_table_label([t.display.title for t in hidden])}: {rows} rows not run; see "
-                     f"`python -m harness report --all`.\n")
+                     f"`python -m harness report <suite file> --all`.\n")
     lines += ["\n" + to_markdown(display) for display in _once(shown)]
     lines.append(f"\n## Reproducibility\n\n{markdown_escape(REPRODUCIBILITY)}\n")
     return "".join(lines)
