@@ -31,6 +31,8 @@ OVERRIDE_PREFIX = "params.spec.overrides."
 # The epoch compared with the papers: their training scripts (timm ``train.py`` for CIFAR, the MAE/DeiT-style
 # ImageNet and SEW-style DVS scripts) log and report the best eval top-1 over the epochs.
 COMPARED_TOP1 = "best_top1"
+# Metrics every finished run logs: a NaN there was logged as NaN (a non-finite result), not left out.
+ALWAYS_LOGGED = (COMPARED_TOP1, "top1")
 
 
 def sampling_half_width(top1: float, n_test: int) -> float:
@@ -163,9 +165,11 @@ class ConfigResult:
         return [float(v) for v in self.finished[metric] if not pd.isna(v)]
 
     def seed_values(self, metric: str) -> list[float]:
-        """What a verdict weighs: the finished runs' values and a NaN for every diverged run (no survivorship)."""
+        """What a verdict weighs: the finished runs' values and a NaN for every diverged run (no survivorship);
+        a finished run that logged NaN for a metric every run logs (``ALWAYS_LOGGED``) counts as diverged too."""
         diverged = int((self.runs["state"] == "diverged").sum())
-        return self.values(metric) + [math.nan] * diverged
+        finished = ([float(v) for v in self.finished[metric]] if metric in ALWAYS_LOGGED else self.values(metric))
+        return finished + [math.nan] * diverged
 
     @property
     def n_test(self) -> int | None:

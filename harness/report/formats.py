@@ -27,6 +27,11 @@ def mean_std(mean: float | None, std: float | None, show: Callable[[float], str]
     return MISSING if is_missing(mean) else show(mean) if is_missing(std) else f"{show(mean)} ± {show(std)}"
 
 
+def nan_or(value: float | None, show: Callable[[], str]) -> str:
+    """``nan`` for a NaN (a value logged as NaN, not a missing one), else what ``show`` makes of it."""
+    return "nan" if isinstance(value, float) and math.isnan(value) else show()
+
+
 def interval(low: float | None, high: float | None, show: Callable[[float], str] | None = None) -> str:
     """A confidence interval as ``[low, high]`` (``MISSING`` without one)."""
     show = show or fixed

@@ -7,6 +7,7 @@ import warnings
 
 import pandas as pd
 
+from harness.report.aggregate import ALWAYS_LOGGED
 from harness.tracking import FINAL_METRICS, TAG_NAMES, runs_frame
 
 REQUIRED = ("run_id", "suite", "model", "dataset", "T", "seed", "state")
@@ -15,8 +16,6 @@ MISSING_TAG_VALUES = {"", "None", "none", "nan", "NaN", "null"}
 NAMING_TAGS = ("model", "dataset", "state")
 # MLflow stores an infinite metric as the largest float of its sign (sqlite has no infinity).
 MLFLOW_INFINITY = 1.7976931348623157e308
-# Metrics every finished run logs: a NaN there was logged as NaN (a non-finite result), not left out.
-ALWAYS_LOGGED = ("best_top1", "top1")
 
 
 def _clean_tag(value: object) -> str | None:

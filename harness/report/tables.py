@@ -5,6 +5,7 @@ released weights against their papers (``harness.report.released``); written as 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from harness.report.aggregate import (BUDGET_UNKNOWN, CLAIM_ONLY, COMPARED_TOP1,
 from harness.report.claims import REPORT_TABLES, Claim, Claims, load_claims
 from harness.report.counts import recorded_overrides, variant_overrides, zoo_param_count
 from harness.report.formats import (MISSING, Column, DisplayTable, Panel, energy_unit, fixed, interval,
-                                    markdown_escape, mean_std, readable, to_latex, to_markdown)
+                                    markdown_escape, mean_std, nan_or, readable, to_latex, to_markdown)
 from harness.report.frame import load_runs
 from harness.report.released import eval_only_mask, released_table
 from harness.suite import Margins
@@ -101,6 +102,13 @@ class PaperTable:
 
 def _stat(config: ConfigResult | None, metric: str) -> Stat:
     return Stat.of(config.values(metric) if config is not None else [])
+
+
+def _mean(config: ConfigResult | None, stat: Stat, metric: str) -> float | None:
+    """A statistic's mean; NaN (shown as ``nan``) when the finished runs logged only NaN for the metric."""
+    if stat.mean is None and config is not None and config.only_nan(metric):
+        return math.nan
+    return stat.mean
 
 
 def _params_m(claim: Claim | None, config: ConfigResult | None) -> float | None:
@@ -188,12 +196,12 @@ def _record(claim: Claim | None, config: ConfigResult | None, label: str, claims
         "ops_energy_mj_mean": _stat(config, "ops_energy_mj").mean,
         "energy_images": _stat(config, "energy_images").mean,
         **{f"{name}_mean": _stat(config, name).mean for name in ENERGY_DETAILS},
-        "top1_compared": COMPARED_EPOCH, "top1_claimed": top1_claim, "top1_best_mean": best.mean,
+        "top1_compared": COMPARED_EPOCH, "top1_claimed": top1_claim, "top1_best_mean": _mean(config, best, COMPARED_TOP1),
         "top1_best_std": best.std, "top1_n": best.n, "top1_n_test": None if config is None else config.n_test,
         "top1_ci_low": best.ci_low, "top1_ci_high": best.ci_high,
         "top1_margin": margins.top1,
         "top1_delta": None if top1_claim is None or best.mean is None else best.mean - top1_claim,
-        "top1_last_mean": last.mean, "top1_last_std": last.std,
+        "top1_last_mean": _mean(config, last, "top1"), "top1_last_std": last.std,
         "top5_claimed": claim.top5 if claim else None, "top5_last_mean": _stat(config, "top5").mean,
         "note": claim.note if claim else None, "paper": claim.paper if claim else None,
         "cited": claim.cited if claim else None,
@@ -255,7 +263,7 @@ def _reduced(record: dict[str, Any]) -> bool:
 def _cells(record: dict[str, Any], layout: str, factor: float = 1.0) -> dict[str, str]:
     """The display cells of a tidy line (marks: † measured params outside tolerance, ‡ reduced budget,
     § batch-dependent result, ¶ stale: computed by other code)."""
-    ours = mean_std(record["top1_best_mean"], record["top1_best_std"])
+    ours = nan_or(record["top1_best_mean"], lambda: mean_std(record["top1_best_mean"], record["top1_best_std"]))
     if _reduced(record) and record["top1_best_mean"] is not None:
         ours += BUDGET_MARK
     if record["stale"]:
@@ -285,7 +293,8 @@ def _cells(record: dict[str, Any], layout: str, factor: float = 1.0) -> dict[str
         "energy_ops": readable(*scaled("ops_energy_mj_mean")),
         "energy_verdict": record["energy_verdict"],
         "top1_paper": fixed(record["top1_claimed"]), "top1_ours": ours,
-        "top1_last": mean_std(record["top1_last_mean"], record["top1_last_std"]),
+        "top1_last": nan_or(record["top1_last_mean"], lambda: mean_std(record["top1_last_mean"],
+                                                                        record["top1_last_std"])),
         "top1_ci": interval(record["top1_ci_low"], record["top1_ci_high"]),
         "n": MISSING if record["verdict"] == CLAIM_ONLY else f"{record['top1_n']}{outcome}",
         "delta": MISSING if record["top1_delta"] is None else f"{record['top1_delta']:+.2f}",
