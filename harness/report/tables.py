@@ -442,10 +442,12 @@ def _slug(name: str) -> str:
 
 
 def has_runs(table: PaperTable) -> bool:
-    """Whether any line of a table was measured (a run of it finished, diverged or failed)."""
+    """Whether any line of a table was measured (a run of it finished, diverged or failed); every line of the
+    released-weights table is an evaluated configuration."""
     data = table.data
-    return bool(((data["top1_n"].fillna(0) > 0) | (data["unfinished_runs"].fillna(0) > 0)).any()) if len(data) \
-        else False
+    if data.empty or "top1_n" not in data:
+        return not data.empty
+    return bool(((data["top1_n"].fillna(0) > 0) | (data["unfinished_runs"].fillna(0) > 0)).any())
 
 
 def _table_label(titles: list[str]) -> str:
