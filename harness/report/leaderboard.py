@@ -1,6 +1,8 @@
 """The leaderboard: one self-contained static HTML page (jinja2, autoescaped) with a sortable, filterable
-table per dataset of the trained runs, accuracy-vs-energy and accuracy-vs-params plots, the provenance of every
-row, and the eval-only runs' "Released weights vs paper" table."""
+table per dataset of the trained runs (the latest suite's datasets first; compact columns by default, the others
+one click away), accuracy-vs-energy and accuracy-vs-params plots on log axes with the paper's claims beside them,
+the provenance of every row, the other suites' runs without a result folded with their reasons, and the eval-only
+runs' "Released weights vs paper" table."""
 
 from __future__ import annotations
 

@@ -101,7 +101,8 @@ def test_verdicts_use_the_given_margins_and_diverged_runs_read_diverged():
     qk384 = next(_texts(wide, r) for r in imagenet if r["cells"][0].text == "qkformer_10_384.in1k")
     assert qk384["verdict"] == "reproduced"  # [77.65, 78.15] inside 78.80 +- 2
     narrow = build_context(load_runs(frame), load_claims(), first_suite="paper")
-    qk384 = next(_texts(narrow, r) for r in narrow["sections"][0]["rows"] if r["cells"][0].text == "qkformer_10_384.in1k")
+    qk384 = next(_texts(narrow, r) for r in narrow["sections"][0]["rows"]
+                 if r["cells"][0].text == "qkformer_10_384.in1k")
     assert qk384["verdict"] == "not reproduced"  # wholly below 78.80 - 0.5
     gone = next(_texts(narrow, r) for s in narrow["sections"] for r in s["rows"]
                 if r["cells"][0].text == "sdt_2_512.cifar10")

@@ -125,7 +125,8 @@ def test_other_suites_runs_without_a_result_are_folded_with_their_reason():
     frame = pd.concat([smoke_runs(), failed], ignore_index=True)
     context = build_context(load_runs(frame), load_claims(), first_suite="smoke")
     assert [s["dataset"] for s in context["sections"]] == ["digits", "digits_dvs"]
-    assert context["folded"] == [["CIFAR10", "msvit_4_384.cifar10", "4", "7.56", "table2", f"1 failed: {CIFAR_MISSING}"]]
+    assert context["folded"] == [["CIFAR10", "msvit_4_384.cifar10", "4", "7.56", "table2",
+                                  f"1 failed: {CIFAR_MISSING}"]]
     latest = build_context(load_runs(frame), load_claims())  # default: the latest run's suite (smoke: day 1 too)
     assert latest["first_suite"] in ("smoke", "table2")
 
