@@ -34,10 +34,10 @@ NAMED_ROWS = 3  # a note names at most this many rows, else counts them
 REPRODUCIBILITY = (
     "A run id (model, data, recipe, seed, T, budget and CPU threads) gives the same numbers to the last digit "
     "when rerun on the same CPU model with the same torch build and code, whichever launcher runs it. Other thread "
-    "counts give other numbers (a 3-epoch smoke run: best top-1 82.73% with 1 thread, 81.62% with 2), and so do "
-    "other CPU models: PyTorch picks different SIMD kernels (AVX2, AVX-512, AMX), which round differently, and "
-    "training amplifies the differences. Compare numbers measured on the same machine type and thread count; "
-    "README, \"Reproducibility\", has the measurements.")
+    "counts give other numbers (3-epoch smoke runs: best top-1 82.73% / 81.62%, 98.05% / 96.94% with 1 / 2 "
+    "threads), and so do other CPU models: PyTorch picks different SIMD kernels (AVX2, AVX-512, AMX), which round "
+    "differently, and training amplifies the differences. Compare numbers measured on the same machine type and "
+    "thread count; README, \"Reproducibility\", has the measurements.")
 OTHER_TITLE = "Runs outside the paper's tables"
 # The suite whose runs compare every family at a matched size under one recipe (suites/controlled.yaml).
 CONTROLLED_SUITE = "controlled"
