@@ -141,3 +141,16 @@ def test_page_energies_take_the_unit_of_their_section(unit_energy, unit):
     energy_plot = section["plots"][0]
     assert energy_plot.x_label == f"energy per image ({unit})" and energy_plot.log_x
     assert all(plot.log_x for plot in section["plots"])  # one scale per quantity, whatever the spread
+
+
+def test_the_papers_claims_are_in_the_table_too():
+    context = build_context(load_runs(fixture_runs()), load_claims(), first_suite="paper")
+    imagenet = context["sections"][0]
+    claimed = [c for c in load_claims().claims if c.dataset == "imagenet" and c.top1 is not None]
+    assert len(imagenet["claims"]) == len(claimed) > 20  # every diamond of the plots, as a row
+    assert ["MSViT", "4", "69.80", "45.88", "85.06"] in [[r[0].split(" ")[0], *r[1:]] for r in imagenet["claims"]
+                                                         if r[2] == "69.80"]
+    row = next(r for r in imagenet["rows"] if r["cells"][0].text == "msvit_10_768.in1k")
+    texts = {key: cell.text for (key, *_), cell in zip(imagenet["columns"], row["cells"])}
+    assert (texts["claimed"], texts["claimed_params"], texts["claimed_energy"]) == ("85.06", "69.80", "45.88")
+    assert context["reproducibility"] == REPRODUCIBILITY
