@@ -218,18 +218,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if outcome.aborted:
         raise UserError(f"{suite.name}: stopped, {outcome.aborted}")
     if not args.no_report and uri is not None:
-        _report(suite, uri, root)
+        _report(suite, uri, root, specs)
     return 0 if all(s in ("finished", "diverged") for s in outcome.states.values()) else 1
 
 
-def _report(suite, uri: str, root: Path) -> None:
-    """The suite's tables and the leaderboard, with the suite's verdict margins."""
-    from harness.report import render_leaderboard, render_tables
+def _report(suite, uri: str, root: Path, specs=None, all_tables: bool = False) -> None:
+    """The suite's tables and the leaderboard, with the suite's verdict margins; then the summary of the runs
+    ``specs`` (after ``run``) or the full report."""
+    from harness.report import render_leaderboard, render_tables, run_summary
 
-    paths = _tracking(render_tables, uri, suite.name, root / "tables", suite.margins)
-    page = _tracking(render_leaderboard, uri, root / "leaderboard" / "index.html", suite.margins)
+    paths = _tracking(render_tables, uri, suite.name, root / "tables", suite.margins, all_tables)
+    page = _tracking(render_leaderboard, uri, root / "leaderboard" / "index.html", suite.margins, suite.name)
+    if specs is not None:
+        print(_tracking(run_summary, uri, suite.name, specs, root, paths["report.md"], page, suite.margins))
+        return
     print(Path(paths["report.md"]).read_text())
-    print("tables: " + ", ".join(str(p) for p in paths.values()))
+    print(f"tables: {paths['report.md'].parent}/ (Markdown, LaTeX, CSV per table)")
     print(f"leaderboard: {page}")
 
 
@@ -288,7 +292,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     root, uri = _roots(args)
-    _report(_read_suite(args.suite), uri, root)
+    _report(_read_suite(args.suite), uri, root, all_tables=args.all)
     return 0
 
 
@@ -681,6 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("report", _cmd_report, "render the paper tables for a suite (Markdown, LaTeX, CSV)")
     p.add_argument("suite", help="a suite file")
+    p.add_argument("--all", action="store_true", help="show every paper table, also those without a run")
     _store_args(p)
 
     p = command("leaderboard", _cmd_leaderboard, "render the leaderboard page from MLflow")

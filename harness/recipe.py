@@ -208,7 +208,7 @@ class Recipe(_Strict):
 
     name: str
     description: str
-    source: str = Field(description="where the values come from (official file / zoo-spec section / paper)")
+    source: str = Field(description="where the values come from (official repository file at a commit / paper section)")
     data: DataRecipe = DataRecipe()
     optim: OptimRecipe = OptimRecipe()
     train: TrainRecipe = TrainRecipe()

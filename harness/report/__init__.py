@@ -4,6 +4,7 @@ the static leaderboard page. Every number comes from ``harness.tracking.runs_fra
 
 from harness.report.aggregate import verdict
 from harness.report.leaderboard import render_leaderboard
+from harness.report.summary import run_summary
 from harness.report.tables import render_tables
 
-__all__ = ["render_leaderboard", "render_tables", "verdict"]
+__all__ = ["render_leaderboard", "render_tables", "run_summary", "verdict"]

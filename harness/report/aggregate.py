@@ -32,6 +32,8 @@ OVERRIDE_PREFIX = "params.spec.overrides."
 # The epoch compared with the papers: their training scripts (timm ``train.py`` for CIFAR, the MAE/DeiT-style
 # ImageNet and SEW-style DVS scripts) log and report the best eval top-1 over the epochs.
 COMPARED_TOP1 = "best_top1"
+# Metrics every finished run logs: a NaN there was logged as NaN (a non-finite result), not left out.
+ALWAYS_LOGGED = (COMPARED_TOP1, "top1")
 
 
 def sampling_half_width(top1: float, n_test: int) -> float:
@@ -45,8 +47,8 @@ def sampling_half_width(top1: float, n_test: int) -> float:
 @dataclass(frozen=True)
 class Stat:
     """Summary of one metric over seeds: ``n`` values, their mean, sample std and 95% t-interval
-    (std and interval None below two values; everything None without values). Missing values are left out:
-    ``verdict`` is what counts them."""
+    (std and interval None below two values or with an infinite one; everything None without values). Missing
+    (None or NaN) values are left out: ``verdict`` is what counts them."""
 
     n: int
     mean: float | None
@@ -64,8 +66,8 @@ class Stat:
         if n == 0:
             return cls(0, None, None, None, None)
         mean = sum(xs) / n
-        if n == 1:
-            return cls(1, mean, None, None, None)
+        if n == 1 or not math.isfinite(mean):  # an infinite value: no spread to speak of
+            return cls(n, mean, None, None, None)
         std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
         half = float(student_t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
         if n_test:
@@ -73,15 +75,26 @@ class Stat:
         return cls(n, mean, std, mean - half, mean + half)
 
 
+REASON_CHARS = 160
+
+
+def short_reason(reason: str) -> str:
+    """The first line of a run's recorded reason, cut to ``REASON_CHARS`` characters (a reason may carry a
+    traceback)."""
+    line = reason.strip().splitlines()[0].strip()
+    return line if len(line) <= REASON_CHARS else line[:REASON_CHARS - 1] + "…"
+
+
 def _failed(value: float | None) -> bool:
-    return value is None or math.isnan(float(value))
+    """A seed without a finite result (None, NaN or infinite): it diverged."""
+    return value is None or not math.isfinite(float(value))
 
 
 def verdict(values: Iterable[float | None], claim: float, margin: float, n_test: int | None = None) -> str:
     """An equivalence test of seeds against a claim: "reproduced" when the 95% interval of their mean (see
     ``Stat.of``; floored by the sampling error of a top-1 on ``n_test`` images when given) lies inside
     ``claim ± margin``, "not reproduced" when it lies wholly outside, "inconclusive" otherwise; "single run" with
-    one seed (no interval). A NaN or None value is a seed that diverged: it is counted, never dropped
+    one seed (no interval). A NaN, infinite or None value is a seed that diverged: it is counted, never dropped
     ("inconclusive (1 of 3 seeds diverged)"); the others can then not reproduce the claim (a reproduction
     that fails on some seeds is not one), and when every seed diverged the claim is not reproduced."""
     values = list(values)
@@ -153,9 +166,11 @@ class ConfigResult:
         return [float(v) for v in self.finished[metric] if not pd.isna(v)]
 
     def seed_values(self, metric: str) -> list[float]:
-        """What a verdict weighs: the finished runs' values and a NaN for every diverged run (no survivorship)."""
+        """What a verdict weighs: the finished runs' values and a NaN for every diverged run (no survivorship);
+        a finished run that logged NaN for a metric every run logs (``ALWAYS_LOGGED``) counts as diverged too."""
         diverged = int((self.runs["state"] == "diverged").sum())
-        return self.values(metric) + [math.nan] * diverged
+        finished = ([float(v) for v in self.finished[metric]] if metric in ALWAYS_LOGGED else self.values(metric))
+        return finished + [math.nan] * diverged
 
     @property
     def n_test(self) -> int | None:
@@ -168,8 +183,12 @@ class ConfigResult:
         return Stat.of(self.values(COMPARED_TOP1), self.n_test)
 
     def top1_verdict(self, claim: float | None, margin: float) -> str:
-        """The compared top-1 of every seed (diverged ones counted) against ``claim ± margin``."""
-        return claim_verdict(claim, self.seed_values(COMPARED_TOP1), margin, self.n_test)
+        """The compared top-1 of every seed (diverged ones counted) against ``claim ± margin``; with no seed
+        to weigh, what became of the runs ("3 failed: reason")."""
+        values = self.seed_values(COMPARED_TOP1)
+        if not values and self.outcome:
+            return self.outcome
+        return claim_verdict(claim, values, margin, self.n_test)
 
     @property
     def unfinished(self) -> int:
@@ -177,15 +196,20 @@ class ConfigResult:
 
     @property
     def outcome(self) -> str:
-        """What happened to the runs outside the statistics: "1 diverged: reason, 2 failed" ("" if none)."""
-        diverged = self.runs[self.runs["state"] == "diverged"]
-        reasons = sorted({r for r in diverged["reason"] if r})
+        """What happened to the runs outside the statistics, with their reasons: "1 diverged: loss is nan at
+        epoch 12, 2 failed: dataset cifar10 missing under /data" ("" if none)."""
+        others = self.runs[self.runs["state"] != "finished"]
         parts = []
-        if len(diverged):
-            parts.append(f"{len(diverged)} diverged" + (f": {'; '.join(reasons)}" if reasons else ""))
-        others = self.runs.loc[~self.runs["state"].isin(("finished", "diverged")), "state"]
-        parts += [f"{count} {state or 'unknown state'}" for state, count in sorted(others.value_counts(dropna=False).items())]
+        for state, runs in sorted(others.groupby(others["state"].fillna("unknown state"), sort=False),
+                                  key=lambda item: (item[0] != "diverged", item[0])):
+            reasons = sorted({short_reason(r) for r in runs["reason"] if isinstance(r, str) and r.strip()})
+            parts.append(f"{len(runs)} {state}" + (f": {'; '.join(reasons)}" if reasons else ""))
         return ", ".join(parts)
+
+    def only_nan(self, metric: str) -> bool:
+        """Whether the finished runs logged ``metric`` as NaN only (a metric every finished run logs: a
+        non-finite result, shown as ``nan`` rather than as a missing value)."""
+        return len(self.finished) > 0 and bool(self.finished[metric].isna().all())
 
     @property
     def overrides(self) -> dict[str, str]:

@@ -7,7 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Callable
+from typing import Callable, Iterable
 
 MISSING = "—"
 
@@ -27,6 +27,11 @@ def mean_std(mean: float | None, std: float | None, show: Callable[[float], str]
     return MISSING if is_missing(mean) else show(mean) if is_missing(std) else f"{show(mean)} ± {show(std)}"
 
 
+def nan_or(value: float | None, show: Callable[[], str]) -> str:
+    """``nan`` for a NaN (a value logged as NaN, not a missing one), else what ``show`` makes of it."""
+    return "nan" if isinstance(value, float) and math.isnan(value) else show()
+
+
 def interval(low: float | None, high: float | None, show: Callable[[float], str] | None = None) -> str:
     """A confidence interval as ``[low, high]`` (``MISSING`` without one)."""
     show = show or fixed
@@ -36,6 +41,21 @@ def interval(low: float | None, high: float | None, show: Callable[[float], str]
 def readable(value: float | None) -> str:
     """Two decimals from 1 up, three significant digits below (energies and firing rates span decades)."""
     return MISSING if is_missing(value) else f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+# Energy units and their factor from mJ, largest first.
+ENERGY_UNITS = (("mJ", 1.0), ("µJ", 1e3), ("nJ", 1e6))
+
+
+def energy_unit(values_mj: Iterable[float | None]) -> tuple[str, float]:
+    """The largest unit (and its factor from mJ) in which the median of these energies reads 0.1 or more: one
+    unit per column, so that its values compare at a glance (0.00393 mJ reads as 3.93 µJ, 0.9 mJ stays). mJ
+    without values."""
+    present = sorted(abs(v) for v in values_mj if not is_missing(v) and math.isfinite(v) and v != 0)
+    if not present:
+        return ENERGY_UNITS[0]
+    median = present[len(present) // 2]
+    return next(((u, f) for u, f in ENERGY_UNITS if median * f >= 0.1), ENERGY_UNITS[-1])
 
 
 @dataclass(frozen=True)
@@ -101,7 +121,7 @@ def to_markdown(table: DisplayTable, level: int = 2) -> str:
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "±": r"$\pm$", "Δ": r"$\Delta$", "—": "--", "−": "$-$", "†": r"\dag{}", "‡": r"\ddag{}",
-                  "<": r"\textless{}", ">": r"\textgreater{}"}
+                  "<": r"\textless{}", ">": r"\textgreater{}", "µ": r"$\mu$"}
 _LATEX_PATTERN = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
 
 

@@ -7,10 +7,15 @@ import warnings
 
 import pandas as pd
 
+from harness.report.aggregate import ALWAYS_LOGGED
 from harness.tracking import FINAL_METRICS, TAG_NAMES, runs_frame
 
 REQUIRED = ("run_id", "suite", "model", "dataset", "T", "seed", "state")
 MISSING_TAG_VALUES = {"", "None", "none", "nan", "NaN", "null"}
+# Tags without which a run cannot be placed in a table (besides run_id, T and seed, checked on their own).
+NAMING_TAGS = ("model", "dataset", "state")
+# MLflow stores an infinite metric as the largest float of its sign (sqlite has no infinity).
+MLFLOW_INFINITY = 1.7976931348623157e308
 
 
 def _clean_tag(value: object) -> str | None:
@@ -31,6 +36,33 @@ def _malformed(frame: pd.DataFrame, column: str) -> pd.Series:
     return bad
 
 
+def _unnamed(frame: pd.DataFrame) -> pd.Series:
+    """Rows missing a tag that names what they measured: each reported in one warning naming the run."""
+    bad = frame[list(NAMING_TAGS)].isna().any(axis=1)
+    for (_, row) in frame[bad].iterrows():
+        missing = ", ".join(tag for tag in NAMING_TAGS if pd.isna(row[tag]))
+        warnings.warn(f"runs frame: run {row['run_id']} (MLflow run {row['mlflow_run_id']}) has no {missing} tag; "
+                      f"skipped", stacklevel=3)
+    return bad
+
+
+def _metric(values: pd.Series) -> pd.Series:
+    """A metric column as floats, MLflow's stand-in for an infinity turned back into one."""
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    return numbers.mask(numbers >= MLFLOW_INFINITY, math.inf).mask(numbers <= -MLFLOW_INFINITY, -math.inf)
+
+
+def _warn_nonfinite(frame: pd.DataFrame) -> None:
+    """One warning per run with an infinite metric, or a NaN where a finished run always logs a number."""
+    for _, row in frame.iterrows():
+        odd = [f"{name}={row[name]}" for name in FINAL_METRICS
+               if math.isinf(row[name]) or (math.isnan(row[name]) and name in ALWAYS_LOGGED
+                                            and row["state"] == "finished")]
+        if odd:
+            warnings.warn(f"runs frame: run {row['run_id']} (MLflow run {row['mlflow_run_id']}) logged non-finite "
+                          f"metrics: {', '.join(odd)}; shown as such", stacklevel=3)
+
+
 def _times(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values):
         return pd.to_datetime(values, unit="ms", utc=True, errors="coerce")
@@ -40,8 +72,9 @@ def _times(values: pd.Series) -> pd.Series:
 def load_runs(frame_or_uri: pd.DataFrame | str, suite: str | None = None) -> pd.DataFrame:
     """Runs as a DataFrame in ``runs_frame``'s columns (given, or read from a tracking URI), restricted to
     ``suite`` when given: tags and ``params.*`` cleaned ("" and "None" become None), T and seed as int,
-    metrics as float. A run with a malformed record (no run id, a T or seed that is not an integer) is
-    skipped with one warning naming it."""
+    metrics as float (MLflow's stand-in for an infinity back to one; each run with a non-finite metric warned
+    about once). A run with a malformed record (no run id, no model, dataset or state tag, a T or seed that is
+    not an integer) is skipped with one warning naming it."""
     if isinstance(frame_or_uri, pd.DataFrame):
         frame = frame_or_uri.copy()
     else:
@@ -54,7 +87,7 @@ def load_runs(frame_or_uri: pd.DataFrame | str, suite: str | None = None) -> pd.
     clean = {column: pd.Series([_clean_tag(v) for v in frame[column]] if column in frame else [None] * len(frame),
                                index=frame.index, dtype=object)
              for column in (*TAG_NAMES, "mlflow_run_id", *params)}
-    clean.update({column: pd.to_numeric(frame[column], errors="coerce") if column in frame
+    clean.update({column: _metric(frame[column]) if column in frame
                   else pd.Series(math.nan, index=frame.index) for column in FINAL_METRICS})
     clean["start_time"] = _times(frame["start_time"]) if "start_time" in frame else pd.Series(pd.NaT, index=frame.index)
     others = frame[[c for c in frame.columns if c not in clean]]
@@ -63,9 +96,11 @@ def load_runs(frame_or_uri: pd.DataFrame | str, suite: str | None = None) -> pd.
     for mlflow_id in frame.loc[unnamed, "mlflow_run_id"]:
         warnings.warn(f"runs frame: MLflow run {mlflow_id} has no run_id tag; skipped", stacklevel=2)
     frame = frame[~unnamed]
+    frame = frame[~_unnamed(frame)]
     frame = frame[~_malformed(frame, "T")]
     frame = frame[~_malformed(frame, "seed")]
     frame = frame.assign(T=pd.to_numeric(frame["T"]).astype(int), seed=pd.to_numeric(frame["seed"]).astype(int))
     if suite is not None:
         frame = frame[frame["suite"] == suite]
+    _warn_nonfinite(frame)
     return frame.reset_index(drop=True)

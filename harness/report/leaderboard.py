@@ -1,6 +1,8 @@
 """The leaderboard: one self-contained static HTML page (jinja2, autoescaped) with a sortable, filterable
-table per dataset of the trained runs, accuracy-vs-energy and accuracy-vs-params plots, the provenance of every
-row, and the eval-only runs' "Released weights vs paper" table."""
+table per dataset of the trained runs (the latest suite's datasets first; compact columns by default, the others
+one click away), accuracy-vs-energy and accuracy-vs-params plots on log axes with the paper's claims beside them,
+the provenance of every row, the other suites' runs without a result folded with their reasons, and the eval-only
+runs' "Released weights vs paper" table."""
 
 from __future__ import annotations
 
@@ -15,15 +17,16 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from harness.report.aggregate import (BUDGET_UNKNOWN, COMPARED_TOP1, ConfigResult, Stat,
+from harness.report.aggregate import (BUDGET_UNKNOWN, COMPARED_TOP1, OVERRIDE_PREFIX, ConfigResult, Stat,
                                       distinguishing, group_configs)
 from harness.report.claims import Claim, Claims, load_claims
-from harness.report.formats import MISSING, fixed, interval, is_missing, mean_std, readable
+from harness.report.counts import recorded_overrides, zoo_param_count
+from harness.report.formats import MISSING, energy_unit, fixed, interval, is_missing, mean_std, readable
 from harness.report.frame import load_runs
 from harness.report.plots import Point, Scatter, scatter
 from harness.report.released import eval_only_mask, released_table
-from harness.report.tables import (COMPARED_EPOCH, CONTROLLED_TITLE, DATASET_NAMES, controlled, dataset_name,
-                                   margin_source)
+from harness.report.tables import (COMPARED_EPOCH, CONTROLLED_TITLE, DATASET_NAMES, REPRODUCIBILITY, controlled,
+                                   dataset_name, margin_source)
 from harness.suite import Margins
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -54,10 +57,6 @@ NEUROBENCH_COLUMNS = (("footprint_bytes", "Footprint (MB)", lambda v: readable(v
                       ("activation_sparsity", "Activation sparsity", readable),
                       ("effective_macs", "Effective MACs (M)", lambda v: readable(v / 1e6)),
                       ("effective_acs", "Effective ACs (M)", lambda v: readable(v / 1e6)))
-
-
-def _stat_text(stat: Stat) -> str:
-    return MISSING if stat.mean is None else f"{mean_std(stat.mean, stat.std)} (n={stat.n})"
 
 
 def _verdict_text(config: ConfigResult, claimed: float | None, margin: float) -> str:
@@ -97,12 +96,27 @@ def _provenance(config: ConfigResult) -> dict[str, Any]:
             "commits": ", ".join(sorted({c for c in config.runs["git_commit"] if c})) or MISSING}
 
 
+def _params_m(config: ConfigResult) -> float | None:
+    """Parameters (millions): the finished runs' count, else the zoo's (runs that failed have one too)."""
+    measured = config.stat("params").mean
+    count = measured if measured is not None else zoo_param_count(
+        config.model, recorded_overrides(config.config, OVERRIDE_PREFIX))
+    return None if count is None else count / 1e6
+
+
+def _top1_text(config: ConfigResult, stat: Stat, metric: str) -> str:
+    """A top-1 statistic; ``nan`` when the finished runs logged only NaN for it."""
+    if stat.mean is None:
+        return "nan" if config.only_nan(metric) else MISSING
+    return mean_std(stat.mean, stat.std)
+
+
 def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins: Margins,
-         with_claims: bool = True) -> dict[str, Any]:
+         with_claims: bool = True, energy_factor: float = 1.0) -> dict[str, Any]:
     claim = _claim(claims, config) if with_claims else None
     top1, last = config.top1_stat(), config.stat("top1")
     energy, ops, firing = config.stat("energy_mj"), config.stat("ops_energy_mj"), config.stat("firing_rate")
-    params = Stat.of([p / 1e6 for p in config.finished["params"]])
+    params_m = _params_m(config)
     hours, kind = config.device_hours
     claimed = claim.top1 if claim else None
     delta = None if claimed is None or top1.mean is None else top1.mean - claimed
@@ -117,57 +131,90 @@ def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins:
     day, stamp = (MISSING, None) if date is None else (date.strftime("%Y-%m-%d"), date.isoformat())
     neurobench = [Cell.of(MISSING if mean is None else show(mean), mean)
                   for key, _, show in NEUROBENCH_COLUMNS for mean in [config.stat(key).mean]]
+    claimed_params = claim.params_m if claim else None
+    energy_mean, ops_mean, claimed_energy = (None if v is None else v * energy_factor
+                                             for v in (energy.mean, ops.mean, claim.energy_mj if claim else None))
+    top1_text = _top1_text(config, top1, COMPARED_TOP1)
     return {
-        "id": row_id, "family": config.family or MISSING, "T": config.T, "params_m": params.mean,
+        "id": row_id, "family": config.family or MISSING, "T": config.T, "params_m": params_m,
         "cells": [
             Cell.of(name, name), Cell.of(config.family or MISSING, config.family),
-            Cell.of(fixed(params.mean), params.mean), Cell.of(str(config.T), config.T),
-            Cell.of(_stat_text(top1), top1.mean), Cell.of(interval(top1.ci_low, top1.ci_high), top1.ci_low),
-            Cell.of(mean_std(last.mean, last.std), last.mean), Cell.of(fixed(claimed), claimed),
+            Cell.of(str(config.T), config.T), Cell.of(fixed(params_m), params_m),
+            Cell.of(fixed(claimed_params), claimed_params),
+            Cell.of(top1_text if top1.mean is None else f"{top1_text} (n={top1.n})", top1.mean),
+            Cell.of(interval(top1.ci_low, top1.ci_high), top1.ci_low),
+            Cell.of(_top1_text(config, last, "top1"), last.mean), Cell.of(fixed(claimed), claimed),
             Cell.of(MISSING if delta is None else f"{delta:+.2f}", delta), Cell.of(result, result),
-            Cell.of(readable(energy.mean), energy.mean), Cell.of(readable(ops.mean), ops.mean),
+            Cell.of(readable(energy_mean), energy_mean), Cell.of(readable(claimed_energy), claimed_energy),
+            Cell.of(readable(ops_mean), ops_mean),
             Cell.of(readable(firing.mean), firing.mean), *neurobench, Cell.of(batch_text, batch),
             Cell.of(MISSING if hours.mean is None else f"{hours.mean:.3g} {kind}-h", hours.mean),
             Cell.of(day, stamp),
         ],
         "provenance": _provenance(config),
-        "points": {"energy": (energy.mean, top1.mean), "params": (params.mean, top1.mean)},
+        "points": {"energy": (energy_mean, top1.mean), "params": (params_m, top1.mean)},
     }
 
 
-def columns(margins: Margins) -> tuple[tuple[str, str, str], ...]:
-    """The leaderboard's columns (key, header, sort type); the verdict header states its margin."""
-    return (("model", "Model", "text"), ("family", "Family", "text"), ("params", "Params (M)", "num"),
-            ("T", "T", "num"), ("top1", f"Top-1 % {COMPARED_EPOCH} (mean ± std, n)", "num"),
-            ("ci", "95% CI", "num"), ("last", "Top-1 % last epoch", "num"),
-            ("claimed", "Claimed top-1 %", "num"), ("delta", "Δ", "num"),
-            ("verdict", f"Verdict (±{margins.top1:g} points)", "text"),
-            ("energy", "Energy paper (mJ)", "num"), ("energy_ops", "Energy ops (mJ)", "num"),
-            ("firing", "Firing rate", "num"), *((key, header, "num") for key, header, _ in NEUROBENCH_COLUMNS),
-            ("eval_batch", "Eval batch", "num"), ("hours", "Train hours / run", "num"), ("date", "Date", "text"))
+# The columns shown before the reader picks others: what fits a 1280 px screen and answers "did it reproduce".
+COMPACT = ("model", "T", "params", "top1", "claimed", "verdict", "energy")
 
 
-def _plots(dataset: str, rows: list[dict[str, Any]], claims: Claims, with_claims: bool) -> list[Scatter]:
+def columns(margins: Margins, energy: str = "mJ") -> tuple[tuple[str, str, str, bool], ...]:
+    """The leaderboard's columns (key, header, sort type, shown by default); the verdict header states its
+    margin, the energy headers their unit."""
+    every = (("model", "Model", "text"), ("family", "Family", "text"), ("T", "T", "num"),
+             ("params", "Params (M)", "num"), ("claimed_params", "Claimed params (M)", "num"),
+             ("top1", f"Top-1 % {COMPARED_EPOCH} (mean ± std, n)", "num"),
+             ("ci", "95% CI", "num"), ("last", "Top-1 % last epoch", "num"),
+             ("claimed", "Claimed top-1 %", "num"), ("delta", "Δ", "num"),
+             ("verdict", f"Verdict (±{margins.top1:g} points)", "text"),
+             ("energy", f"Energy paper ({energy})", "num"), ("claimed_energy", f"Claimed energy ({energy})", "num"),
+             ("energy_ops", f"Energy ops ({energy})", "num"),
+             ("firing", "Firing rate", "num"), *((key, header, "num") for key, header, _ in NEUROBENCH_COLUMNS),
+             ("eval_batch", "Eval batch", "num"), ("hours", "Train hours / run", "num"), ("date", "Date", "text"))
+    return tuple((key, header, kind, key in COMPACT) for key, header, kind in every)
+
+
+def _claims_shown(dataset: str, claims: Claims, with_claims: bool) -> list[Claim]:
+    """The paper's claims a section's plots show (and its claims table lists): its dataset's, with a top-1."""
+    return [c for c in claims.claims if with_claims and c.dataset == dataset and c.top1 is not None]
+
+
+def _plots(rows: list[dict[str, Any]], shown: list[Claim], unit: str, factor: float) -> list[Scatter]:
+    """Top-1 against energy and against parameters, both on log axes on every section (costs span decades), so
+    that a plot reads the same way wherever it is."""
     plots = []
-    for axis, x_label, claim_x, unit in (("energy", "energy per image (mJ)", "energy_mj", "mJ"),
-                                         ("params", "parameters (M)", "params_m", "M params")):
-        points = [Point(x, y, f"{r['cells'][0].text}, T={r['T']}: {y:.2f}% at {x:.3g} {unit}", True, r["family"],
+    def claimed_energy(claim: Claim) -> float | None:
+        return None if claim.energy_mj is None else claim.energy_mj * factor
+
+    for axis, x_label, claimed_x in (("energy", f"energy per image ({unit})", claimed_energy),
+                                     ("params", "parameters (M)", lambda c: c.params_m)):
+        suffix = unit if axis == "energy" else "M params"
+        points = [Point(x, y, f"{r['cells'][0].text}, T={r['T']}: {y:.2f}% at {x:.3g} {suffix}", True, r["family"],
                         r["id"]) for r in rows for x, y in [r["points"][axis]] if x is not None and y is not None]
-        points += [Point(getattr(c, claim_x), c.top1, f"paper: {c.row}, T={c.T}: {c.top1:.2f}% at "
-                         f"{getattr(c, claim_x):.3g} {unit}", False)
-                   for c in claims.claims if with_claims and c.dataset == dataset
-                   and getattr(c, claim_x) is not None and c.top1 is not None]
-        plot = scatter(points, f"Top-1 vs {axis}", x_label, "top-1 (%)")
+        points += [Point(x, c.top1, f"paper: {c.row}, T={c.T}: {c.top1:.2f}% at {x:.3g} {suffix}", False)
+                   for c in shown for x in [claimed_x(c)] if x is not None]
+        plot = scatter(points, f"Top-1 vs {axis}", x_label, "top-1 (%)", log_x=True)
         if plot is not None:
             plots.append(plot)
     return plots
 
 
+def _claim_rows(shown: list[Claim], factor: float) -> list[list[str]]:
+    """The paper's claims of a section as table rows (row, T, params, energy, top-1): the diamonds' values."""
+    return [[c.row + (f" ({c.variant})" if c.variant else ""), MISSING if c.T is None else str(c.T),
+             fixed(c.params_m), readable(None if c.energy_mj is None else c.energy_mj * factor), fixed(c.top1)]
+            for c in shown]
+
+
 def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Claims, margins: Margins,
              name: str, with_claims: bool = True) -> dict[str, Any]:
     """A section of the page: a table of ``configs`` (one dataset) and its plots (with the claims' points
-    when ``with_claims``)."""
-    rows = []
+    when ``with_claims``); energies in the unit that suits the section's scale."""
+    shown = _claims_shown(dataset, claims, with_claims)
+    measured = [c.stat("energy_mj").mean for c in configs]
+    unit, factor = energy_unit(measured if any(m is not None for m in measured) else [c.energy_mj for c in shown])
     by_claim: dict[tuple, list[int]] = {}
     for i, config in enumerate(configs):
         by_claim.setdefault((config.model, config.T, config.variant_label), []).append(i)
@@ -175,21 +222,44 @@ def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Clai
     for members in by_claim.values():
         for position, label in distinguishing([configs[i] for i in members]).items():
             labels[members[position]] = label
-    for i, config in enumerate(configs):
-        rows.append(_row(config, labels[i], claims, f"d{index}-r{i}", margins, with_claims))
+    rows = [_row(config, labels[i], claims, f"d{index}-r{i}", margins, with_claims, factor)
+            for i, config in enumerate(configs)]
     families = sorted({r["family"] for r in rows})
     return {"id": f"d{index}", "name": name, "dataset": dataset, "controlled": not with_claims, "rows": rows,
-            "families": families, "Ts": sorted({r["T"] for r in rows}),
-            "plots": _plots(dataset, rows, claims, with_claims),
+            "columns": columns(margins, unit), "families": families, "Ts": sorted({r["T"] for r in rows}),
+            "plots": _plots(rows, shown, unit, factor), "claims": _claim_rows(shown, factor), "energy_unit": unit,
             "family_index": {f: i for i, f in enumerate(families)}}
 
 
-def build_context(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins()) -> dict[str, Any]:
+def _latest_suite(runs: pd.DataFrame) -> str | None:
+    """The suite of the most recently started run (the one a reader just ran)."""
+    dated = runs.dropna(subset=["start_time"])
+    return None if dated.empty else dated.sort_values("start_time")["suite"].iloc[-1]
+
+
+def _folded(config: ConfigResult, first: str | None) -> bool:
+    """A configuration of other suites whose runs all failed: listed below the tables, not in them."""
+    return first is not None and first not in config.suites and not config.seed_values(COMPARED_TOP1)
+
+
+def _folded_rows(configs: list[ConfigResult]) -> list[list[str]]:
+    """The folded configurations as rows: dataset, model, T, params, suites, what happened (with the reason)."""
+    return [[dataset_name(c.dataset), c.model + (f" · {c.variant_label}" if c.variant_label else ""), str(c.T),
+             fixed(_params_m(c)), ", ".join(c.suites), c.outcome or "no finished run"] for c in configs]
+
+
+def build_context(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins(),
+                  first_suite: str | None = None) -> dict[str, Any]:
     """Everything the template shows, computed from a runs frame (``load_runs``), the claims and the verdicts'
-    equivalence margins."""
+    equivalence margins. The datasets of ``first_suite`` (default: the suite of the latest run) come first;
+    configurations of other suites without a result are folded into one list with their reasons."""
     released = eval_only_mask(runs)
-    configs = group_configs(runs[~released])
-    order = [d for d in DATASET_NAMES if any(c.dataset == d for c in configs)]
+    first = first_suite or _latest_suite(runs)
+    every = group_configs(runs[~released])
+    configs = [c for c in every if not _folded(c, first)]
+    ours = {c.dataset for c in configs if first in c.suites}
+    order = [d for d in DATASET_NAMES if d in ours] + sorted(ours - set(DATASET_NAMES))
+    order += [d for d in DATASET_NAMES if d not in order and any(c.dataset == d for c in configs)]
     order += sorted({c.dataset for c in configs} - set(order))
     sections = [_section(i, d, [c for c in configs if c.dataset == d], claims, margins, dataset_name(d))
                 for i, d in enumerate(order)]
@@ -197,10 +267,13 @@ def build_context(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins
                           margins, f"{CONTROLLED_TITLE}: {dataset_name(d)}", with_claims=False)
                  for i, d in enumerate([d for d in order if any(c.dataset == d and controlled(c) for c in configs)])]
     papers = "; ".join(dict.fromkeys(c.paper for c in claims.claims))
-    return {"sections": sections, "columns": columns(margins), "run_count": int(runs["run_id"].nunique()),
-            "suites": sorted(set(runs["suite"].dropna())), "claims_source": papers,
+    return {"sections": sections, "run_count": int(runs["run_id"].nunique()),
+            "suites": sorted(set(runs["suite"].dropna())), "first_suite": first, "claims_source": papers,
             "margins": margins, "margin_source": margin_source(margins, "top1"), "compared_epoch": COMPARED_EPOCH,
+            "folded": _folded_rows([c for c in every if _folded(c, first)]),
+            "chooser": [(key, header, compact) for key, header, _, compact in columns(margins)],
             "released": _released(runs, claims, margins) if released.any() else None,
+            "reproducibility": REPRODUCIBILITY,
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
@@ -229,10 +302,12 @@ def render_html(context: dict[str, Any]) -> str:
                                                           csp=csp)
 
 
-def render_leaderboard(frame_or_uri: pd.DataFrame | str, out_path: Path | str, margins: Margins = Margins()) -> Path:
-    """Write the leaderboard page of every logged run (all suites) to ``out_path``; returns the path."""
+def render_leaderboard(frame_or_uri: pd.DataFrame | str, out_path: Path | str, margins: Margins = Margins(),
+                       first_suite: str | None = None) -> Path:
+    """Write the leaderboard page of every logged run (all suites) to ``out_path``, the datasets of
+    ``first_suite`` (default: the latest run's suite) first; returns the path."""
     runs = load_runs(frame_or_uri)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(build_context(runs, load_claims(), margins)))
+    out.write_text(render_html(build_context(runs, load_claims(), margins, first_suite)))
     return out

@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 
 WIDTH, HEIGHT = 460, 300
 LEFT, RIGHT, TOP, BOTTOM = 58, 14, 12, 46
-LOG_SPAN = 20.0  # use a log x axis when the largest x is this many times the smallest
 
 
 @dataclass(frozen=True)
@@ -74,6 +73,7 @@ def _linear_ticks(low: float, high: float, count: int = 5) -> tuple[float, float
 
 def _log_ticks(low: float, high: float) -> tuple[float, float, list[float]]:
     lo, hi = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    hi = max(hi, lo + 1)  # a single decade at least (one point, or points on one power of ten)
     multiples = (1, 2, 5) if hi - lo <= 3 else (1,)
     ticks = [m * 10.0 ** e for e in range(lo, hi + 1) for m in multiples if low <= m * 10.0 ** e <= high]
     return 10.0 ** lo, 10.0 ** hi, ticks or [10.0 ** lo, 10.0 ** hi]
@@ -83,12 +83,15 @@ def _label(value: float) -> str:
     return f"{value:g}"
 
 
-def scatter(points: list[Point], title: str, x_label: str, y_label: str) -> Scatter | None:
-    """Lay out ``points`` (None when there are none); the front is drawn through the measured points."""
+def scatter(points: list[Point], title: str, x_label: str, y_label: str, log_x: bool = False) -> Scatter | None:
+    """Lay out ``points`` (None when there are none) on a log or linear x axis, as the caller chooses for the
+    quantity (one scale per quantity on every plot; a log axis leaves out points at x <= 0); the front is drawn
+    through the measured points."""
+    if log_x:
+        points = [p for p in points if p.x > 0]
     if not points:
         return None
     xs, ys = [p.x for p in points], [p.y for p in points]
-    log_x = min(xs) > 0 and max(xs) / min(xs) >= LOG_SPAN
     if log_x:
         x_low, x_high, x_ticks = _log_ticks(min(xs), max(xs))
     else:

@@ -5,18 +5,21 @@ released weights against their papers (``harness.report.released``); written as 
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness.report.aggregate import (BUDGET_UNKNOWN, CLAIM_ONLY, NO_CLAIM, NOT_REPRODUCED,
-                                      REPRODUCED, ConfigResult, Stat, claim_verdict, distinguishing, group_configs)
+from harness.report.aggregate import (BUDGET_UNKNOWN, CLAIM_ONLY, COMPARED_TOP1, NO_CLAIM, NOT_REPRODUCED,
+                                      OVERRIDE_PREFIX, REPRODUCED, ConfigResult, Stat, claim_verdict,
+                                      distinguishing, group_configs)
 from harness.report.claims import REPORT_TABLES, Claim, Claims, load_claims
-from harness.report.formats import (MISSING, Column, DisplayTable, Panel, fixed, interval, markdown_escape,
-                                    mean_std, readable, to_latex, to_markdown)
+from harness.report.counts import recorded_overrides, variant_overrides, zoo_param_count
+from harness.report.formats import (MISSING, Column, DisplayTable, Panel, energy_unit, fixed, interval,
+                                    markdown_escape, mean_std, nan_or, readable, to_latex, to_markdown)
 from harness.report.frame import load_runs
 from harness.report.released import eval_only_mask, released_table
 from harness.suite import Margins
@@ -26,6 +29,15 @@ DATASET_NAMES = {"imagenet": "ImageNet-1K", "cifar10": "CIFAR10", "cifar100": "C
                  "dvs128": "DVS128 Gesture", "cifar10dvs": "CIFAR10-DVS"}
 TOLERANCE_MARK, BUDGET_MARK, BATCH_MARK, STALE_MARK = "†", "‡", "§", "¶"
 COMPARED_EPOCH = "best epoch"
+NAMED_ROWS = 3  # a note names at most this many rows, else counts them
+# What a reader may expect to get again (README "Reproducibility" has the measurements behind it).
+REPRODUCIBILITY = (
+    "A run id (model, data, recipe, seed, T, budget and CPU threads) gives the same numbers to the last digit "
+    "when rerun on the same CPU model with the same torch build and code, whichever launcher runs it. Other thread "
+    "counts give other numbers (3-epoch smoke runs: best top-1 82.73% / 81.62%, 98.05% / 96.94% with 1 / 2 "
+    "threads), and so do other CPU models: PyTorch picks different SIMD kernels (AVX2, AVX-512, AMX), which round "
+    "differently, and training amplifies the differences. Compare numbers measured on the same machine type and "
+    "thread count; README, \"Reproducibility\", has the measurements.")
 OTHER_TITLE = "Runs outside the paper's tables"
 # The suite whose runs compare every family at a matched size under one recipe (suites/controlled.yaml).
 CONTROLLED_SUITE = "controlled"
@@ -47,9 +59,10 @@ RECORD_COLUMNS = (
 )
 
 
-def columns(layout: str, margins: Margins) -> tuple[Column, ...]:
+def columns(layout: str, margins: Margins, unit: str = "mJ") -> tuple[Column, ...]:
     """The displayed columns of a table laid out as ``layout`` (a claims table's layout, "controlled" or
-    "other"); the verdict headers state their margins."""
+    "other"); the verdict headers state their margins, the energy headers of the report's own tables ``unit``
+    (the paper tables stay in the papers' mJ)."""
     top1 = "Top-1 (%)"
     top1_columns = (Column("top1_paper", "paper", top1), Column("top1_ours", "ours", top1),
                     Column("top1_last", "last", top1), Column("n", "n", top1),
@@ -69,11 +82,11 @@ def columns(layout: str, margins: Margins) -> tuple[Column, ...]:
         "controlled": (Column("dataset", "Dataset", align="l"), Column("family", "Family", align="l"),
                        Column("method", "Model", align="l"), Column("params_ours", "Params (M)"),
                        Column("top1_ours", "Top-1 (%) best"), Column("n", "n"), Column("top1_ci", "95% CI"),
-                       Column("energy_ours", "Energy (mJ) paper"), Column("energy_ci", "Energy 95% CI"),
-                       Column("energy_ops", "Energy (mJ) ops"), eval_batch, Column("budget", "Budget", align="l")),
+                       Column("energy_ours", f"Energy ({unit}) paper"), Column("energy_ci", "Energy 95% CI"),
+                       Column("energy_ops", f"Energy ({unit}) ops"), eval_batch, Column("budget", "Budget", align="l")),
         "other": (Column("dataset", "Dataset", align="l"), Column("method", "Model", align="l"), Column("T", "T"),
                   Column("variant", "Variant", align="l"), Column("params_ours", "Params (M)"),
-                  Column("energy_ours", "Energy (mJ) paper"), Column("energy_ops", "Energy (mJ) ops"),
+                  Column("energy_ours", f"Energy ({unit}) paper"), Column("energy_ops", f"Energy ({unit}) ops"),
                   Column("top1_ours", "Top-1 (%) best"), Column("top1_last", "Top-1 (%) last"),
                   Column("n", "n"), Column("top1_ci", "95% CI"), eval_batch, Column("budget", "Budget", align="l")),
     }[layout]
@@ -89,6 +102,29 @@ class PaperTable:
 
 def _stat(config: ConfigResult | None, metric: str) -> Stat:
     return Stat.of(config.values(metric) if config is not None else [])
+
+
+def _mean(config: ConfigResult | None, stat: Stat, metric: str) -> float | None:
+    """A statistic's mean; NaN (shown as ``nan``) when the finished runs logged only NaN for the metric."""
+    if stat.mean is None and config is not None and config.only_nan(metric):
+        return math.nan
+    return stat.mean
+
+
+def _params_m(claim: Claim | None, config: ConfigResult | None) -> float | None:
+    """Parameters (millions): the runs' measured count, else the zoo's count of the same model (known without
+    training: runs that failed or never ran have it too)."""
+    measured = _stat(config, "params").mean
+    if measured is not None:
+        return measured / 1e6
+    if config is not None:
+        count = zoo_param_count(config.model, recorded_overrides(config.config, OVERRIDE_PREFIX))
+    elif claim is not None and claim.model is not None:
+        overrides = variant_overrides().get((claim.model, claim.variant), {}) if claim.variant else {}
+        count = zoo_param_count(claim.model, overrides)
+    else:
+        count = None
+    return None if count is None else count / 1e6
 
 
 def _params_verdict(claim: float | None, measured: float | None, relative: float) -> str:
@@ -122,15 +158,21 @@ def _verdicts(claim: Claim | None, config: ConfigResult | None, claims: Claims,
         label = NO_CLAIM if claim is None else CLAIM_ONLY
         return {"verdict": label, "params_verdict": label, "energy_verdict": label, "energy_margin_mj": energy_margin}
     values = config.seed_values if config is not None else (lambda metric: [])
-    params = _stat(config, "params").mean
     return {
         "verdict": (config.top1_verdict(claim.top1, margins.top1) if config is not None
                     else claim_verdict(claim.top1, [], margins.top1)),
-        "params_verdict": _params_verdict(claim.params_m, None if params is None else params / 1e6,
-                                          claims.tolerance.params_rel),
-        "energy_verdict": claim_verdict(claim.energy_mj, values("energy_mj"), energy_margin or 0.0),
+        "params_verdict": _params_verdict(claim.params_m, _params_m(claim, config), claims.tolerance.params_rel),
+        "energy_verdict": _why_none(config) or claim_verdict(claim.energy_mj, values("energy_mj"),
+                                                             energy_margin or 0.0),
         "energy_margin_mj": energy_margin,
     }
+
+
+def _why_none(config: ConfigResult | None) -> str | None:
+    """What became of a configuration's runs when none has a result ("3 failed: reason"), else None."""
+    if config is None or config.seed_values(COMPARED_TOP1):
+        return None
+    return config.outcome or None
 
 
 def _record(claim: Claim | None, config: ConfigResult | None, label: str, claims: Claims, table: str,
@@ -138,7 +180,6 @@ def _record(claim: Claim | None, config: ConfigResult | None, label: str, claims
     """One tidy table line: where it is in the paper, what it claims, what was measured, the verdicts."""
     best = config.top1_stat() if config is not None else Stat.of([])
     last, energy = _stat(config, "top1"), _stat(config, "energy_mj")
-    params = _stat(config, "params")
     top1_claim = claim.top1 if claim else None
     return {
         "table": table, "row": claim.row if claim else config.model,
@@ -149,18 +190,19 @@ def _record(claim: Claim | None, config: ConfigResult | None, label: str, claims
         "T": claim.T if claim else config.T, "input": claim.input if claim else None,
         "spiking": claim.spiking if claim else None, "source": claim.source if claim else None,
         "params_m_claimed": claim.params_m if claim else None,
-        "params_m_measured": None if params.mean is None else params.mean / 1e6,
+        "params_m_measured": _params_m(claim, config),
         "energy_mj_claimed": claim.energy_mj if claim else None, "energy_mj_mean": energy.mean,
         "energy_mj_std": energy.std, "energy_mj_ci_low": energy.ci_low, "energy_mj_ci_high": energy.ci_high,
         "ops_energy_mj_mean": _stat(config, "ops_energy_mj").mean,
         "energy_images": _stat(config, "energy_images").mean,
         **{f"{name}_mean": _stat(config, name).mean for name in ENERGY_DETAILS},
-        "top1_compared": COMPARED_EPOCH, "top1_claimed": top1_claim, "top1_best_mean": best.mean,
+        "top1_compared": COMPARED_EPOCH, "top1_claimed": top1_claim,
+        "top1_best_mean": _mean(config, best, COMPARED_TOP1),
         "top1_best_std": best.std, "top1_n": best.n, "top1_n_test": None if config is None else config.n_test,
         "top1_ci_low": best.ci_low, "top1_ci_high": best.ci_high,
         "top1_margin": margins.top1,
         "top1_delta": None if top1_claim is None or best.mean is None else best.mean - top1_claim,
-        "top1_last_mean": last.mean, "top1_last_std": last.std,
+        "top1_last_mean": _mean(config, last, "top1"), "top1_last_std": last.std,
         "top5_claimed": claim.top5 if claim else None, "top5_last_mean": _stat(config, "top5").mean,
         "note": claim.note if claim else None, "paper": claim.paper if claim else None,
         "cited": claim.cited if claim else None,
@@ -219,10 +261,10 @@ def _reduced(record: dict[str, Any]) -> bool:
     return record["budget"] not in (None, BUDGET_UNKNOWN)
 
 
-def _cells(record: dict[str, Any], layout: str) -> dict[str, str]:
+def _cells(record: dict[str, Any], layout: str, factor: float = 1.0) -> dict[str, str]:
     """The display cells of a tidy line (marks: † measured params outside tolerance, ‡ reduced budget,
     § batch-dependent result, ¶ stale: computed by other code)."""
-    ours = mean_std(record["top1_best_mean"], record["top1_best_std"])
+    ours = nan_or(record["top1_best_mean"], lambda: mean_std(record["top1_best_mean"], record["top1_best_std"]))
     if _reduced(record) and record["top1_best_mean"] is not None:
         ours += BUDGET_MARK
     if record["stale"]:
@@ -231,9 +273,14 @@ def _cells(record: dict[str, Any], layout: str) -> dict[str, str]:
         layout, record["row"])
     if record["config"]:
         method += f" [{record['config']}]"
-    outcome = f" (+{record['outcome']})" if record["outcome"] else ""
+    shown = record["outcome"] and record["outcome"] not in (record["verdict"], record["energy_verdict"])
+    outcome = f" (+{record['outcome']})" if shown else ""
     params_mark = TOLERANCE_MARK if record["params_verdict"] == NOT_REPRODUCED else ""  # only set when measured
     batch = record["eval_batch"] or MISSING
+
+    def scaled(*keys: str) -> list[float | None]:
+        return [None if record[k] is None else record[k] * factor for k in keys]
+
     return {
         "method": method, "family": record["method"] or MISSING, "arch": record["arch"] or MISSING, "dataset": dataset_name(record["dataset"]),
         "variant": record["variant"] or MISSING, "budget": record["budget"] or "full recipe",
@@ -242,12 +289,13 @@ def _cells(record: dict[str, Any], layout: str) -> dict[str, str]:
         "params_paper": fixed(record["params_m_claimed"]),
         "params_ours": fixed(record["params_m_measured"]) + params_mark,
         "energy_paper": fixed(record["energy_mj_claimed"]),
-        "energy_ours": mean_std(record["energy_mj_mean"], record["energy_mj_std"], readable),
-        "energy_ci": interval(record["energy_mj_ci_low"], record["energy_mj_ci_high"], readable),
-        "energy_ops": readable(record["ops_energy_mj_mean"]),
+        "energy_ours": mean_std(*scaled("energy_mj_mean", "energy_mj_std"), readable),
+        "energy_ci": interval(*scaled("energy_mj_ci_low", "energy_mj_ci_high"), readable),
+        "energy_ops": readable(*scaled("ops_energy_mj_mean")),
         "energy_verdict": record["energy_verdict"],
         "top1_paper": fixed(record["top1_claimed"]), "top1_ours": ours,
-        "top1_last": mean_std(record["top1_last_mean"], record["top1_last_std"]),
+        "top1_last": nan_or(record["top1_last_mean"], lambda: mean_std(record["top1_last_mean"],
+                                                                        record["top1_last_std"])),
         "top1_ci": interval(record["top1_ci_low"], record["top1_ci_high"]),
         "n": MISSING if record["verdict"] == CLAIM_ONLY else f"{record['top1_n']}{outcome}",
         "delta": MISSING if record["top1_delta"] is None else f"{record['top1_delta']:+.2f}",
@@ -320,8 +368,7 @@ def _notes(records: list[dict[str, Any]], claims: Claims, table: str, margins: M
     if any(r["params_verdict"] == NOT_REPRODUCED for r in records):
         notes.append(f"{TOLERANCE_MARK} measured parameter count differs from the paper's by more than "
                      f"{claims.tolerance.params_rel:.0%}.")
-    notes += [f"{BUDGET_MARK} {r['row']} ({dataset_name(r['dataset'])}): reduced budget ({r['budget']}), not the "
-              f"recipe's full training." for r in records if _reduced(r) and r["top1_n"]]
+    notes += _budget_notes(records)
     if any(r["batch_dependent"] for r in records):
         notes.append(f"{BATCH_MARK} batch-dependent: the model's eval output depends on the batch it is evaluated "
                      f"in (the samples of a batch are coupled), so the result holds at the eval batch shown.")
@@ -331,6 +378,19 @@ def _notes(records: list[dict[str, Any]], claims: Claims, table: str, margins: M
     if any(r["verdict"] == CLAIM_ONLY for r in records):
         notes.append(f"{CLAIM_ONLY}: a model the spikebench zoo does not have (non-spiking or not implemented).")
     return tuple(notes + _sources(records) + _claim_notes(records))
+
+
+def _budget_notes(records: list[dict[str, Any]]) -> list[str]:
+    """One note per reduced budget, naming its rows (counting them when there are many)."""
+    rows: dict[str, list[str]] = {}
+    for r in records:
+        if _reduced(r) and r["top1_n"]:
+            rows.setdefault(r["budget"], []).append(f"{r['row']} ({dataset_name(r['dataset'])})")
+    notes = []
+    for budget, names in rows.items():
+        which = ", ".join(names) if len(names) <= NAMED_ROWS else f"{len(names)} rows"
+        notes.append(f"{BUDGET_MARK} reduced budget ({budget}), not the recipe's full training: {which}.")
+    return notes
 
 
 def margin_source(margins: Margins, field: str) -> str:
@@ -360,14 +420,15 @@ def build_table(name: str, claims: Claims, configs: list[ConfigResult], margins:
         records, title = table_records(name, claims, configs, margins), claims.tables[name].title
     layout = _layout(name, claims)
     data = pd.DataFrame.from_records(records, columns=list(RECORD_COLUMNS))
+    unit, factor = energy_unit(r["energy_mj_mean"] for r in records) if name in REPORT_TABLES else ("mJ", 1.0)
     if layout == "datasets":
         panels = tuple(Panel(dataset_name(d), tuple(_cells(r, layout) for r in records if r["dataset"] == d))
                        for d in claims.tables[name].datasets)
     else:
-        panels = (Panel(None, tuple(_cells(r, layout) for r in records)),)
+        panels = (Panel(None, tuple(_cells(r, layout, factor) for r in records)),)
     chosen = [c for c in configs if controlled(c)] if name == "controlled" else configs
     notes = _notes(records, claims, name, margins, chosen) if records else ()
-    return PaperTable(data, DisplayTable(name, title, columns(layout, margins), panels, notes))
+    return PaperTable(data, DisplayTable(name, title, columns(layout, margins, unit), panels, notes))
 
 
 def build_tables(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins()) -> list[PaperTable]:
@@ -381,11 +442,60 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "suite"
 
 
+def has_runs(table: PaperTable) -> bool:
+    """Whether any line of a table was measured (a run of it finished, diverged or failed); every line of the
+    released-weights table is an evaluated configuration."""
+    data = table.data
+    if data.empty or "top1_n" not in data:
+        return not data.empty
+    return bool(((data["top1_n"].fillna(0) > 0) | (data["unfinished_runs"].fillna(0) > 0)).any())
+
+
+def _table_label(titles: list[str]) -> str:
+    """"Tables 1-3" for the paper's numbered tables (their titles start "Table N:"), else the titles."""
+    numbers = [t.split(":")[0].removeprefix("Table ").strip() for t in titles]
+    if not all(n.isdigit() for n in numbers):
+        return "; ".join(titles)
+    values = [int(n) for n in numbers]
+    if len(values) == 1:
+        return f"Table {values[0]}"
+    consecutive = values == list(range(values[0], values[0] + len(values)))
+    return "Tables " + (f"{values[0]}-{values[-1]}" if consecutive else ", ".join(map(str, values)))
+
+
+def _once(tables: list[PaperTable]) -> list[DisplayTable]:
+    """The tables' display forms with each note kept only where it first appears (one report, one footnote)."""
+    seen: set[str] = set()
+    shown = []
+    for table in tables:
+        notes = tuple(n for n in table.display.notes if n not in seen)
+        seen.update(notes)
+        shown.append(replace(table.display, notes=notes))
+    return shown
+
+
+def report_markdown(title: str, runs: pd.DataFrame, tables: list[PaperTable], all_tables: bool = False) -> str:
+    """The full report: the tables with at least one run (every table with ``all_tables``), one line for the
+    others, each note once, and the reproducibility statement."""
+    shown = [t for t in tables if all_tables or has_runs(t)]
+    hidden = [t for t in tables if not (all_tables or has_runs(t)) and len(t.data)]
+    finished = int((runs["state"] == "finished").sum())
+    lines = [f"# spikebench report: {markdown_escape(title)}\n\n{runs['run_id'].nunique()} runs logged, "
+             f"{finished} finished.\n"]
+    if hidden:
+        rows = sum(len(t.data) for t in hidden)
+        lines.append(f"{_table_label([t.display.title for t in hidden])}: {rows} rows not run; see "
+                     f"`python -m harness report <suite file> --all`.\n")
+    lines += ["\n" + to_markdown(display) for display in _once(shown)]
+    lines.append(f"\n## Reproducibility\n\n{markdown_escape(REPRODUCIBILITY)}\n")
+    return "".join(lines)
+
+
 def render_tables(frame_or_uri: pd.DataFrame | str, suite_name: str | None, out_dir: Path | str,
-                  margins: Margins = Margins()) -> dict[str, Path]:
+                  margins: Margins = Margins(), all_tables: bool = False) -> dict[str, Path]:
     """Write every table of a suite (all suites when None) as Markdown, LaTeX and CSV into
-    ``out_dir/<suite>/``, plus ``report.md`` with all the Markdown; returns {file name: path}. ``margins``:
-    the suite's equivalence margins of the verdicts."""
+    ``out_dir/<suite>/``, plus ``report.md`` (``report_markdown``: the tables with runs, every table with
+    ``all_tables``); returns {file name: path}. ``margins``: the suite's equivalence margins of the verdicts."""
     runs = load_runs(frame_or_uri, suite=suite_name)
     claims = load_claims()
     released = eval_only_mask(runs)
@@ -394,10 +504,7 @@ def render_tables(frame_or_uri: pd.DataFrame | str, suite_name: str | None, out_
         tables.append(PaperTable(*released_table(runs, claims, margins)))
     directory = Path(out_dir) / _slug(suite_name or "all")
     directory.mkdir(parents=True, exist_ok=True)
-    finished = int((runs["state"] == "finished").sum())
-    heading = (f"# spikebench report: {markdown_escape(suite_name or 'all suites')}\n\n{len(runs)} runs logged, {finished} "
-               f"finished.\n")
-    outputs = {"report.md": heading + "".join("\n" + to_markdown(t.display) for t in tables)}
+    outputs = {"report.md": report_markdown(suite_name or "all suites", runs, tables, all_tables)}
     for table in tables:
         outputs[f"{table.display.name}.md"] = to_markdown(table.display, level=1)
         outputs[f"{table.display.name}.tex"] = to_latex(table.display)

@@ -296,7 +296,7 @@ _H_TI, _H_S, _H_M, _H_L = (1, 3, 6), (1, 4, 8), (1, 6, 12), (2, 8, 16)
 _CHECKED = ("Params, energy and top-1 (224x224) checked against the paper's text on its ImageNet results (quoted in a "
             "third-party reproduction report; consistent with the paper's comparison to Spike-driven Transformer-8-384 "
             "and 8-768); the printed params are the code's count without BN parameters.")
-_UNCHECKED_S = ("Top-1 and params are zoo-spec-v2's, recalled from the paper's table, not checked against the paper "
+_UNCHECKED_S = ("Top-1 and params as recalled from the paper's ImageNet table, not checked against the paper "
                 "(no source for this row was reachable); the printed params equal the code's count without BN "
                 "parameters, as for Ti and M.")
 _CHECKED_L = ("Top-1 (224x224) checked only against a benchmark aggregator's copy of the paper's ImageNet entry "

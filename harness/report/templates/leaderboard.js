@@ -81,6 +81,19 @@
     });
   });
 
+  // The column chooser: a column's header and cells are hidden or shown in every dataset table at once.
+  function showColumn(key, visible) {
+    document.querySelectorAll("table.board .col-" + key).forEach(function (cell) { cell.hidden = !visible; });
+  }
+
+  document.querySelectorAll("form.columns-form").forEach(function (form) {
+    form.addEventListener("change", function (event) {
+      var box = event.target;
+      if (box.type === "checkbox") { showColumn(box.name, box.checked); }
+    });
+    form.addEventListener("submit", function (event) { event.preventDefault(); });
+  });
+
   document.querySelectorAll("form.filters").forEach(function (form) {
     form.addEventListener("input", function () { applyFilters(form); });
     form.addEventListener("change", function () { applyFilters(form); });

@@ -195,8 +195,12 @@ def test_pareto_front_and_log_axis():
     points = [Point(1.0, 70.0, "a", True), Point(2.0, 60.0, "b", True), Point(3.0, 80.0, "c", True),
               Point(50.0, 81.0, "d", True), Point(0.5, 90.0, "paper", False)]
     assert [p.label for p in pareto_front(points[:4])] == ["a", "c", "d"]
-    plot = scatter(points, "t", "x", "y")
+    plot = scatter(points, "t", "x", "y", log_x=True)
     assert plot.log_x and [p.label for p in plot.points if p.on_front] == ["a", "c", "d"]
+    assert not scatter(points, "t", "x", "y").log_x  # the caller chooses the scale, not the spread of the points
+    single = scatter([Point(10.0, 50.0, "one", True)], "t", "x", "y", log_x=True)
+    assert single.plot_left <= single.points[0].px <= single.plot_right  # one point: a decade around it
+    assert scatter([Point(0.0, 50.0, "zero", True)], "t", "x", "y", log_x=True) is None  # no place on a log axis
     assert plot.points[0].label == "paper"  # claims are drawn first, under the measured points
     xs = {p.label: p.px for p in plot.points}
     assert plot.plot_left <= xs["paper"] < xs["a"] < xs["c"] < xs["d"] <= plot.plot_right

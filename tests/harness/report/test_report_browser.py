@@ -28,7 +28,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def board_url(tmp_path_factory):
-    return render_leaderboard(hostile_runs(), tmp_path_factory.mktemp("board") / "index.html").as_uri()
+    return render_leaderboard(hostile_runs(), tmp_path_factory.mktemp("board") / "index.html",
+                              first_suite="paper").as_uri()
 
 
 @pytest.fixture
@@ -120,3 +121,35 @@ def test_markup_in_run_strings_shows_as_text(page, tmp_path):
     assert page.locator("img").count() == 0 and page.locator("script").count() == 1
     page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
     assert (tmp_path / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _overflow(page) -> dict:
+    """How far the page and each dataset table reach past their box (0 when nothing scrolls sideways)."""
+    return page.evaluate("""() => ({
+        page: document.documentElement.scrollWidth - window.innerWidth,
+        tables: Array.from(document.querySelectorAll('.table-wrap')).map(w => w.scrollWidth - w.clientWidth)
+            .filter(extra => extra > 0).length})""")
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_compact_columns_fit_the_screen_without_horizontal_scrolling(browser, board_url, width, tmp_path):
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(board_url)
+    headers = page.locator("#d0 thead th[data-key]:visible").evaluate_all("cells => cells.map(c => c.dataset.key)")
+    assert headers == ["model", "T", "params", "top1", "claimed", "verdict", "energy"]
+    assert _overflow(page) == {"page": 0, "tables": 0}
+    page.screenshot(path=str(tmp_path / f"leaderboard-{width}.png"), full_page=False)
+    assert (tmp_path / f"leaderboard-{width}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page.close()
+
+
+def test_the_column_chooser_shows_and_hides_columns_in_every_table(page):
+    assert page.locator("th[data-key=family]:visible").count() == 0
+    page.locator("details.chooser > summary").click()
+    page.locator("form.columns-form input[name=family]").check()
+    sections = page.locator("table.board:not(#released-table)").count()  # the released table has no chooser
+    assert page.locator("table.board th[data-key=family]:visible").count() == sections
+    assert page.locator("#d0 tbody > tr.main > td.col-family:visible").first.inner_text() in ("msvit", "qkformer",
+                                                                                              "sdt", "spikingresformer")
+    page.locator("form.columns-form input[name=energy]").uncheck()
+    assert page.locator("table.board th[data-key=energy]:visible").count() == 0

@@ -56,11 +56,12 @@ def test_no_run_string_becomes_markup(page):
 
 def _texts(context, row) -> dict[str, str]:
     """A row's displayed cells by column key."""
-    return {key: cell.text for (key, _, _), cell in zip(context["columns"], row["cells"], strict=True)}
+    section = next(s for s in context["sections"] if row in s["rows"])
+    return {key: cell.text for (key, _, _, _), cell in zip(section["columns"], row["cells"], strict=True)}
 
 
 def test_one_table_per_dataset_with_rows_of_configurations():
-    context = build_context(load_runs(fixture_runs()), load_claims())
+    context = build_context(load_runs(fixture_runs()), load_claims(), first_suite="paper")
     sections = {s["dataset"]: s for s in context["sections"] if not s["controlled"]}
     assert list(sections) == ["imagenet", "cifar10", "cifar100", "dvs128", "digits"]
     models = [r["cells"][0].text for r in sections["cifar10"]["rows"]]
@@ -75,7 +76,7 @@ def test_one_table_per_dataset_with_rows_of_configurations():
     assert (texts["energy"], texts["energy_ops"], texts["eval_batch"]) == ("1.10", "1.38", "64 (batch-dependent)")
     assert (texts["footprint_bytes"], texts["activation_sparsity"], texts["effective_acs"]) == ("30.37", "0.8", "300.00")
     assert (texts["hours"], texts["date"]) == ("0.5 GPU-h", "2026-11-03")
-    assert "Verdict (±0.5 points)" in [header for _, header, _ in context["columns"]]
+    assert "Verdict (±0.5 points)" in [header for _, header, _, _ in sections["cifar100"]["columns"]]
     provenance = msvit["provenance"]
     assert [(r["run_id"], r["state"]) for r in provenance["runs"]] == [
         ("c100s0", "finished"), ("c100s1", "finished"), ("c100s2", "finished"), ("c100s3", "diverged")]
@@ -95,23 +96,24 @@ def test_verdicts_use_the_given_margins_and_diverged_runs_read_diverged():
         run("gone0", "sdt_2_512.cifar10", "cifar10", 4, 0, None, state="diverged", reason="loss is inf at epoch 3"),
         run("gone1", "sdt_2_512.cifar10", "cifar10", 4, 1, None, state="failed", reason="out of memory"),
     ])], ignore_index=True)
-    wide = build_context(load_runs(frame), load_claims(), Margins(top1=2.0))
+    wide = build_context(load_runs(frame), load_claims(), Margins(top1=2.0), first_suite="paper")
     imagenet = wide["sections"][0]["rows"]
     qk384 = next(_texts(wide, r) for r in imagenet if r["cells"][0].text == "qkformer_10_384.in1k")
     assert qk384["verdict"] == "reproduced"  # [77.65, 78.15] inside 78.80 +- 2
-    narrow = build_context(load_runs(frame), load_claims())
-    qk384 = next(_texts(narrow, r) for r in narrow["sections"][0]["rows"] if r["cells"][0].text == "qkformer_10_384.in1k")
+    narrow = build_context(load_runs(frame), load_claims(), first_suite="paper")
+    qk384 = next(_texts(narrow, r) for r in narrow["sections"][0]["rows"]
+                 if r["cells"][0].text == "qkformer_10_384.in1k")
     assert qk384["verdict"] == "not reproduced"  # wholly below 78.80 - 0.5
     gone = next(_texts(narrow, r) for s in narrow["sections"] for r in s["rows"]
                 if r["cells"][0].text == "sdt_2_512.cifar10")
-    assert gone["verdict"] == "1 diverged: loss is inf at epoch 3, 1 failed"
-    assert "Verdict (±2 points)" in [header for _, header, _ in wide["columns"]]
+    assert gone["verdict"] == "1 diverged: loss is inf at epoch 3, 1 failed: out of memory"
+    assert "Verdict (±2 points)" in [header for _, header, _, _ in wide["sections"][0]["columns"]]
     assert wide["margin_source"] == "the suite's margins.top1"
     assert narrow["margin_source"] == "the default: the suite sets no margins.top1"
 
 
 def test_plots_mark_claims_and_the_pareto_front():
-    context = build_context(load_runs(fixture_runs()), load_claims())
+    context = build_context(load_runs(fixture_runs()), load_claims(), first_suite="paper")
     imagenet = context["sections"][0]
     energy, params = imagenet["plots"]
     measured = [p for p in energy.points if p.measured]
@@ -128,7 +130,7 @@ def test_plots_mark_claims_and_the_pareto_front():
 
 
 def test_controlled_comparison_has_its_own_sections_without_claims():
-    context = build_context(load_runs(fixture_runs()), load_claims())
+    context = build_context(load_runs(fixture_runs()), load_claims(), first_suite="paper")
     controlled = [s for s in context["sections"] if s["controlled"]]
     assert [s["name"] for s in controlled] == ["Controlled comparison: every family at a matched size, one recipe: "
                                                "CIFAR100", "Controlled comparison: every family at a matched size, "

@@ -55,3 +55,50 @@ def test_leaderboard_from_mlflow(store, tmp_path):
     # one row per configuration (the shared run counted once), and the controlled comparison's three again
     assert page.count('<tbody id="d') == 18 + 3
     assert "python -m harness run suites/other.yaml --only sdt384s0" in page
+
+
+@pytest.fixture(scope="module")
+def malformed_store(tmp_path_factory):
+    """A real store holding good runs, runs without model/dataset tags or with a T that is no number, and
+    finished runs whose metrics are infinite or NaN (MLflow keeps a NaN, and stores an infinity as float max)."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('malformed') / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    good = fixture_runs().query("suite == 'paper'").to_dict("records")
+    for row in good:
+        _log(client, row)
+    broken = [dict(good[0], run_id="nomodel0", model=None), dict(good[0], run_id="nodata0", dataset=None),
+              dict(good[0], run_id="badT0", T="four")]
+    for row in broken:
+        _log(client, row)
+    odd = {"infrun0": ("sdt_8_512.in1k", math.inf), "nanrun0": ("sdt_8_768.in1k", math.nan)}
+    for run_id, (model, value) in odd.items():
+        row = dict(good[0], run_id=run_id, model=model, best_top1=None, top1=None, params=None)
+        _log(client, row)
+        logged = client.search_runs([client.get_experiment_by_name("spikebench/paper").experiment_id],
+                                    filter_string=f"tags.`{TAG}run_id` = '{run_id}'")[0]
+        client.log_batch(logged.info.run_id, metrics=[Metric("best_top1", value, 0, 0), Metric("top1", value, 0, 0)])
+    return uri
+
+
+def test_malformed_and_non_finite_runs_are_named_skipped_or_shown_as_such(malformed_store, tmp_path):
+    with pytest.warns(UserWarning) as caught:
+        paths = render_tables(malformed_store, "paper", tmp_path)
+        render_leaderboard(malformed_store, tmp_path / "index.html")
+    messages = [str(w.message) for w in caught]
+    for run_id, what in (("nomodel0", "no model tag"), ("nodata0", "no dataset tag"), ("badT0", "T='four'"),
+                         ("infrun0", "best_top1=inf"), ("nanrun0", "best_top1=nan")):
+        assert any(run_id in m and what in m for m in messages), (run_id, messages)
+    table1 = paths["table1.md"].read_text()
+    inf_row = next(line for line in table1.splitlines() if line.startswith("| SDT | 8-512 |"))
+    nan_row = next(line for line in table1.splitlines() if line.startswith("| SDT | 8-768 |"))
+    assert "| 29.69 | 4.50 |" in inf_row  # params from the zoo: the run logged none
+    assert "| inf | inf | 1 |" in inf_row and "1.797" not in table1  # not MLflow's 309-digit stand-in
+    assert "| nan | nan | 0 |" in nan_row
+    for row in (inf_row, nan_row):  # a seed without a finite result is a diverged one
+        assert "not reproduced (1 of 1 seeds diverged)" in row
+    page = (tmp_path / "index.html").read_text()
+    assert ">inf (n=1)<" in page and ">nan<" in page
+    assert "nomodel0" not in page and "badT0" not in page and "179769313486" not in page

@@ -1,0 +1,75 @@
+"""Parameter counts from the zoo, for every row of a report (runs that failed or never ran included): the model
+built on PyTorch's meta device (shapes only: no memory, no initialisation), its parameters counted as the trainer
+counts them (``harness.metrics.accuracy.count_params``)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
+# How ``harness.tracking.flatten_params`` writes a non-JSON scalar (``str(value)``), read back.
+_PYTHON_WORDS = {"True": True, "False": False, "None": None}
+
+
+def override_value(text: str) -> Any:
+    """An override as the runs frame records it (lists as JSON, other values as ``str``) back as a value."""
+    if text in _PYTHON_WORDS:
+        return _PYTHON_WORDS[text]
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@lru_cache(maxsize=None)
+def _count(model: str, overrides_json: str) -> int | None:
+    import torch
+
+    import zoo
+    from harness.metrics.accuracy import count_params
+
+    try:
+        with torch.device("meta"):
+            return count_params(zoo.create_model(model, **json.loads(overrides_json)))
+    except Exception as err:  # an unknown name or argument: the row keeps its count empty, the report goes on
+        warnings.warn(f"parameter count of {model} with {overrides_json}: {type(err).__name__}: {err}",
+                      stacklevel=4)
+        return None
+
+
+def zoo_param_count(model: str, overrides: Mapping[str, Any] | None = None) -> int | None:
+    """The parameter count of ``model`` built with ``overrides`` (None when the zoo cannot build it: one
+    warning). Cached: a report asks for the same model many times."""
+    return _count(model, json.dumps(dict(overrides or {}), sort_keys=True))
+
+
+def recorded_overrides(config: Mapping[str, str], prefix: str) -> dict[str, Any]:
+    """The constructor arguments of a configuration's ``params.spec.overrides.*`` entries, as values."""
+    return {key.removeprefix(prefix): override_value(value) for key, value in config.items()
+            if key.startswith(prefix)}
+
+
+@lru_cache(maxsize=1)
+def variant_overrides(suites_dir: Path = SUITES_DIR) -> dict[tuple[str, str], dict[str, Any]]:
+    """(model, variant name) -> the constructor arguments that variant sets, from the package's suite files
+    (a claimed variant nobody ran still gets its parameter count)."""
+    from harness.suite import SuiteError, load_suite
+
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(suites_dir.glob("*.yaml")):
+        try:
+            suite = load_suite(path)
+        except SuiteError:
+            continue
+        for entry, _ in suite.grid:
+            for variant, extra in (entry.variants or {}).items():
+                for model in entry.models:
+                    found.setdefault((model, variant), {**entry.overrides, **extra})
+        for entry, _ in suite.runs:
+            if entry.variant:
+                found.setdefault((entry.model, entry.variant), dict(entry.overrides))
+    return found
