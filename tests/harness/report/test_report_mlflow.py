@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from harness.engine.provenance import code_fingerprint
 from harness.report import render_leaderboard, render_tables
 from harness.tracking import FINAL_METRICS, TAG, TAG_NAMES, runs_frame
 from report_runs import fixture_runs
@@ -75,7 +76,8 @@ def malformed_store(tmp_path_factory):
         _log(client, row)
     odd = {"infrun0": ("sdt_8_512.in1k", math.inf), "nanrun0": ("sdt_8_768.in1k", math.nan)}
     for run_id, (model, value) in odd.items():
-        row = dict(good[0], run_id=run_id, model=model, best_top1=None, top1=None, params=None)
+        row = dict(good[0], run_id=run_id, model=model, best_top1=None, top1=None, params=None,
+                   code_fingerprint=code_fingerprint(model, good[0]["recipe"]))  # current: no stale mark
         _log(client, row)
         logged = client.search_runs([client.get_experiment_by_name("spikebench/paper").experiment_id],
                                     filter_string=f"tags.`{TAG}run_id` = '{run_id}'")[0]
