@@ -28,7 +28,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode, _pop_mode, 
 from harness.metrics.ops import (_ADDITIONS, _CONVS, _HANDLED, _MATMULS, _PRODUCTS, _REDUCTIONS, ROOT,
                                  ModuleScopedMode, OpTally, PaperTally, _both_tensors, _contraction_operands,
                                  _is_compute, paused)
-from harness.metrics.spikes import Operand, classify
+from harness.metrics.spikes import Operand, classify, conv_hits
 from zoo.core import SpikingNeuron
 from zoo.core.layers import SpikeConv1d, SpikeConv2d, SpikeLinear
 
@@ -123,7 +123,7 @@ class LayerCounter(ModuleScopedMode):
     # ------------------------------------------------------------------ counting
 
     def _operand(self, x: torch.Tensor) -> Operand:
-        return classify(x, self.sources.candidates(x))
+        return classify(x, self.sources.candidates(x), self.sources.stats)
 
     def _weight_operand(self, w: torch.Tensor, module: nn.Module | None = None) -> tuple[Operand, bool]:
         """A layer weight's classification, decided on the host once per weight version (a layer's weights hold
@@ -214,7 +214,7 @@ class LayerCounter(ModuleScopedMode):
         the leading size of the op's output as the dispatcher sees it (T x batch when it runs over time)."""
         steps = self.T if rows and rows % (self.T * self._batch) == 0 else 1
         zero = torch.zeros((), dtype=torch.float64, device=operands[0].spike.device)
-        fr_real = operands[0].nonzero
+        fr_real = zero if operands[0].from_neuron else operands[0].nonzero  # a neuron's output is never real
         if not self._neuron_ran:
             stage = "events" if self.events else "image"
             real, by_nonzero, by_count, fr_spikes = torch.ones_like(zero), zero, zero, zero
@@ -310,13 +310,10 @@ def _conv_count(ox: Operand, ow: Operand, w_spikes: bool, w: torch.Tensor, strid
                 dilation: tuple, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Accumulations of a convolution with a spike input: a ones-kernel convolution of the per-group channel sums
     (times the output channels of a group); a replay on the multiplicities when the weights are spikes too."""
-    x = ox.mult
     if not w_spikes:
-        grouped = x.reshape(x.shape[0], groups, x.shape[1] // groups, *x.shape[2:]).sum(2)
-        ones = torch.ones((groups, 1, *w.shape[2:]), dtype=grouped.dtype, device=grouped.device)
-        hits = aten.convolution.default(grouped, ones, None, list(stride), list(padding), list(dilation), False,
-                                        [0] * len(stride), groups)
-        return ox.spike, hits.sum(dtype=torch.float64) * (w.shape[0] // groups)
+        hits = conv_hits(ox.stats, ox.x, ox.key, lambda: ox.mult, groups, w.shape[2:], stride, padding, dilation)
+        return ox.spike, hits * (w.shape[0] // groups)
+    x = ox.mult
     ones = torch.ones_like(x)
     replay = [aten.convolution.default(inp, ow.mult, None, list(stride), list(padding), list(dilation), False,
                                        [0] * len(stride), groups).sum(dtype=torch.float64) for inp in (x, ones)]

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from harness.metrics.spikes import SpikeSources
+from harness.metrics.spikes import SpikeSources, TensorStats, conv_hits
 from zoo.core import SpikingNeuron
 
 NEUROBENCH_KEYS = ("footprint_bytes", "connection_sparsity", "activation_sparsity", "effective_macs",
@@ -96,49 +96,94 @@ class NeuroBenchPass:
     """NeuroBench's metrics of the batches ``model`` runs while :meth:`active`: after each forward, call
     :meth:`batch_done` with the output and the input; :meth:`results` gives :func:`neurobench_metrics`' keys.
 
-    The package's metric managers run exactly as ``Benchmark.run`` runs them, except that ActivationSparsity's
-    batch weights (``batch_size / dataset_len``) are applied once at the end, the dataset length being unknown
-    until the last batch.
+    The package's static metric manager gives Footprint and ConnectionSparsity; ActivationSparsity and
+    SynapticOperations are the package's definitions computed on the device (:class:`ActivationSparsityOnDevice`,
+    :class:`SynapticOperationsOnDevice`), on the activation and connection layers the package itself finds. With
+    an op counter's ``sources``, they share the pass's per-tensor statistics with the counter and firing rates.
     """
 
     def __init__(self, model: nn.Module, sources: SpikeSources | None = None) -> None:
         from neurobench.metrics.manager.static_manager import StaticMetricManager
-        from neurobench.metrics.manager.workload_manager import WorkloadMetricManager
-        from neurobench.metrics.workload import ActivationSparsity
 
         self.wrapped = _wrapped(model)
         self.static = StaticMetricManager(list(_static_metrics()))
-        self.workload = WorkloadMetricManager([ActivationSparsity])
+        stats = sources.stats if sources is not None else TensorStats()
+        self.activations = ActivationSparsityOnDevice([a["layer"] for a in self.wrapped.activation_layers()], stats)
         self.synops = SynapticOperationsOnDevice(self.wrapped.connection_layers(), sources)
         self.images = 0
 
     @contextmanager
     def active(self) -> Iterator["NeuroBenchPass"]:
-        self.workload.register_hooks(self.wrapped)
-        self.workload.initialize_metrics()
-        try:
-            with self.synops:
-                yield self
-        finally:
-            self.workload.cleanup_hooks(self.wrapped)
+        with self.activations, self.synops:
+            yield self
 
     def batch_done(self, output: torch.Tensor, inputs: torch.Tensor) -> None:
-        """Run the workload metrics on the batch just computed (its hooks hold the layers' inputs and outputs)."""
-        labels = torch.zeros(inputs.shape[0], dtype=torch.long, device=inputs.device)  # no metric here reads them
-        self.workload.run_metrics(self.wrapped, output, (inputs, labels), inputs.shape[0], 1)
+        """Count the batch just computed (the hooks hold its layers' inputs and outputs)."""
+        self.activations.flush(inputs.shape[0])
         self.synops.flush()
-        self.workload.reset_hooks(self.wrapped)
         self.images += inputs.shape[0]
 
     def results(self) -> dict[str, Any]:
-        from neurobench.metrics.abstract.workload_metric import AccumulatedMetric
-
         results = dict(self.static.run_metrics(self.wrapped))
-        for name, value in self.workload.results.items():
-            accumulated = isinstance(self.workload.metrics[name], AccumulatedMetric)
-            results[name] = value if accumulated else value / self.images
+        results["ActivationSparsity"] = self.activations.compute(self.images)
         results["SynapticOperations"] = self.synops.compute(self.images)
         return _summary(results)
+
+
+class ActivationSparsityOnDevice:
+    """NeuroBench's ActivationSparsity (``neurobench.metrics.workload.ActivationSparsity``) of the batches run while
+    entered: per batch, the zero outputs of the activation layers over all their outputs; the batches weighted by
+    their size (as ``Benchmark.run`` accumulates them), divided by the images at the end. The package reads every
+    output's non-zero count back to the host; here the counts stay on the device until :meth:`compute`, and a
+    binary or ternary neuron's count is its event total, which the firing-rate hook has already summed."""
+
+    def __init__(self, layers: list[nn.Module], stats: TensorStats) -> None:
+        self.layers, self.stats = layers, stats
+        self._handles: list[Any] = []
+        self._pending: list[tuple[nn.Module, torch.Tensor]] = []
+        self._batches: list[tuple[torch.Tensor | None, int, int]] = []  # non-zero count, outputs, batch size
+
+    def __enter__(self) -> "ActivationSparsityOnDevice":
+        for layer in self.layers:
+            self._handles.append(layer.register_forward_hook(self._hook(layer)))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._pending.clear()
+
+    def _hook(self, registered: nn.Module):
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if module is registered and isinstance(output, torch.Tensor):
+                self._pending.append((module, output.detach()))
+        return hook
+
+    def flush(self, batch_size: int) -> None:
+        """Count the outputs seen since the last flush as one batch of ``batch_size`` samples."""
+        with torch.no_grad():
+            counts = [self._nonzero(layer, out) for layer, out in self._pending]
+        outputs = sum(out.numel() for _, out in self._pending)
+        self._batches.append((torch.stack(counts).sum() if counts else None, outputs, batch_size))
+        self._pending.clear()
+
+    def _nonzero(self, layer: nn.Module, out: torch.Tensor) -> torch.Tensor:
+        if isinstance(layer, SpikingNeuron) and layer.max_count == 1:  # each non-zero output is one event
+            return self.stats.events(out, float(layer.spike_unit), bool(layer.signed), 1)
+        return self.stats.memo(out, "nonzero", lambda: torch.count_nonzero(out), order_free=True).double()
+
+    def compute(self, samples: int) -> float:
+        """The package's figure: sum over batches of sparsity x batch size, over ``samples``."""
+        if samples == 0:
+            return 0.0
+        counted = [c for c, _, _ in self._batches if c is not None]
+        nonzero = iter(torch.stack(counted).cpu().tolist() if counted else [])
+        total = 0.0
+        for count, outputs, batch_size in self._batches:
+            spikes = round(next(nonzero)) if count is not None else 0
+            total += ((outputs - spikes) / outputs if outputs else 0.0) * batch_size
+        return total / samples
 
 
 class SynapticOperationsOnDevice:
@@ -151,6 +196,7 @@ class SynapticOperationsOnDevice:
     def __init__(self, layers: list[nn.Module], sources: SpikeSources | None = None) -> None:
         self.layers = layers
         self.sources = sources
+        self.stats = sources.stats if sources is not None else TensorStats()
         self._weights: dict[int, tuple[int, torch.Tensor, float | None]] = {}
         self._handles: list[Any] = []
         self._totals: torch.Tensor | None = None  # effective MACs, effective ACs, dense
@@ -181,42 +227,68 @@ class SynapticOperationsOnDevice:
         self._pending.clear()
 
     def _count(self, layer: nn.Module, x: torch.Tensor) -> None:
-        active, spiking = self._binarised(x, layer.weight.dtype)
+        binary = self._binary_neuron_output(x)
+        dtype = layer.weight.dtype
+        if binary is not None and dtype == x.dtype == torch.float32:  # shared with the op counter: x is its events
+            key, active, spiking = binary, lambda: x.abs() if binary[0].signed else x, None
+        else:
+            key, spiking = ("active", dtype), self._spiking(x, dtype)
+            active = lambda: self.stats.memo(x, ("active", dtype), lambda: (x != 0).to(dtype))  # noqa: E731
         fan_out, uniform = self._fan_out(layer)
         if isinstance(layer, nn.Linear):
             if uniform is not None:  # every weight non-zero: each active input reaches the same number of outputs
-                effective = torch.count_nonzero(active).to(torch.float64) * uniform
+                effective = self._active_count(x, binary) * uniform
             else:
-                effective = (active.reshape(-1, x.shape[-1]).sum(0, dtype=torch.float64) * fan_out).sum()
+                effective = (active().reshape(-1, x.shape[-1]).sum(0, dtype=torch.float64) * fan_out).sum()
             dense = torch.tensor(float(x.numel() * layer.out_features), dtype=torch.float64, device=x.device)
         else:
-            effective = self._effective_conv(layer, active, fan_out, uniform)
+            effective = self._effective_conv(layer, x, key, active, fan_out, uniform)
             dense = self._dense_conv(layer, x)
-        row = torch.stack([torch.where(spiking, 0.0, effective), torch.where(spiking, effective, 0.0), dense])
+        if spiking is None:
+            row = torch.stack([torch.zeros_like(effective), effective, dense])
+        else:
+            row = torch.stack([torch.where(spiking, 0.0, effective), torch.where(spiking, effective, 0.0), dense])
         self._totals = row if self._totals is None else self._totals.add_(row)
 
-    @staticmethod
-    def _effective_conv(layer: nn.Module, active: torch.Tensor, fan_out: torch.Tensor, uniform: float | None
-                        ) -> torch.Tensor:
+    def _active_count(self, x: torch.Tensor, binary: tuple | None) -> torch.Tensor:
+        """The non-zero inputs (float64): a binary or ternary neuron's event total, else counted once per tensor."""
+        if binary is not None:
+            return self.stats.events(x, 1.0, binary[0].signed, 1)
+        return self.stats.memo(x, "nonzero", lambda: torch.count_nonzero(x), order_free=True).to(torch.float64)
+
+    def _effective_conv(self, layer: nn.Module, x: torch.Tensor, key: Any, active, fan_out: torch.Tensor,
+                        uniform: float | None) -> torch.Tensor:
         """Active inputs x non-zero weights over every tap a conv computes. With every weight non-zero (``uniform``
         outputs per input and tap), the mask summed over each group's channels through a ones kernel, times
-        ``uniform``: the same count at a fraction of the cost of convolving the mask with ``fan_out``."""
+        ``uniform``: the same count at a fraction of the cost of convolving the mask with ``fan_out``, and shared
+        with the op counter (and between layers of one geometry) on the same input."""
         if uniform is None:
-            return layer._conv_forward(active, fan_out, None).sum(dtype=torch.float64)
+            return layer._conv_forward(active(), fan_out, None).sum(dtype=torch.float64)
+        if layer.padding_mode == "zeros" and not isinstance(layer.padding, str):
+            kernel = layer.weight.shape[2:]
+            return conv_hits(self.stats, x, key, active, layer.groups, kernel, layer.stride, layer.padding,
+                             layer.dilation) * uniform
         groups = layer.groups
-        summed = active.unflatten(1, (groups, -1)).sum(2)
-        ones = torch.ones((groups, 1, *layer.weight.shape[2:]), dtype=active.dtype, device=active.device)
+        mask = active()
+        summed = mask.unflatten(1, (groups, -1)).sum(2)
+        ones = torch.ones((groups, 1, *layer.weight.shape[2:]), dtype=mask.dtype, device=mask.device)
         return layer._conv_forward(summed, ones, None).sum(dtype=torch.float64) * uniform
 
-    def _binarised(self, x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x != 0`` as ``dtype`` and whether every value is -1, 0 or 1 (NeuroBench's test for spikes)."""
+    def _binary_neuron_output(self, x: torch.Tensor) -> tuple | None:
+        """The candidates of ``x`` when it is a binary or ternary neuron's output (values -1, 0, 1), else None."""
         candidates = self.sources.candidates(x) if self.sources is not None else ()
         if len(candidates) == 1 and candidates[0].neuron and candidates[0].unit == 1.0 \
-                and candidates[0].rule == "nonzero":  # a binary or ternary neuron's output
-            active = x.abs() if candidates[0].signed else x
-            return active.to(dtype), torch.ones((), dtype=torch.bool, device=x.device)
-        active = (x != 0).to(dtype)
-        return active, (x.abs() == active).all()  # |x| is 1 wherever x is not 0: -1, 0, 1 only (inf and nan fail)
+                and candidates[0].rule == "nonzero":
+            return candidates
+        return None
+
+    def _spiking(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Whether every value of ``x`` is -1, 0 or 1 (NeuroBench's test for spikes; inf and nan fail), once per
+        tensor."""
+        def check() -> torch.Tensor:
+            active = self.stats.memo(x, ("active", dtype), lambda: (x != 0).to(dtype))
+            return (x.abs() == active).all()  # |x| is 1 wherever x is not 0
+        return self.stats.memo(x, ("spiking", dtype), check)
 
     def _fan_out(self, layer: nn.Module) -> tuple[torch.Tensor, float | None]:
         """Non-zero weights per input (Linear: per input feature; conv: per input channel and tap of each group,

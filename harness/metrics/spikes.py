@@ -18,8 +18,9 @@ for everything else, event frames included. For binary spikes both rules give th
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Hashable
 from functools import cached_property
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 import torch
 from torch import nn
@@ -27,16 +28,21 @@ from torch import nn
 from zoo.core import SpikingNeuron, neuron_modules
 
 FrRule = Literal["nonzero", "count"]
+Value = TypeVar("Value")
+# float32 adds whole numbers exactly while every partial sum stays below 2**24
+FLOAT32_EXACT = 2.0 ** 24
 
 
 class Candidate(NamedTuple):
     """A way to read a tensor as spikes: one event per ``unit``, rated by ``rule``; ``neuron``: known to be a
-    neuron's output (no check needed), ``signed``: may hold negative spikes."""
+    neuron's output (no check needed), ``signed``: may hold negative spikes, ``max_count``: the most events of one
+    value (a neuron's; 0: unknown)."""
 
     unit: float
     rule: FrRule
     neuron: bool = False
     signed: bool = True
+    max_count: int = 0
 
 
 WHOLE: tuple[Candidate, ...] = (Candidate(1.0, "nonzero"),)
@@ -59,6 +65,101 @@ def _whole(scaled: torch.Tensor) -> torch.Tensor:
     return torch.eq(scaled - torch.round(scaled), 0)
 
 
+def whole_sum(x: torch.Tensor, bound: float, lead: int = 1) -> torch.Tensor:
+    """The float64 sums of ``x`` over each of its ``lead`` leading blocks, exact when every value is a whole number of
+    magnitude at most ``bound``: float32 sums over trailing rows short enough that no partial sum reaches 2**24,
+    then float64 over the rows (a float64 sum of the whole tensor first copies it to float64)."""
+    blocks = x.reshape(lead, -1)
+    width = 1
+    for size in reversed(x.shape[1:]):
+        if width * size * bound >= FLOAT32_EXACT:
+            break
+        width *= size
+    if width == 1 or blocks.shape[1] % width:
+        return blocks.sum(1, dtype=torch.float64)
+    return blocks.reshape(lead, -1, width).sum(-1).sum(1, dtype=torch.float64)
+
+
+class TensorStats:
+    """Statistics of the tensors one forward pass produces, each computed once and shared by every consumer (firing
+    rates, the op counter, the NeuroBench adapters): a neuron's output feeds several layers (attention's q, k, v)
+    and is read by all three metrics, which would otherwise each classify and count it.
+
+    A statistic is keyed by the tensor's data (storage, offset, size, layout and version: an in-place change makes
+    a new entry) and by its name; an order-free statistic (a total) of a contiguous tensor is shared by every
+    contiguous view of the same elements (``[T, B, ...]`` and its ``[T*B, ...]`` fold). Entries die with their
+    storage (a freed and reused buffer is never mistaken for the old tensor) and are dropped by :meth:`clear`, at
+    the start of each forward.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple, tuple[weakref.ref, dict[Hashable, object]]] = {}
+
+    def memo(self, x: torch.Tensor, name: Hashable, compute: Callable[[], Value], order_free: bool = False) -> Value:
+        """``name``'s value for ``x``, computed by ``compute`` the first time it is asked for. The value must not
+        hold ``x``'s storage (the entry would keep it alive)."""
+        if x.is_inference():  # no version counter: an in-place change could not be told apart
+            return compute()
+        values = self._values(x, order_free)
+        if name not in values:
+            values[name] = compute()
+        return values[name]  # type: ignore[return-value]
+
+    def events(self, x: torch.Tensor, unit: float, signed: bool, bound: float) -> torch.Tensor:
+        """``sum |x| / unit`` (float64, on the device): the spike events of a tensor of whole multiples of ``unit``
+        of at most ``bound`` events each, exact (see :func:`whole_sum`)."""
+        def total() -> torch.Tensor:
+            magnitude = x.detach().abs() if signed else x.detach()
+            return whole_sum(magnitude if unit == 1.0 else magnitude / unit, bound)[0]
+        return self.memo(x, ("events", unit), total, order_free=True)
+
+    def put_events(self, x: torch.Tensor, unit: float, total: torch.Tensor) -> None:
+        """Record ``x``'s event total computed elsewhere (the firing-rate hook sums it per time step)."""
+        if not x.is_inference():
+            self._values(x, True)[("events", unit)] = total
+
+    def _values(self, x: torch.Tensor, order_free: bool) -> dict[Hashable, object]:
+        storage = x.untyped_storage()
+        layout: tuple = (x.numel(),) if order_free and x.is_contiguous() else (tuple(x.shape), x.stride())
+        key = (storage.data_ptr(), x.storage_offset(), x.dtype, x._version, *layout)
+        entry = self._entries.get(key)
+        if entry is None or entry[0]() is not storage:
+            entry = (weakref.ref(storage, self._forget(key)), {})
+            self._entries[key] = entry
+        return entry[1]
+
+    def _forget(self, key: tuple) -> Callable[[weakref.ref], None]:
+        """Drop ``key``'s entry when its storage is freed (unless a new storage took the key meanwhile)."""
+        owner = weakref.ref(self)
+
+        def forget(dead: weakref.ref) -> None:
+            stats = owner()
+            if stats is not None and key in stats._entries and stats._entries[key][0] is dead:
+                del stats._entries[key]
+        return forget
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def conv_hits(stats: TensorStats, x: torch.Tensor, key: Hashable, values: Callable[[], torch.Tensor], groups: int,
+              kernel: tuple[int, ...], stride: tuple[int, ...], padding: tuple[int, ...],
+              dilation: tuple[int, ...]) -> torch.Tensor:
+    """The sum of ``values`` (``x`` as read under ``key``) over every tap a zero-padded convolution of this
+    geometry computes, float64: its accumulations per output channel of a group when ``values`` are the events of a
+    spike input. A ones-kernel convolution of the per-group channel sums; once per tensor and geometry in a pass
+    (q, k and v read the same spikes through the same 1x1 convolution)."""
+    def compute() -> torch.Tensor:
+        v = values()
+        grouped = v.reshape(v.shape[0], groups, v.shape[1] // groups, *v.shape[2:]).sum(2)
+        ones = torch.ones((groups, 1, *kernel), dtype=grouped.dtype, device=grouped.device)
+        hits = torch.ops.aten.convolution.default(grouped, ones, None, list(stride), list(padding), list(dilation),
+                                                  False, [0] * len(stride), groups)
+        return hits.sum(dtype=torch.float64)
+    geometry = (groups, tuple(kernel), tuple(stride), tuple(padding), tuple(dilation))
+    return stats.memo(x, ("conv_hits", key, *geometry), compute)
+
+
 class SpikeSources:
     """The spike candidates of a tensor: the neuron that produced it (traced by storage), else the model's units.
 
@@ -72,12 +173,13 @@ class SpikeSources:
         self.default: tuple[Candidate, ...] = (*WHOLE, *(Candidate(u, "count") for u in fractional))
         self._outputs: dict[int, tuple[weakref.ref, Candidate]] = {}
         self._parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self.stats = TensorStats()
 
     def record(self, neuron: nn.Module, args: object, output: object) -> None:
         if isinstance(output, torch.Tensor) and isinstance(neuron, SpikingNeuron):
             storage = output.untyped_storage()
             rule: FrRule = "count" if neuron.max_count > 1 else "nonzero"
-            candidate = Candidate(float(neuron.spike_unit), rule, True, bool(neuron.signed))
+            candidate = Candidate(float(neuron.spike_unit), rule, True, bool(neuron.signed), int(neuron.max_count))
             self._outputs[storage.data_ptr()] = (weakref.ref(storage), candidate)
 
     def candidates(self, x: torch.Tensor) -> tuple[Candidate, ...]:
@@ -93,28 +195,34 @@ class SpikeSources:
 
     def first_match(self, x: torch.Tensor) -> tuple[torch.Tensor | None, FrRule]:
         """``x``'s events per value and its rule, decided on the host (a sync), or ``(None, "nonzero")`` if real."""
-        for unit, rule, _, _ in self.candidates(x):
+        for unit, rule, *_ in self.candidates(x):
             mult = multiplicity(x, unit)
             if mult is not None:
                 return mult, rule
         return None, "nonzero"
 
     def clear(self) -> None:
+        """A new forward: forget the neurons' outputs and the statistics of the last pass."""
         self._outputs.clear()
+        self.stats.clear()
 
 
 class Operand:
     """One operand classified on its device: ``spike`` (0-d bool), and, computed only when asked for, ``mult``
-    (|x| / unit, meaningful where ``spike``), ``fr`` (its paper firing rate by its rule, meaningful where
-    ``spike``) and ``nonzero`` (its fraction of non-zero elements). ``count_rule`` (0-d bool): the rule is
-    ``count``. A neuron's own output (``from_neuron``) is spikes without a check, and a binary neuron's rate is
-    its mean magnitude (equal to its non-zero fraction)."""
+    (|x| / unit, meaningful where ``spike``), ``events`` (the sum of ``mult``), ``fr`` (its paper firing rate by
+    its rule, meaningful where ``spike``) and ``nonzero`` (its fraction of non-zero elements). ``count_rule``
+    (0-d bool): the rule is ``count``. A neuron's own output (``from_neuron``, of at most ``max_count`` events a
+    value) is spikes without a check, and a binary neuron's rate is its mean magnitude (equal to its non-zero
+    fraction). ``stats`` (with ``key``: what decided the classing) shares every figure between the consumers of
+    the same tensor in a pass."""
 
     def __init__(self, x: torch.Tensor, spike: torch.Tensor, unit: float | torch.Tensor, count_rule: torch.Tensor,
                  rules: frozenset[str], from_neuron: bool = False, signed: bool = True,
-                 mult: torch.Tensor | None = None) -> None:
+                 mult: torch.Tensor | None = None, max_count: int = 0, stats: TensorStats | None = None,
+                 key: Hashable = None) -> None:
         self.x, self.spike, self.unit, self.count_rule = x, spike, unit, count_rule
         self.rules, self.from_neuron, self.signed = rules, from_neuron, signed
+        self.max_count, self.stats, self.key = max_count, stats if stats is not None else TensorStats(), key
         self._numel = max(x.numel(), 1)
         if mult is not None:
             self.mult = mult
@@ -122,35 +230,62 @@ class Operand:
     @cached_property
     def mult(self) -> torch.Tensor:
         magnitude = self.x.detach()
-        magnitude = (magnitude.abs() if self.signed else magnitude).float()
-        return magnitude if isinstance(self.unit, float) and self.unit == 1.0 else magnitude / self.unit
+        if not self.signed and self.x.dtype == torch.float32 and isinstance(self.unit, float) and self.unit == 1.0:
+            return magnitude  # no copy to share
+
+        def scaled() -> torch.Tensor:
+            absolute = (magnitude.abs() if self.signed else magnitude).float()
+            return absolute if isinstance(self.unit, float) and self.unit == 1.0 else absolute / self.unit
+        return self.stats.memo(self.x, ("mult", self.key), scaled)
+
+    @cached_property
+    def events(self) -> torch.Tensor:
+        """``sum(mult)`` in float64; exact from float32 partial sums for a neuron's output, whose values are
+        bounded by its ``max_count``."""
+        if self.from_neuron and self.max_count:
+            return self.stats.events(self.x, float(self.unit), self.signed, self.max_count)
+        return self.stats.memo(self.x, ("events", self.key), lambda: self.mult.sum(dtype=torch.float64))
 
     @cached_property
     def nonzero(self) -> torch.Tensor:
-        return torch.count_nonzero(self.x).double() / self._numel
+        if self.from_neuron and self.max_count == 1:  # every non-zero value is one event
+            return self.events / self._numel
+        count = self.stats.memo(self.x, "nonzero", lambda: torch.count_nonzero(self.x), order_free=True)
+        return count.double() / self._numel
 
     @cached_property
     def fr(self) -> torch.Tensor:
         if self.rules == {"nonzero"} and not self.from_neuron:
             return self.nonzero
-        rate = self.mult.sum(dtype=torch.float64) / self._numel
+        rate = self.events / self._numel
         return rate if self.from_neuron or self.rules == {"count"} else torch.where(self.count_rule, rate, self.nonzero)
 
 
-def classify(x: torch.Tensor, candidates: tuple[Candidate, ...]) -> Operand:
+def classify(x: torch.Tensor, candidates: tuple[Candidate, ...], stats: TensorStats | None = None) -> Operand:
     """Classify ``x`` without leaving the device: a neuron's output is spikes of its unit; otherwise the first
-    candidate whose unit divides every value wins (none: real)."""
+    candidate whose unit divides every value wins (none: real). With ``stats``, the checks and figures of a tensor
+    are made once per pass and shared."""
     if x.is_complex():
         raise TypeError(f"complex tensor of shape {list(x.shape)} cannot be classed as spikes or real values")
     rules = frozenset(c.rule for c in candidates)
     if len(candidates) == 1 and candidates[0].neuron:
-        unit, rule, _, signed = candidates[0]
+        unit, rule, _, signed, max_count = candidates[0]
         true = torch.ones((), dtype=torch.bool, device=x.device)
-        return Operand(x, true, unit, true if rule == "count" else ~true, rules, True, signed)
+        return Operand(x, true, unit, true if rule == "count" else ~true, rules, True, signed, max_count=max_count,
+                       stats=stats, key=candidates)
+    if stats is None:
+        return Operand(x, *_whole_multiple(x, candidates), rules)
+    return Operand(x, *stats.memo(x, ("class", candidates), lambda: _whole_multiple(x, candidates)), rules,
+                   stats=stats, key=candidates)
+
+
+def _whole_multiple(x: torch.Tensor, candidates: tuple[Candidate, ...]
+                    ) -> tuple[torch.Tensor, float | torch.Tensor, torch.Tensor]:
+    """(spike, unit, count rule) of ``x``: the first candidate whose unit divides every value, as device tensors."""
     spike = torch.zeros((), dtype=torch.bool, device=x.device)
     unit_now: float | torch.Tensor | None = None
     count_rule = spike
-    for unit, rule, _, _ in reversed(candidates):
+    for unit, rule, *_ in reversed(candidates):
         if x.is_floating_point():
             fits = torch.eq(torch.frac(x if unit == 1.0 else x / unit), 0).all()  # frac(inf) is nan: not whole
         else:
@@ -158,4 +293,4 @@ def classify(x: torch.Tensor, candidates: tuple[Candidate, ...]) -> Operand:
         unit_now = unit if unit_now is None else torch.where(fits, unit, unit_now)
         count_rule = torch.where(fits, rule == "count", count_rule)
         spike = spike | fits
-    return Operand(x, spike, unit_now if unit_now is not None else 1.0, count_rule, rules)
+    return spike, unit_now if unit_now is not None else 1.0, count_rule
