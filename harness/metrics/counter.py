@@ -181,20 +181,30 @@ class LayerCounter(ModuleScopedMode):
             self._add_paper(layer, "conv", dense, _rows(out), [ox])
         elif func in _PRODUCTS and _both_tensors(args):
             oa, ob = self._operand(args[0]), self._operand(args[1])
-            ones = torch.ones((), device=out.device)
-            products = torch.where(oa.spike, oa.mult, ones) * torch.where(ob.spike, ob.mult, ones)
-            self._add(layer, "mul", float(out.numel()), oa.spike | ob.spike, products.sum(dtype=torch.float64))
+            if oa.known is False and ob.known is False:  # MACs: the count is not read
+                count = _zero(out.device)
+            else:
+                ones = torch.ones((), device=out.device)
+                products = torch.where(oa.spike, oa.mult, ones) * torch.where(ob.spike, ob.mult, ones)
+                count = products.sum(dtype=torch.float64)
+            self._add(layer, "mul", float(out.numel()), oa.spike | ob.spike, count)
         elif func in _REDUCTIONS:
             ox = self._operand(args[0])
-            count = torch.where(ox.spike, ox.mult.sum(dtype=torch.float64), float(args[0].numel()))
-            self._add(layer, "sum", float(args[0].numel()), _true(out.device), count)
+            dense = float(args[0].numel())
+            count = _full(dense, out.device) if ox.known is False else torch.where(ox.spike, ox.events, dense)
+            self._add(layer, "sum", dense, _true(out.device), count)
         elif func in _ADDITIONS and _both_tensors(args):
             a, b = args[0], args[1]
             oa, ob = self._operand(a), self._operand(b)
             shape = torch.broadcast_shapes(a.shape, b.shape)
-            both = torch.logical_or(~oa.spike, a != 0) & torch.logical_or(~ob.spike, b != 0)
-            count = both.expand(shape).sum(dtype=torch.float64)
-            self._add(layer, "add", float(torch.Size(shape).numel()), _true(out.device), count)
+            dense = float(torch.Size(shape).numel())
+            active = [torch.logical_or(~o.spike, t != 0) for o, t in ((oa, a), (ob, b)) if o.known is not False]
+            if not active:  # two real operands: every element adds
+                count = _full(dense, out.device)
+            else:
+                both = active[0] if len(active) == 1 else active[0] & active[1]
+                count = both.expand(shape).sum(dtype=torch.float64)
+            self._add(layer, "add", dense, _true(out.device), count)
         elif func not in _HANDLED and _is_compute(func):
             raise NotImplementedError(f"layer {layer!r}: op {func} does compute work the op counter does not model")
 
@@ -214,19 +224,20 @@ class LayerCounter(ModuleScopedMode):
         the leading size of the op's output as the dispatcher sees it (T x batch when it runs over time)."""
         steps = self.T if rows and rows % (self.T * self._batch) == 0 else 1
         zero = torch.zeros((), dtype=torch.float64, device=operands[0].spike.device)
-        fr_real = zero if operands[0].from_neuron else operands[0].nonzero  # a neuron's output is never real
         if not self._neuron_ran:
             stage = "events" if self.events else "image"
             real, by_nonzero, by_count, fr_spikes = torch.ones_like(zero), zero, zero, zero
+            fr_real = operands[0].nonzero
         else:
             stage = "after"
+            fr_real = zero if operands[0].known else operands[0].nonzero  # read only for a real operand
             any_spike = operands[0].spike
             counted = operands[0].spike & operands[0].count_rule
-            fr_spikes = torch.where(operands[0].spike, operands[0].fr, 1.0)
+            fr_spikes = _spike_rate(operands[0])
             for op in operands[1:]:
                 any_spike = any_spike | op.spike
                 counted = counted | (op.spike & op.count_rule)
-                fr_spikes = fr_spikes * torch.where(op.spike, op.fr, 1.0)
+                fr_spikes = fr_spikes * _spike_rate(op)
             real = (~any_spike).double()
             by_count = (any_spike & counted).double()
             by_nonzero = (any_spike & ~counted).double()
@@ -266,6 +277,21 @@ class LayerCounter(ModuleScopedMode):
         return tallies
 
 
+def _spike_rate(op: Operand) -> torch.Tensor | float:
+    """An operand's factor in a spike term's rate: its rate if spikes, else 1."""
+    if op.known is False:
+        return 1.0
+    return op.fr if op.known else torch.where(op.spike, op.fr, 1.0)
+
+
+def _zero(device: torch.device) -> torch.Tensor:
+    return torch.zeros((), dtype=torch.float64, device=device)
+
+
+def _full(value: float, device: torch.device) -> torch.Tensor:
+    return torch.full((), value, dtype=torch.float64, device=device)
+
+
 def _rows(out: torch.Tensor) -> int:
     return out.shape[0] if out.dim() > 0 else 0
 
@@ -299,6 +325,8 @@ def _matmul_count(oa: Operand, ob: Operand, a_shape: torch.Size, b_shape: torch.
     """Accumulations of ``a @ b``: sum over k of (column sums of a) x (row sums of b), ones for real operands.
     ``flat``: fold ``a``'s leading axes into rows (a Linear's input); ``b_transposed``: ``ob`` holds ``b``'s
     transpose (a Linear's weight)."""
+    if oa.known is False and ob.known is False:  # MACs: the count is not read
+        return oa.spike | ob.spike, _zero(oa.spike.device)
     m, n = a_shape[-2], b_shape[-1]
     a_mult = oa.mult.reshape(-1, a_shape[-1]) if flat else oa.mult
     columns = torch.where(oa.spike, a_mult.sum(-2), float(m))
@@ -310,6 +338,8 @@ def _conv_count(ox: Operand, ow: Operand, w_spikes: bool, w: torch.Tensor, strid
                 dilation: tuple, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Accumulations of a convolution with a spike input: a ones-kernel convolution of the per-group channel sums
     (times the output channels of a group); a replay on the multiplicities when the weights are spikes too."""
+    if ox.known is False:  # MACs: the count is not read
+        return ox.spike, _zero(ox.spike.device)
     if not w_spikes:
         hits = conv_hits(ox.stats, ox.x, ox.key, lambda: ox.mult, groups, w.shape[2:], stride, padding, dilation)
         return ox.spike, hits * (w.shape[0] // groups)

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from harness.metrics.spikes import SpikeSources, TensorStats, conv_hits
+from harness.metrics.spikes import SpikeSources, TensorStats, conv_hits, whole_multiple_of
 from zoo.core import SpikingNeuron
 
 NEUROBENCH_KEYS = ("footprint_bytes", "connection_sparsity", "activation_sparsity", "effective_macs",
@@ -229,11 +229,17 @@ class SynapticOperationsOnDevice:
     def _count(self, layer: nn.Module, x: torch.Tensor) -> None:
         binary = self._binary_neuron_output(x)
         dtype = layer.weight.dtype
+        spiking: torch.Tensor | None = None
         if binary is not None and dtype == x.dtype == torch.float32:  # shared with the op counter: x is its events
-            key, active, spiking = binary, lambda: x.abs() if binary[0].signed else x, None
+            key: Any = binary
+
+            def active() -> torch.Tensor:
+                return x.abs() if binary[0].signed else x
         else:
             key, spiking = ("active", dtype), self._spiking(x, dtype)
-            active = lambda: self.stats.memo(x, ("active", dtype), lambda: (x != 0).to(dtype))  # noqa: E731
+
+            def active() -> torch.Tensor:
+                return self.stats.memo(x, key, lambda: (x != 0).to(dtype))
         fan_out, uniform = self._fan_out(layer)
         if isinstance(layer, nn.Linear):
             if uniform is not None:  # every weight non-zero: each active input reaches the same number of outputs
@@ -242,13 +248,20 @@ class SynapticOperationsOnDevice:
                 effective = (active().reshape(-1, x.shape[-1]).sum(0, dtype=torch.float64) * fan_out).sum()
             dense = torch.tensor(float(x.numel() * layer.out_features), dtype=torch.float64, device=x.device)
         else:
-            effective = self._effective_conv(layer, x, key, active, fan_out, uniform)
             dense = self._dense_conv(layer, x)
+            if uniform is not None and dtype == torch.float32 and self._no_zero(x, binary):
+                effective = dense  # every input and weight non-zero: each tap is one operation
+            else:
+                effective = self._effective_conv(layer, x, key, active, fan_out, uniform)
         if spiking is None:
             row = torch.stack([torch.zeros_like(effective), effective, dense])
         else:
             row = torch.stack([torch.where(spiking, 0.0, effective), torch.where(spiking, effective, 0.0), dense])
         self._totals = row if self._totals is None else self._totals.add_(row)
+
+    def _no_zero(self, x: torch.Tensor, binary: tuple | None) -> bool:
+        """Whether ``x`` holds no zero, where reading that back costs nothing (on the CPU)."""
+        return x.device.type == "cpu" and x.numel() > 0 and int(self._active_count(x, binary)) == x.numel()
 
     def _active_count(self, x: torch.Tensor, binary: tuple | None) -> torch.Tensor:
         """The non-zero inputs (float64): a binary or ternary neuron's event total, else counted once per tensor."""
@@ -286,9 +299,11 @@ class SynapticOperationsOnDevice:
         """Whether every value of ``x`` is -1, 0 or 1 (NeuroBench's test for spikes; inf and nan fail), once per
         tensor."""
         def check() -> torch.Tensor:
-            active = self.stats.memo(x, ("active", dtype), lambda: (x != 0).to(dtype))
-            return (x.abs() == active).all()  # |x| is 1 wherever x is not 0
-        return self.stats.memo(x, ("spiking", dtype), check)
+            whole = whole_multiple_of(x, 1.0, self.stats)  # shared with the op counter's classing
+            if x.numel() == 0 or (whole.device.type == "cpu" and not bool(whole)):
+                return whole
+            return whole & (x.detach().abs().amax() <= 1)  # whole numbers of magnitude <= 1: -1, 0, 1
+        return self.stats.memo(x, "spiking", check, order_free=True)
 
     def _fan_out(self, layer: nn.Module) -> tuple[torch.Tensor, float | None]:
         """Non-zero weights per input (Linear: per input feature; conv: per input channel and tap of each group,

@@ -228,6 +228,14 @@ class Operand:
             self.mult = mult
 
     @cached_property
+    def known(self) -> bool | None:
+        """Whether ``x`` is spikes, where that needs no device sync: a neuron's output, or any tensor on the CPU
+        (whose flag is read in place); None on an accelerator. The counters skip the figures of the other class."""
+        if self.from_neuron:
+            return True
+        return bool(self.spike) if self.spike.device.type == "cpu" else None
+
+    @cached_property
     def mult(self) -> torch.Tensor:
         magnitude = self.x.detach()
         if not self.signed and self.x.dtype == torch.float32 and isinstance(self.unit, float) and self.unit == 1.0:
@@ -236,7 +244,10 @@ class Operand:
         def scaled() -> torch.Tensor:
             absolute = (magnitude.abs() if self.signed else magnitude).float()
             return absolute if isinstance(self.unit, float) and self.unit == 1.0 else absolute / self.unit
-        return self.stats.memo(self.x, ("mult", self.key), scaled)
+        if not magnitude.is_contiguous():
+            return self.stats.memo(self.x, ("mult", self.key), scaled)
+        # element-wise of a contiguous tensor: shared by its contiguous views ([T, B, ...] and [T*B, ...])
+        return self.stats.memo(self.x, ("mult", self.key), scaled, order_free=True).view(self.x.shape)
 
     @cached_property
     def events(self) -> torch.Tensor:
@@ -274,22 +285,29 @@ def classify(x: torch.Tensor, candidates: tuple[Candidate, ...], stats: TensorSt
         return Operand(x, true, unit, true if rule == "count" else ~true, rules, True, signed, max_count=max_count,
                        stats=stats, key=candidates)
     if stats is None:
-        return Operand(x, *_whole_multiple(x, candidates), rules)
-    return Operand(x, *stats.memo(x, ("class", candidates), lambda: _whole_multiple(x, candidates)), rules,
-                   stats=stats, key=candidates)
+        return Operand(x, *_whole_multiple(x, candidates, TensorStats()), rules)
+    return Operand(x, *stats.memo(x, ("class", candidates), lambda: _whole_multiple(x, candidates, stats),
+                                  order_free=True), rules, stats=stats, key=candidates)
 
 
-def _whole_multiple(x: torch.Tensor, candidates: tuple[Candidate, ...]
+def whole_multiple_of(x: torch.Tensor, unit: float, stats: TensorStats) -> torch.Tensor:
+    """Whether every value of ``x`` is a whole multiple of ``unit`` (0-d bool on the device; inf and nan are
+    not), once per tensor and unit in a pass."""
+    def check() -> torch.Tensor:
+        if not x.is_floating_point():
+            return torch.ones((), dtype=torch.bool, device=x.device)
+        return torch.eq(torch.frac(x if unit == 1.0 else x / unit), 0).all()  # frac(inf) is nan: not whole
+    return stats.memo(x, ("whole", unit), check, order_free=True)
+
+
+def _whole_multiple(x: torch.Tensor, candidates: tuple[Candidate, ...], stats: TensorStats
                     ) -> tuple[torch.Tensor, float | torch.Tensor, torch.Tensor]:
     """(spike, unit, count rule) of ``x``: the first candidate whose unit divides every value, as device tensors."""
     spike = torch.zeros((), dtype=torch.bool, device=x.device)
     unit_now: float | torch.Tensor | None = None
     count_rule = spike
     for unit, rule, *_ in reversed(candidates):
-        if x.is_floating_point():
-            fits = torch.eq(torch.frac(x if unit == 1.0 else x / unit), 0).all()  # frac(inf) is nan: not whole
-        else:
-            fits = torch.ones((), dtype=torch.bool, device=x.device)
+        fits = whole_multiple_of(x, unit, stats)
         unit_now = unit if unit_now is None else torch.where(fits, unit, unit_now)
         count_rule = torch.where(fits, rule == "count", count_rule)
         spike = spike | fits
