@@ -28,7 +28,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode, _pop_mode, 
 from harness.metrics.ops import (_ADDITIONS, _CONVS, _HANDLED, _MATMULS, _PRODUCTS, _REDUCTIONS, ROOT,
                                  ModuleScopedMode, OpTally, PaperTally, _both_tensors, _contraction_operands,
                                  _is_compute, paused)
-from harness.metrics.spikes import Operand, classify, conv_hits
+from harness.metrics.spikes import Operand, classify, conv_hits, weight_memo
 from zoo.core import SpikingNeuron
 from zoo.core.layers import SpikeConv1d, SpikeConv2d, SpikeLinear
 
@@ -56,7 +56,6 @@ class LayerCounter(ModuleScopedMode):
         super().__init__(model, T)
         self._ops: dict[tuple[str, str], torch.Tensor] = {}
         self._paper: dict[tuple[str, str, int, str], torch.Tensor] = {}
-        self._weights: dict[int, tuple[int, tuple[Operand, bool]]] = {}
         self._depth = 0
 
     # ------------------------------------------------------------------ hooks and the dispatch mode's scope
@@ -126,14 +125,13 @@ class LayerCounter(ModuleScopedMode):
         return classify(x, self.sources.candidates(x), self.sources.stats)
 
     def _weight_operand(self, w: torch.Tensor, module: nn.Module | None = None) -> tuple[Operand, bool]:
-        """A layer weight's classification, decided on the host once per weight version (a layer's weights hold
-        still while measuring); a functional op's weight (``module`` None) is decided at each call."""
-        cached = self._weights.get(id(module)) if module is not None else None
-        if cached is None or cached[0] != w._version:
-            cached = (w._version, _weight_operand(w, self.sources.first_match(w)[0]))
-            if module is not None:
-                self._weights[id(module)] = cached
-        return cached[1]
+        """A weight's classification, decided on the host: a layer's once per weight version (its weights hold still
+        while measuring, across passes); a functional op's weight (``module`` None) at each call."""
+        def decide() -> tuple[Operand, bool]:
+            return _weight_operand(w, self.sources.first_match(w)[0])
+        if module is None:
+            return decide()
+        return weight_memo(module, ("operand", self.sources.candidates(w)), decide)
 
     def _count_layer(self, name: str, module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> None:
         if type(module) in CONV_LAYERS:
@@ -303,10 +301,7 @@ def _true(device: torch.device) -> torch.Tensor:
 def _weight_operand(w: torch.Tensor, mult: torch.Tensor | None) -> tuple[Operand, bool]:
     """A weight as an operand given its multiplicity (None: real), and whether it is spikes."""
     spike = torch.tensor(mult is not None, device=w.device)
-    operand = Operand(w, spike, 1.0, torch.zeros_like(spike), WHOLE_RULES,
-                      mult=w.detach().abs().float() if mult is None else mult)
-    operand.fr  # noqa: B018  (computed once, while the weight is cached)
-    return operand, mult is not None
+    return Operand(w, spike, 1.0, torch.zeros_like(spike), WHOLE_RULES, mult=mult), mult is not None
 
 
 WHOLE_RULES = frozenset({"nonzero"})
@@ -328,10 +323,16 @@ def _matmul_count(oa: Operand, ob: Operand, a_shape: torch.Size, b_shape: torch.
     if oa.known is False and ob.known is False:  # MACs: the count is not read
         return oa.spike | ob.spike, _zero(oa.spike.device)
     m, n = a_shape[-2], b_shape[-1]
-    a_mult = oa.mult.reshape(-1, a_shape[-1]) if flat else oa.mult
-    columns = torch.where(oa.spike, a_mult.sum(-2), float(m))
-    rows = torch.where(ob.spike, ob.mult.sum(-2 if b_transposed else -1), float(n))
-    return oa.spike | ob.spike, (columns.double() * rows.double()).sum()
+    if oa.known is False:  # a real operand counts as ones: each of its columns sums to m
+        columns: torch.Tensor | float = float(m)
+    else:
+        a_mult = oa.mult.reshape(-1, a_shape[-1]) if flat else oa.mult
+        columns = torch.where(oa.spike, a_mult.sum(-2), float(m)).double()
+    if ob.known is False:
+        rows: torch.Tensor | float = float(n)
+    else:
+        rows = torch.where(ob.spike, ob.mult.sum(-2 if b_transposed else -1), float(n)).double()
+    return oa.spike | ob.spike, (columns * rows).sum()  # both sides [..., k]; not both real (see above)
 
 
 def _conv_count(ox: Operand, ow: Operand, w_spikes: bool, w: torch.Tensor, stride: tuple, padding: tuple,

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from harness.metrics.spikes import SpikeSources, TensorStats, conv_hits, whole_multiple_of
+from harness.metrics.spikes import SpikeSources, TensorStats, conv_hits, weight_memo, whole_multiple_of
 from zoo.core import SpikingNeuron
 
 NEUROBENCH_KEYS = ("footprint_bytes", "connection_sparsity", "activation_sparsity", "effective_macs",
@@ -197,10 +197,8 @@ class SynapticOperationsOnDevice:
         self.layers = layers
         self.sources = sources
         self.stats = sources.stats if sources is not None else TensorStats()
-        self._weights: dict[int, tuple[int, torch.Tensor, float | None]] = {}
         self._handles: list[Any] = []
         self._totals: torch.Tensor | None = None  # effective MACs, effective ACs, dense
-        self._dense: dict[tuple, torch.Tensor] = {}
         self._pending: list[tuple[nn.Module, torch.Tensor]] = []
 
     def __enter__(self) -> "SynapticOperationsOnDevice":
@@ -305,33 +303,32 @@ class SynapticOperationsOnDevice:
             return whole & (x.detach().abs().amax() <= 1)  # whole numbers of magnitude <= 1: -1, 0, 1
         return self.stats.memo(x, "spiking", check, order_free=True)
 
-    def _fan_out(self, layer: nn.Module) -> tuple[torch.Tensor, float | None]:
+    @staticmethod
+    def _fan_out(layer: nn.Module) -> tuple[torch.Tensor, float | None]:
         """Non-zero weights per input (Linear: per input feature; conv: per input channel and tap of each group,
         ``[groups, Cin / groups, *kernel]``) and, when no weight is zero, their common value (outputs per group);
         once per weight version."""
-        cached = self._weights.get(id(layer))
-        if cached is None or cached[0] != layer.weight._version:
+        def count() -> tuple[torch.Tensor, float | None]:
             connected = (layer.weight != 0).to(layer.weight.dtype)
             if isinstance(layer, nn.Linear):
                 fan_out = connected.sum(0)
             else:
                 fan_out = connected.unflatten(0, (layer.groups, -1)).sum(1)
             outputs = layer.weight.shape[0] // (1 if isinstance(layer, nn.Linear) else layer.groups)
-            uniform = float(outputs) if bool((fan_out == outputs).all()) else None
-            cached = (layer.weight._version, fan_out, uniform)
-            self._weights[id(layer)] = cached
-        return cached[1], cached[2]
+            return fan_out, float(outputs) if bool((fan_out == outputs).all()) else None
+        return weight_memo(layer, "neurobench_fan_out", count)
 
-    def _dense_conv(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _dense_conv(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Every input and weight 1: in-bound taps x input channels per group x output channels, per sample."""
-        key = (id(layer), tuple(x.shape[1:]))
-        if key not in self._dense:
+        def taps() -> torch.Tensor:
             g = layer.groups
             ones = torch.ones((1, *x.shape[1:]), dtype=layer.weight.dtype, device=x.device)
             kernel = torch.ones((g, *layer.weight.shape[1:]), dtype=layer.weight.dtype, device=x.device)
-            taps = layer._conv_forward(ones, kernel, None).sum(dtype=torch.float64)
-            self._dense[key] = taps * (layer.out_channels // g)
-        return self._dense[key] * x.shape[0]
+            return layer._conv_forward(ones, kernel, None).sum(dtype=torch.float64) * (layer.out_channels // g)
+        geometry = (tuple(x.shape[1:]), x.device, layer.stride, layer.padding, layer.dilation, layer.groups,
+                    layer.padding_mode)
+        return weight_memo(layer, ("neurobench_dense", geometry), taps) * x.shape[0]
 
     def compute(self, samples: int) -> dict[str, float]:
         """Per-sample effective MACs, effective ACs and dense operations (the package's keys)."""

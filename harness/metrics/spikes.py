@@ -160,6 +160,22 @@ def conv_hits(stats: TensorStats, x: torch.Tensor, key: Hashable, values: Callab
     return stats.memo(x, ("conv_hits", key, *geometry), compute)
 
 
+_WEIGHT_MEMO: weakref.WeakKeyDictionary[nn.Module, dict[Hashable, tuple]] = weakref.WeakKeyDictionary()
+
+
+def weight_memo(layer: nn.Module, name: Hashable, compute: Callable[[], Value]) -> Value:
+    """``name``'s value for ``layer``'s weight, computed once per weight (object, data and version) across passes and
+    measurements: a layer's weights hold still while its energy is measured, batch after batch."""
+    weight = layer.weight
+    memo = _WEIGHT_MEMO.setdefault(layer, {})
+    stamp = (weight.data_ptr(), weight._version)
+    entry = memo.get(name)
+    if entry is None or entry[0] is not weight or entry[1] != stamp:
+        entry = (weight, stamp, compute())
+        memo[name] = entry
+    return entry[2]
+
+
 class SpikeSources:
     """The spike candidates of a tensor: the neuron that produced it (traced by storage), else the model's units.
 
