@@ -28,7 +28,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode, _pop_mode, 
 from harness.metrics.ops import (_ADDITIONS, _CONVS, _HANDLED, _MATMULS, _PRODUCTS, _REDUCTIONS, ROOT,
                                  ModuleScopedMode, OpTally, PaperTally, _both_tensors, _contraction_operands,
                                  _is_compute, paused)
-from harness.metrics.spikes import Operand, classify, conv_hits, weight_memo
+from harness.metrics.spikes import Operand, classify, conv_hits, nonnegative_total, weight_memo
 from zoo.core import SpikingNeuron
 from zoo.core.layers import SpikeConv1d, SpikeConv2d, SpikeLinear
 
@@ -184,7 +184,7 @@ class LayerCounter(ModuleScopedMode):
             else:
                 ones = torch.ones((), device=out.device)
                 products = torch.where(oa.spike, oa.mult, ones) * torch.where(ob.spike, ob.mult, ones)
-                count = products.sum(dtype=torch.float64)
+                count = nonnegative_total(products)
             self._add(layer, "mul", float(out.numel()), oa.spike | ob.spike, count)
         elif func in _REDUCTIONS:
             ox = self._operand(args[0])
@@ -196,12 +196,12 @@ class LayerCounter(ModuleScopedMode):
             oa, ob = self._operand(a), self._operand(b)
             shape = torch.broadcast_shapes(a.shape, b.shape)
             dense = float(torch.Size(shape).numel())
-            active = [torch.logical_or(~o.spike, t != 0) for o, t in ((oa, a), (ob, b)) if o.known is not False]
+            active = [_nonzero_where_spikes(o, t) for o, t in ((oa, a), (ob, b)) if o.known is not False]
             if not active:  # two real operands: every element adds
                 count = _full(dense, out.device)
             else:
                 both = active[0] if len(active) == 1 else active[0] & active[1]
-                count = both.expand(shape).sum(dtype=torch.float64)
+                count = torch.count_nonzero(both.expand(shape)).double()
             self._add(layer, "add", dense, _true(out.device), count)
         elif func not in _HANDLED and _is_compute(func):
             raise NotImplementedError(f"layer {layer!r}: op {func} does compute work the op counter does not model")
@@ -273,6 +273,11 @@ class LayerCounter(ModuleScopedMode):
                     tallies[(layer, kind, source, steps, rule)] = PaperTally(layer, kind, source, steps, rule,
                                                                             round(calls), dense, sops)
         return tallies
+
+
+def _nonzero_where_spikes(op: Operand, t: torch.Tensor) -> torch.Tensor:
+    """Where an addend takes part: everywhere if real, where non-zero if spikes."""
+    return t != 0 if op.known else torch.logical_or(~op.spike, t != 0)
 
 
 def _spike_rate(op: Operand) -> torch.Tensor | float:

@@ -80,6 +80,24 @@ def whole_sum(x: torch.Tensor, bound: float, lead: int = 1) -> torch.Tensor:
     return blocks.reshape(lead, -1, width).sum(-1).sum(1, dtype=torch.float64)
 
 
+def nonnegative_total(t: torch.Tensor) -> torch.Tensor:
+    """The float64 sum of a float32 tensor of non-negative whole numbers, exact. On the CPU, where a float64 sum
+    first copies the tensor to float64, it sums rows in float32 and keeps them when every row total is below
+    2**24 (a partial sum of non-negative values never exceeds its row's total, so none lost a digit); else, and on
+    other devices, it sums in float64."""
+    if t.device.type != "cpu" or t.dtype != torch.float32 or t.dim() == 0 or t.numel() == 0:
+        return t.sum(dtype=torch.float64)
+    width = 1
+    for size in reversed(t.shape):
+        if width >= 1024:
+            break
+        width *= size
+    rows = t.reshape(-1, width).sum(-1)
+    if float(rows.max()) < FLOAT32_EXACT:
+        return rows.sum(dtype=torch.float64)
+    return t.sum(dtype=torch.float64)
+
+
 class TensorStats:
     """Statistics of the tensors one forward pass produces, each computed once and shared by every consumer (firing
     rates, the op counter, the NeuroBench adapters): a neuron's output feeds several layers (attention's q, k, v)
@@ -155,7 +173,7 @@ def conv_hits(stats: TensorStats, x: torch.Tensor, key: Hashable, values: Callab
         ones = torch.ones((groups, 1, *kernel), dtype=grouped.dtype, device=grouped.device)
         hits = torch.ops.aten.convolution.default(grouped, ones, None, list(stride), list(padding), list(dilation),
                                                   False, [0] * len(stride), groups)
-        return hits.sum(dtype=torch.float64)
+        return nonnegative_total(hits)
     geometry = (groups, tuple(kernel), tuple(stride), tuple(padding), tuple(dilation))
     return stats.memo(x, ("conv_hits", key, *geometry), compute)
 
@@ -271,7 +289,7 @@ class Operand:
         bounded by its ``max_count``."""
         if self.from_neuron and self.max_count:
             return self.stats.events(self.x, float(self.unit), self.signed, self.max_count)
-        return self.stats.memo(self.x, ("events", self.key), lambda: self.mult.sum(dtype=torch.float64))
+        return self.stats.memo(self.x, ("events", self.key), lambda: nonnegative_total(self.mult))
 
     @cached_property
     def nonzero(self) -> torch.Tensor:
