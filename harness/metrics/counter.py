@@ -161,7 +161,9 @@ class LayerCounter(ModuleScopedMode):
         return out
 
     def _count_glue(self, func, args, out, layer: str) -> None:
-        if func in _MATMULS:
+        if func is aten.clone.default:
+            self.sources.record_copy(args[0], out)
+        elif func in _MATMULS:
             a, b = _contraction_operands(func, args)
             oa, ob = self._operand(a), self._operand(b)
             spike, count = _matmul_count(oa, ob, a.shape, b.shape)

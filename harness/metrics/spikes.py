@@ -216,6 +216,16 @@ class SpikeSources:
             candidate = Candidate(float(neuron.spike_unit), rule, True, bool(neuron.signed), int(neuron.max_count))
             self._outputs[storage.data_ptr()] = (weakref.ref(storage), candidate)
 
+    def record_copy(self, source: torch.Tensor, copy: torch.Tensor) -> None:
+        """``copy`` holds ``source``'s values (a clone the dispatcher made): if those are a binary or ternary neuron's
+        spikes, so are its. Only those: their value check (every value -1, 0 or 1, of unit 1) gives the neuron's own
+        unit and rule, where a count neuron's copy may read differently by value (a copy of counts 0..D of unit 1
+        is rated "nonzero")."""
+        (candidate, *more) = self.candidates(source)
+        if not more and candidate.neuron and candidate.unit == 1.0 and candidate.rule == "nonzero":
+            storage = copy.untyped_storage()
+            self._outputs[storage.data_ptr()] = (weakref.ref(storage), candidate)
+
     def candidates(self, x: torch.Tensor) -> tuple[Candidate, ...]:
         """The (unit, rule) pairs to try on ``x``, in order: its neuron's; a weight's (whole numbers only: the
         fractional units are the neurons'); else the defaults."""
@@ -330,8 +340,15 @@ def whole_multiple_of(x: torch.Tensor, unit: float, stats: TensorStats) -> torch
     def check() -> torch.Tensor:
         if not x.is_floating_point():
             return torch.ones((), dtype=torch.bool, device=x.device)
-        return torch.eq(torch.frac(x if unit == 1.0 else x / unit), 0).all()  # frac(inf) is nan: not whole
+        if x.device.type == "cpu" and x.dim() and not bool(_multiples(x[(0,) * (x.dim() - 1)][:64], unit).all()):
+            return torch.zeros((), dtype=torch.bool)  # a real value in the first row settles it: no full pass
+        return _multiples(x, unit).all()
     return stats.memo(x, ("whole", unit), check, order_free=True)
+
+
+def _multiples(x: torch.Tensor, unit: float) -> torch.Tensor:
+    """Which values are whole multiples of ``unit`` (``frac(inf)`` is nan: inf and nan are not)."""
+    return torch.eq(torch.frac(x if unit == 1.0 else x / unit), 0)
 
 
 def _whole_multiple(x: torch.Tensor, candidates: tuple[Candidate, ...], stats: TensorStats
