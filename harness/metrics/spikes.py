@@ -112,6 +112,7 @@ class TensorStats:
 
     def __init__(self) -> None:
         self._entries: dict[tuple, tuple[weakref.ref, dict[Hashable, object]]] = {}
+        self._copies: dict[int, tuple[weakref.ref, int, weakref.ref, int]] = {}  # copy storage: it, source, versions
 
     def memo(self, x: torch.Tensor, name: Hashable, compute: Callable[[], Value], order_free: bool = False) -> Value:
         """``name``'s value for ``x``, computed by ``compute`` the first time it is asked for. The value must not
@@ -136,7 +137,29 @@ class TensorStats:
         if not x.is_inference():
             self._values(x, True)[("events", unit)] = total
 
+    def record_copy(self, source: torch.Tensor, copy: torch.Tensor) -> None:
+        """``copy`` (a fresh contiguous tensor) holds ``source``'s values: its order-free statistics (classing,
+        totals, non-zero count) are ``source``'s, as long as neither changes (attention and strided linears clone
+        the same input once per projection)."""
+        if copy.is_contiguous() and copy.numel() == source.numel() and not (copy.is_inference() or
+                                                                               source.is_inference()):
+            storage = copy.untyped_storage()
+            self._copies[storage.data_ptr()] = (weakref.ref(storage), copy._version, weakref.ref(source),
+                                                source._version)
+
+    def _original(self, x: torch.Tensor) -> torch.Tensor:
+        """The tensor ``x`` is a whole copy of, if one is on record and both still hold the same values."""
+        storage = x.untyped_storage()
+        entry = self._copies.get(storage.data_ptr())
+        if entry is None or entry[0]() is not storage or entry[1] != x._version or x.storage_offset() \
+                or x.numel() * x.element_size() != storage.nbytes() or not x.is_contiguous():
+            return x
+        source = entry[2]()
+        return x if source is None or source._version != entry[3] else source
+
     def _values(self, x: torch.Tensor, order_free: bool) -> dict[Hashable, object]:
+        if order_free and self._copies:
+            x = self._original(x)
         storage = x.untyped_storage()
         layout: tuple = (x.numel(),) if order_free and x.is_contiguous() else (tuple(x.shape), x.stride())
         key = (storage.data_ptr(), x.storage_offset(), x.dtype, x._version, *layout)
@@ -158,6 +181,7 @@ class TensorStats:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._copies.clear()
 
 
 def conv_hits(stats: TensorStats, x: torch.Tensor, key: Hashable, values: Callable[[], torch.Tensor], groups: int,
@@ -217,10 +241,11 @@ class SpikeSources:
             self._outputs[storage.data_ptr()] = (weakref.ref(storage), candidate)
 
     def record_copy(self, source: torch.Tensor, copy: torch.Tensor) -> None:
-        """``copy`` holds ``source``'s values (a clone the dispatcher made): if those are a binary or ternary neuron's
-        spikes, so are its. Only those: their value check (every value -1, 0 or 1, of unit 1) gives the neuron's own
+        """``copy`` holds ``source``'s values (a clone the dispatcher made): it shares their statistics, and if those
+        are a binary or ternary neuron's spikes, so are its. Only those: their value check (every value -1, 0 or 1, of unit 1) gives the neuron's own
         unit and rule, where a count neuron's copy may read differently by value (a copy of counts 0..D of unit 1
         is rated "nonzero")."""
+        self.stats.record_copy(source, copy)
         (candidate, *more) = self.candidates(source)
         if not more and candidate.neuron and candidate.unit == 1.0 and candidate.rule == "nonzero":
             storage = copy.untyped_storage()
