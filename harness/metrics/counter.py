@@ -11,7 +11,12 @@ each convolution on the spike multiplicities, this counter
   norm, pool and dropout, so their internals (the hot path) run at full speed;
 - classifies operands as spikes or real values on the device (:func:`harness.metrics.spikes.classify`) and
   adds every op's counts to per-(layer, kind) device tensors with branch-free arithmetic: nothing is read back
-  until ``tallies``/``paper_tallies`` are asked for, once, at the end.
+  until ``tallies``/``paper_tallies`` are asked for, once, at the end. On the CPU, where a flag is read in place,
+  the figures of the class an operand is not (an AC count of a real input, the real-input rate of spikes) are
+  skipped rather than computed and multiplied by zero;
+- shares every per-tensor figure (classing, event totals, non-zero counts, ones-kernel tap totals) with the
+  firing-rate hooks and NeuroBench through the pass's :class:`harness.metrics.spikes.TensorStats`, so a tensor
+  read by several layers (q, k, v) or metrics is read once; a clone the dispatcher sees shares its source's.
 The classing and counting rules are the reference's (see :mod:`harness.metrics.ops`); tests hold both equal.
 """
 

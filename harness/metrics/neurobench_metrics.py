@@ -8,16 +8,19 @@ both inputs and weights; :mod:`harness.metrics.ops` counts every op with multipl
 
 :func:`neurobench_metrics` is ``Benchmark.run`` itself: the reference. :class:`NeuroBenchPass` gets the same
 numbers inside a forward pass the caller runs anyway (no second pass over the data): the package's own metric
-objects give Footprint, ConnectionSparsity and ActivationSparsity (its static and workload managers, driven as
-``Benchmark.run`` drives them), and :class:`SynapticOperationsOnDevice` gives SynapticOperations by the package's
-definition (``neurobench.metrics.utils.layers.single_layer_MACs``): per call of a connection layer, the sum of
+objects give Footprint and ConnectionSparsity (its static manager), :class:`ActivationSparsityOnDevice` gives
+ActivationSparsity by the package's definition (zero outputs of its activation layers over all their outputs, per
+batch), and :class:`SynapticOperationsOnDevice` gives SynapticOperations by the package's definition (``neurobench.metrics.utils.layers.single_layer_MACs``): per call of a connection layer, the sum of
 the layer's output with non-zero inputs and non-zero weights set to 1 and no bias (effective ops; MACs unless
 every input is -1, 0 or 1, then ACs), and with every input and weight set to 1 (dense). The package computes
 these by re-running a deep copy of every layer twice per call, which costs more than the evaluation itself;
 here they are closed forms on the device (a Linear: column sums of the non-zero mask times the non-zero counts of
 the weight columns; a conv: the layer's own convolution of the mask with the weight's non-zero counts summed
 per group, one output channel per group; when no weight is zero, the mask's non-zero count, or its sum over each
-group's channels through a ones kernel, times the outputs per group). Tests hold the two equal; the package sums
+group's channels through a ones kernel, times the outputs per group; with an input holding no zero, the dense
+count). Every count of a tensor another metric of the pass also needs (a neuron's event total, a conv's tap total
+over its input) is read from the pass's :class:`~harness.metrics.spikes.TensorStats`. Tests hold the two equal;
+the package sums
 each layer's float32 output and truncates it to an int, so on large layers it may differ from the exact count in
 the last digits.
 """
