@@ -1,6 +1,7 @@
 """Firing rates of every neuron layer: spikes / (neurons x T), from forward hooks on the shared core's neurons
 (``zoo.core.SpikingNeuron``: LIF, PLIF, MultiSpike, TernaryIF, ...). An integer neuron's spikes are its counts
-(0..D), so its rate is the mean count per neuron and step and can exceed 1; a ternary neuron's -1 spikes count as events (|S|).
+(0..D), so its rate is the mean count per neuron and step and can exceed 1; a ternary neuron's -1 spikes count as
+events (|S|).
 
 Counts accumulate on the device (per layer and time step) and are read once, when a rate is asked for; each output's
 event total goes to the pass's shared :class:`~harness.metrics.spikes.TensorStats` (the op counter and NeuroBench

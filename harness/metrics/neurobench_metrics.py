@@ -1,7 +1,8 @@
 """NeuroBench's metrics of a zoo model, as the ``neurobench`` package (v2.3) computes them.
 
 The model is wrapped in ``neurobench.models.TorchModel`` with the zoo's neurons (``zoo.core.SpikingNeuron``)
-registered as an activation module, and run by ``neurobench.benchmarks.Benchmark`` over a real DataLoader. NeuroBench sees only
+registered as an activation module, and run by ``neurobench.benchmarks.Benchmark`` over a real DataLoader.
+NeuroBench sees only
 ``nn.Linear``/``nn.Conv*`` modules (functional attention matmuls, masks and sums are invisible to it), calls an
 input spiking when every value is -1, 0 or 1 (an integer count of 2 makes the whole layer MACs) and binarises
 both inputs and weights; :mod:`harness.metrics.ops` counts every op with multiplicity. Per image.
@@ -10,7 +11,8 @@ both inputs and weights; :mod:`harness.metrics.ops` counts every op with multipl
 numbers inside a forward pass the caller runs anyway (no second pass over the data): the package's own metric
 objects give Footprint and ConnectionSparsity (its static manager), :class:`ActivationSparsityOnDevice` gives
 ActivationSparsity by the package's definition (zero outputs of its activation layers over all their outputs, per
-batch), and :class:`SynapticOperationsOnDevice` gives SynapticOperations by the package's definition (``neurobench.metrics.utils.layers.single_layer_MACs``): per call of a connection layer, the sum of
+batch), and :class:`SynapticOperationsOnDevice` gives SynapticOperations by the package's definition
+(``neurobench.metrics.utils.layers.single_layer_MACs``): per call of a connection layer, the sum of
 the layer's output with non-zero inputs and non-zero weights set to 1 and no bias (effective ops; MACs unless
 every input is -1, 0 or 1, then ACs), and with every input and weight set to 1 (dense). The package computes
 these by re-running a deep copy of every layer twice per call, which costs more than the evaluation itself;

@@ -210,7 +210,8 @@ class SpikingJellyLIF(nn.Module):
 
 def with_reference_neurons(model: nn.Module) -> nn.Module:
     """A copy of ``model`` (same weights) run as the official code runs it: every zoo LIF becomes spikingjelly's
-    ``LIFNode`` (a PLIF its ``ParametricLIFNode``) and every zoo convolution or linear layer a plain ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear`` (no
+    ``LIFNode`` (a PLIF its ``ParametricLIFNode``) and every zoo convolution or linear layer a plain
+    ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear`` (no
     compact saved inputs)."""
     from zoo.core import LIF
     from zoo.core.layers import SpikeConv1d, SpikeConv2d, SpikeLinear
@@ -332,7 +333,8 @@ def bench_energy(cfg: BenchConfig) -> dict[str, Any]:
     """Time a plain evaluation pass and the measurement pass (energy in both conventions, firing rates and
     NeuroBench, :func:`~harness.metrics.energy.measure_energy`) over the same batch, alternating; the ratio is
     ``energy_over_eval`` (``counting_over_eval``: the same pass without NeuroBench). With ``against='reference'``
-    also the old path: the dispatcher counter, then NeuroBench's own ``Benchmark.run`` pass. BatchNorms are first calibrated on the batch, so that neurons fire."""
+    also the old path: the dispatcher counter, then NeuroBench's own ``Benchmark.run`` pass. BatchNorms are first
+    calibrated on the batch, so that neurons fire."""
     import zoo
     from harness.metrics.energy import calibrate_batch_norm, measure_energy
     from harness.metrics.neurobench_metrics import neurobench_metrics
@@ -512,7 +514,8 @@ def _record_figures(result: dict[str, Any]) -> str:
         if "old_s_median" in result:
             figures += f"; old path {result['old_s_median']:.3f} s (old_over_eval {result['old_over_eval']:.2f})"
         return figures
-    figures = f"step {result['step_s_median']:.3f} s, {result['img_per_s']:.1f} img/s, peak {result['peak_mem_mb']:.0f} MiB"
+    figures = (f"step {result['step_s_median']:.3f} s, {result['img_per_s']:.1f} img/s, "
+               f"peak {result['peak_mem_mb']:.0f} MiB")
     if "speedup" in result:
         figures += (f"; reference {result['ref_step_s_median']:.3f} s, peak {result['ref_peak_mem_mb']:.0f} MiB; "
                     f"**speedup {result['speedup']:.2f}x, memory ratio {result['mem_ratio']:.2f}**")

@@ -242,7 +242,8 @@ class SpikeSources:
 
     def record_copy(self, source: torch.Tensor, copy: torch.Tensor) -> None:
         """``copy`` holds ``source``'s values (a clone the dispatcher made): it shares their statistics, and if those
-        are a binary or ternary neuron's spikes, so are its. Only those: their value check (every value -1, 0 or 1, of unit 1) gives the neuron's own
+        are a binary or ternary neuron's spikes, so are its. Only those: their value check (every value -1, 0 or 1,
+        of unit 1) gives the neuron's own
         unit and rule, where a count neuron's copy may read differently by value (a copy of counts 0..D of unit 1
         is rated "nonzero")."""
         self.stats.record_copy(source, copy)
