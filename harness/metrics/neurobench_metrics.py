@@ -176,7 +176,7 @@ class ActivationSparsityOnDevice:
     def _nonzero(self, layer: nn.Module, out: torch.Tensor) -> torch.Tensor:
         if isinstance(layer, SpikingNeuron) and layer.max_count == 1:  # each non-zero output is one event
             return self.stats.events(out, float(layer.spike_unit), bool(layer.signed), 1)
-        return self.stats.memo(out, "nonzero", lambda: torch.count_nonzero(out), order_free=True).double()
+        return self.stats.nonzero(out)
 
     def compute(self, samples: int) -> float:
         """The package's figure: sum over batches of sparsity x batch size, over ``samples``."""
@@ -270,7 +270,7 @@ class SynapticOperationsOnDevice:
         """The non-zero inputs (float64): a binary or ternary neuron's event total, else counted once per tensor."""
         if binary is not None:
             return self.stats.events(x, 1.0, binary[0].signed, 1)
-        return self.stats.memo(x, "nonzero", lambda: torch.count_nonzero(x), order_free=True).to(torch.float64)
+        return self.stats.nonzero(x)
 
     def _effective_conv(self, layer: nn.Module, x: torch.Tensor, key: Any, active, fan_out: torch.Tensor,
                         uniform: float | None) -> torch.Tensor:

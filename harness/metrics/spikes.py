@@ -98,6 +98,16 @@ def nonnegative_total(t: torch.Tensor) -> torch.Tensor:
     return t.sum(dtype=torch.float64)
 
 
+def nonzero_count(x: torch.Tensor) -> torch.Tensor:
+    """``count_nonzero(x)`` as float64. On the CPU as the exact total of ``|sign(x)|``, several times faster than
+    torch's ``count_nonzero`` there, when every value is finite (``sign(nan)`` is 0; a plain sum, far cheaper
+    still, tells); else by ``count_nonzero``."""
+    if x.device.type != "cpu" or not x.is_floating_point() or x.numel() == 0 \
+            or not bool(torch.isfinite(x.detach().sum())):
+        return torch.count_nonzero(x).double()
+    return nonnegative_total(torch.sign(x.detach()).abs_())
+
+
 class TensorStats:
     """Statistics of the tensors one forward pass produces, each computed once and shared by every consumer (firing
     rates, the op counter, the NeuroBench adapters): a neuron's output feeds several layers (attention's q, k, v)
@@ -131,6 +141,10 @@ class TensorStats:
             magnitude = x.detach().abs() if signed else x.detach()
             return whole_sum(magnitude if unit == 1.0 else magnitude / unit, bound)[0]
         return self.memo(x, ("events", unit), total, order_free=True)
+
+    def nonzero(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``'s non-zero values (float64), counted once per pass."""
+        return self.memo(x, "nonzero", lambda: nonzero_count(x), order_free=True)
 
     def put_events(self, x: torch.Tensor, unit: float, total: torch.Tensor) -> None:
         """Record ``x``'s event total computed elsewhere (the firing-rate hook sums it per time step)."""
@@ -331,8 +345,7 @@ class Operand:
     def nonzero(self) -> torch.Tensor:
         if self.from_neuron and self.max_count == 1:  # every non-zero value is one event
             return self.events / self._numel
-        count = self.stats.memo(self.x, "nonzero", lambda: torch.count_nonzero(self.x), order_free=True)
-        return count.double() / self._numel
+        return self.stats.nonzero(self.x) / self._numel
 
     @cached_property
     def fr(self) -> torch.Tensor:

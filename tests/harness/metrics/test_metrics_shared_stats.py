@@ -8,8 +8,8 @@ from torch import nn
 from harness.metrics import counter as counter_module
 from harness.metrics.counter import LayerCounter
 from harness.metrics.firing import FiringRates
-from harness.metrics.spikes import (SpikeSources, TensorStats, nonnegative_total, weight_memo, whole_multiple_of,
-                                    whole_sum)
+from harness.metrics.spikes import (SpikeSources, TensorStats, nonnegative_total, nonzero_count, weight_memo,
+                                    whole_multiple_of, whole_sum)
 from zoo.core import LIF, MultiSpike
 
 
@@ -136,3 +136,11 @@ def test_a_real_input_conv_skips_the_accumulation_count_on_the_cpu(monkeypatch):
         model(torch.randn(2, 3, 8, 8))
     (tally,) = counter.tallies.values()
     assert tally.op_class == "MAC" and tally.count == tally.dense == 2 * 4 * 64 * 27
+
+
+def test_the_fast_nonzero_count_is_count_nonzero_with_negatives_zeros_inf_and_nan():
+    x = torch.tensor([[0.0, -0.0, -2.0, 0.25], [float("inf"), 0.0, 1.0, -float("inf")]])
+    assert nonzero_count(x).item() == torch.count_nonzero(x).item() == 5
+    x[1, 1] = float("nan")  # sign(nan) is nan: counted by count_nonzero itself
+    assert nonzero_count(x).item() == torch.count_nonzero(x).item() == 6
+    assert nonzero_count(torch.zeros(0)).item() == 0
