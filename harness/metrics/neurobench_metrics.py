@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from harness.metrics.spikes import SpikeSources, TensorStats, conv_hits, weight_memo, whole_multiple_of
+from harness.metrics.spikes import SpikeSources, TensorStats, conv_hits, nonzero_mask, weight_memo, whole_multiple_of
 from zoo.core import SpikingNeuron
 
 NEUROBENCH_KEYS = ("footprint_bytes", "connection_sparsity", "activation_sparsity", "effective_macs",
@@ -242,7 +242,7 @@ class SynapticOperationsOnDevice:
             key, spiking = ("active", dtype), self._spiking(x, dtype)
 
             def active() -> torch.Tensor:
-                return self.stats.memo(x, key, lambda: (x != 0).to(dtype))
+                return self.stats.memo(x, key, lambda: nonzero_mask(x, dtype))
         fan_out, uniform = self._fan_out(layer)
         if isinstance(layer, nn.Linear):
             if uniform is not None:  # every weight non-zero: each active input reaches the same number of outputs

@@ -8,8 +8,8 @@ from torch import nn
 from harness.metrics import counter as counter_module
 from harness.metrics.counter import LayerCounter
 from harness.metrics.firing import FiringRates
-from harness.metrics.spikes import (SpikeSources, TensorStats, nonnegative_total, nonzero_count, weight_memo,
-                                    whole_multiple_of, whole_sum)
+from harness.metrics.spikes import (SpikeSources, TensorStats, nonnegative_total, nonzero_count, nonzero_mask,
+                                    weight_memo, whole_multiple_of, whole_sum)
 from zoo.core import LIF, MultiSpike
 
 
@@ -144,3 +144,10 @@ def test_the_fast_nonzero_count_is_count_nonzero_with_negatives_zeros_inf_and_na
     x[1, 1] = float("nan")  # sign(nan) is nan: counted by count_nonzero itself
     assert nonzero_count(x).item() == torch.count_nonzero(x).item() == 6
     assert nonzero_count(torch.zeros(0)).item() == 0
+
+
+def test_the_fast_nonzero_mask_is_the_not_zero_mask():
+    finite = torch.tensor([[0.0, -0.0, -2.0, 0.25], [3.0, 0.0, 1.0, -1e-30]])
+    assert torch.equal(nonzero_mask(finite, torch.float32), (finite != 0).float())
+    finite[0, 0] = float("nan")
+    assert torch.equal(nonzero_mask(finite, torch.float32), (finite != 0).float())
