@@ -29,7 +29,7 @@ the last digits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -272,8 +272,8 @@ class SynapticOperationsOnDevice:
             return self.stats.events(x, 1.0, binary[0].signed, 1)
         return self.stats.nonzero(x)
 
-    def _effective_conv(self, layer: nn.Module, x: torch.Tensor, key: Any, active, fan_out: torch.Tensor,
-                        uniform: float | None) -> torch.Tensor:
+    def _effective_conv(self, layer: nn.Module, x: torch.Tensor, key: Any, active: Callable[[], torch.Tensor],
+                        fan_out: torch.Tensor, uniform: float | None) -> torch.Tensor:
         """Active inputs x non-zero weights over every tap a conv computes. With every weight non-zero (``uniform``
         outputs per input and tap), the mask summed over each group's channels through a ones kernel, times
         ``uniform``: the same count at a fraction of the cost of convolving the mask with ``fan_out``, and shared
