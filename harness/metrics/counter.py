@@ -11,7 +11,12 @@ each convolution on the spike multiplicities, this counter
   norm, pool and dropout, so their internals (the hot path) run at full speed;
 - classifies operands as spikes or real values on the device (:func:`harness.metrics.spikes.classify`) and
   adds every op's counts to per-(layer, kind) device tensors with branch-free arithmetic: nothing is read back
-  until ``tallies``/``paper_tallies`` are asked for, once, at the end.
+  until ``tallies``/``paper_tallies`` are asked for, once, at the end. On the CPU, where a flag is read in place,
+  the figures of the class an operand is not (an AC count of a real input, the real-input rate of spikes) are
+  skipped rather than computed and multiplied by zero;
+- shares every per-tensor figure (classing, event totals, non-zero counts, ones-kernel tap totals) with the
+  firing-rate hooks and NeuroBench through the pass's :class:`harness.metrics.spikes.TensorStats`, so a tensor
+  read by several layers (q, k, v) or metrics is read once; a clone the dispatcher sees shares its source's.
 The classing and counting rules are the reference's (see :mod:`harness.metrics.ops`); tests hold both equal.
 """
 
@@ -28,7 +33,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode, _pop_mode, 
 from harness.metrics.ops import (_ADDITIONS, _CONVS, _HANDLED, _MATMULS, _PRODUCTS, _REDUCTIONS, ROOT,
                                  ModuleScopedMode, OpTally, PaperTally, _both_tensors, _contraction_operands,
                                  _is_compute, paused)
-from harness.metrics.spikes import Operand, classify
+from harness.metrics.spikes import Operand, classify, conv_hits, nonnegative_total, weight_memo
 from zoo.core import SpikingNeuron
 from zoo.core.layers import SpikeConv1d, SpikeConv2d, SpikeLinear
 
@@ -56,7 +61,6 @@ class LayerCounter(ModuleScopedMode):
         super().__init__(model, T)
         self._ops: dict[tuple[str, str], torch.Tensor] = {}
         self._paper: dict[tuple[str, str, int, str], torch.Tensor] = {}
-        self._weights: dict[int, tuple[int, tuple[Operand, bool]]] = {}
         self._depth = 0
 
     # ------------------------------------------------------------------ hooks and the dispatch mode's scope
@@ -123,17 +127,16 @@ class LayerCounter(ModuleScopedMode):
     # ------------------------------------------------------------------ counting
 
     def _operand(self, x: torch.Tensor) -> Operand:
-        return classify(x, self.sources.candidates(x))
+        return classify(x, self.sources.candidates(x), self.sources.stats)
 
     def _weight_operand(self, w: torch.Tensor, module: nn.Module | None = None) -> tuple[Operand, bool]:
-        """A layer weight's classification, decided on the host once per weight version (a layer's weights hold
-        still while measuring); a functional op's weight (``module`` None) is decided at each call."""
-        cached = self._weights.get(id(module)) if module is not None else None
-        if cached is None or cached[0] != w._version:
-            cached = (w._version, _weight_operand(w, self.sources.first_match(w)[0]))
-            if module is not None:
-                self._weights[id(module)] = cached
-        return cached[1]
+        """A weight's classification, decided on the host: a layer's once per weight version (its weights hold still
+        while measuring, across passes); a functional op's weight (``module`` None) at each call."""
+        def decide() -> tuple[Operand, bool]:
+            return _weight_operand(w, self.sources.first_match(w)[0])
+        if module is None:
+            return decide()
+        return weight_memo(module, ("operand", self.sources.candidates(w)), decide)
 
     def _count_layer(self, name: str, module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> None:
         if type(module) in CONV_LAYERS:
@@ -163,7 +166,9 @@ class LayerCounter(ModuleScopedMode):
         return out
 
     def _count_glue(self, func, args, out, layer: str) -> None:
-        if func in _MATMULS:
+        if func is aten.clone.default:
+            self.sources.record_copy(args[0], out)
+        elif func in _MATMULS:
             a, b = _contraction_operands(func, args)
             oa, ob = self._operand(a), self._operand(b)
             spike, count = _matmul_count(oa, ob, a.shape, b.shape)
@@ -181,20 +186,30 @@ class LayerCounter(ModuleScopedMode):
             self._add_paper(layer, "conv", dense, _rows(out), [ox])
         elif func in _PRODUCTS and _both_tensors(args):
             oa, ob = self._operand(args[0]), self._operand(args[1])
-            ones = torch.ones((), device=out.device)
-            products = torch.where(oa.spike, oa.mult, ones) * torch.where(ob.spike, ob.mult, ones)
-            self._add(layer, "mul", float(out.numel()), oa.spike | ob.spike, products.sum(dtype=torch.float64))
+            if oa.known is False and ob.known is False:  # MACs: the count is not read
+                count = _zero(out.device)
+            else:
+                ones = torch.ones((), device=out.device)
+                products = torch.where(oa.spike, oa.mult, ones) * torch.where(ob.spike, ob.mult, ones)
+                count = nonnegative_total(products)
+            self._add(layer, "mul", float(out.numel()), oa.spike | ob.spike, count)
         elif func in _REDUCTIONS:
             ox = self._operand(args[0])
-            count = torch.where(ox.spike, ox.mult.sum(dtype=torch.float64), float(args[0].numel()))
-            self._add(layer, "sum", float(args[0].numel()), _true(out.device), count)
+            dense = float(args[0].numel())
+            count = _full(dense, out.device) if ox.known is False else torch.where(ox.spike, ox.events, dense)
+            self._add(layer, "sum", dense, _true(out.device), count)
         elif func in _ADDITIONS and _both_tensors(args):
             a, b = args[0], args[1]
             oa, ob = self._operand(a), self._operand(b)
             shape = torch.broadcast_shapes(a.shape, b.shape)
-            both = torch.logical_or(~oa.spike, a != 0) & torch.logical_or(~ob.spike, b != 0)
-            count = both.expand(shape).sum(dtype=torch.float64)
-            self._add(layer, "add", float(torch.Size(shape).numel()), _true(out.device), count)
+            dense = float(torch.Size(shape).numel())
+            active = [_nonzero_where_spikes(o, t) for o, t in ((oa, a), (ob, b)) if o.known is not False]
+            if not active:  # two real operands: every element adds
+                count = _full(dense, out.device)
+            else:
+                both = active[0] if len(active) == 1 else active[0] & active[1]
+                count = torch.count_nonzero(both.expand(shape)).double()
+            self._add(layer, "add", dense, _true(out.device), count)
         elif func not in _HANDLED and _is_compute(func):
             raise NotImplementedError(f"layer {layer!r}: op {func} does compute work the op counter does not model")
 
@@ -214,19 +229,20 @@ class LayerCounter(ModuleScopedMode):
         the leading size of the op's output as the dispatcher sees it (T x batch when it runs over time)."""
         steps = self.T if rows and rows % (self.T * self._batch) == 0 else 1
         zero = torch.zeros((), dtype=torch.float64, device=operands[0].spike.device)
-        fr_real = operands[0].nonzero
         if not self._neuron_ran:
             stage = "events" if self.events else "image"
             real, by_nonzero, by_count, fr_spikes = torch.ones_like(zero), zero, zero, zero
+            fr_real = operands[0].nonzero
         else:
             stage = "after"
+            fr_real = zero if operands[0].known else operands[0].nonzero  # read only for a real operand
             any_spike = operands[0].spike
             counted = operands[0].spike & operands[0].count_rule
-            fr_spikes = torch.where(operands[0].spike, operands[0].fr, 1.0)
+            fr_spikes = _spike_rate(operands[0])
             for op in operands[1:]:
                 any_spike = any_spike | op.spike
                 counted = counted | (op.spike & op.count_rule)
-                fr_spikes = fr_spikes * torch.where(op.spike, op.fr, 1.0)
+                fr_spikes = fr_spikes * _spike_rate(op)
             real = (~any_spike).double()
             by_count = (any_spike & counted).double()
             by_nonzero = (any_spike & ~counted).double()
@@ -266,6 +282,26 @@ class LayerCounter(ModuleScopedMode):
         return tallies
 
 
+def _nonzero_where_spikes(op: Operand, t: torch.Tensor) -> torch.Tensor:
+    """Where an addend takes part: everywhere if real, where non-zero if spikes."""
+    return t != 0 if op.known else torch.logical_or(~op.spike, t != 0)
+
+
+def _spike_rate(op: Operand) -> torch.Tensor | float:
+    """An operand's factor in a spike term's rate: its rate if spikes, else 1."""
+    if op.known is False:
+        return 1.0
+    return op.fr if op.known else torch.where(op.spike, op.fr, 1.0)
+
+
+def _zero(device: torch.device) -> torch.Tensor:
+    return torch.zeros((), dtype=torch.float64, device=device)
+
+
+def _full(value: float, device: torch.device) -> torch.Tensor:
+    return torch.full((), value, dtype=torch.float64, device=device)
+
+
 def _rows(out: torch.Tensor) -> int:
     return out.shape[0] if out.dim() > 0 else 0
 
@@ -277,10 +313,7 @@ def _true(device: torch.device) -> torch.Tensor:
 def _weight_operand(w: torch.Tensor, mult: torch.Tensor | None) -> tuple[Operand, bool]:
     """A weight as an operand given its multiplicity (None: real), and whether it is spikes."""
     spike = torch.tensor(mult is not None, device=w.device)
-    operand = Operand(w, spike, 1.0, torch.zeros_like(spike), WHOLE_RULES,
-                      mult=w.detach().abs().float() if mult is None else mult)
-    operand.fr  # noqa: B018  (computed once, while the weight is cached)
-    return operand, mult is not None
+    return Operand(w, spike, 1.0, torch.zeros_like(spike), WHOLE_RULES, mult=mult), mult is not None
 
 
 WHOLE_RULES = frozenset({"nonzero"})
@@ -299,24 +332,31 @@ def _matmul_count(oa: Operand, ob: Operand, a_shape: torch.Size, b_shape: torch.
     """Accumulations of ``a @ b``: sum over k of (column sums of a) x (row sums of b), ones for real operands.
     ``flat``: fold ``a``'s leading axes into rows (a Linear's input); ``b_transposed``: ``ob`` holds ``b``'s
     transpose (a Linear's weight)."""
+    if oa.known is False and ob.known is False:  # MACs: the count is not read
+        return oa.spike | ob.spike, _zero(oa.spike.device)
     m, n = a_shape[-2], b_shape[-1]
-    a_mult = oa.mult.reshape(-1, a_shape[-1]) if flat else oa.mult
-    columns = torch.where(oa.spike, a_mult.sum(-2), float(m))
-    rows = torch.where(ob.spike, ob.mult.sum(-2 if b_transposed else -1), float(n))
-    return oa.spike | ob.spike, (columns.double() * rows.double()).sum()
+    if oa.known is False:  # a real operand counts as ones: each of its columns sums to m
+        columns: torch.Tensor | float = float(m)
+    else:
+        a_mult = oa.mult.reshape(-1, a_shape[-1]) if flat else oa.mult
+        columns = torch.where(oa.spike, a_mult.sum(-2), float(m)).double()
+    if ob.known is False:
+        rows: torch.Tensor | float = float(n)
+    else:
+        rows = torch.where(ob.spike, ob.mult.sum(-2 if b_transposed else -1), float(n)).double()
+    return oa.spike | ob.spike, (columns * rows).sum()  # both sides [..., k]; not both real (see above)
 
 
 def _conv_count(ox: Operand, ow: Operand, w_spikes: bool, w: torch.Tensor, stride: tuple, padding: tuple,
                 dilation: tuple, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Accumulations of a convolution with a spike input: a ones-kernel convolution of the per-group channel sums
     (times the output channels of a group); a replay on the multiplicities when the weights are spikes too."""
-    x = ox.mult
+    if ox.known is False:  # MACs: the count is not read
+        return ox.spike, _zero(ox.spike.device)
     if not w_spikes:
-        grouped = x.reshape(x.shape[0], groups, x.shape[1] // groups, *x.shape[2:]).sum(2)
-        ones = torch.ones((groups, 1, *w.shape[2:]), dtype=grouped.dtype, device=grouped.device)
-        hits = aten.convolution.default(grouped, ones, None, list(stride), list(padding), list(dilation), False,
-                                        [0] * len(stride), groups)
-        return ox.spike, hits.sum(dtype=torch.float64) * (w.shape[0] // groups)
+        hits = conv_hits(ox.stats, ox.x, ox.key, lambda: ox.mult, groups, w.shape[2:], stride, padding, dilation)
+        return ox.spike, hits * (w.shape[0] // groups)
+    x = ox.mult
     ones = torch.ones_like(x)
     replay = [aten.convolution.default(inp, ow.mult, None, list(stride), list(padding), list(dilation), False,
                                        [0] * len(stride), groups).sum(dtype=torch.float64) for inp in (x, ones)]

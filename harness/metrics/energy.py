@@ -172,8 +172,8 @@ def measure_energy(model: nn.Module, batches: Iterable[torch.Tensor], T: int | N
         raise ValueError(f"unknown op counter {counter!r}; expected one of {COUNTERS}")
     model.eval()
     images = 0
-    firing = FiringRates(model, T)
     ops = COUNTERS[counter](model, T)
+    firing = FiringRates(model, T, ops.sources.stats)  # its event totals serve the counter and NeuroBench
     bench = NeuroBenchPass(model, ops.sources) if neurobench else None
     with (torch.no_grad(), firing, ops, bench.active() if bench else contextlib.nullcontext()):
         for x in batches:

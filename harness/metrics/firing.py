@@ -1,8 +1,11 @@
 """Firing rates of every neuron layer: spikes / (neurons x T), from forward hooks on the shared core's neurons
 (``zoo.core.SpikingNeuron``: LIF, PLIF, MultiSpike, TernaryIF, ...). An integer neuron's spikes are its counts
-(0..D), so its rate is the mean count per neuron and step and can exceed 1; a ternary neuron's -1 spikes count as events (|S|).
+(0..D), so its rate is the mean count per neuron and step and can exceed 1; a ternary neuron's -1 spikes count as
+events (|S|).
 
-Counts accumulate on the device (per layer and time step) and are read once, when a rate is asked for. A neuron's
+Counts accumulate on the device (per layer and time step) and are read once, when a rate is asked for; each output's
+event total goes to the pass's shared :class:`~harness.metrics.spikes.TensorStats` (the op counter and NeuroBench
+read it there instead of summing the spikes again). A neuron's
 output runs over time along its ``time_axis()``: the axis holds ``T`` steps (``[T, B, ...]``) or the flattened
 ``T x B`` (``[T*B, ...]``, time-major as ``SeqFlat`` flattens it); an output with neither has no per-step rates.
 """
@@ -14,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.metrics.spikes import TensorStats, whole_sum
 from zoo.core import neuron_modules
 
 
@@ -22,9 +26,10 @@ class FiringRates:
 
     A neuron that was never called has no rate: :meth:`rate` raises naming it, and :meth:`table` lists it
     under ``never_called`` rather than reporting 0. ``T`` (default ``model.T``, else 1) splits rates per step.
+    ``stats``: the pass's shared statistics, where each output's event total is left for other metrics.
     """
 
-    def __init__(self, model: nn.Module, T: int | None = None) -> None:
+    def __init__(self, model: nn.Module, T: int | None = None, stats: TensorStats | None = None) -> None:
         self.model = model
         self.lifs = neuron_modules(model)
         if not self.lifs:
@@ -35,6 +40,7 @@ class FiringRates:
         self._no_time_axis: set[str] = set()
         self._handles: list[Any] = []
         self._batch = 1
+        self.stats = stats if stats is not None else TensorStats()
 
     def __enter__(self) -> "FiringRates":
         self._handles.append(self.model.register_forward_pre_hook(self._start_forward))
@@ -58,10 +64,14 @@ class FiringRates:
                 steps = self._steps(counts)
                 if steps is None:
                     self._no_time_axis.add(name)
-                    per_step = counts.sum(dtype=torch.float64).expand(self.T) / self.T
+                    total = whole_sum(counts, module.max_count)[0]
+                    per_step = total.expand(self.T) / self.T
                 else:
-                    per_step = counts.reshape(steps, -1).sum(1, dtype=torch.float64)
-                    per_step = per_step.reshape(self.T, -1).sum(1)
+                    per_lead = whole_sum(counts, module.max_count, lead=steps)
+                    per_step = per_lead.reshape(self.T, -1).sum(1)
+                    total = per_lead.sum()
+                # the neuron contract: spike_counts(output) is |output| / spike_unit
+                self.stats.put_events(spikes, float(module.spike_unit), total)
                 self._per_step[name] = self._per_step[name] + per_step if name in self._per_step else per_step
                 self.elements[name] += spikes.numel()
         return hook

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import zoo
 from harness.metrics import measure_energy
 from harness.metrics.energy import calibrate_batch_norm
-from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS, neurobench_metrics
+from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS, NeuroBenchPass, neurobench_metrics
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
 import engine_nets  # noqa: E402  (registers the tiny test models)
@@ -128,3 +128,21 @@ def test_neurobench_in_the_energy_pass_skips_zero_weights_as_the_package_does(na
     assert expected["connection_sparsity"] > 0
     for key, value in expected.items():
         assert together.neurobench[key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_activation_sparsity_on_the_device_is_the_packages_on_relus_and_uneven_batches():
+    # the package's activation layers include nn.ReLU (its own list) beside the zoo's neurons; batches of 2, 2, 1
+    # weigh the per-batch sparsities by their sizes, as Benchmark.run does
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3), nn.ReLU()).eval()
+    images = torch.randn(5, 4, generator=torch.Generator().manual_seed(5))
+    loader = DataLoader(TensorDataset(images, torch.zeros(5, dtype=torch.long)), batch_size=2)
+    expected = neurobench_metrics(model, loader)
+    bench = NeuroBenchPass(model)
+    with torch.no_grad(), bench.active():
+        for x, _ in loader:
+            bench.batch_done(model(x), x)
+    got = bench.results()
+    assert 0.0 < expected["activation_sparsity"] < 1.0
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-12), key

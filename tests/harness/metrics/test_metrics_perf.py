@@ -158,6 +158,7 @@ def test_bench_energy_mode_times_the_measurement_against_a_plain_evaluation(caps
     assert result["counting_over_eval"] == result["counting_s_median"] / result["eval_s_median"]
     assert result["old_over_eval"] == result["old_s_median"] / result["eval_s_median"]
     assert len(result["energy_s_all"]) == len(result["eval_s_all"]) == 1
+    assert result["eval_cpu_s_median"] > 0 and result["energy_over_eval_cpu"] > 0 and "energy_over_eval_cpu" in out
 
 
 def test_record_of_an_energy_bench_carries_its_ratio(tmp_path):
