@@ -70,6 +70,17 @@ def _energy_images(value: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected 'all' or a number of images, got {value!r}") from None
 
 
+def _retries(value: str) -> int:
+    """``--retries``: a whole number >= 0."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}")
+    return number
+
+
 def _roots(args: argparse.Namespace) -> tuple[Path, str]:
     from harness.runs import results_root
     from harness.tracking import default_uri
@@ -200,7 +211,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     uri = _reachable(uri)
     try:
         outcome = run_suite(specs, root, jobs=args.jobs, tracking_uri=uri, data_root=args.data_root,
-                            suite_path=args.suite, keep_stale=args.keep_stale)
+                            suite_path=args.suite, keep_stale=args.keep_stale, retries=args.retries)
     except KeyboardInterrupt:
         print("interrupted: the runs stopped; a rerun resumes them from their checkpoints", file=sys.stderr)
         return 130
@@ -253,6 +264,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
               f"top1={top1}{job}{by}")
         if slurm and slurm.reason and state == "failed":
             print("            " + slurm.reason.strip().splitlines()[-1][:200])
+        elif not slurm and state in ("interrupted", "corrupt") and record.status.get("reason"):
+            print("            " + record.status["reason"].strip().splitlines()[0][:300])
         states[spec.run_id] = state
     print(f"{suite.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(Counter(states.values()).items())))
     return 0
@@ -608,6 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
     _suite_args(p, budget=True)
     _store_args(p)
     p.add_argument("--jobs", "-j", type=int, default=1, help="runs in parallel (one subprocess each)")
+    p.add_argument("--retries", type=_retries, default=1, metavar="N",
+                   help="retry a run whose worker a signal killed (SIGKILL, OOM killer) up to N times (default 1)")
     p.add_argument("--data-root", help="where the real datasets live (default $SPIKEBENCH_DATA)")
     p.add_argument("--no-report", action="store_true", help="skip rendering tables and leaderboard")
     p.add_argument("--keep-stale", action="store_true",
@@ -694,3 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader closed early (`validate suites/x.yaml | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:  # the storage refused a read or write (full disk, read-only, permissions): one line
+        from harness.runs import describe_os_error
+
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
+        return 2

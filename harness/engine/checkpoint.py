@@ -2,14 +2,18 @@
 
 A checkpoint ``ckpt-e{epoch}-b{batch}.pt`` resumes at micro-batch ``batch`` of epoch ``epoch``, so names
 sort in training order. Every write goes to a temporary file that is fsynced and renamed over the final
-name, and the directory is fsynced: a process killed at any moment leaves either the old or the new file.
+name, and the directory is fsynced: a process killed at any moment leaves either the old or the new file. A write
+that fails (a full disk, a read-only filesystem) removes its temporary file and raises an ``OSError`` naming the
+final path, whatever layer the error came through.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +32,68 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def os_error_behind(err: BaseException) -> OSError | None:
+    """The ``OSError`` that ``err`` is or was raised from (torch wraps a failed ``write`` in a RuntimeError)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def temp_name(path: Path) -> Path:
+    """The temporary file this process writes ``path`` through."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def remove_temp_files(*directories: Path) -> None:
+    """Remove the temporary files this process left in ``directories`` (a write cut off by a signal)."""
+    for directory in directories:
+        for tmp in Path(directory).glob(f".*.tmp{os.getpid()}"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+@contextlib.contextmanager
+def writing(path: Path, tmp: Path | None = None) -> Iterator[None]:
+    """Around a write of ``path``: on failure remove ``tmp`` (nothing half-written stays) and re-raise an OS
+    error as an ``OSError`` that names ``path`` (a failed ``write()`` names no file at all)."""
+    try:
+        yield
+    except BaseException as err:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        cause = os_error_behind(err)
+        if cause is None or cause.errno is None:
+            raise
+        raise OSError(cause.errno, cause.strerror, str(path)) from err
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to ``path`` via a fsynced temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    tmp = temp_name(path)
+    with writing(path, tmp):
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
 
 
 def atomic_write_text(text: str, path: Path) -> None:
     """Write ``text`` to ``path`` via a fsynced temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    tmp = temp_name(path)
+    with writing(path, tmp):
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
 
 
 class CheckpointStore:
@@ -77,14 +123,15 @@ class CheckpointStore:
         return path
 
     def _mark_best(self, path: Path) -> None:
-        tmp = self.dir / f".{BEST}.tmp{os.getpid()}"
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(path, tmp)
-        except OSError:
-            atomic_torch_save(torch.load(path, weights_only=True), tmp)
-        os.replace(tmp, self.dir / BEST)
-        _fsync_dir(self.dir)
+        tmp = temp_name(self.dir / BEST)
+        with writing(self.dir / BEST, tmp):
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(path, tmp)
+            except OSError:
+                atomic_torch_save(torch.load(path, weights_only=True), tmp)
+            os.replace(tmp, self.dir / BEST)
+            _fsync_dir(self.dir)
 
     def load_latest(self) -> dict[str, Any] | None:
         """The newest readable checkpoint (an unreadable one is skipped with its error kept), or None."""
