@@ -116,7 +116,7 @@ class LauncherSignalled(SystemExit):
 
 
 @dataclass
-class _Worker:
+class Worker:
     """A running worker: its run, process and the read end of its message pipe."""
 
     spec: RunSpec
@@ -136,12 +136,12 @@ def _signals_exit() -> dict[int, object]:
     return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
 
 
-def _signal_group(worker: _Worker, signum: int) -> None:
+def _signal_group(worker: Worker, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(worker.process.pid, signum)
 
 
-def stop_workers(workers: list[_Worker], reason: str, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+def stop_workers(workers: list[Worker], reason: str, grace_s: float = SHUTDOWN_GRACE_S) -> None:
     """SIGTERM every worker's process group (worker and data loaders) at once, SIGKILL those still alive after one
     shared ``grace_s``, then record each unfinished run ``interrupted`` with ``reason`` where the storage lets us."""
     for worker in workers:
@@ -217,7 +217,7 @@ def run_suite(specs: list[RunSpec], results_root: Path, jobs: int = 1, tracking_
         else:
             queue.append((spec, directory))
     queue = _longest_first(queue, jobs)
-    running: list[_Worker] = []
+    running: list[Worker] = []
     previous = _signals_exit()
     try:
         _drive(queue, running, jobs, data_root, tracking_uri, suite_path, outcome, retries)
@@ -254,7 +254,7 @@ def _longest_first(queue: list[tuple[RunSpec, Path]], jobs: int) -> list[tuple[R
     return [item for _, item in sorted(zip(costs, queue), key=lambda pair: -pair[0])]
 
 
-def _start(spec: RunSpec, directory: Path, data_root: str | None) -> _Worker:
+def _start(spec: RunSpec, directory: Path, data_root: str | None) -> Worker:
     """One worker in its own process group, its threads fixed by the run, dying with this process, with a pipe
     it reports a refused write through (the run's own files may be where the storage refuses writes)."""
     command = [sys.executable, "-m", "harness.launch.worker", str(directory)]
@@ -271,10 +271,10 @@ def _start(spec: RunSpec, directory: Path, data_root: str | None) -> _Worker:
         raise
     finally:
         os.close(write_end)
-    return _Worker(spec, directory, process, read_end)
+    return Worker(spec, directory, process, read_end)
 
 
-def _storage_error(worker: _Worker) -> OSError:
+def _storage_error(worker: Worker) -> OSError:
     """The refused write a worker that exited ``STORAGE_EXIT`` reported through its pipe."""
     os.set_blocking(worker.messages, False)
     try:
@@ -285,7 +285,7 @@ def _storage_error(worker: _Worker) -> OSError:
                        str(worker.directory / "worker.log"))
 
 
-def _signal_death(worker: _Worker) -> str | None:
+def _signal_death(worker: Worker) -> str | None:
     """The name of the signal that ended a worker (uncaught, or caught by the worker's own handler), else None."""
     code = worker.process.returncode
     if code < 0:
@@ -346,7 +346,7 @@ def _drive(queue, running, jobs, data_root, tracking_uri, suite_path, outcome: S
             return
 
 
-def _retry(worker: _Worker, killed: str, attempt: str, queue: list) -> None:
+def _retry(worker: Worker, killed: str, attempt: str, queue: list) -> None:
     """Put a run whose worker a signal killed back at the head of the queue; it resumes from its checkpoint."""
     write_status(worker.directory, "interrupted", reason=f"worker killed by {killed}; retry {attempt}")
     print(f"interrupted {worker.spec.run_id}: worker killed by {killed}; retrying from its last checkpoint "
@@ -354,7 +354,7 @@ def _retry(worker: _Worker, killed: str, attempt: str, queue: list) -> None:
     queue.insert(0, (worker.spec, worker.directory))
 
 
-def _give_up(worker: _Worker, killed: str, tries: int, retries: int) -> None:
+def _give_up(worker: Worker, killed: str, tries: int, retries: int) -> None:
     """Record why a run whose worker a signal killed is not retried again (it stays resumable)."""
     write_status(worker.directory, "interrupted", reason=(
         f"worker killed by {killed} on {tries} attempt(s), not retried further (--retries {retries}); a rerun "
