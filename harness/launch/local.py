@@ -274,15 +274,22 @@ def _start(spec: RunSpec, directory: Path, data_root: str | None) -> Worker:
     return Worker(spec, directory, process, read_end)
 
 
-def _storage_error(worker: Worker) -> OSError:
-    """The refused write a worker that exited ``STORAGE_EXIT`` reported through its pipe."""
+def _storage_failure(worker: Worker) -> OSError:
+    """The refused write a worker that exited ``STORAGE_EXIT`` reported through its pipe, recorded as the reason
+    its run is interrupted where the storage lets us."""
     os.set_blocking(worker.messages, False)
     try:
         message = json.loads(os.read(worker.messages, 65536).decode().splitlines()[0])
-        return OSError(int(message["errno"]), str(message["strerror"]), message["filename"])
+        error = OSError(int(message["errno"]), str(message["strerror"]), message["filename"])
     except (OSError, ValueError, IndexError, KeyError, TypeError):
-        return OSError(errno.EIO, f"run {worker.spec.run_id}: a write failed and its worker could not say which",
-                       str(worker.directory / "worker.log"))
+        error = OSError(errno.EIO, f"run {worker.spec.run_id}: a write failed and its worker could not say which",
+                        str(worker.directory / "worker.log"))
+    finally:
+        os.close(worker.messages)
+    with contextlib.suppress(OSError):
+        write_status(worker.directory, "interrupted", reason=f"{describe_os_error(error)}; a rerun resumes from the "
+                                                             "last checkpoint once the storage accepts writes")
+    return error
 
 
 def _signal_death(worker: Worker) -> str | None:
@@ -316,9 +323,7 @@ def _drive(queue, running, jobs, data_root, tracking_uri, suite_path, outcome: S
                 continue
             running.remove(worker)
             if worker.process.returncode == STORAGE_EXIT:
-                error = _storage_error(worker)
-                running.append(worker)  # stopped (a no-op) and recorded with the others
-                raise error
+                raise _storage_failure(worker)
             os.close(worker.messages)
             spec, directory = worker.spec, worker.directory
             killed = _signal_death(worker)
