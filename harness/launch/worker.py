@@ -37,7 +37,7 @@ LOCKED_EXIT = 75  # the run is being trained by another live process (EX_TEMPFAI
 STORAGE_EXIT = 74  # the storage refused a write (EX_IOERR); the run resumes once it accepts writes again
 MESSAGE_FD_VARIABLE = "SPIKEBENCH_MESSAGE_FD"  # a pipe the launcher reads a storage error from (JSON, one line)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-_training: Path | None = None  # the run directory whose lock this process holds while it trains
+_training: RunLock | None = None  # the lock of the run this process trains, while it trains
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -111,7 +111,7 @@ def execute(spec: RunSpec, results_root: Path, data_root: str | None = None) -> 
     lock = RunLock.acquire(directory)
     if lock is None:
         raise RunLockedError(f"run {spec.run_id} is being trained by {lock_holder(directory) or 'another process'}")
-    _training = directory
+    _training = lock
     try:
         return _train(spec, directory, data_root)
     finally:
@@ -157,11 +157,13 @@ def _failed(directory: Path, err: Exception) -> str:
 def _stop_now(signum: int, _frame) -> None:
     """Record the run this process trains as interrupted and leave at once (see the module's docstring)."""
     if _training is not None:
-        remove_temp_files(_training, _training / "checkpoints")
+        directory = _training.dir
+        remove_temp_files(directory, directory / "checkpoints")
         with contextlib.suppress(OSError, ValueError):
-            if RunRecord(_training).state not in DONE_STATES:
-                write_status(_training, "interrupted", reason=f"stopped by {signal.Signals(signum).name}; a rerun "
-                                                               "resumes from the last checkpoint")
+            if RunRecord(directory).state not in DONE_STATES:
+                write_status(directory, "interrupted", reason=f"stopped by {signal.Signals(signum).name}; a rerun "
+                                                              "resumes from the last checkpoint")
+        _training.release()  # now: the kernel drops it only once every thread has exited, which takes a while
     _flush_and_exit(128 + signum)
 
 
