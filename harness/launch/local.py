@@ -339,7 +339,7 @@ def _drive(queue, running, jobs, data_root, tracking_uri, suite_path, outcome: S
                 continue
             if killed:
                 _give_up(worker, killed, attempts[spec.run_id] + 1, retries)
-            _record(spec, directory, worker.process, outcome, failures, f"[{done}/{total}]")
+            _record(spec, directory, worker.process, outcome, failures, f"[{done}/{total}]", bool(killed))
             finished.append((spec, directory))
             if _shared_failure(outcome, failures, total):
                 queue.clear()
@@ -375,10 +375,11 @@ def _fill(queue, running, jobs: int, data_root: str | None) -> None:
 
 
 def _record(spec: RunSpec, directory: Path, process: subprocess.Popen, outcome: SuiteOutcome, failures: list[str],
-            counter: str) -> None:
-    """A finished worker's final state into ``outcome`` (a worker that died unrecorded failed), printed."""
+            counter: str, killed: bool) -> None:
+    """A finished worker's final state into ``outcome`` (one that died unrecorded, not by a signal, failed),
+    printed."""
     state = RunRecord(directory).state
-    if process.returncode != 0 and state not in ("failed", "diverged", "interrupted"):
+    if process.returncode != 0 and not killed and state not in ("failed", "diverged"):
         write_status(directory, "failed", reason=f"worker exited with code {process.returncode}; "
                                                  f"see {directory / 'worker.log'}")
         state = "failed"

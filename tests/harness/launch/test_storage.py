@@ -134,7 +134,8 @@ def _read_only(directory: Path):
             path.chmod(mode)
 
 
-def test_reading_commands_work_on_a_read_only_results_directory(tiny_results_copy, tmp_path, capsys):
+def test_reading_commands_work_on_a_read_only_results_directory_and_run_says_why_it_cannot(tiny_results_copy,
+                                                                                          tmp_path, capsys):
     root, suite = tiny_results_copy["root"], str(tiny_results_copy["suite_path"])
     good = tiny_results_copy["specs"][0]
     (root / "mlflow.db.lock").unlink(missing_ok=True)
@@ -147,6 +148,8 @@ def test_reading_commands_work_on_a_read_only_results_directory(tiny_results_cop
         assert good.run_id in page.read_text()
         assert cli_main(["report", suite, "--results-dir", str(root)]) == 2, "report writes its tables under root"
         assert re.fullmatch(r"error: .* (writing|at) \S+/tables \((EROFS|EACCES)\)\n", capsys.readouterr().err)
+        assert cli_main(["run", suite, "--results-dir", str(root), "--no-report"]) == 2, "the failed run is rerun"
+        assert re.search(r"^error: .* (writing|at) \S+/runs/\S+ \((EROFS|EACCES)\)$", capsys.readouterr().err, re.M)
     assert sorted(root.rglob("*")) == contents, "a reading command created files (a lock?)"
 
 
