@@ -37,8 +37,8 @@ LOCKED_EXIT = 75  # the run is being trained by another live process (EX_TEMPFAI
 STORAGE_EXIT = 74  # the storage refused a write (EX_IOERR); the run resumes once it accepts writes again
 MESSAGE_FD_VARIABLE = "SPIKEBENCH_MESSAGE_FD"  # a pipe the launcher reads a storage error from (JSON, one line)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-_training: RunLock | None = None  # the lock of the run this process trains, while it trains
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_training: RunLock | None = None  # the lock of the run this process trains, while it trains
 
 
 class RunLockedError(RuntimeError):
@@ -190,8 +190,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--data-root", default=None)
     args = parser.parse_args(argv)
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, _stop_now)
     spec = RunRecord(args.run_dir).spec
     try:
         state = execute(spec, args.run_dir.resolve().parent.parent, args.data_root)
@@ -207,5 +205,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    _flush_and_exit(code)  # no interpreter teardown: the run's state is written, and seconds count at shutdown
+    for stop_signal in STOP_SIGNALS:  # only as a program: an in-process caller keeps its own handlers
+        signal.signal(stop_signal, _stop_now)
+    _flush_and_exit(main())  # no interpreter teardown: the run's state is written, and seconds count at shutdown
