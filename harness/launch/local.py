@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import errno
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -28,15 +29,18 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+from harness.engine.checkpoint import os_error_behind
 from harness.launch.worker import LOCKED_EXIT, MESSAGE_FD_VARIABLE, STORAGE_EXIT, thread_environment
-from harness.runs import (CORRUPT, DONE_STATES, RunRecord, describe_os_error, lock_holder, prepare, read_json, run_dir,
-                          set_aside_corrupt_status, set_aside_stale, write_status)
+from harness.runs import (CORRUPT, DONE_STATES, STORAGE_ERRNOS, RunRecord, describe_os_error, lock_holder, prepare,
+                          read_json, run_dir, set_aside_corrupt_status, set_aside_stale, write_status)
 from harness.suite import RunSpec
 
 HEARTBEAT_S = 20.0  # the longest the terminal stays silent while runs train
 SHUTDOWN_GRACE_S = 8.0  # shared by all workers between SIGTERM and SIGKILL: stays inside SLURM's 30 s KillWait
+SQLITE_STORAGE_ERRORS = {"database or disk is full": errno.ENOSPC, "attempt to write a readonly database": errno.EROFS}
+MLFLOW_DB_LOGGER = "mlflow.store.db.utils"
 SHARED_FAILURES = 3  # the suite stops when its first this many runs all failed for one reason
 PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -68,16 +72,47 @@ class SuiteOutcome:
         return ", ".join(parts) or "no runs"
 
 
+@contextlib.contextmanager
+def _silenced(name: str) -> Iterator[None]:
+    """No records from logger ``name`` inside the block (errors we report ourselves, in one line)."""
+    logger = logging.getLogger(name)
+    previous, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = previous
+
+
+def _storage_error_behind(err: BaseException, tracking_uri: str) -> OSError | None:
+    """The storage error behind a failed MLflow write: an OSError in the chain, or sqlite's own words for a full
+    or read-only database (it names no errno), as an OSError naming the database file."""
+    from harness.tracking import SQLITE
+
+    cause = os_error_behind(err)
+    if cause is not None and cause.errno in STORAGE_ERRNOS:
+        return cause
+    text = " ".join(str(e) for e in (err, err.__cause__, err.__context__) if e is not None)
+    for words, number in SQLITE_STORAGE_ERRORS.items():
+        if words in text and tracking_uri.startswith(SQLITE):
+            return OSError(number, words, tracking_uri[len(SQLITE):])
+    return None
+
+
 def _log(spec: RunSpec, directory: Path, tracking_uri: str | None, suite_path: str | None,
          outcome: SuiteOutcome) -> None:
-    """Log a run to MLflow; a store that is down is reported, never fatal (collect catches up)."""
+    """Log a run to MLflow; a store that is down is reported, never fatal (collect catches up); a store whose
+    storage refuses writes stops the suite like any refused write (``OSError``)."""
     if tracking_uri is None:
         return
     from harness.tracking import log_run_dir
 
     try:
-        log_run_dir(directory, tracking_uri, suite=spec.suite, suite_path=suite_path)
+        with _silenced(MLFLOW_DB_LOGGER):  # it logs a database error with a traceback before raising it
+            log_run_dir(directory, tracking_uri, suite=spec.suite, suite_path=suite_path)
     except Exception as err:  # an unreachable server must not fail the run; the run dir keeps everything
+        storage = _storage_error_behind(err, tracking_uri)
+        if storage is not None:
+            raise storage from err
         message = f"{spec.run_id}: MLflow logging failed ({type(err).__name__}: {err}); run `harness collect` later"
         warnings.warn(message, stacklevel=2)
         outcome.tracking_errors.append(message)

@@ -16,7 +16,7 @@ from harness.cli import main as cli_main
 from harness.launch.local import run_suite
 from harness.runs import RunRecord, run_dir
 from harness.suite import expand, load_suite
-from harness.tracking import default_uri, ensure_store
+from harness.tracking import default_uri, ensure_store, runs_frame
 
 BUDGET = "{epochs: 3, limit_batches: 2, subset: 64, energy_images: 0}"
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem needs root")
@@ -91,6 +91,31 @@ def test_a_full_disk_stops_the_suite_with_one_line_and_a_rerun_resumes(tmp_path,
         assert all(record.state == "finished" and len(record.epochs) == 3 for record in stopped)
         for directory in resumable:
             assert "resumed from ckpt-" in (directory / "train.log").read_text()
+
+
+@ROOT_ONLY
+def test_a_full_tracking_store_stops_the_suite_with_one_line_and_a_rerun_logs_the_run(tmp_path, suite_writer,
+                                                                                     tiny_model_entry):
+    suite = suite_writer(tmp_path, "store", [tiny_model_entry], "{epochs: 1, limit_batches: 1, subset: 32, "
+                                                                "energy_images: 0}")
+    root = tmp_path / "results"
+    with _tmpfs(tmp_path / "store", "4m") as store:
+        uri = f"sqlite:///{store / 'mlflow.db'}"
+        ensure_store(uri)
+        ballast = store / "ballast"
+        with contextlib.suppress(OSError):  # fills the store's filesystem to the last byte
+            with open(ballast, "wb") as fh:
+                fh.write(b"\0" * shutil.disk_usage(store).free)
+        full = _cli("run", str(suite), "--results-dir", str(root), "--tracking-uri", uri, "--no-report")
+        assert full.returncode == 2, full.stdout + full.stderr
+        assert full.stderr.strip().splitlines() == [
+            f"error: database or disk is full writing {store / 'mlflow.db'} (ENOSPC)"], full.stderr
+        record = RunRecord(run_dir(root, expand(load_suite(suite))[0]))
+        assert record.state == "finished", "the run itself is done; only its logging waits"
+        ballast.unlink()
+        again = _cli("run", str(suite), "--results-dir", str(root), "--tracking-uri", uri, "--no-report")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"{record.dir.name}" in set(runs_frame(uri)["run_id"])
 
 
 def test_a_file_size_limit_stops_the_run_with_one_line_and_a_rerun_resumes(tmp_path, suite_writer,
