@@ -29,7 +29,7 @@ def _launch(suite: Path, root: Path, *flags: str) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_for(condition, launcher: subprocess.Popen, what: str, timeout_s: float = 300) -> None:
+def _wait_for(condition, launcher: subprocess.Popen, what: str, timeout_s: float = 600) -> None:
     deadline = time.time() + timeout_s
     while not condition():
         if launcher.poll() is not None or time.time() > deadline:
