@@ -132,9 +132,11 @@ def _train(spec: RunSpec, directory: Path, data_root: str | None) -> str:
     except OSError as err:
         if err.errno not in STORAGE_ERRNOS:
             return _failed(directory, err)
+        if not err.filename:  # an append (train.log, metrics.jsonl) that failed names no file: name the run's
+            err = OSError(err.errno, err.strerror, str(directory))
         with contextlib.suppress(OSError):  # the storage may refuse this write too
             write_status(directory, "interrupted", reason=describe_os_error(err))
-        raise
+        raise err
     except Exception as err:  # recorded with its reason; the launcher reports it and goes on
         return _failed(directory, err)
     except (KeyboardInterrupt, SystemExit):  # in-process callers: the checkpoints stay, a rerun resumes from them
