@@ -208,7 +208,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     uri = _reachable(uri)
     try:
         outcome = run_suite(specs, root, jobs=args.jobs, tracking_uri=uri, data_root=args.data_root,
-                            suite_path=args.suite, keep_stale=args.keep_stale)
+                            suite_path=args.suite, keep_stale=args.keep_stale, retries=args.retries)
     except KeyboardInterrupt:
         print("interrupted: the runs stopped; a rerun resumes them from their checkpoints", file=sys.stderr)
         return 130
@@ -267,6 +267,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
             _print_changed_code(record.config, spec)
         if slurm and slurm.reason and state == "failed":
             print("            " + slurm.reason.strip().splitlines()[-1][:200])
+        elif not slurm and state in ("interrupted", "corrupt") and record.status.get("reason"):
+            print("            " + record.status["reason"].strip().splitlines()[0][:300])
         states[spec.run_id] = state
     print(f"{suite.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(Counter(states.values()).items())))
     return 0
@@ -668,6 +670,8 @@ def build_parser() -> argparse.ArgumentParser:
     _suite_args(p, budget=True)
     _store_args(p)
     p.add_argument("--jobs", "-j", type=positive_int, default=1, help="runs in parallel (one subprocess each)")
+    p.add_argument("--retries", type=non_negative_int, default=1, metavar="N",
+                   help="retry a run whose worker a signal killed (SIGKILL, OOM killer) up to N times (default 1)")
     p.add_argument("--data-root", help="where the real datasets live (default $SPIKEBENCH_DATA)")
     p.add_argument("--no-report", action="store_true", help="skip rendering tables and leaderboard")
     p.add_argument("--keep-stale", action="store_true",
@@ -770,6 +774,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader closed early (`validate suites/x.yaml | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:  # the storage refused a read or write (full disk, read-only, permissions): one line
+        from harness.runs import describe_os_error
+
+        print(f"error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
     except Exception as err:
         problem = _validation_problem(err)
         if problem is None:

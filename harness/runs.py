@@ -2,11 +2,14 @@
 
 ``spec.json`` (the RunSpec) and ``status.json`` are written here, and ``run.lock``, locked by the one process
 that trains the run; the engine adds ``config.json``, ``metrics.jsonl``, ``final.json``, ``checkpoints/``,
-``train.log`` and ``progress.json``. Runs computed by other code are moved to ``<results>/stale/``.
+``train.log`` and ``progress.json``. Runs computed by other code are moved to ``<results>/stale/``. A
+``status.json`` that cannot be read as a status reads as state ``corrupt`` (with why) and is moved aside, never
+deleted, when the run's status is next written.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -22,6 +25,9 @@ from harness.suite import RunSpec
 
 STATES = ("pending", "running", "finished", "failed", "diverged", "interrupted")
 DONE_STATES = ("finished", "diverged")  # a run in these states is never run again
+CORRUPT = "corrupt"  # read, never written: status.json is not a status
+# Errors of the storage, not of a run: every other run writing there would meet them too.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 def results_root(path: str | Path | None = None) -> Path:
@@ -39,13 +45,59 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_status(directory: Path, state: str, reason: str | None = None, **extra: Any) -> None:
-    """Record a run's state atomically, with who wrote it and when."""
+    """Record a run's state atomically, with who wrote it and when (a corrupt status is moved aside first)."""
     if state not in STATES:
         raise ValueError(f"unknown run state {state!r}; expected one of {STATES}")
-    previous = read_json(directory / "status.json") or {}
+    previous = RunRecord(directory).status
+    if previous["state"] == CORRUPT:
+        set_aside_corrupt_status(directory)
+        previous = {}
     status = {**previous, **extra, "state": state, "reason": reason, "host": socket.gethostname(),
               "pid": os.getpid(), "updated": time.time()}
     write_json(directory / "status.json", status)
+
+
+def status_problem(status: Any) -> str | None:
+    """Why ``status`` (parsed ``status.json``) is not a run status, or None when it is one."""
+    if not isinstance(status, dict):
+        return f"expected a JSON object, found {type(status).__name__}"
+    if status.get("state") not in STATES:
+        return f"state {status.get('state')!r} is not one of {', '.join(STATES)}"
+    expected = {"reason": str, "error": str, "pid": int, "host": str, "updated": (int, float)}
+    for key, kind in expected.items():
+        value = status.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            return f"{key} is {type(value).__name__}, expected {getattr(kind, '__name__', 'a number')}"
+    return None
+
+
+def set_aside_corrupt_status(directory: Path) -> Path | None:
+    """Move a corrupt ``status.json`` to ``status.json.corrupt-<time>-<pid>`` (kept for inspection, never deleted);
+    returns where it went, or None when the status was not corrupt."""
+    if RunRecord(directory).status["state"] != CORRUPT:
+        return None
+    target = directory / f"status.json.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    os.replace(directory / "status.json", target)
+    return target
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for a failed filesystem operation: what went wrong, on which path, and the errno's name, e.g.
+    ``no space left on device writing results/runs/x/status.json (ENOSPC)``."""
+    what = (err.strerror or str(err)).lower()
+    verb = "writing" if err.errno in STORAGE_ERRNOS else "at"
+    path = f" {verb} {display_path(err.filename)}" if err.filename else ""
+    code = f" ({errno.errorcode[err.errno]})" if err.errno in errno.errorcode else ""
+    return f"{what}{path}{code}"
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` relative to the working directory when it lies under it, else absolute."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return str(absolute)
 
 
 def read_json(path: Path) -> Any:
@@ -165,7 +217,17 @@ class RunRecord:
 
     @property
     def status(self) -> dict[str, Any]:
-        return read_json(self.dir / "status.json") or {"state": "pending"}
+        """``status.json`` (state 'pending' before it exists); one that is not a status reads as state 'corrupt'
+        with the reason why."""
+        path = self.dir / "status.json"
+        try:
+            status = read_json(path)
+        except (ValueError, UnicodeDecodeError) as err:
+            return {"state": CORRUPT, "reason": f"{path.name} is not valid JSON ({err})"}
+        if status is None:
+            return {"state": "pending"}
+        problem = status_problem(status)
+        return {"state": CORRUPT, "reason": f"{path.name}: {problem}"} if problem else status
 
     @property
     def state(self) -> str:

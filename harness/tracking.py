@@ -103,6 +103,9 @@ def ensure_store(uri: str) -> None:
     try:
         if uri.startswith(SQLITE):
             database = Path(uri[len(SQLITE):])
+            if database.exists() and not os.access(database.parent, os.W_OK):  # read-only: nothing to migrate
+                _client(uri).search_experiments(max_results=1)
+                return
             with file_lock(database.with_name(database.name + ".lock")):
                 _client(uri).search_experiments(max_results=1)
         else:

@@ -2,7 +2,8 @@
 
 A checkpoint ``ckpt-e{epoch}-b{batch}.pt`` resumes at micro-batch ``batch`` of epoch ``epoch``, so names
 sort in training order. Every write goes to a temporary file that is fsynced and renamed over the final
-name, and the directory is fsynced: a process killed at any moment leaves either the old or the new file.
+name, and the directory is fsynced: a process killed at any moment leaves either the old or the new file. A write
+that fails removes its temporary file and raises an ``OSError`` naming the final path (``harness.atomicfile``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.atomicfile import fsync_dir
+from harness.atomicfile import fsync_dir, temp_name, writing
 
 NAME = re.compile(r"^ckpt-e(\d{4})-b(\d{6})\.pt$")
 BEST = "best.pt"
@@ -24,13 +25,14 @@ BEST = "best.pt"
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to ``path`` via a fsynced temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        torch.save(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    tmp = temp_name(path)
+    with writing(path, tmp):
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
 
 
 class CheckpointStore:
@@ -60,14 +62,15 @@ class CheckpointStore:
         return path
 
     def _mark_best(self, path: Path) -> None:
-        tmp = self.dir / f".{BEST}.tmp{os.getpid()}"
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(path, tmp)
-        except OSError:
-            atomic_torch_save(torch.load(path, weights_only=True), tmp)
-        os.replace(tmp, self.dir / BEST)
-        fsync_dir(self.dir)
+        tmp = temp_name(self.dir / BEST)
+        with writing(self.dir / BEST, tmp):
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(path, tmp)
+            except OSError:
+                atomic_torch_save(torch.load(path, weights_only=True), tmp)
+            os.replace(tmp, self.dir / BEST)
+            fsync_dir(self.dir)
 
     def load_latest(self) -> dict[str, Any] | None:
         """The newest readable checkpoint (an unreadable one is skipped with its error kept), or None."""

@@ -49,6 +49,7 @@ RANGE_CASES = [  # argv, flag, the value as printed, the allowed range
     (["run", SUITE, "--jobs", "0"], "--jobs", "0", ">= 1"),
     (["run", SUITE, "--jobs", "-1"], "--jobs", "-1", ">= 1"),
     (["run", SUITE, "-j", "0"], "--jobs", "0", ">= 1"),
+    (["run", SUITE, "--retries", "-1"], "--retries", "-1", ">= 0"),
     (["run", SUITE, "--jobs", "two"], "--jobs", "'two'", ">= 1"),
     (["run", SUITE, "--limit-batches", "-5"], "--limit-batches", "-5", ">= 1"),
     (["validate", SUITE, "--subset", "0"], "--subset", "0", ">= 1"),
