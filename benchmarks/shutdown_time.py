@@ -11,7 +11,6 @@ earlier commit unpacked there) the same is measured with that code in the same i
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -20,6 +19,8 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from harness.argtypes import OneLineParser, positive_int
 
 REPO = Path(__file__).resolve().parent.parent
 RUN = ("{model: qkformer_4_384.cifar10, dataset: digits, T: 2, recipe: digits, seed: %d, "
@@ -76,8 +77,8 @@ def measure(code: Path, jobs: int, workdir: Path) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=8)
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=positive_int, default=8)
     parser.add_argument("--reference-code", type=Path, help="another checkout, measured first as the reference")
     args = parser.parse_args(argv)
     codes = ([("reference", args.reference_code.resolve())] if args.reference_code else []) + [("this", REPO)]

@@ -125,12 +125,3 @@ def test_a_worker_killed_by_sigkill_is_interrupted_and_retried(tmp_path, suite_w
     shown = capsys.readouterr().out
     assert f"interrupted {spec.run_id}" in shown
     assert "worker killed by SIGKILL on 1 attempt(s), not retried further (--retries 0)" in shown
-
-
-@pytest.mark.parametrize("value", ["-1", "x"])
-def test_retries_must_be_a_whole_number_of_at_least_zero(tmp_path, suite_writer, tiny_model_entry, value, capsys):
-    suite = suite_writer(tmp_path, "bad", [tiny_model_entry])
-    with pytest.raises(SystemExit) as exit_info:
-        cli_main(["run", str(suite), "--retries", value])
-    assert exit_info.value.code == 2
-    assert f"--retries: expected a whole number >= 0, got '{value}'" in capsys.readouterr().err
