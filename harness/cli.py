@@ -222,13 +222,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(s in ("finished", "diverged") for s in outcome.states.values()) else 1
 
 
-def _report(suite, uri: str, root: Path, specs=None, all_tables: bool = False) -> None:
-    """The suite's tables and the leaderboard, with the suite's verdict margins; then the summary of the runs
-    ``specs`` (after ``run``) or the full report."""
+def _report(suite, uri: str, root: Path, specs=None, all_tables: bool = False, out: Path | None = None) -> None:
+    """The suite's tables and the leaderboard (under ``out``, default the results root), with the suite's verdict
+    margins; then the summary of the runs ``specs`` (after ``run``) or the full report."""
     from harness.report import render_leaderboard, render_tables, run_summary
 
-    paths = _tracking(render_tables, uri, suite.name, root / "tables", suite.margins, all_tables)
-    page = _tracking(render_leaderboard, uri, root / "leaderboard" / "index.html", suite.margins, suite.name)
+    out = out or root
+    paths = _tracking(render_tables, uri, suite.name, out / "tables", suite.margins, all_tables)
+    page = _tracking(render_leaderboard, uri, out / "leaderboard" / "index.html", suite.margins, suite.name)
     if specs is not None:
         print(_tracking(run_summary, uri, suite.name, specs, root, paths["report.md"], page, suite.margins))
         return
@@ -287,14 +288,15 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     from harness.tracking import collect
 
     root, uri = _roots(args)
-    counts = _tracking(collect, root, uri)
-    print(f"collected into {uri}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    counts = _tracking(collect, root, uri, dry_run=args.dry_run)
+    done = "would collect into" if args.dry_run else "collected into"
+    print(f"{done} {uri}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     root, uri = _roots(args)
-    _report(_read_suite(args.suite), uri, root, all_tables=args.all)
+    _report(_read_suite(args.suite), uri, root, all_tables=args.all, out=Path(args.out) if args.out else None)
     return 0
 
 
@@ -686,10 +688,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("collect", _cmd_collect, "import run directories into MLflow (idempotent)")
     _store_args(p)
+    p.add_argument("--dry-run", action="store_true", help="count what would be logged; write nothing")
 
     p = command("report", _cmd_report, "render the paper tables for a suite (Markdown, LaTeX, CSV)")
     p.add_argument("suite", help="a suite file")
     p.add_argument("--all", action="store_true", help="show every paper table, also those without a run")
+    p.add_argument("--out", metavar="DIR", help="write tables/ and leaderboard/ under DIR (default: the results "
+                                               "directory; give one when that is read-only)")
     _store_args(p)
 
     p = command("leaderboard", _cmd_leaderboard, "render the leaderboard page from MLflow")

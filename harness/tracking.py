@@ -286,16 +286,40 @@ def log_run_dir(directory: Path, uri: str, suite: str | None = None, suite_path:
         return _log_locked(record, uri, suite or record.spec.suite, suite_path, client)
 
 
+def _logged_runs(client, experiment_id: str, record: RunRecord) -> tuple[list, list]:
+    """The MLflow runs of ``record``'s run id in an experiment (oldest first), and those of them logged to the end
+    from exactly this run directory's content."""
+    chash = content_hash(record)
+    existing = client.search_runs([experiment_id], filter_string=f"tags.`{TAG}run_id` = '{record.spec.run_id}'",
+                                  order_by=["attributes.start_time ASC"])
+    current = [run for run in existing if complete(run.info.status, run.data.tags.get(TAG + "content_hash"))
+               and run.data.tags[TAG + "content_hash"] == chash]
+    return existing, current
+
+
+def planned_outcome(directory: Path, suite: str | None, client) -> str:
+    """What ``log_run_dir`` would return for ``directory``, found without writing anything (no lock, no MLflow
+    change), for ``collect --dry-run`` on a store or results directory that may be read-only; ``client`` None:
+    the store does not exist yet."""
+    record = RunRecord(directory)
+    check_record(record)
+    if record.state not in LOGGED_STATES:
+        return "skipped"
+    experiment = None if client is None else client.get_experiment_by_name(f"spikebench/{suite or record.spec.suite}")
+    if experiment is None:
+        return "logged"
+    existing, current = _logged_runs(client, experiment.experiment_id, record)
+    if current:
+        return "merged" if len(existing) > 1 else "unchanged"
+    return "logged"
+
+
 def _log_locked(record: RunRecord, uri: str, suite: str, suite_path: str | None, client) -> str:
     from mlflow.entities import Param
 
     spec = record.spec
     experiment_id = _experiment_id(client, suite, uri)
-    chash = content_hash(record)
-    existing = client.search_runs([experiment_id], filter_string=f"tags.`{TAG}run_id` = '{spec.run_id}'",
-                                  order_by=["attributes.start_time ASC"])
-    current = [run for run in existing if complete(run.info.status, run.data.tags.get(TAG + "content_hash"))
-               and run.data.tags[TAG + "content_hash"] == chash]
+    existing, current = _logged_runs(client, experiment_id, record)
     if current:
         extra = [run for run in existing if run is not current[0]]
         for run in extra:
@@ -304,7 +328,7 @@ def _log_locked(record: RunRecord, uri: str, suite: str, suite_path: str | None,
     for run in existing:
         client.delete_run(run.info.run_id)
     config = record.config
-    tags = _tags(record, config, suite, suite_path or f"suites/{suite}.yaml", chash)
+    tags = _tags(record, config, suite, suite_path or f"suites/{suite}.yaml", content_hash(record))
     hash_tag = tags.pop(TAG + "content_hash")
     run = client.create_run(experiment_id, run_name=spec.run_id, tags=tags)
     params = flatten_params("spec", spec.model_dump(mode="json"), {})
@@ -328,16 +352,21 @@ def complete(status: str | None, content_hash: Any) -> bool:
     return status in ENDED_STATUSES and isinstance(content_hash, str) and bool(content_hash)
 
 
-def collect(results_root: Path, uri: str, run_ids: set[str] | None = None, suite: str | None = None) -> dict[str, int]:
+def collect(results_root: Path, uri: str, run_ids: set[str] | None = None, suite: str | None = None,
+            dry_run: bool = False) -> dict[str, int]:
     """Log every run directory (or those in ``run_ids``) into MLflow; returns counts per outcome. A malformed
-    run directory is skipped with one warning naming the file ("malformed")."""
-    ensure_store(uri)
-    client = _client(uri)
+    run directory is skipped with one warning naming the file ("malformed"). ``dry_run``: the counts of what
+    would be done, with nothing written (a sqlite store that does not exist yet is not created: all would log)."""
     counts: dict[str, int] = {"logged": 0, "unchanged": 0, "merged": 0, "skipped": 0, "malformed": 0}
+    absent = uri.startswith(SQLITE) and not Path(uri[len(SQLITE):]).exists()
+    if not (dry_run and absent):
+        ensure_store(uri)
+    client = None if dry_run and absent else _client(uri)
     for record in all_records(Path(results_root)):
         if run_ids is None or record.dir.name in run_ids:
             try:
-                counts[log_run_dir(record.dir, uri, suite=suite, client=client)] += 1
+                counts[planned_outcome(record.dir, suite, client) if dry_run else
+                       log_run_dir(record.dir, uri, suite=suite, client=client)] += 1
             except MalformedRecord as err:
                 warnings.warn(f"skipped {err}", stacklevel=2)
                 counts["malformed"] += 1

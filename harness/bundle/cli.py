@@ -61,10 +61,6 @@ def run_verify(args: argparse.Namespace) -> int:
     """Re-evaluate a bundle's runs, an imported run or a local run; exit 1 when a run does not verify."""
     from harness.bundle.verify import verify_run
 
-    if args.images is not None and args.images < 1:
-        raise BundleError(f"--images {args.images}: expected a positive number of images")
-    if args.tolerance is not None and not 0 <= args.tolerance < 1:
-        raise BundleError(f"--tolerance {args.tolerance}: expected a share of images in [0, 1)")
     if args.device.startswith("cuda"):
         import torch
 

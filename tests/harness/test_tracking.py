@@ -49,6 +49,24 @@ def test_collect_is_idempotent_and_replaces_changed_runs(tiny_results_copy):
     assert runs_frame(uri, "tiny").set_index("run_id").loc[good.run_id, "top1"] == 12.5
 
 
+def test_a_dry_run_counts_what_collect_would_do_and_writes_nothing(tiny_results_copy, tmp_path):
+    root = tiny_results_copy["root"]
+    good, _ = tiny_results_copy["specs"]
+    fresh = tmp_path / "fresh" / "mlflow.db"
+    fresh.parent.mkdir()
+    assert collect(root, f"sqlite:///{fresh}", dry_run=True) == counts(logged=2)
+    assert list(fresh.parent.iterdir()) == [], "a dry run created the store"
+    uri = default_uri(root)
+    final_path = run_dir(root, good) / "final.json"
+    final_path.write_text(json.dumps({**json.loads(final_path.read_text()), "note": "changed"}))
+    logged_before = _run_ids_logged(uri)
+    tracking_lock = run_dir(root, good) / "tracking.lock"
+    tracking_lock.unlink(missing_ok=True)
+    assert collect(root, uri, dry_run=True) == counts(logged=1, unchanged=1)
+    assert _run_ids_logged(uri) == logged_before and not tracking_lock.exists()
+    assert collect(root, uri) == counts(logged=1, unchanged=1)  # what the dry run said
+
+
 def test_epoch_history_params_and_failure_reason_are_logged(tiny_suite_results):
     uri = default_uri(tiny_suite_results["root"])
     good, bad = tiny_suite_results["specs"]

@@ -414,9 +414,7 @@ def test_the_committed_json_schema_is_the_manifests(bundle):
     (["export", "0123456789abcdef"], "expected a suite file (.yaml) or the id of a run"),
     (["export", "RUN", "--site", "../x"], "--site '../x'"),
     (["export", "RUN", "--format", "hf", "--with-weights"], "--with-weights: only for bundles"),
-    (["verify", "RUN", "--images", "0"], "--images 0"),
-    (["verify", "RUN", "--tolerance", "2"], "--tolerance 2"),
-])
+])  # the numeric flags' ranges: tests/harness/test_cli_args.py
 def test_bad_command_line_input_is_one_line(argv, expected, trained, capsys):
     argv = [a.replace("RUN", trained["run"].name) for a in argv]
     assert main([*argv, "--results-dir", str(trained["root"])]) == 2

@@ -173,6 +173,10 @@ def test_reading_commands_work_on_a_read_only_results_directory_and_run_says_why
         assert good.run_id in page.read_text()
         assert cli_main(["report", suite, "--results-dir", str(root)]) == 2, "report writes its tables under root"
         assert re.fullmatch(r"error: .* (writing|at) \S+/tables \((EROFS|EACCES)\)\n", capsys.readouterr().err)
+        assert cli_main(["report", suite, "--results-dir", str(root), "--out", str(tmp_path / "elsewhere")]) == 0
+        assert good.run_id in (tmp_path / "elsewhere" / "leaderboard" / "index.html").read_text()
+        assert cli_main(["collect", "--results-dir", str(root), "--dry-run"]) == 0
+        assert re.search(r"^would collect into \S+: 0 logged, \d+ unchanged", capsys.readouterr().out, re.M)
         assert cli_main(["run", suite, "--results-dir", str(root), "--no-report"]) == 2, "the failed run is rerun"
         assert re.search(r"^error: .* (writing|at) \S+/runs/\S+ \((EROFS|EACCES)\)$", capsys.readouterr().err, re.M)
     assert sorted(root.rglob("*")) == contents, "a reading command created files (a lock?)"
