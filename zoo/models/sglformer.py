@@ -12,7 +12,7 @@ Two architectures, as the official code ships them (``arch``):
 - ``"hybrid"`` (CIFAR and event code): ``depths`` blocks of one local stage and two global stages (1x1 Conv2d
   projections without bias) and the spatio-temporal block (STB) head: a depthwise conv whose kernel covers all
   tokens and all time steps, BN, Linear. The STB mixes the time steps, so the model has no per-step logits.
-- ``"imagenet"``: one local stage, then ``depths - 2`` Spikformer blocks (Conv1d projections, biased proj and MLP),
+- ``"imagenet"``: one local stage, then ``depths - 2`` token blocks (Conv1d projections, biased proj and MLP),
   tokens averaged, then the Linear on the time-averaged features.
 
 Official quirks (``official_quirks=True``; each also switchable on its own), against the code's own description
@@ -20,7 +20,12 @@ Official quirks (``official_quirks=True``; each also switchable on its own), aga
 - ``interleaved_windows``: the "local" attention groups tokens by ``(h mod 2, w mod 2)``: four interleaved
   sub-grids that each span the whole image, not four contiguous windows;
 - ``double_residual``: the local conv block already returns its input plus the update, and the stage adds the
-  input once more (``2x + ...``).
+  input once more (``2x + ...``);
+- ``ssa_proj_over_tb`` (ImageNet code): the global SSA's projection neuron runs over the flattened ``T*B`` axis
+  (as in QKFormer's code, which SGLFormer's builds on);
+- ``stem_lif_over_tb`` (``sglformer_ima2`` stem only: SGLFormer-8-384 and 8-512): the first stem neuron runs over
+  the flattened ``T*B`` axis as if it were time, so the membrane carries from one sample to the next and a
+  sample's output depends on its batch neighbours (``model.batch_dependent``, true with either ``*_over_tb``).
 """
 
 from __future__ import annotations
@@ -36,39 +41,59 @@ from torch import nn
 
 from zoo.core import LIF, conv_bn, time_major
 from zoo.models.base import SpikingClassifier
-from zoo.models.spikformer import SpikformerBlock, merge_heads, split_heads, trunc_normal_linears
+from zoo.models.qkformer import SpikingSelfAttention
+from zoo.models.spikformer import SpikformerMLP, merge_heads, split_heads, trunc_normal_linears
 from zoo.registry import ModelCard, register_model
 
 Arch = Literal["hybrid", "imagenet"]
+StemKind = Literal["cifar", "dvs", "ima", "ima2"]
+# Per official stem: the divisor of the first width (dim // first) and which of the five stages max-pool
+# (cifar*/sglformer.py, cifar10-dvs|dvs128-gesture/sglformer.py, imagenet/sglformer_ima.py, sglformer_ima2.py).
+STEMS: dict[str, tuple[int, tuple[bool, ...]]] = {
+    "cifar": (6, (False, False, False, True, True)),
+    "dvs": (6, (False, True, True, True, True)),
+    "ima": (8, (True, True, True, True, False)),
+    "ima2": (8, (False, True, True, True, True)),
+}
 ATTN_SCALE = 0.125  # fixed in the official code whatever the head width
 ATTN_THRESHOLD = 0.5
 WINDOW = 2  # tokens per side of a local-attention group (official num_hw)
 
 
 class ConvUnit(nn.Module):
-    """conv-BN(-3x3/2 max-pool)-LIF over ``[T, B, C, H, W]`` (or ``[T, B, C, N]`` with ``dims=1``)."""
+    """conv-BN(-3x3/2 max-pool)-LIF over ``[T, B, C, H, W]``. ``lif_over_tb``: the LIF runs over the flattened
+    ``T*B`` axis as if it were time (the ImageNet ``sglformer_ima2`` stem's first neuron), coupling the samples."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 1, groups: int = 1, pool: bool = False,
-                 dims: int = 2) -> None:
+                 lif_over_tb: bool = False) -> None:
         super().__init__()
-        self.conv_bn = conv_bn(cin, cout, kernel, groups=groups, dims=dims)
+        self.conv_bn = conv_bn(cin, cout, kernel, groups=groups)
         if pool:
             self.conv_bn.append(nn.MaxPool2d(3, 2, 1))
         self.lif = LIF()
+        self.lif_over_tb = lif_over_tb
+
+    @property
+    def couples_batch(self) -> bool:
+        """True when the neuron runs over ``T*B``: a sample's output then depends on its batch neighbours."""
+        return self.lif_over_tb
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lif(self.conv_bn(x))
+        y = self.conv_bn(x)
+        return self.lif(y.flatten(0, 1)).unflatten(0, y.shape[:2]) if self.lif_over_tb else self.lif(y)
 
 
 class Stem(nn.Module):
-    """Five conv3x3 stages of the given widths; ``pools`` marks the stages that halve the grid."""
+    """Five conv3x3 stages of widths ``dim / first, dim / 4, dim / 2, dim, dim`` (floored); ``pools`` marks the
+    stages that halve the grid; ``first_lif_over_tb`` see :class:`ConvUnit`."""
 
-    def __init__(self, in_channels: int, widths: tuple[int, ...], pools: tuple[bool, ...]) -> None:
+    def __init__(self, in_channels: int, dim: int, first: int, pools: tuple[bool, ...],
+                 first_lif_over_tb: bool) -> None:
         super().__init__()
-        if len(widths) != len(pools):
-            raise ValueError(f"SGLFormer stem needs one pool flag per stage: {len(widths)} widths, {len(pools)} flags")
+        widths = (dim // first, dim // 4, dim // 2, dim, dim)
         cins = (in_channels, *widths[:-1])
-        self.stages = nn.Sequential(*(ConvUnit(cin, cout, 3, pool=p) for cin, cout, p in zip(cins, widths, pools)))
+        self.stages = nn.Sequential(*(ConvUnit(cin, cout, 3, pool=p, lif_over_tb=first_lif_over_tb and i == 0)
+                                      for i, (cin, cout, p) in enumerate(zip(cins, widths, pools))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(x)
@@ -179,35 +204,55 @@ class GlobalStage(nn.Module):
         return x + self.mlp(x)
 
 
+class TokenBlock(nn.Module):
+    """The ImageNet code's global block on the flattened tokens: ``x + SSA(x)`` (QKFormer's SSA: Conv1d
+    projections, the proj neuron over ``T*B`` with ``proj_over_tb``), ``x + MLP(x)`` (biased Conv1d MLP)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: int, proj_over_tb: bool) -> None:
+        super().__init__()
+        self.attn = SpikingSelfAttention(dim, heads, ATTN_THRESHOLD, proj_over_tb, ATTN_SCALE)
+        self.mlp = SpikformerMLP(dim, dim * mlp_ratio, "conv1d")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(x)
+        return x + self.mlp(x)
+
+
 class SGLFormer(SpikingClassifier):
     """SGLFormer (see the module docstring). ``depths``: the official ``depths`` argument (hybrid: blocks of one
-    local and two global stages; imagenet: one local stage and ``depths - 2`` global blocks). ``pools``: which of
-    the five stem stages max-pool. ``img_size``: the input side the STB head's kernel is built for (hybrid only).
+    local and two global stages; imagenet: one local stage and ``depths - 2`` global blocks). ``stem``: which
+    official stem (:data:`STEMS`). ``img_size``: the input side the STB head's kernel is built for (hybrid only).
+    ``stem_lif_over_tb`` (default: ``official_quirks`` for the ``ima2`` stem, else False): see :class:`ConvUnit`;
+    ``ssa_proj_over_tb`` (default ``official_quirks``; imagenet only): see :class:`TokenBlock`.
     """
 
     def __init__(self, dim: int, depths: int, heads: int, num_classes: int, T: int, arch: Arch = "hybrid",
-                 pools: tuple[bool, ...] = (False, False, False, True, True), img_size: int = 32,
-                 input_kind: Literal["static", "dvs"] = "static", mlp_ratio: int = 4, official_quirks: bool = True,
-                 interleaved_windows: bool | None = None, double_residual: bool | None = None) -> None:
+                 stem: StemKind = "cifar", img_size: int = 32, input_kind: Literal["static", "dvs"] = "static",
+                 mlp_ratio: int = 4, official_quirks: bool = True, interleaved_windows: bool | None = None,
+                 double_residual: bool | None = None, stem_lif_over_tb: bool | None = None,
+                 ssa_proj_over_tb: bool | None = None) -> None:
         if arch not in ("hybrid", "imagenet"):
             raise ValueError(f"unknown SGLFormer arch {arch!r}; expected 'hybrid' or 'imagenet'")
+        if stem not in STEMS:
+            raise ValueError(f"unknown SGLFormer stem {stem!r}; expected one of {sorted(STEMS)}")
         if depths < (2 if arch == "imagenet" else 1):
             raise ValueError(f"SGLFormer arch {arch!r} needs depths >= {2 if arch == 'imagenet' else 1}, got {depths}")
-        first = 6 if arch == "hybrid" else 8  # the first stem width, dim // first (floored, as the code does)
         super().__init__(T=T, num_classes=num_classes, in_channels=2 if input_kind == "dvs" else 3,
                          input_kind=input_kind)
         self.arch: Arch = arch
-        self.downsample = 2 ** sum(bool(p) for p in pools)
+        first, pools = STEMS[stem]
+        self.downsample = 2 ** sum(pools)
         interleaved = official_quirks if interleaved_windows is None else interleaved_windows
         doubled = official_quirks if double_residual is None else double_residual
-        self.stem = Stem(self.in_channels, (dim // first, dim // 4, dim // 2, dim, dim), tuple(bool(p) for p in pools))
+        over_tb = (official_quirks and stem == "ima2") if stem_lif_over_tb is None else stem_lif_over_tb
+        self.stem = Stem(self.in_channels, dim, first, pools, over_tb)
         local = partial(LocalStage, dim, heads, mlp_ratio, interleaved, doubled)
         if arch == "hybrid":
             stages = [stage for _ in range(depths) for stage in
                       (local(), GlobalStage(dim, heads, mlp_ratio), GlobalStage(dim, heads, mlp_ratio))]
         else:
-            stages = [local(), *(SpikformerBlock(dim, heads, mlp_ratio, "conv1d", "conv1d", ATTN_SCALE)
-                                 for _ in range(depths - 2))]
+            proj_over_tb = official_quirks if ssa_proj_over_tb is None else ssa_proj_over_tb
+            stages = [local(), *(TokenBlock(dim, heads, mlp_ratio, proj_over_tb) for _ in range(depths - 2))]
         self.blocks = nn.Sequential(*stages)
         self.grid = img_size // self.downsample
         if arch == "hybrid":
@@ -303,8 +348,10 @@ _IMAGENET_RULES = [
      lambda m: f"stem.stages.{int(m[1] or 0)}.conv_bn.{0 if m[2] == 'conv' else 1}.{m[3]}"),
     *_local_rules(r"localblock\.(\d+)\.local1", r"localblock\.(\d+)\.local2_SSA", r"localblock\.(\d+)\.local2_MLP",
                   lambda m: int(m[1])),
-    (r"blocks\.(\d+)\.(attn\.(?:q|k|v|proj)|mlp\.fc[12])_(conv|bn)\.(.+)",
-     lambda m: f"blocks.{int(m[1]) + 1}.{m[2]}.body.{0 if m[3] == 'conv' else 1}.{m[4]}"),
+    (r"blocks\.(\d+)\.attn\.(q|k|v|proj)_(conv|bn)\.(.+)",
+     lambda m: f"blocks.{int(m[1]) + 1}.attn.{m[2]}.conv_bn.{0 if m[3] == 'conv' else 1}.{m[4]}"),
+    (r"blocks\.(\d+)\.mlp\.(fc[12])_(conv|bn)\.(.+)",
+     lambda m: f"blocks.{int(m[1]) + 1}.mlp.{m[2]}.body.{0 if m[3] == 'conv' else 1}.{m[4]}"),
     (r"blocks\.\d+\.norm[12]\.(weight|bias)", lambda m: None),
     (r"head\.(weight|bias)", lambda m: f"head.{m[1]}"),
 ]
@@ -314,8 +361,6 @@ _IMAGENET_RULES = [
 
 PAPER = "SGLFormer: Spiking Global-Local-Fusion Transformer with high performance (Zhang et al., Front. Neurosci. 2024)"
 REPO = "ZhangHanN1/SGLFormer@4821b13"
-CIFAR_POOLS, DVS_POOLS = (False, False, False, True, True), (False, True, True, True, True)
-STAR_POOLS, IN1K_POOLS = (True, True, True, True, False), (False, True, True, True, True)
 
 
 @dataclass(frozen=True)
@@ -325,7 +370,7 @@ class _Config:
     dim: int
     depths: int
     heads: int
-    pools: tuple[bool, ...]
+    stem: StemKind
     T: int
     img_size: int
     input_kind: Literal["static", "dvs"]
@@ -344,46 +389,48 @@ _QUIRKS = (" Official quirks (official_quirks=True, each switchable): the local 
            "interleaved sub-grids (interleaved_windows), the local conv block's input is added twice "
            "(double_residual).")
 _CLAIMS = "Claims: the official README's result tables (ZhangHanN1/SGLFormer@4821b13), which restate the paper's."
-_CIFAR = ("cifar{n}/cifar{n}.yml: dim 384, 16 heads, layer 1 (one block of a local and two global stages: the "
-          "paper's '4' counts them otherwise), T 4, 32x32. " + _CLAIMS + _QUIRKS)
+_CIFAR = ("cifar{n}/cifar{n}.yml: dim 384, 16 heads, layer 1 (one block: a local stage and two global "
+          "stages; the '4' of the paper's name is not the code's layer count), T 4, 32x32. " + _CLAIMS + _QUIRKS)
 _DVS = ("{folder}/sglformer.py defaults (dim 256, 16 heads, depths 1) at 128x128, T {T} (train.py --T); the STB "
         "kernel spans T, so the count depends on T. The README prints {claim}M, the shipped code builds {code}: "
-        "the claimed count is not the code's (a smaller model than the code's must have been measured). "
+        "the claimed count does not match the code (the '3' of the name is not its layer count either). "
         + _CLAIMS + _QUIRKS)
 _IN1K = ("imagenet/models_vit.py:{fn} ({star}); the official count {official:,} includes the blocks' unused "
-         "LayerNorms ({unused:,}), which are not built here. " + _CLAIMS + _QUIRKS)
+         "LayerNorms ({unused:,}), which are not built here. " + _CLAIMS + _QUIRKS[:-1] + "; the global SSA's "
+         "projection neuron runs over the flattened T*B axis (ssa_proj_over_tb), as in QKFormer's code.")
 _STAR = "the README's '*' model: the stem pools at its first four stages"
-_PLAIN = "the stem pools at its last four stages, the last pool after the fifth conv"
+_PLAIN = ("the stem pools at its last four stages, the last pool after the fifth conv; third quirk: its first "
+          "neuron runs over the flattened T*B axis (stem_lif_over_tb), so samples of a batch are coupled")
 
 CONFIGS = [
-    _Config("sglformer_4_384.cifar10", "hybrid", 384, 1, 16, CIFAR_POOLS, 4, 32, "static", 10, "cifar10",
+    _Config("sglformer_4_384.cifar10", "hybrid", 384, 1, 16, "cifar", 4, 32, "static", 10, "cifar10",
             "sglformer_cifar10", "SGLFormer-4-384", 8.85, 96.76, 8_852_874, "cifar10/sglformer.py",
             _CIFAR.format(n="10")),
-    _Config("sglformer_4_384.cifar100", "hybrid", 384, 1, 16, CIFAR_POOLS, 4, 32, "static", 100, "cifar100",
+    _Config("sglformer_4_384.cifar100", "hybrid", 384, 1, 16, "cifar", 4, 32, "static", 100, "cifar100",
             "sglformer_cifar100", "SGLFormer-4-384", 8.88, 82.26, 8_887_524, "cifar100/sglformer.py",
             _CIFAR.format(n="100")),
-    _Config("sglformer_3_256.cifar10dvs", "hybrid", 256, 1, 16, DVS_POOLS, 10, 128, "dvs", 10, "cifar10dvs",
+    _Config("sglformer_3_256.cifar10dvs", "hybrid", 256, 1, 16, "dvs", 10, 128, "dvs", 10, "cifar10dvs",
             "sglformer_cifar10dvs", "SGLFormer-3-256 (T=10)", 2.48, 82.9, 4_066_130, "cifar10-dvs/sglformer.py",
             _DVS.format(folder="cifar10-dvs", T=10, claim="2.48", code="4,066,130")),
-    _Config("sglformer_3_256_t16.cifar10dvs", "hybrid", 256, 1, 16, DVS_POOLS, 16, 128, "dvs", 10, "cifar10dvs",
+    _Config("sglformer_3_256_t16.cifar10dvs", "hybrid", 256, 1, 16, "dvs", 16, 128, "dvs", 10, "cifar10dvs",
             "sglformer_cifar10dvs_t16", "SGLFormer-3-256 (T=16)", 2.58, 82.6, 4_164_434, "cifar10-dvs/sglformer.py",
             _DVS.format(folder="cifar10-dvs", T=16, claim="2.58", code="4,164,434")),
-    _Config("sglformer_3_256.dvs128", "hybrid", 256, 1, 16, DVS_POOLS, 10, 128, "dvs", 11, "dvs128",
+    _Config("sglformer_3_256.dvs128", "hybrid", 256, 1, 16, "dvs", 10, 128, "dvs", 11, "dvs128",
             "sglformer_dvs128", "SGLFormer-3-256 (T=10)", 2.08, 97.2, 4_066_387, "dvs128-gesture/sglformer.py",
             _DVS.format(folder="dvs128-gesture", T=10, claim="2.08", code="4,066,387")),
-    _Config("sglformer_3_256_t16.dvs128", "hybrid", 256, 1, 16, DVS_POOLS, 16, 128, "dvs", 11, "dvs128",
+    _Config("sglformer_3_256_t16.dvs128", "hybrid", 256, 1, 16, "dvs", 16, 128, "dvs", 11, "dvs128",
             "sglformer_dvs128_t16", "SGLFormer-3-256 (T=16)", 2.17, 98.6, 4_164_691, "dvs128-gesture/sglformer.py",
             _DVS.format(folder="dvs128-gesture", T=16, claim="2.17", code="4,164,691")),
-    _Config("sglformer_8_384.in1k", "imagenet", 384, 8, 6, IN1K_POOLS, 4, 224, "static", 1000, "imagenet",
+    _Config("sglformer_8_384.in1k", "imagenet", 384, 8, 6, "ima2", 4, 224, "static", 1000, "imagenet",
             "sglformer_in1k", "SGLFormer-8-384", 16.25, 79.44, 16_239_640, "imagenet/sglformer_ima2.py",
             _IN1K.format(fn="sglformer_ima2_8_384", star=_PLAIN, official=16_248_856, unused=9_216)),
-    _Config("sglformer_8_512.in1k", "imagenet", 512, 8, 8, IN1K_POOLS, 4, 224, "static", 1000, "imagenet",
+    _Config("sglformer_8_512.in1k", "imagenet", 512, 8, 8, "ima2", 4, 224, "static", 1000, "imagenet",
             "sglformer_in1k", "SGLFormer-8-512", 28.67, 82.28, 28_658_728, "imagenet/sglformer_ima2.py",
             _IN1K.format(fn="sglformer_ima2_8_512", star=_PLAIN, official=28_671_016, unused=12_288)),
-    _Config("sglformer_8_512star.in1k", "imagenet", 512, 8, 8, STAR_POOLS, 4, 224, "static", 1000, "imagenet",
+    _Config("sglformer_8_512star.in1k", "imagenet", 512, 8, 8, "ima", 4, 224, "static", 1000, "imagenet",
             "sglformer_in1k", "SGLFormer-8-512*", 28.67, 81.93, 28_658_728, "imagenet/sglformer_ima.py",
             _IN1K.format(fn="sglformer_ima_8_512", star=_STAR, official=28_671_016, unused=12_288)),
-    _Config("sglformer_8_768star.in1k", "imagenet", 768, 8, 12, STAR_POOLS, 4, 224, "static", 1000, "imagenet",
+    _Config("sglformer_8_768star.in1k", "imagenet", 768, 8, 12, "ima", 4, 224, "static", 1000, "imagenet",
             "sglformer_in1k", "SGLFormer-8-768*", 64.02, 83.73, 64_006_216, "imagenet/sglformer_ima.py",
             _IN1K.format(fn="sglformer_ima_8_768", star=_STAR, official=64_024_648, unused=18_432)),
 ]
@@ -396,10 +443,10 @@ def _register(cfg: _Config) -> None:
         num_classes=cfg.num_classes, recipe=cfg.recipe, claimed_params_m=cfg.claimed_params_m,
         claimed_top1=cfg.claimed_top1, code_params=cfg.code_params, official_code=f"{REPO}:{cfg.code_path}",
         notes=cfg.notes,
-        extra={"arch": cfg.arch, "dim": cfg.dim, "depths": cfg.depths, "heads": cfg.heads, "pools": cfg.pools},
+        extra={"arch": cfg.arch, "dim": cfg.dim, "depths": cfg.depths, "heads": cfg.heads, "stem": cfg.stem},
     )
     register_model(card, partial(SGLFormer, dim=cfg.dim, depths=cfg.depths, heads=cfg.heads,
-                                 num_classes=cfg.num_classes, T=cfg.T, arch=cfg.arch, pools=cfg.pools,
+                                 num_classes=cfg.num_classes, T=cfg.T, arch=cfg.arch, stem=cfg.stem,
                                  img_size=cfg.img_size, input_kind=cfg.input_kind))
 
 
