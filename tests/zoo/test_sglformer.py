@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import zoo
+from harness.audit import audit_batches
 from harness.recipe import list_recipes, load_recipe
 from official_reference import (DATA_DIR, built_at_official_count, calibrate, load_references, official_layout_loaded,
                                 official_train_step_reproduced)
@@ -150,6 +151,33 @@ def test_imagenet_head_averages_over_time_before_the_linear():
         pooled = model.features(zoo.core.time_major(x, 2, "static", 3)).flatten(3).mean(3)
         torch.testing.assert_close(model(x), model.head(pooled.mean(0)), rtol=0, atol=0)
         torch.testing.assert_close(model(x, per_step=True), model.head(pooled), rtol=0, atol=0)
+
+
+def _active(name: str, **overrides) -> nn.Module:
+    """A shrunk model whose BatchNorms let spikes reach the last stage (random init is nearly silent)."""
+    torch.manual_seed(0)
+    model = zoo.create_model(name, T=2, **TINY, **overrides)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.weight.data.uniform_(0.5, 8.0)
+            module.bias.data.uniform_(0.2, 1.2)
+    return model
+
+
+@pytest.mark.parametrize("name, overrides, dependent", [
+    ("sglformer_8_512.in1k", dict(depths=3), True),  # ima2: the stem's first LIF and the SSA proj over T*B
+    ("sglformer_8_512.in1k", dict(depths=3, ssa_proj_over_tb=False), True),  # the stem's alone
+    ("sglformer_8_512.in1k", dict(depths=3, stem_lif_over_tb=False), True),  # the SSA proj's alone
+    ("sglformer_8_768star.in1k", dict(depths=3), True),  # ima stem: the SSA proj only
+    ("sglformer_4_384.cifar10", {}, False),
+])
+def test_batch_dependence_comes_from_the_t_b_neurons_and_goes_with_the_quirks(name, overrides, dependent):
+    images = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    official = audit_batches(_active(name, **overrides), images, batches=(1, 4))
+    paper = audit_batches(_active(name, official_quirks=False), images, batches=(1, 4))
+    # without a T*B neuron, batches of 1 and 4 differ by float32 rounding at most (kernels chosen by batch size)
+    assert official["batch_dependent"] is dependent and (official["max_logit_diff"] > 1e-3) is dependent
+    assert paper["batch_dependent"] is False and paper["max_logit_diff"] < 1e-5
 
 
 @pytest.mark.parametrize("name, overrides, shape", [
