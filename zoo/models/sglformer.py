@@ -16,7 +16,7 @@ Two architectures, as the official code ships them (``arch``):
   tokens averaged, then the Linear on the time-averaged features.
 
 Official quirks (``official_quirks=True``; each also switchable on its own), against the code's own description
-(the paper's body text was not readable here, so "paper" below means the module's stated intent):
+(the paper's body text was not available for this port, so "paper" below means the module's stated intent):
 - ``interleaved_windows``: the "local" attention groups tokens by ``(h mod 2, w mod 2)``: four interleaved
   sub-grids that each span the whole image, not four contiguous windows;
 - ``double_residual``: the local conv block already returns its input plus the update, and the stage adds the
