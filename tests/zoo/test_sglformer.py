@@ -208,6 +208,17 @@ def test_logits_and_gradients_reproduce_the_official_code(entry):
     assert all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.parametrize("quirk, entry", [
+    ("interleaved_windows", "sglformer_cifar100_t2"), ("interleaved_windows", "sglformer_ima_96_d3"),
+    ("double_residual", "sglformer_dvs128_t4_64"), ("double_residual", "sglformer_ima2_64_d4"),
+    ("ssa_proj_over_tb", "sglformer_ima2_64_d4"), ("stem_lif_over_tb", "sglformer_ima2_64_d4"),
+])
+def test_the_official_fingerprint_tells_each_quirk_from_the_paper_variant(quirk, entry):
+    spec = REFERENCES[entry]
+    with pytest.raises(AssertionError):
+        official_train_step_reproduced({**spec, "overrides": {**spec["overrides"], quirk: False}})
+
+
 def test_bad_configurations_are_rejected():
     with pytest.raises(ValueError, match="arch 'vit'"):
         SGLFormer(dim=48, depths=1, heads=4, num_classes=10, T=1, arch="vit")
