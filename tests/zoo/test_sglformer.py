@@ -9,7 +9,6 @@ from harness.audit import audit_batches
 from harness.recipe import list_recipes, load_recipe
 from official_reference import (DATA_DIR, built_at_official_count, calibrate, load_references, official_layout_loaded,
                                 official_train_step_reproduced)
-from zoo.core import LIF
 from zoo.models.sglformer import ConvSSA, LocalStage, SGLFormer, integrate, partition
 from zoo.models.spikformer import merge_heads
 
