@@ -26,6 +26,9 @@ FAMILIES = [
     ("sdt_2_256.cifar10dvs", {"dim": 64, "depth": 1}, 16),
     ("spikingresformer_dvsg.dvs128", {"planes": [16, 32, 64], "heads": [1, 2, 4], "depths": [1, 1, 1],
                                       "group_size": 16, "img_size": 16}, 16),
+    ("sglformer_4_384.cifar10", {"dim": 48, "heads": 4, "img_size": 16}, 16),
+    ("sglformer_3_256.dvs128", {"dim": 48, "heads": 4, "img_size": 16, "stem": "cifar"}, 16),
+    ("sglformer_8_512.in1k", {"dim": 32, "heads": 2, "depths": 3}, 32),
 ]
 
 
