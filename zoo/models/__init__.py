@@ -7,3 +7,4 @@ from zoo.models import sdt_v2  # noqa: F401  (registers the Meta-SpikeFormer (SD
 from zoo.models import sdt_v3  # noqa: F401  (registers the E-SpikeFormer (SDT v3) configurations)
 from zoo.models import spikingresformer  # noqa: F401  (registers the SpikingResformer configurations)
 from zoo.models import swformer  # noqa: F401  (registers the Spiking Wavelet Transformer configurations)
+from zoo.models import spikingformer  # noqa: F401  (registers the Spikingformer configurations)
