@@ -83,6 +83,15 @@ def test_tokenizer_pools_follow_the_code_variant(name, grid):
     assert tokens.unique().numel() > 2  # a BN output (membrane), not spikes: the residual stream is float
 
 
+def test_pools_override_sets_the_token_grid():
+    model = zoo.create_model("spikingformer_2_256.cifar10dvs", T=2, pools=[False, False, True, True],
+                             official_quirks=False, **TINY)
+    assert model.patch_embed(torch.rand(2, 1, 2, 16, 16)).shape == (2, 1, 32, 4, 4)
+    assert model(torch.rand(1, 2, 2, 16, 16)).shape == (1, 10)
+    with pytest.raises(ValueError, match="one flag per tokenizer stage"):
+        zoo.create_model("spikingformer_4_384.cifar10", pools=[True, True], **TINY)
+
+
 def test_blocks_are_spike_driven_residuals_on_the_membrane_stream():
     torch.manual_seed(0)
     block = Block(16, 2, 2.0).eval()

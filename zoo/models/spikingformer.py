@@ -18,8 +18,8 @@ the LayerNorms on import), so parameter counts are those of the parameters the o
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Literal
 
@@ -126,19 +126,25 @@ class Block(nn.Module):
 class Spikingformer(SpikingClassifier):
     """Spikingformer-``depth``-``dim`` in one of the official code variants (``cifar``, ``imagenet``, ``dvs``).
 
-    ``tau``: the LIF time constant (default: the variant's, 1.5 in the event code, 2.0 elsewhere).
+    ``tau``: the LIF time constant (default: the variant's, 1.5 in the event code, 2.0 elsewhere). ``pools``: which
+    tokenizer stages max-pool (default: the variant's; fewer for small inputs, e.g. the smoke suite's 16x16 digits).
     Quirk switch (``official_quirks``): ``fixed_event_grid`` -- the event code reshapes the tokenizer's stages to
     hard-coded 64/32/16-pixel sides, so it runs on 128x128 frames only; with the quirk (default for ``dvs``) other
     sizes are rejected with one line, without it any size divisible by 16 runs.
     """
 
     def __init__(self, variant: Variant, dim: int, depth: int, heads: int, num_classes: int, T: int,
-                 tau: float | None = None, official_quirks: bool = True, fixed_event_grid: bool | None = None) -> None:
+                 tau: float | None = None, pools: Sequence[bool] | None = None, official_quirks: bool = True,
+                 fixed_event_grid: bool | None = None) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"unknown Spikingformer variant {variant!r}; expected one of {sorted(VARIANTS)}")
         if dim % 8:
             raise ValueError(f"Spikingformer width {dim} must be divisible by 8 (the tokenizer's first stage is dim/8)")
         spec = VARIANTS[variant]
+        if pools is not None:
+            if len(pools) != 4:
+                raise ValueError(f"Spikingformer pools needs one flag per tokenizer stage (4), got {list(pools)}")
+            spec = replace(spec, pools=tuple(bool(p) for p in pools))
         super().__init__(T=T, num_classes=num_classes, in_channels=2 if spec.input_kind == "dvs" else 3,
                          input_kind=spec.input_kind)
         self.variant = spec
