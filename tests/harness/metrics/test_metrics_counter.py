@@ -26,6 +26,9 @@ FAMILIES = [
     ("sdt_2_256.cifar10dvs", {"dim": 64, "depth": 1}, 16),
     ("spikingresformer_dvsg.dvs128", {"planes": [16, 32, 64], "heads": [1, 2, 4], "depths": [1, 1, 1],
                                       "group_size": 16, "img_size": 16}, 16),
+    ("spikingformer_4_384.cifar10", {"dim": 64, "depth": 1, "heads": 4}, 16),
+    ("spikingformer_2_256.cifar10dvs", {"dim": 64, "depth": 1, "heads": 4, "pools": [False, False, True, True],
+                                        "official_quirks": False}, 16),
 ]
 
 
