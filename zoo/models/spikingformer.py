@@ -222,6 +222,9 @@ _KEY_RULES: list[tuple[str, str | None]] = [
 PAPER = "Spikingformer: Spike-driven Residual Learning for Transformer-based Spiking Neural Network (Zhou et al., 2023)"
 REPO = "zhouchenlin2096/Spikingformer@4378623"
 CLAIMS = "as printed in the official README's result tables (the paper's own tables were not read in this session)"
+QUIRKS = ("official_quirks switches one official-code behaviour: the event code's fixed 128x128 grid "
+          "(fixed_event_grid). Paper-vs-code differences are not switchable: the paper's method text was not read "
+          "in this session.")
 
 
 @dataclass(frozen=True)
@@ -307,7 +310,7 @@ def _register(cfg: _Config) -> None:
         input_shape=(in_channels, cfg.side, cfg.side), T=cfg.T, num_classes=cfg.num_classes, recipe=cfg.recipe,
         claimed_params_m=cfg.claimed_params_m, claimed_top1=cfg.claimed_top1,
         claimed_energy_mj=cfg.claimed_energy_mj, code_params=cfg.code_params,
-        official_code=f"{REPO}:{cfg.code_path}", notes=f"Claims {CLAIMS}. {cfg.notes}",
+        official_code=f"{REPO}:{cfg.code_path}", notes=f"Claims {CLAIMS}. {cfg.notes} {QUIRKS}",
         extra={"variant": cfg.variant, "heads": cfg.heads, "depth": cfg.depth, "dim": cfg.dim},
     )
     register_model(card, partial(Spikingformer, variant=cfg.variant, dim=cfg.dim, depth=cfg.depth, heads=cfg.heads,
