@@ -71,7 +71,8 @@ def test_neurons_are_the_official_lifs(name, tau):
     thresholds = {n: m.v_threshold for n, m in lifs.items()}
     assert thresholds.pop("blocks.0.attn.attn_lif") == 0.5 and set(thresholds.values()) == {1.0}
     # 4 tokenizer LIFs (none before the first conv), 5 in attention, 2 in the MLP, none after any block
-    assert len(lifs) == 4 + 7 and not any(n.startswith("patch_embed.stem") for n in lifs)
+    assert len(lifs) == 4 + 7
+    assert [n for n in lifs if n.startswith("patch_embed")] == [f"patch_embed.lifs.{i}" for i in range(4)]
     assert zoo.create_model(name, tau=3.0, **TINY).blocks[0].mlp.fc1_lif.tau == 3.0
 
 

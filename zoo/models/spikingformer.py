@@ -17,7 +17,6 @@ the LayerNorms on import), so parameter counts are those of the parameters the o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -28,7 +27,7 @@ from torch import nn
 
 from zoo.core import LIF, MaxPool, conv_bn, time_major
 from zoo.models.base import SpikingClassifier
-from zoo.models.spikformer import merge_heads, split_heads, trunc_normal_linears
+from zoo.models.spikformer import merge_heads, split_heads, translate_keys, trunc_normal_linears
 from zoo.registry import ModelCard, register_model
 
 Variant = Literal["cifar", "imagenet", "dvs"]
@@ -54,19 +53,21 @@ VARIANTS: dict[str, SpikingformerVariant] = {
 
 
 class SpikingTokenizer(nn.Module):
-    """conv3x3-BN, then four ``LIF -> optional max-pool -> conv3x3-BN`` stages (widths dim/4, dim/2, dim, dim)."""
+    """conv3x3-BN, then four ``LIF -> optional max-pool -> conv3x3-BN`` stages (widths dim/4, dim/2, dim, dim).
+
+    ``convs[i]`` is the official stage ``i`` (``block<i>``/``proj<i>``; stage 0 has no LIF before it).
+    """
 
     def __init__(self, in_channels: int, dim: int, pools: tuple[bool, bool, bool, bool], tau: float) -> None:
         super().__init__()
-        widths = [dim // 8, dim // 4, dim // 2, dim, dim]
-        self.stem = conv_bn(in_channels, widths[0], 3)
+        widths = [in_channels, dim // 8, dim // 4, dim // 2, dim, dim]
+        self.convs = nn.ModuleList(conv_bn(widths[i], widths[i + 1], 3) for i in range(5))
         self.lifs = nn.ModuleList(LIF(tau) for _ in range(4))
         self.pools = nn.ModuleList(MaxPool() if p else nn.Identity() for p in pools)
-        self.convs = nn.ModuleList(conv_bn(widths[i], widths[i + 1], 3) for i in range(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for lif, pool, conv in zip(self.lifs, self.pools, self.convs):
+        x = self.convs[0](x)
+        for lif, pool, conv in zip(self.lifs, self.pools, self.convs[1:]):
             x = conv(pool(lif(x)))
         return x
 
@@ -184,30 +185,16 @@ class Spikingformer(SpikingClassifier):
         return self.head(feats.mean(0))  # the official order: average over time, then the Linear
 
     def official_key_map(self, official_keys: Iterable[str]) -> dict[str, str | None]:
-        """Official keys (CIFAR ``patch_embed.block<i>_*``, ImageNet/event ``patch_embed.proj<i>_*``) -> ours;
+        """Official keys (CIFAR ``patch_embed.block<i>_*``, ImageNet/event ``patch_embed.proj[<i>]_*``) -> ours;
         the unused ``norm1``/``norm2`` LayerNorms map to None."""
-        mapped: dict[str, str | None] = {}
-        for key in official_keys:
-            for pattern, template in _KEY_RULES:
-                match = re.fullmatch(pattern, key)
-                if match:
-                    mapped[key] = None if template is None else _expand(match, template)
-                    break
-        return mapped
-
-
-def _expand(match: re.Match[str], template: str) -> str:
-    """``match.expand`` with ``{stage}``: the official tokenizer stage number minus one (our ``convs`` index)."""
-    if "{stage}" in template:
-        template = template.replace("{stage}", str(int(match.group("stage")) - 1))
-    return match.expand(template)
+        return translate_keys(official_keys, _KEY_RULES)
 
 
 _KEY_RULES: list[tuple[str, str | None]] = [
-    (r"patch_embed\.(?:block0|proj)_conv\.(.+)", r"patch_embed.stem.0.\1"),
-    (r"patch_embed\.(?:block0|proj)_bn\.(.+)", r"patch_embed.stem.1.\1"),
-    (r"patch_embed\.(?:block|proj)(?P<stage>[1-4])_conv\.(.+)", r"patch_embed.convs.{stage}.0.\2"),
-    (r"patch_embed\.(?:block|proj)(?P<stage>[1-4])_bn\.(.+)", r"patch_embed.convs.{stage}.1.\2"),
+    (r"patch_embed\.(?:block0|proj)_conv\.(.+)", r"patch_embed.convs.0.0.\1"),
+    (r"patch_embed\.(?:block0|proj)_bn\.(.+)", r"patch_embed.convs.0.1.\1"),
+    (r"patch_embed\.(?:block|proj)([1-4])_conv\.(.+)", r"patch_embed.convs.\1.0.\2"),
+    (r"patch_embed\.(?:block|proj)([1-4])_bn\.(.+)", r"patch_embed.convs.\1.1.\2"),
     (r"block\.(\d+)\.attn\.(q|k|v|proj)_conv\.(.+)", r"blocks.\1.attn.\2.0.\3"),
     (r"block\.(\d+)\.attn\.(q|k|v|proj)_bn\.(.+)", r"blocks.\1.attn.\2.1.\3"),
     (r"block\.(\d+)\.mlp\.mlp([12])_conv\.(.+)", r"blocks.\1.mlp.fc\2.0.\3"),
