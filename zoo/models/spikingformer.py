@@ -241,6 +241,7 @@ _CIFAR_HEADS = ("The official code registers only 4-384 (cifar10.yml: 12 heads; 
                 "parameters.")
 _IN1K_HEADS = ("imagenet.yml sets 8 heads for every width; this size uses them. Released weights: 8-768 only "
                "(README, Baidu Netdisk, password abcd).")
+_LOG = " The top-1 claim equals the best epoch of the shipped log {log} ({value})."
 _EVENT = ("The event model (cifar10-dvs/model.py; dvs128-gesture/model.py is the same with 11 classes): dim 256, 2 "
           "blocks, 16 heads, LIF tau 1.5, 128x128 frames (official_quirks rejects other sizes), T {T} (the README's "
           "T {T} row; train.py's default T is 16).")
@@ -268,7 +269,8 @@ CONFIGS = [
             _CIFAR_HEADS.format(h=12)),
     _Config("spikingformer_2_256.cifar10dvs", "dvs", 256, 2, 16, 10, 16, "cifar10dvs", 128,
             "spikingformer_cifar10dvs", "table2_small", "Spikingformer-2-256 (T 16)", 2.57, 81.3, None, 2_566_666,
-            "cifar10-dvs/model.py", _EVENT.format(T=16)),
+            "cifar10-dvs/model.py", _EVENT.format(T=16)
+            + _LOG.format(log="origin_logs/cifar10dvs/Spikingformer-on-cifar10dvs.text", value="max_test_acc1 81.3")),
     _Config("spikingformer_2_256_t10.cifar10dvs", "dvs", 256, 2, 16, 10, 10, "cifar10dvs", 128,
             "spikingformer_cifar10dvs", "table2_small", "Spikingformer-2-256 (T 10)", 2.57, 79.9, None,
             2_566_666, "cifar10-dvs/model.py", _EVENT.format(T=10)),
@@ -283,10 +285,11 @@ CONFIGS = [
             _IN1K_HEADS),
     _Config("spikingformer_8_512.in1k", "imagenet", 512, 8, 8, 1000, 4, "imagenet", 224, "spikingformer_in1k",
             "table1_imagenet", "Spikingformer-8-512", 29.68, 74.79, 7.46, 29_689_384, "imagenet/model.py",
-            _IN1K_HEADS),
+            _IN1K_HEADS + _LOG.format(log="origin_logs/imagenet/Spikingformer-on-Imagenet-512.text", value=74.792)),
     _Config("spikingformer_8_768.in1k", "imagenet", 768, 8, 8, 1000, 4, "imagenet", 224, "spikingformer_in1k_768",
             "table1_imagenet", "Spikingformer-8-768", 66.34, 75.85, 13.68, 66_338_632,
-            "imagenet/model.py + imagenet.yml", _IN1K_HEADS),
+            "imagenet/model.py + imagenet.yml",
+            _IN1K_HEADS + _LOG.format(log="origin_logs/imagenet/Spikingformer-on-Imagenet-768.text", value=75.848)),
 ]
 
 
