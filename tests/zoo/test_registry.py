@@ -8,13 +8,13 @@ import pytest
 import zoo
 
 FAMILIES = {"msvit", "qkformer", "spikformer", "sdt", "sdt_v2", "sdt_v3", "spikingresformer", "swformer",
-            "sglformer"}
+            "sglformer", "spikingformer"}
 
 
 def test_every_family_is_registered_with_cards():
     names = [n for n in zoo.list_models() if zoo.model_card(n).family != "test"]  # engine tests add "test"
     assert {zoo.model_card(n).family for n in names} == FAMILIES
-    assert len(names) == 60
+    assert len(names) == 50 + 10 + 13  # SGLFormer: 10, Spikingformer: 13
     for name in names:
         card = zoo.model_card(name)
         assert card.name == name and card.T >= 1 and card.num_classes >= 10 and card.recipe

@@ -8,3 +8,4 @@ from zoo.models import sdt_v3  # noqa: F401  (registers the E-SpikeFormer (SDT v
 from zoo.models import spikingresformer  # noqa: F401  (registers the SpikingResformer configurations)
 from zoo.models import swformer  # noqa: F401  (registers the Spiking Wavelet Transformer configurations)
 from zoo.models import sglformer  # noqa: F401  (registers the SGLFormer configurations)
+from zoo.models import spikingformer  # noqa: F401  (registers the Spikingformer configurations)

@@ -29,6 +29,9 @@ FAMILIES = [
     ("sglformer_4_384.cifar10", {"dim": 48, "heads": 4, "img_size": 16}, 16),
     ("sglformer_3_256.dvs128", {"dim": 48, "heads": 4, "img_size": 16, "stem": "cifar"}, 16),
     ("sglformer_8_512.in1k", {"dim": 32, "heads": 2, "depths": 3}, 32),
+    ("spikingformer_4_384.cifar10", {"dim": 64, "depth": 1, "heads": 4}, 16),
+    ("spikingformer_2_256.cifar10dvs", {"dim": 64, "depth": 1, "heads": 4, "pools": [False, False, True, True],
+                                        "official_quirks": False}, 16),
 ]
 
 

@@ -13,7 +13,7 @@ from harness.suite import RunSpec, expand, load_suite
 
 SUITE = Path(__file__).resolve().parents[3] / "suites" / "controlled.yaml"
 FAMILIES = {"msvit", "qkformer", "spikformer", "sdt", "sdt_v2", "sdt_v3", "spikingresformer", "swformer",
-            "sglformer"}
+            "sglformer", "spikingformer"}
 BANDS = {"cifar100": (7.0e6, 10.0e6), "dvs128": (1.5e6, 2.5e6)}  # parameters: about 7-10M, about 2M
 
 

@@ -33,5 +33,5 @@ def test_table4_keeps_the_five_families_paper_rows_beside_the_new_ones():
     assert all((c.model, c.dataset, c.T, c.variant) in runs for c in compared)
     families = {model.split("_")[0] for model, *_ in runs}
     assert families == {"msvit", "qkformer", "spikformer", "sdt", "sdtv2", "sdtv3", "spikingresformer", "swformer",
-                        "sglformer"}
+                        "sglformer", "spikingformer"}
     assert {dataset for _, dataset, *_ in runs} == {"imagenet", "cifar10", "cifar100", "dvs128", "cifar10dvs"}

@@ -13,7 +13,8 @@ from conftest import MODEL, write_catalog
 import zoo
 from harness.weights import CatalogError, load_catalog, stored_path
 
-FAMILIES_WITH_RELEASES = {"qkformer", "sdt", "sdt_v2", "sdt_v3", "spikingresformer", "swformer", "sglformer"}
+FAMILIES_WITH_RELEASES = {"qkformer", "sdt", "sdt_v2", "sdt_v3", "spikingresformer", "swformer", "sglformer",
+                          "spikingformer"}
 
 
 def test_packaged_catalog_names_zoo_models_with_their_sources():
