@@ -17,11 +17,13 @@ from zoo.core.lif import LIF, PLIF, FusedLIF, lif_reference
 from zoo.core.multispike import IntegerSpike, MultiSpike
 from zoo.core.neuron import SpikingNeuron, neuron_modules
 from zoo.core.surrogate import SURROGATES, Surrogate, make_surrogate
+from zoo.core.swap import NEURON_TYPES, SWAP_FIELDS, NeuronSwap, SurrogateSwap, SwapError, SwapRule, swap_components
 from zoo.core.ternary import FusedTernaryIF, TernaryIF, ternary_reference
 
 __all__ = [
     "LIF", "PLIF", "IF", "FusedLIF", "lif_reference", "MultiSpike", "IntegerSpike", "TernaryIF", "FusedTernaryIF",
     "ternary_reference", "Surrogate", "SURROGATES", "make_surrogate",
     "SeqFlat", "conv_bn", "LinearBN", "MaxPool", "ConvBNLIF", "spike_add", "mean_time_tokens",
-    "time_major", "SpikingNeuron", "neuron_modules",
+    "time_major", "SpikingNeuron", "neuron_modules", "NEURON_TYPES", "SWAP_FIELDS", "NeuronSwap", "SurrogateSwap",
+    "SwapError", "SwapRule", "swap_components",
 ]
