@@ -317,7 +317,7 @@ class _Resolver:
             if key in NOT_OVERRIDES:
                 raise SuiteError(f"{where('overrides', key)}: {key} is not a model override; {NOT_OVERRIDES[key]}")
             if key in zoo.core.SWAP_FIELDS:
-                self.check_swap(model, key, value, where)
+                self.check_swap(model, key, overrides, where)
                 continue
             if key not in parameters:
                 valid = sorted(set(parameters) - set(NOT_OVERRIDES) | set(zoo.core.SWAP_FIELDS))
@@ -326,12 +326,14 @@ class _Resolver:
             if problem:
                 raise SuiteError(f"{where('overrides', key)}: override {key!r} of {model}: {problem}")
 
-    def check_swap(self, model: str, key: str, value: Any, where: Where) -> None:
-        """A swap override is well formed and allowed by the model's card (``zoo.core.swap``)."""
-        from zoo.core.swap import SwapError, check_swaps
+    def check_swap(self, model: str, key: str, overrides: dict[str, Any], where: Where) -> None:
+        """Swap override ``key`` is well formed and allowed by the model's card (``zoo.core.swap``), with the swaps
+        before it (a surrogate swap acts on the neuron the neuron swap puts in)."""
+        from zoo.core.swap import SWAP_FIELDS, SwapError, check_swaps
 
+        upto = SWAP_FIELDS[:SWAP_FIELDS.index(key) + 1]
         try:
-            check_swaps(model, self.card(model).swaps, **{key: value})
+            check_swaps(model, self.card(model).swaps, **{k: overrides[k] for k in upto if k in overrides})
         except SwapError as err:
             raise SuiteError(f"{where('overrides', key)}: {err}") from None
 

@@ -72,15 +72,19 @@ class SwapError(ValueError):
 
 @dataclass(frozen=True)
 class SwapRule:
-    """What a family's card says about swaps: ``exempt`` (shell patterns of neuron module names) are structural
-    neurons no swap touches, for ``exempt_reason``; ``forbidden`` maps a neuron type (or ``"surrogate"``) the
-    family refuses to why. Every neuron a swap touches must be of one type: the family's own."""
+    """What a configuration's card says about swaps: ``neuron`` is its own neuron type, the exact type of every
+    neuron a swap touches; ``exempt`` (shell patterns of neuron module names) are structural neurons no swap
+    touches, for ``exempt_reason``; ``forbidden`` maps a neuron type (or ``"surrogate"``) the family refuses to
+    why."""
 
+    neuron: str = "lif"
     exempt: tuple[str, ...] = ()
     exempt_reason: str = ""
     forbidden: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.neuron not in NEURON_TYPES:
+            raise ValueError(f"SwapRule.neuron must be one of {', '.join(NEURON_TYPES)}, got {self.neuron!r}")
         unknown = set(self.forbidden) - {*NEURON_TYPES, "surrogate"}
         if unknown:
             raise ValueError(f"SwapRule.forbidden names unknown swaps {sorted(unknown)}")
@@ -114,6 +118,10 @@ class NeuronSwap:
             problem = accepted[key](setting)
             if problem:
                 raise SwapError(f"neuron {kind!r} setting {key!r} must be {problem}, got {setting!r}")
+        try:  # the neuron's own checks of its values (tau > 1, ...), on a neuron with these settings
+            NEURON_TYPES[kind](**params)
+        except ValueError as err:
+            raise SwapError(f"neuron {kind!r}: {err}") from None
         return cls(kind, dict(params))
 
     def label(self) -> str:
@@ -195,6 +203,10 @@ def check_swaps(model_name: str, rule: SwapRule, neuron: Any = None, surrogate: 
         if "surrogate" in rule.forbidden:
             raise SwapError(f"{model_name}: override 'surrogate' is forbidden by its model card "
                             f"({rule.forbidden['surrogate']})")
+        kind = rule.neuron if neuron is None else NeuronSwap.parse(neuron).type
+        if not hasattr(NEURON_TYPES[kind](), "surrogate"):
+            raise SwapError(f"{model_name}: override 'surrogate': {LABELS[kind]} neurons have a straight-through "
+                            f"gradient, no surrogate to swap (swap the neuron to lif, plif, if or ternary as well)")
 
 
 def _parsed(model_name: str, parse: Callable[[Any], Any], value: Any, what: str) -> Any:
@@ -215,17 +227,18 @@ def swap_components(model: nn.Module, rule: SwapRule, neuron: Any = None, surrog
     if neuron is None and surrogate is None:
         return []
     targets = rule.swapped(model)
-    own = {type(module).__name__ for _, module in targets}
-    if len(own) > 1:
-        raise SwapError(f"{model_name}: neurons outside its card's swap exemptions are of {len(own)} types "
-                        f"({', '.join(sorted(own))}): its card must exempt the structural ones")
+    own = NEURON_TYPES[rule.neuron]
+    other = next(((name, module) for name, module in targets if type(module) is not own), None)
+    if other is not None:
+        raise SwapError(f"{model_name}: its card's swap rule says its neurons are {own.__name__}, but {other[0]} is "
+                        f"a {type(other[1]).__name__}: the card must name its own neuron or exempt that one")
     if neuron is not None:
         request = NeuronSwap.parse(neuron)
         replacements = {id(old): _rebuilt(old, request, f"{model_name}: {name}") for name, old in targets}
         _replace(model, replacements)
         targets = rule.swapped(model)
     if surrogate is not None:
-        _set_surrogate(targets, SurrogateSwap.parse(surrogate), model_name)
+        _set_surrogate(targets, SurrogateSwap.parse(surrogate))
     return [name for name, _ in targets]
 
 
@@ -237,13 +250,8 @@ def _replace(model: nn.Module, replacements: dict[int, SpikingNeuron]) -> None:
                 setattr(parent, name, replacements[id(child)])
 
 
-def _set_surrogate(targets: list[tuple[str, SpikingNeuron]], request: SurrogateSwap, model_name: str) -> None:
+def _set_surrogate(targets: list[tuple[str, SpikingNeuron]], request: SurrogateSwap) -> None:
     surrogate = make_surrogate(request.type, request.alpha)
-    without = sorted({type(module).__name__ for _, module in targets if not hasattr(module, "surrogate")})
-    if without or not targets:
-        what = f"{', '.join(without)} neurons have a straight-through gradient" if without else "no neuron to swap"
-        raise SwapError(f"{model_name}: override 'surrogate': {what}, no surrogate to swap (swap the neuron to "
-                        f"lif, plif, if or ternary as well)")
     for _, module in targets:
         module.surrogate = surrogate
 

@@ -335,8 +335,8 @@ CONFIGS = [
 ]
 
 
-SIGNED_SPIKES_FORBIDDEN = SwapRule(forbidden={
-    "ternary": "DSSA scales its attention by 1/sqrt(firing rate): signed spikes can make a head's rate <= 0"})
+# DSSA divides by the square root of a running firing rate, which signed (ternary) spikes can drive to <= 0
+SIGNED_SPIKES = "DSSA scales its attention by 1/sqrt(firing rate): signed spikes can make a head's rate <= 0"
 
 
 def _register(cfg: _Config) -> None:
@@ -347,7 +347,7 @@ def _register(cfg: _Config) -> None:
         claimed_top1=cfg.claimed_top1, claimed_energy_mj=cfg.claimed_energy_mj, code_params=cfg.code_params,
         official_code=f"{REPO}:{cfg.code_path}", notes=cfg.notes,
         extra={"planes": list(cfg.planes), "heads": list(cfg.heads), "neuron": cfg.neuron, "stem": cfg.stem},
-        swaps=SIGNED_SPIKES_FORBIDDEN,
+        swaps=SwapRule(neuron=cfg.neuron, forbidden={"ternary": SIGNED_SPIKES}),
     )
     register_model(card, partial(SpikingResformer, planes=cfg.planes, heads=cfg.heads, num_classes=cfg.num_classes,
                                  T=cfg.T, stem=cfg.stem, group_size=cfg.group_size, neuron=cfg.neuron,

@@ -1,5 +1,7 @@
 """Component swaps on small hand-built modules: what is carried, what a swap's settings change, what is refused."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -79,13 +81,13 @@ def test_if_from_a_plif_keeps_neither_tau_nor_decay_input_and_back():
     model = Block(decay_input=False)
     swap_components(model, HAAR, neuron="if")
     assert type(model.lif) is IF and model.lif.tau == float("inf")
-    swap_components(model, HAAR, neuron="lif")
+    swap_components(model, SwapRule(neuron="if", exempt=HAAR.exempt, exempt_reason="structural"), neuron="lif")
     assert type(model.lif) is LIF and model.lif.tau == 2.0 and model.lif.decay_input is True
 
 
 def test_multispike_renormalises_a_normalised_count_and_keeps_raw_counts():
     model = nn.Sequential(MultiSpike(D=4), MultiSpike(D=4, norm=1))
-    swap_components(model, SwapRule(), neuron={"type": "multispike", "D": 8})
+    swap_components(model, SwapRule(neuron="multispike"), neuron={"type": "multispike", "D": 8})
     assert [(m.D, m.norm) for m in model] == [(8, 8.0), (8, 1.0)]
 
 
@@ -106,10 +108,13 @@ def test_surrogate_swap_sets_every_swapped_neuron_and_leaves_exempt_ones():
 
 
 def test_surrogate_swap_of_a_straight_through_neuron_is_refused():
+    rule = SwapRule(neuron="multispike")
     with pytest.raises(SwapError, match="m: override 'surrogate': MultiSpike neurons have a straight-through"):
-        swap_components(nn.Sequential(MultiSpike()), SwapRule(), surrogate="atan", model_name="m")
+        swap_components(nn.Sequential(MultiSpike()), rule, surrogate="atan", model_name="m")
+    with pytest.raises(SwapError, match="m: override 'surrogate': MultiSpike neurons have a straight-through"):
+        swap_components(Block(), HAAR, neuron="multispike", surrogate="atan", model_name="m")
     model = nn.Sequential(MultiSpike())
-    swap_components(model, SwapRule(), neuron="lif", surrogate="atan")
+    swap_components(model, rule, neuron="lif", surrogate="atan")
     assert model[0].surrogate.name == "atan"
 
 
@@ -139,9 +144,19 @@ def test_malformed_neuron_swaps_are_refused_in_one_line(value, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
-def test_a_setting_the_neuron_rejects_is_refused_naming_the_module():
-    with pytest.raises(SwapError, match=r"^m: lif: cannot become LIF: LIF tau must be > 1"):
-        swap_components(Block(), HAAR, neuron={"type": "lif", "tau": 0.5}, model_name="m")
+@pytest.mark.parametrize("value,message", [
+    ({"type": "lif", "tau": 0.5}, "neuron 'lif': LIF tau must be > 1 (got 0.5): the membrane would not decay"),
+    ({"type": "plif", "init_tau": 1.0}, "neuron 'plif': LIF tau must be > 1 (got 1.0): the membrane would not decay"),
+    ({"type": "multispike", "norm": 0}, None),
+])
+def test_a_setting_the_neuron_itself_rejects_is_refused_before_the_model_is_touched(value, message):
+    model = Block()
+    if message is None:  # a value the neuron accepts
+        swap_components(model, HAAR, neuron=value)
+        return
+    with pytest.raises(SwapError, match=f"^m: override 'neuron': {re.escape(message)}$"):
+        swap_components(model, HAAR, neuron=value, model_name="m")
+    assert type(model.lif) is LIF
 
 
 def test_what_cannot_carry_is_refused():
@@ -154,9 +169,12 @@ def test_what_cannot_carry_is_refused():
         swap_components(Block(time_dim=1), HAAR, neuron="ternary", model_name="m")
 
 
-def test_neurons_of_two_types_outside_the_exemptions_are_refused():
-    with pytest.raises(SwapError, match="m: neurons outside its card's swap exemptions are of 2 types"):
+def test_a_neuron_of_another_type_than_the_cards_is_refused():
+    with pytest.raises(SwapError, match="m: its card's swap rule says its neurons are LIF, but haar.neuron is a "
+                                        "TernaryIF: the card must name its own neuron or exempt that one"):
         swap_components(Block(), SwapRule(), neuron="plif", model_name="m")
+    with pytest.raises(SwapError, match="but lif is a LIF"):
+        swap_components(Block(), SwapRule(neuron="ternary"), neuron="plif", model_name="m")
 
 
 def test_no_swap_leaves_the_model_alone():
@@ -171,6 +189,8 @@ def test_rules_are_checked_when_a_card_states_them():
         SwapRule(forbidden={"relu": "x"})
     with pytest.raises(ValueError, match="exempt_reason"):
         SwapRule(exempt=("a.*",))
+    with pytest.raises(ValueError, match="SwapRule.neuron must be one of"):
+        SwapRule(neuron="LIF")
 
 
 def test_labels_and_one_spelling_per_swap():
