@@ -72,7 +72,8 @@ def overrides_label(recorded: Mapping[str, str]) -> str:
         settings = recorded_overrides({k: v for k, v in recorded.items() if k.partition(".")[0] == name}, "")
         return swap_label(name, settings[name]) if name in settings else None
 
-    arguments = [f"{key}={value}" for key, value in sorted(recorded.items()) if key.partition(".")[0] not in SWAP_FIELDS]
+    arguments = [f"{key}={value}" for key, value in sorted(recorded.items())
+                 if key.partition(".")[0] not in SWAP_FIELDS]
     return ", ".join(arguments + [label for label in map(swap, SWAP_FIELDS) if label])
 
 

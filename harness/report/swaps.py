@@ -73,7 +73,8 @@ def _record(config: ConfigResult, neuron: str, own: Stat | None, margins: Margin
         verdict = OWN_NOT_RUN if own.mean is None else config.top1_verdict(own.mean, margins.top1)
     return {
         "dataset": config.dataset, "family": config.family, "model": config.model, "T": config.T,
-        "config": _size_label(config) or None, "role": "own" if own is None else "swap", "neuron": neuron, "top1_best_mean": best.mean,
+        "config": _size_label(config) or None, "role": "own" if own is None else "swap", "neuron": neuron,
+        "top1_best_mean": best.mean,
         "top1_best_std": best.std, "top1_n": best.n, "top1_ci_low": best.ci_low, "top1_ci_high": best.ci_high,
         "own_top1_mean": None if own is None else own.mean,
         "top1_delta": None if own is None or own.mean is None or best.mean is None else best.mean - own.mean,
