@@ -331,6 +331,9 @@ class _Resolver:
         before it (a surrogate swap acts on the neuron the neuron swap puts in)."""
         from zoo.core.swap import SWAP_FIELDS, SwapError, check_swaps
 
+        if overrides[key] is None:
+            raise SuiteError(f"{where('overrides', key)}: override {key!r} of {model}: a swap needs a value (leave "
+                             f"{key} out to keep the model's own)")
         upto = SWAP_FIELDS[:SWAP_FIELDS.index(key) + 1]
         try:
             check_swaps(model, self.card(model).swaps, **{k: overrides[k] for k in upto if k in overrides})

@@ -204,9 +204,11 @@ def check_swaps(model_name: str, rule: SwapRule, neuron: Any = None, surrogate: 
             raise SwapError(f"{model_name}: override 'surrogate' is forbidden by its model card "
                             f"({rule.forbidden['surrogate']})")
         kind = rule.neuron if neuron is None else NeuronSwap.parse(neuron).type
-        if not hasattr(NEURON_TYPES[kind](), "surrogate"):
+        with_surrogate = [name for name, cls in NEURON_TYPES.items() if "surrogate" in _constructor_arguments(cls)]
+        if kind not in with_surrogate:
             raise SwapError(f"{model_name}: override 'surrogate': {LABELS[kind]} neurons have a straight-through "
-                            f"gradient, no surrogate to swap (swap the neuron to lif, plif, if or ternary as well)")
+                            f"gradient, no surrogate to swap (swap the neuron to one of {', '.join(with_surrogate)} "
+                            f"as well)")
 
 
 def _parsed(model_name: str, parse: Callable[[Any], Any], value: Any, what: str) -> Any:

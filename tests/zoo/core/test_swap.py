@@ -111,7 +111,8 @@ def test_surrogate_swap_of_a_straight_through_neuron_is_refused():
     rule = SwapRule(neuron="multispike")
     with pytest.raises(SwapError, match="m: override 'surrogate': MultiSpike neurons have a straight-through"):
         swap_components(nn.Sequential(MultiSpike()), rule, surrogate="atan", model_name="m")
-    with pytest.raises(SwapError, match="m: override 'surrogate': MultiSpike neurons have a straight-through"):
+    with pytest.raises(SwapError, match="MultiSpike neurons have a straight-through gradient, no surrogate to swap "
+                                        r"\(swap the neuron to one of lif, plif, if, ternary as well\)"):
         swap_components(Block(), HAAR, neuron="multispike", surrogate="atan", model_name="m")
     model = nn.Sequential(MultiSpike())
     swap_components(model, rule, neuron="lif", surrogate="atan")
