@@ -54,7 +54,8 @@ def test_equal_swaps_spelled_differently_are_one_run(tmp_path):
     ("{surrogate: relu}", "unknown surrogate 'relu'; expected one of sigmoid, atan"),
     ("{surrogate: {type: atan, alpha: -1}}", "setting 'alpha' must be a number > 0"),
     ("{nueron: plif}", "unknown override 'nueron'; did you mean neuron?"),
-    ("{neuron: null}", f"override 'neuron' of {MODEL}: a swap needs a value (leave neuron out to keep the model's own)"),
+    ("{neuron: null}", f"override 'neuron' of {MODEL}: a swap needs a value (leave neuron out to keep the "
+                       f"model's own)"),
 ])
 def test_a_bad_swap_fails_validation_in_one_line_naming_line_and_field(tmp_path, capsys, overrides, expected):
     path = _suite(tmp_path, overrides)
