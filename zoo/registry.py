@@ -119,11 +119,6 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     return model
 
 
-def swap_arguments() -> tuple[str, ...]:
-    """The model overrides every configuration accepts besides its constructor arguments: the component swaps."""
-    return SWAP_FIELDS
-
-
 def model_module(name: str) -> str:
     """The dotted name of the module that defines a configuration's builder (its family's model file, e.g.
     ``zoo.models.sdt``): the code a run of it depends on beyond the shared core."""

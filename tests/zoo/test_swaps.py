@@ -8,7 +8,7 @@ import torch
 import yaml
 
 import zoo
-import zoo.registry
+import zoo.core
 from zoo.core import NEURON_TYPES, SwapError, neuron_modules
 from zoo.registry import _BUILDERS
 
@@ -152,7 +152,7 @@ def test_surrogate_swap_needs_a_surrogate_neuron():
 
 def test_swaps_are_not_constructor_arguments():
     assert "neuron" not in zoo.model_arguments("spikingresformer_tistar.cifar10")
-    assert zoo.registry.swap_arguments() == ("neuron", "surrogate")
+    assert zoo.core.SWAP_FIELDS == ("neuron", "surrogate")
 
 
 def test_a_swap_builds_on_the_meta_device():
