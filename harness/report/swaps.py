@@ -104,7 +104,7 @@ def swap_records(configs: list[ConfigResult], margins: Margins = Margins()) -> l
 def _cells(record: dict[str, Any]) -> dict[str, str]:
     return {
         "dataset": record["dataset"], "family": record["family"] or MISSING, "model": record["model"],
-        "config": record["config"] or MISSING, "neuron": record["neuron"],
+        "T": str(record["T"]), "config": record["config"] or MISSING, "neuron": record["neuron"],
         "top1": mean_std(record["top1_best_mean"], record["top1_best_std"]),
         "n": str(record["top1_n"]) + (f" (+{record['outcome']})" if record["outcome"] else ""),
         "top1_ci": interval(record["top1_ci_low"], record["top1_ci_high"]),
@@ -118,7 +118,7 @@ def swap_table(configs: list[ConfigResult], margins: Margins = Margins()) -> tup
     records = swap_records(configs, margins)
     top1 = "Top-1 (%) best"
     columns = (Column("dataset", "Dataset", align="l"), Column("family", "Family", align="l"),
-               Column("model", "Model", align="l"), Column("config", "Overrides", align="l"),
+               Column("model", "Model", align="l"), Column("T", "T"), Column("config", "Overrides", align="l"),
                Column("neuron", "Variant", align="l"), Column("top1", "mean ± std", top1), Column("n", "n", top1),
                Column("top1_ci", "95% CI", top1), Column("delta", "Δ vs own", top1),
                Column("verdict", f"verdict vs own (±{fixed(margins.top1, 1)})", top1, "l"),

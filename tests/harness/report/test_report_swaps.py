@@ -77,7 +77,7 @@ def test_swapped_runs_leave_the_other_table_and_render_with_their_variant(tmp_pa
     paths = render_tables(_runs(), "ablation", tmp_path, MARGINS)
     markdown = paths["neuron_swap.md"].read_text()
     assert "| CIFAR100 |" not in markdown  # datasets as recorded: one table, no panels
-    assert "| cifar100 | sdt | sdt_2_512.cifar100 | dim=480 | neuron: PLIF | 80.10 ± 0.10 | 3 |" in markdown
+    assert "| cifar100 | sdt | sdt_2_512.cifar100 | 4 | dim=480 | neuron: PLIF | 80.10 ± 0.10 | 3 |" in markdown
     assert "| LIF (own) |" in markdown and "reference" in markdown and "verdict vs own (±1.5)" in markdown
     other = pd.read_csv(paths["other.csv"])
     assert set(other["run_ids"].dropna()) == {"own0 own1 own2", "short"}
@@ -95,5 +95,5 @@ def test_the_variant_label_shows_a_swap_by_its_name():
 def test_the_display_names_every_column_and_note():
     data, display = swap_table(group_configs(_runs()), MARGINS)
     assert list(data["neuron"])[1] == "LIF (own)"
-    assert [c.header for c in display.columns][:5] == ["Dataset", "Family", "Model", "Overrides", "Variant"]
+    assert [c.header for c in display.columns][:6] == ["Dataset", "Family", "Model", "T", "Overrides", "Variant"]
     assert any("own ± margin" in note for note in display.notes)
