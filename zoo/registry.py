@@ -90,7 +90,7 @@ def model_parameters(name: str) -> dict[str, inspect.Parameter]:
     with its annotation (evaluated) and this configuration's default: the schema of a model's overrides."""
     _check_name(name)
     parameters = inspect.signature(_BUILDERS[name], eval_str=True).parameters.values()
-    # a builder's own ``neuron`` argument is shadowed by the swap of that name (``swap_arguments``)
+    # a builder's own ``neuron`` argument is shadowed by the swap of that name (``SWAP_FIELDS``)
     return {p.name: p for p in parameters
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in SWAP_FIELDS}
 
@@ -110,7 +110,8 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     """
     _check_name(name)
     card = _CARDS[name]
-    swaps = {key: overrides.pop(key) for key in SWAP_FIELDS if overrides.get(key) is not None}
+    requested = {key: overrides.pop(key, None) for key in SWAP_FIELDS}
+    swaps = {key: value for key, value in requested.items() if value is not None}
     check_swaps(name, card.swaps, **swaps)
     model = _BUILDERS[name](**overrides)
     swap_components(model, card.swaps, model_name=name, **swaps)

@@ -150,6 +150,12 @@ def test_surrogate_swap_needs_a_surrogate_neuron():
     assert {(m.surrogate.name, m.surrogate.alpha) for _, m in neuron_modules(model)} == {("atan", 3.0)}
 
 
+def test_a_swap_left_none_is_no_swap():
+    default, x = _build("spikingresformer")
+    none, _ = _build("spikingresformer", neuron=None, surrogate=None)
+    assert none.card.swapped == {} and torch.equal(none.eval()(x), default.eval()(x))
+
+
 def test_swaps_are_not_constructor_arguments():
     assert "neuron" not in zoo.model_arguments("spikingresformer_tistar.cifar10")
     assert zoo.core.SWAP_FIELDS == ("neuron", "surrogate")
