@@ -491,7 +491,6 @@ def _bench_parser() -> argparse.ArgumentParser:
 def _model_overrides(name: str, pairs: list[str]) -> dict[str, object]:
     """``ARG=VALUE`` pairs (values parsed as YAML) checked against the model's constructor arguments and swaps."""
     import yaml
-    import zoo
 
     allowed = _override_names(name)
     overrides = {}
