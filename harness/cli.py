@@ -131,11 +131,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         raise UserError(_first_of(inputs.problems))
     print(f"{suite.path}: " + (f"{len(specs)} runs; the suite is valid, but what they need is missing under "
                                f"{args.data_root} (listed below)" if inputs.missing else f"valid, {len(specs)} runs"))
+    from zoo.core.swap import SWAP_FIELDS, swap_label
+
     for spec in specs:
         variant = f" [{spec.variant}]" if spec.variant else ""
+        swaps = "".join(f" [{swap_label(key, spec.overrides[key])}]" for key in SWAP_FIELDS if key in spec.overrides)
         evaluated = f" eval-only weights={spec.weights}" if spec.eval_only else ""
         print(f"  {spec.run_id} {spec.model} {spec.dataset} T={spec.T} seed={spec.seed} recipe={spec.recipe}"
-              f"{variant}{evaluated}")
+              f"{variant}{swaps}{evaluated}")
     if inputs.missing:
         _list_missing(suite.path, inputs.missing, args.data_root)
     return 0

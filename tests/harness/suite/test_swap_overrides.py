@@ -38,6 +38,13 @@ def test_a_swap_is_a_valid_override_and_changes_the_run_id(tmp_path):
     assert len(set(ids.values())) == len(ids)
 
 
+def test_validate_lists_each_run_with_its_swap(tmp_path, capsys):
+    path = _suite(tmp_path, "{dim: 64, heads: 4, neuron: {type: lif, tau: 3.0}, surrogate: atan}")
+    assert main(["validate", str(path)]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.endswith("recipe=digits [neuron: LIF (tau=3.0)] [surrogate: atan]"), line
+
+
 def test_equal_swaps_spelled_differently_are_one_run(tmp_path):
     plain = _spec(tmp_path, "{neuron: plif, surrogate: atan}")
     assert plain.overrides == {"neuron": "plif", "surrogate": "atan"}
