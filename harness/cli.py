@@ -131,11 +131,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         raise UserError(_first_of(inputs.problems))
     print(f"{suite.path}: " + (f"{len(specs)} runs; the suite is valid, but what they need is missing under "
                                f"{args.data_root} (listed below)" if inputs.missing else f"valid, {len(specs)} runs"))
+    from zoo.core.swap import SWAP_FIELDS, swap_label
+
     for spec in specs:
         variant = f" [{spec.variant}]" if spec.variant else ""
+        swaps = "".join(f" [{swap_label(key, spec.overrides[key])}]" for key in SWAP_FIELDS if key in spec.overrides)
         evaluated = f" eval-only weights={spec.weights}" if spec.eval_only else ""
         print(f"  {spec.run_id} {spec.model} {spec.dataset} T={spec.T} seed={spec.seed} recipe={spec.recipe}"
-              f"{variant}{evaluated}")
+              f"{variant}{swaps}{evaluated}")
     if inputs.missing:
         _list_missing(suite.path, inputs.missing, args.data_root)
     return 0
@@ -403,10 +406,11 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         if not sep:
             raise UserError(f"--set {item!r}: expected KEY=VALUE (a model argument)")
         overrides[key] = yaml.safe_load(value)
-    unknown = sorted(set(overrides) - set(zoo.model_arguments(args.model)))
+    unknown = sorted(set(overrides) - set(_override_names(args.model)))
     if unknown:
         raise UserError(f"--set: {', '.join(unknown)} not arguments of {args.model}; "
-                        f"valid: {', '.join(zoo.model_arguments(args.model))}")
+                        f"valid: {', '.join(_override_names(args.model))}")
+    _check_swaps(args.model, overrides)
     T = args.T or card.T
     torch.manual_seed(args.seed)
     dataset = args.dataset or card.dataset
@@ -488,18 +492,38 @@ def _bench_parser() -> argparse.ArgumentParser:
 
 
 def _model_overrides(name: str, pairs: list[str]) -> dict[str, object]:
-    """``ARG=VALUE`` pairs (values parsed as YAML) checked against the model's constructor arguments."""
+    """``ARG=VALUE`` pairs (values parsed as YAML) checked against the model's constructor arguments and swaps."""
     import yaml
-    import zoo
 
-    allowed = zoo.model_arguments(name)
+    allowed = _override_names(name)
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or key not in allowed:
             raise UserError(f"bench: --set {pair!r}: expected ARG=VALUE with ARG one of {', '.join(allowed)}")
         overrides[key] = yaml.safe_load(value)
+    _check_swaps(name, overrides)
     return overrides
+
+
+def _override_names(name: str) -> list[str]:
+    """What ``--set`` may name: the model's constructor arguments and the component swaps (``zoo.core.swap``)."""
+    import zoo
+    from zoo.core import SWAP_FIELDS
+
+    return [*zoo.model_arguments(name), *SWAP_FIELDS]
+
+
+def _check_swaps(name: str, overrides: dict[str, object]) -> None:
+    """The swaps among ``overrides`` are well formed and allowed by the model's card (else one line)."""
+    import zoo
+    from zoo.core import SWAP_FIELDS, SwapError
+    from zoo.core.swap import check_swaps
+
+    try:
+        check_swaps(name, zoo.model_card(name).swaps, **{k: v for k, v in overrides.items() if k in SWAP_FIELDS})
+    except SwapError as err:
+        raise UserError(f"--set: {err}") from None
 
 
 def _bench_model(name: str, argv: list[str]) -> int:

@@ -308,16 +308,37 @@ class _Resolver:
         return {name: p.annotation for name, p in zoo.model_parameters(model).items()}
 
     def check_overrides(self, model: str, overrides: dict[str, Any], where: Where) -> None:
-        """Each override names a constructor argument (not T or num_classes) and has its type."""
+        """Each override names a constructor argument (not T or num_classes) and has its type, or is a component
+        swap (``neuron``, ``surrogate``) the model's card allows."""
+        import zoo.core
+
         parameters = self.model_parameters(model)
         for key, value in overrides.items():
             if key in NOT_OVERRIDES:
                 raise SuiteError(f"{where('overrides', key)}: {key} is not a model override; {NOT_OVERRIDES[key]}")
+            if key in zoo.core.SWAP_FIELDS:
+                self.check_swap(model, key, overrides, where)
+                continue
             if key not in parameters:
-                raise _unknown("override", key, sorted(set(parameters) - set(NOT_OVERRIDES)), where("overrides", key))
+                valid = sorted(set(parameters) - set(NOT_OVERRIDES) | set(zoo.core.SWAP_FIELDS))
+                raise _unknown("override", key, valid, where("overrides", key))
             problem = value_problem(value, parameters[key])
             if problem:
                 raise SuiteError(f"{where('overrides', key)}: override {key!r} of {model}: {problem}")
+
+    def check_swap(self, model: str, key: str, overrides: dict[str, Any], where: Where) -> None:
+        """Swap override ``key`` is well formed and allowed by the model's card (``zoo.core.swap``), with the swaps
+        before it (a surrogate swap acts on the neuron the neuron swap puts in)."""
+        from zoo.core.swap import SWAP_FIELDS, SwapError, check_swaps
+
+        if overrides[key] is None:
+            raise SuiteError(f"{where('overrides', key)}: override {key!r} of {model}: a swap needs a value (leave "
+                             f"{key} out to keep the model's own)")
+        upto = SWAP_FIELDS[:SWAP_FIELDS.index(key) + 1]
+        try:
+            check_swaps(model, self.card(model).swaps, **{k: overrides[k] for k in upto if k in overrides})
+        except SwapError as err:
+            raise SuiteError(f"{where('overrides', key)}: {err}") from None
 
     def check_recipe_overrides(self, recipe: str, overrides: dict[str, Any], where: Where) -> None:
         """The recipe overrides apply to the recipe as a run applies them."""
@@ -393,6 +414,8 @@ class _Resolver:
         return recipe
 
     def spec(self, entry: RunEntry, budget: Budget, where: Where) -> RunSpec:
+        from zoo.core.swap import canonical_swaps
+
         if entry.model not in self.models:
             raise SuiteError(f"{where('model')}: {unknown_model(entry.model)}")
         if entry.dataset not in self.datasets:
@@ -411,7 +434,7 @@ class _Resolver:
             suite=self.suite.name, model=entry.model, dataset=entry.dataset,
             T=entry.T or self.card(entry.model).T, seed=entry.seed, recipe=recipe,
             recipe_hash=hashlib.sha256(recipe_json.encode()).hexdigest()[:16],
-            overrides={**self.released_arguments(entry, where), **entry.overrides},
+            overrides={**self.released_arguments(entry, where), **canonical_swaps(entry.overrides)},
             recipe_overrides=entry.recipe_overrides, variant=entry.variant,
             data_options=entry.data_options, epochs=budget.epochs, limit_batches=budget.limit_batches,
             subset=budget.subset, energy_images=_energy_images(budget), threads=budget.threads or 1, **weights,

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 from torch import nn
 
+from zoo.core.swap import SWAP_FIELDS, SwapRule, check_swaps, swap_components
+
 
 @dataclass(frozen=True)
 class ModelCard:
@@ -18,7 +20,8 @@ class ModelCard:
     ``code_params`` is the exact parameter count of the official implementation (used parameters);
     ``claimed_*`` are the paper's printed numbers (``None`` where the paper gives none). ``params`` is the
     exact count of the built model (set by ``create_model``, so it follows overrides such as ``kd=True``;
-    ``None`` on the registry's own cards).
+    ``None`` on the registry's own cards). ``swaps`` is the family's rule for neuron/surrogate swaps (structural
+    neurons they leave alone, swaps it forbids and why); ``swapped`` the swaps a built model carries.
     """
 
     name: str
@@ -39,6 +42,8 @@ class ModelCard:
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     params: int | None = None
+    swaps: SwapRule = SwapRule()
+    swapped: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,7 +90,9 @@ def model_parameters(name: str) -> dict[str, inspect.Parameter]:
     with its annotation (evaluated) and this configuration's default: the schema of a model's overrides."""
     _check_name(name)
     parameters = inspect.signature(_BUILDERS[name], eval_str=True).parameters.values()
-    return {p.name: p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    # a builder's own ``neuron`` argument is shadowed by the swap of that name (``SWAP_FIELDS``)
+    return {p.name: p for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in SWAP_FIELDS}
 
 
 def model_arguments(name: str) -> list[str]:
@@ -96,14 +103,20 @@ def model_arguments(name: str) -> list[str]:
 def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build a registered configuration; ``overrides`` (``T=``, ``num_classes=``, switches) replace defaults.
 
-    The returned module carries its card (with T, classes and the exact parameter count of this build) as
-    ``model.card``.
+    ``neuron`` and ``surrogate`` are not constructor arguments but component swaps applied to the built model
+    (``zoo.core.swap``: ``neuron="plif"``, ``neuron={"type": "lif", "tau": 3.0}``, ``surrogate="atan"``), within
+    the card's ``swaps`` rule. The returned module carries its card (with T, classes, the swaps and the exact
+    parameter count of this build) as ``model.card``.
     """
     _check_name(name)
     card = _CARDS[name]
+    requested = {key: overrides.pop(key, None) for key in SWAP_FIELDS}
+    swaps = {key: value for key, value in requested.items() if value is not None}
+    check_swaps(name, card.swaps, **swaps)
     model = _BUILDERS[name](**overrides)
+    swap_components(model, card.swaps, model_name=name, **swaps)
     model.card = replace(card, T=overrides.get("T", card.T), num_classes=overrides.get("num_classes", card.num_classes),
-                         params=sum(p.numel() for p in model.parameters()))
+                         params=sum(p.numel() for p in model.parameters()), swapped=swaps)
     return model
 
 

@@ -194,20 +194,24 @@ def matmul_probe(device: torch.device, dtype: torch.dtype = torch.float32) -> tu
 
 class SpikingJellyLIF(nn.Module):
     """spikingjelly's multi-step ``LIFNode`` with a zoo ``LIF``'s settings (``ParametricLIFNode`` with the learnt
-    ``w`` for a zoo ``PLIF``), state reset after every call."""
+    ``w`` for a zoo ``PLIF``, ``IFNode`` for a zoo ``IF``), state reset after every call."""
 
     def __init__(self, lif: nn.Module) -> None:
         super().__init__()
         from spikingjelly.activation_based import neuron, surrogate
 
+        from zoo.core import IF
+
         maker = {"sigmoid": surrogate.Sigmoid, "atan": surrogate.ATan}[lif.surrogate.name]
-        settings = dict(decay_input=lif.decay_input, v_threshold=lif.v_threshold, v_reset=lif.v_reset,
+        settings = dict(v_threshold=lif.v_threshold, v_reset=lif.v_reset,
                         surrogate_function=maker(alpha=lif.surrogate.alpha), detach_reset=lif.detach_reset,
                         step_mode="m")
-        if lif.decay() is None:
-            self.node = neuron.LIFNode(tau=lif.tau, **settings)
+        if isinstance(lif, IF):  # no leak: no tau, no decay_input
+            self.node = neuron.IFNode(**settings)
+        elif lif.decay() is None:
+            self.node = neuron.LIFNode(tau=lif.tau, decay_input=lif.decay_input, **settings)
         else:
-            self.node = neuron.ParametricLIFNode(init_tau=lif.tau, **settings)
+            self.node = neuron.ParametricLIFNode(init_tau=lif.tau, decay_input=lif.decay_input, **settings)
             with torch.no_grad():
                 self.node.w.copy_(lif.w)
         self.time_dim = lif.time_dim
@@ -220,9 +224,8 @@ class SpikingJellyLIF(nn.Module):
 
 def with_reference_neurons(model: nn.Module) -> nn.Module:
     """A copy of ``model`` (same weights) run as the official code runs it: every zoo LIF becomes spikingjelly's
-    ``LIFNode`` (a PLIF its ``ParametricLIFNode``) and every zoo convolution or linear layer a plain
-    ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear`` (no
-    compact saved inputs)."""
+    ``LIFNode`` (a PLIF its ``ParametricLIFNode``, an IF its ``IFNode``) and every zoo convolution or linear layer
+    a plain ``nn.Conv1d``/``nn.Conv2d``/``nn.Linear`` (no compact saved inputs)."""
     from zoo.core import LIF
     from zoo.core.layers import SpikeConv1d, SpikeConv2d, SpikeLinear
 

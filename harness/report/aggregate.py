@@ -218,8 +218,11 @@ class ConfigResult:
 
     @property
     def variant_label(self) -> str | None:
-        """The variant's name with the overrides that define the model, e.g. ``widths=[16, 32], heads=2``."""
-        changed = ", ".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
+        """The variant's name with the overrides that define the model, e.g. ``widths=[16, 32], heads=2`` or
+        ``dim=480, neuron: PLIF``."""
+        from harness.report.counts import overrides_label
+
+        changed = overrides_label(self.overrides)
         if self.variant and changed:
             return f"{self.variant} ({changed})"
         return self.variant or changed or None

@@ -48,9 +48,33 @@ def zoo_param_count(model: str, overrides: Mapping[str, Any] | None = None) -> i
 
 
 def recorded_overrides(config: Mapping[str, str], prefix: str) -> dict[str, Any]:
-    """The constructor arguments of a configuration's ``params.spec.overrides.*`` entries, as values."""
-    return {key.removeprefix(prefix): override_value(value) for key, value in config.items()
-            if key.startswith(prefix)}
+    """The model overrides of a configuration's ``params.spec.overrides.*`` entries, as values; a swap given with
+    settings (``overrides.neuron.type``, ``overrides.neuron.tau``: a mapping flattened by the tracking) is one
+    mapping again (constructor arguments have no dots)."""
+    overrides: dict[str, Any] = {}
+    for key, value in sorted(config.items()):
+        if key.startswith(prefix):
+            name, _, setting = key.removeprefix(prefix).partition(".")
+            if setting:
+                overrides.setdefault(name, {})[setting] = override_value(value)
+            else:
+                overrides[name] = override_value(value)
+    return overrides
+
+
+def overrides_label(recorded: Mapping[str, str]) -> str:
+    """Recorded model overrides (``name -> value`` as the runs frame has them, a swap's settings as
+    ``neuron.tau``) as a table's Variant shows them: ``dim=64, depth=1, neuron: PLIF`` (constructor arguments as
+    recorded, sorted, then each component swap by its label)."""
+    from zoo.core.swap import SWAP_FIELDS, swap_label
+
+    def swap(name: str) -> str | None:
+        settings = recorded_overrides({k: v for k, v in recorded.items() if k.partition(".")[0] == name}, "")
+        return swap_label(name, settings[name]) if name in settings else None
+
+    arguments = [f"{key}={value}" for key, value in sorted(recorded.items())
+                 if key.partition(".")[0] not in SWAP_FIELDS]
+    return ", ".join(arguments + [label for label in map(swap, SWAP_FIELDS) if label])
 
 
 @lru_cache(maxsize=1)

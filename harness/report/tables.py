@@ -1,6 +1,7 @@
 """Every table of the claims file (the papers' tables) with the measured values beside the claimed ones, the
-controlled comparison, the suite's runs that no table row claims, and (when the suite has eval-only runs) the
-released weights against their papers (``harness.report.released``); written as Markdown, LaTeX and CSV under
+controlled comparison, the suite's runs that no table row claims, the neuron swap table (when runs swapped a
+component: ``harness.report.swaps``) and (when the suite has eval-only runs) the released weights against their
+papers (``harness.report.released``); written as Markdown, LaTeX and CSV under
 ``results/tables/<suite>/``. Trained runs fill the papers' tables, eval-only runs only the released-weights table."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from harness.report.formats import (MISSING, Column, DisplayTable, Panel, energy
                                     markdown_escape, mean_std, nan_or, readable, to_latex, to_markdown)
 from harness.report.frame import load_runs
 from harness.report.released import eval_only_mask, released_table
+from harness.report.swaps import swap_table, swapped
 from harness.suite import Margins
 from harness.tracking import NEUROBENCH_METRICS
 
@@ -252,9 +254,9 @@ def controlled_records(claims: Claims, configs: list[ConfigResult],
 
 def other_records(claims: Claims, configs: list[ConfigResult], margins: Margins = Margins()) -> list[dict[str, Any]]:
     """Configurations that no claim of any table covers (other datasets, T, variants, models or overrides),
-    outside the controlled comparison."""
+    outside the controlled comparison and the neuron swap table."""
     return [_record(None, c, "", claims, "other", margins) for c in configs
-            if not _claims_of(c, claims) and not controlled(c)]
+            if not _claims_of(c, claims) and not controlled(c) and not swapped(c)]
 
 
 def _reduced(record: dict[str, Any]) -> bool:
@@ -432,10 +434,13 @@ def build_table(name: str, claims: Claims, configs: list[ConfigResult], margins:
 
 
 def build_tables(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins()) -> list[PaperTable]:
-    """Every table of the claims file, in its order, then the controlled comparison and the other runs,
-    from a runs frame (``load_runs``)."""
+    """Every table of the claims file, in its order, then the controlled comparison and the other runs, and the
+    neuron swap table when a run swapped a component, from a runs frame (``load_runs``)."""
     configs = group_configs(runs)
-    return [build_table(name, claims, configs, margins) for name in (*claims.tables, *REPORT_TABLES)]
+    tables = [build_table(name, claims, configs, margins) for name in (*claims.tables, *REPORT_TABLES)]
+    if any(swapped(c) for c in configs):
+        tables.append(PaperTable(*swap_table(configs, margins)))
+    return tables
 
 
 def _slug(name: str) -> str:

@@ -55,6 +55,13 @@ def test_audit_compares_batch_1_and_32_on_seeded_images_and_prints_json_last(cap
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["batch_dependent"] is False
 
 
+def test_audit_takes_a_neuron_swap(capsys):
+    args = ["audit", "sdt_2_512.cifar10", "--random", "--images", "2", "--batch", "2", "--T", "2", "--json",
+            "--set", "dim=32", "--set", "depth=1", "--set", "neuron={type: if, v_threshold: 0.75}"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["images"] == 2
+
+
 def test_audit_on_random_inputs_reports_logit_differences_without_top1(capsys):
     args = ["audit", "sdt_2_512.cifar10", "--random", "--images", "4", "--batch", "2", "--T", "1", "--json",
             "--set", "dim=32", "--set", "depth=1"]
@@ -68,6 +75,10 @@ def test_audit_on_random_inputs_reports_logit_differences_without_top1(capsys):
     (["audit", "msvit_4_384.cifar1"], "unknown model 'msvit_4_384.cifar1'"),
     (["audit", "msvit_4_384.cifar10", "--set", "width"], "--set 'width': expected KEY=VALUE"),
     (["audit", "msvit_4_384.cifar10", "--set", "width=3"], "--set: width not arguments of msvit_4_384.cifar10"),
+    (["audit", "spikingresformer_tistar.cifar10", "--set", "neuron=ternary"],
+     "--set: spikingresformer_tistar.cifar10: override 'neuron': 'ternary' is forbidden by its model card"),
+    (["bench", "sdt_2_512.cifar10", "--set", "surrogate=relu"],
+     "--set: sdt_2_512.cifar10: override 'surrogate': unknown surrogate 'relu'"),
 ])
 def test_audit_mistakes_are_one_line_user_errors(capsys, args, message):
     assert main(args) == 2

@@ -1,5 +1,6 @@
-"""The shared spiking core: multi-step LIF neurons (fixed and learnt tau), the integer MultiSpike neuron, the ternary
-IF neuron (SWformer's Haar transforms), surrogate gradients, and T*B-flattened blocks."""
+"""The shared spiking core: multi-step LIF neurons (fixed and learnt tau), the IF neuron (no leak), the integer
+MultiSpike neuron, the ternary IF neuron (SWformer's Haar transforms), surrogate gradients, T*B-flattened blocks,
+and neuron/surrogate swaps applied to a built model."""
 
 from zoo.core.layers import (
     ConvBNLIF,
@@ -11,15 +12,18 @@ from zoo.core.layers import (
     spike_add,
     time_major,
 )
+from zoo.core.if_neuron import IF
 from zoo.core.lif import LIF, PLIF, FusedLIF, lif_reference
 from zoo.core.multispike import IntegerSpike, MultiSpike
 from zoo.core.neuron import SpikingNeuron, neuron_modules
 from zoo.core.surrogate import SURROGATES, Surrogate, make_surrogate
+from zoo.core.swap import NEURON_TYPES, SWAP_FIELDS, NeuronSwap, SurrogateSwap, SwapError, SwapRule, swap_components
 from zoo.core.ternary import FusedTernaryIF, TernaryIF, ternary_reference
 
 __all__ = [
-    "LIF", "PLIF", "FusedLIF", "lif_reference", "MultiSpike", "IntegerSpike", "TernaryIF", "FusedTernaryIF",
+    "LIF", "PLIF", "IF", "FusedLIF", "lif_reference", "MultiSpike", "IntegerSpike", "TernaryIF", "FusedTernaryIF",
     "ternary_reference", "Surrogate", "SURROGATES", "make_surrogate",
     "SeqFlat", "conv_bn", "LinearBN", "MaxPool", "ConvBNLIF", "spike_add", "mean_time_tokens",
-    "time_major", "SpikingNeuron", "neuron_modules",
+    "time_major", "SpikingNeuron", "neuron_modules", "NEURON_TYPES", "SWAP_FIELDS", "NeuronSwap", "SurrogateSwap",
+    "SwapError", "SwapRule", "swap_components",
 ]

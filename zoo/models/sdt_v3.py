@@ -21,7 +21,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from zoo.core import MultiSpike, SeqFlat, conv_bn
+from zoo.core import MultiSpike, SeqFlat, SwapRule, conv_bn
 from zoo.models.base import DistilledClassifier, SpikingClassifier
 from zoo.models.sdt_v2 import DOWNSAMPLE_KEY_RULES, DownSampling
 from zoo.models.spikformer import merge_heads, split_heads, translate_keys, trunc_normal_linears
@@ -379,6 +379,7 @@ def _register(cfg: _Config) -> None:
         claimed_top1=cfg.claimed[1], code_params=cfg.code_params,
         official_code=f"{REPO}:SDT_V3/Classification/{cfg.code_name.split(':')[0]}", notes=notes,
         extra={"code_name": cfg.code_name, "D": 4, "neuron": "MultiSpike(" + ("large" if large else "base") + ")"},
+        swaps=SwapRule(neuron="multispike"),
     )
     register_model(card, cfg.builder)
 

@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from zoo.core import LIF, PLIF, SeqFlat
+from zoo.core import LIF, PLIF, SeqFlat, SwapRule
 from zoo.models.base import SpikingClassifier
 from zoo.registry import ModelCard, register_model
 
@@ -335,6 +335,10 @@ CONFIGS = [
 ]
 
 
+# DSSA divides by the square root of a running firing rate, which signed (ternary) spikes can drive to <= 0
+SIGNED_SPIKES = "DSSA scales its attention by 1/sqrt(firing rate): signed spikes can make a head's rate <= 0"
+
+
 def _register(cfg: _Config) -> None:
     card = ModelCard(
         name=cfg.name, family="spikingresformer", paper=PAPER, table="spikingresformer", row=cfg.row,
@@ -343,6 +347,7 @@ def _register(cfg: _Config) -> None:
         claimed_top1=cfg.claimed_top1, claimed_energy_mj=cfg.claimed_energy_mj, code_params=cfg.code_params,
         official_code=f"{REPO}:{cfg.code_path}", notes=cfg.notes,
         extra={"planes": list(cfg.planes), "heads": list(cfg.heads), "neuron": cfg.neuron, "stem": cfg.stem},
+        swaps=SwapRule(neuron=cfg.neuron, forbidden={"ternary": SIGNED_SPIKES}),
     )
     register_model(card, partial(SpikingResformer, planes=cfg.planes, heads=cfg.heads, num_classes=cfg.num_classes,
                                  T=cfg.T, stem=cfg.stem, group_size=cfg.group_size, neuron=cfg.neuron,

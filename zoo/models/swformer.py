@@ -30,7 +30,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from zoo.core import LIF, MaxPool, SeqFlat, TernaryIF, conv_bn, time_major
+from zoo.core import LIF, MaxPool, SeqFlat, SwapRule, TernaryIF, conv_bn, time_major
 from zoo.models.base import SpikingClassifier
 from zoo.registry import ModelCard, register_model
 
@@ -336,6 +336,13 @@ CONFIGS = [
 ]
 
 
+# a neuron swap studies the LIFs; the Haar transform's ternary neurons are the transform itself
+HAAR_EXEMPT = SwapRule(
+    exempt=("*.haar_forward.*", "*.haar_inverse.*"),
+    exempt_reason="the Haar transforms' ternary neurons (+1/0/-1, the official MultiStepNegIFNode) carry the signed "
+                  "wavelet coefficients: they are part of the transform, not the neuron a swap studies")
+
+
 def _register(cfg: _Config) -> None:
     card = ModelCard(
         name=cfg.name, family="swformer", paper=PAPER, table="swformer", row=cfg.row, dataset=cfg.dataset,
@@ -344,6 +351,7 @@ def _register(cfg: _Config) -> None:
         official_code=f"{REPO}:{cfg.code_path}", notes=cfg.notes,
         extra={"dim": cfg.dim, "depths": cfg.depths, "FL_blocks": cfg.FL_blocks, "variant": cfg.variant,
                "head": cfg.head},
+        swaps=HAAR_EXEMPT,
     )
     register_model(card, partial(SWformer, dim=cfg.dim, depths=cfg.depths, num_classes=cfg.num_classes, T=cfg.T,
                                  FL_blocks=cfg.FL_blocks, pools=cfg.pools, variant=cfg.variant, head=cfg.head,

@@ -14,7 +14,7 @@ from harness.cli import main
 from harness.metrics import perf
 from harness.metrics.perf import (BenchConfig, LiveTensorMemory, SpikingJellyLIF, StepRunner, bench_model, format_bench,
                                   record_bench, step_flops, with_reference_neurons)
-from zoo.core import LIF, PLIF
+from zoo.core import IF, LIF, PLIF
 
 pytest.importorskip("spikingjelly")
 
@@ -53,6 +53,8 @@ def test_step_flops_equal_torch_flop_counter_on_a_spiking_transformer():
     ("msvit_4_384.cifar10", dict(widths=[16, 16, 32], depths=[1, 1, 1], heads=2)),
     ("sdt_2_512.cifar10", dict(dim=32, depth=1)),
     ("spikformer_4_384.cifar10", dict(dim=32, depth=1, heads=2)),
+    ("spikformer_4_384.cifar10", dict(dim=32, depth=1, heads=2, neuron="if")),  # zoo IF -> spikingjelly IFNode
+    ("sdt_2_512.cifar10", dict(dim=32, depth=1, neuron="plif")),
 ])
 def test_reference_copy_swaps_every_neuron_and_computes_the_same(name, overrides):
     torch.manual_seed(0)
@@ -182,6 +184,14 @@ def test_bench_user_mistakes_are_one_line(capsys, args, message):
 def test_bench_still_runs_benchmark_scripts(capsys):
     main(["bench", "lif_speed", "--repeats", "1", "--shape", "2", "8", "16"])
     assert "speed vs spikingjelly" in capsys.readouterr().out
+
+
+def test_reference_copy_of_an_if_is_spikingjellys_ifnode():
+    model = nn.Sequential(IF(v_threshold=0.5, surrogate="atan"))
+    ref = with_reference_neurons(model)
+    x = torch.rand(4, 3, 5)
+    assert type(ref[0].node).__name__ == "IFNode"
+    assert torch.equal(model(x), ref(x))
 
 
 def test_reference_copy_keeps_a_plif_learnt_time_constant():
