@@ -7,7 +7,7 @@ import warnings
 
 import pandas as pd
 
-from harness.report.aggregate import ALWAYS_LOGGED
+from harness.report.aggregate import ALWAYS_LOGGED, with_sources
 from harness.tracking import FINAL_METRICS, TAG_NAMES, runs_frame
 
 REQUIRED = ("run_id", "suite", "model", "dataset", "T", "seed", "state")
@@ -74,7 +74,8 @@ def load_runs(frame_or_uri: pd.DataFrame | str, suite: str | None = None) -> pd.
     ``suite`` when given: tags and ``params.*`` cleaned ("" and "None" become None), T and seed as int,
     metrics as float (MLflow's stand-in for an infinity back to one; each run with a non-finite metric warned
     about once). A run with a malformed record (no run id, no model, dataset or state tag, a T or seed that is
-    not an integer) is skipped with one warning naming it."""
+    not an integer) is skipped with one warning naming it. The source columns are completed by
+    ``aggregate.with_sources`` (a run logged before sources were tagged is a local, unverified one)."""
     if isinstance(frame_or_uri, pd.DataFrame):
         frame = frame_or_uri.copy()
     else:
@@ -103,4 +104,4 @@ def load_runs(frame_or_uri: pd.DataFrame | str, suite: str | None = None) -> pd.
     if suite is not None:
         frame = frame[frame["suite"] == suite]
     _warn_nonfinite(frame)
-    return frame.reset_index(drop=True)
+    return with_sources(frame).reset_index(drop=True)
