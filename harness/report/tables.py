@@ -492,11 +492,13 @@ def report_markdown(title: str, runs: pd.DataFrame, tables: list[PaperTable], al
 
 
 def render_tables(frame_or_uri: pd.DataFrame | str, suite_name: str | None, out_dir: Path | str,
-                  margins: Margins = Margins(), all_tables: bool = False) -> dict[str, Path]:
+                  margins: Margins = Margins(), all_tables: bool = False,
+                  sources: list[str] | None = None) -> dict[str, Path]:
     """Write every table of a suite (all suites when None) as Markdown, LaTeX and CSV into
     ``out_dir/<suite>/``, plus ``report.md`` (``report_markdown``: the tables with runs, every table with
-    ``all_tables``); returns {file name: path}. ``margins``: the suite's equivalence margins of the verdicts."""
-    runs = load_runs(frame_or_uri, suite=suite_name)
+    ``all_tables``); returns {file name: path}. ``margins``: the suite's equivalence margins of the verdicts;
+    ``sources``: only the runs of these sources (``frame.select_sources``)."""
+    runs = load_runs(frame_or_uri, suite=suite_name, sources=sources)
     claims = load_claims()
     released = eval_only_mask(runs)
     tables = build_tables(runs[~released], claims, margins)
