@@ -34,7 +34,8 @@ def configs_of(*rows: dict):
 
 
 def test_seeds_of_different_code_are_never_averaged():
-    runs = [run("a0", seed=0, top1=90.0, code="aaaa" * 16, **C10), run("a1", seed=1, top1=91.0, code="aaaa" * 16, **C10),
+    runs = [run("a0", seed=0, top1=90.0, code="aaaa" * 16, **C10),
+            run("a1", seed=1, top1=91.0, code="aaaa" * 16, **C10),
             run("b2", seed=2, top1=50.0, code="bbbb" * 16, **C10)]
     configs = configs_of(*runs)
     assert [(c.code_fingerprint[:4], c.top1_stat().n, c.top1_stat().mean) for c in configs] == [
@@ -135,7 +136,8 @@ def test_sources_select_runs_by_label_or_site():
 
 
 def test_report_tables_show_source_and_verified_once_merged():
-    runs = frame(run("l0", seed=0, top1=90.0, **C10), imported(run("r0", seed=0, top1=89.0, **C10), verified="verified"))
+    runs = frame(run("l0", seed=0, top1=90.0, **C10),
+                 imported(run("r0", seed=0, top1=89.0, **C10), verified="verified"))
     tables = build_tables(runs, load_claims())
     measured = pd.concat([t.data for t in tables]).dropna(subset=["run_source"])
     assert list(zip(measured["run_source"], measured["verified"])) == [
