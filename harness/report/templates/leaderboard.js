@@ -55,7 +55,8 @@
       var group = groups[i];
       var params = group.getAttribute("data-params");
       var size = params === "" ? null : parseFloat(params);
-      var visible = fromChosenSource(form, group) && (family === "" || group.getAttribute("data-family") === family) &&
+      var visible = fromChosenSource(form, group) &&
+        (family === "" || group.getAttribute("data-family") === family) &&
         (steps === "" || group.getAttribute("data-t") === steps) &&
         (low === null || (size !== null && size >= low)) &&
         (high === null || (size !== null && size <= high));

@@ -3,6 +3,8 @@ collected beside this site's own run of the same suite; the merged leaderboard, 
 both sources and the verification badge, and its source filter hides the other source's rows."""
 
 import json
+import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -15,6 +17,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 IMPORTED = "labA (imported)"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")]
@@ -91,3 +94,24 @@ def test_reverifying_then_collecting_replaces_the_imported_run_never_duplicates_
     by_source = {r.data.tags[TAG + "source"]: r for r in runs}
     assert len(runs) == 2 and by_source["labA"].data.tags[TAG + "verified_images"] == "32"
     assert by_source["labA"].info.run_id != before["labA"] and by_source["local"].info.run_id == before["local"]
+
+
+def _readme_commands() -> list[list[str]]:
+    """The commands of README's "One leaderboard from many sources", as argument lists."""
+    section = README.read_text().split("### One leaderboard from many sources", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.S).group(1)
+    commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    assert all(c[:3] == ["python", "-m", "harness"] for c in commands), commands
+    return [c[3:] for c in commands]
+
+
+def test_the_readme_commands_run_as_written(merged, trained, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SPIKEBENCH_RESULTS", str(merged))
+    monkeypatch.chdir(tmp_path)
+    for argv in _readme_commands():  # README's site and suite are this test's
+        argv = [{"mylab": "labA", "suites/smoke.yaml": str(trained["suite"])}.get(a, a) for a in argv]
+        assert main(argv) == 0, argv
+    one_site = (tmp_path / "mylab.html").read_text()
+    assert f'data-source="{IMPORTED}"' in one_site and 'data-source="local"' not in one_site
+    report = capsys.readouterr().out
+    assert "1 runs logged, 1 finished." in report and "(imported)" not in report
