@@ -285,7 +285,7 @@ class ConfigResult:
         dates = runs["verified_date"] if "verified_date" in runs else pd.Series(None, index=runs.index)
         title = "; ".join(f"seed {seed}: {verdict}" + (f" on {date}" if isinstance(date, str) else "")
                           for seed, verdict, date in zip(runs["seed"], verdicts, dates))
-        return Badge(text, state, title or "no finished run")
+        return Badge(text, state, title or "nothing to verify: no run finished")
 
     @property
     def code_label(self) -> str:
