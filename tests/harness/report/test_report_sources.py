@@ -152,5 +152,6 @@ def test_report_tables_show_source_and_verified_once_merged():
 
 def test_an_unknown_source_on_the_command_line_is_one_line(tmp_path, capsys):
     assert main(["leaderboard", "--results-dir", str(tmp_path), "--source", "nowhere"]) == 2
-    err = capsys.readouterr().err
-    assert err == "error: --source nowhere: no logged run comes from it; expected one of: none\n"
+    err = capsys.readouterr().err  # besides, maybe, MLflow's one-line warnings on creating the store
+    assert [line for line in err.splitlines() if not line.startswith("warning: ")] == [
+        "error: --source nowhere: no logged run comes from it; expected one of: none"]
