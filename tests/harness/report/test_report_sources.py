@@ -155,3 +155,16 @@ def test_an_unknown_source_on_the_command_line_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err  # besides, maybe, MLflow's one-line warnings on creating the store
     assert [line for line in err.splitlines() if not line.startswith("warning: ")] == [
         "error: --source nowhere: no logged run comes from it; expected one of: none"]
+
+
+def test_the_summary_after_a_run_shows_the_runs_made_here_not_their_imported_copies(tmp_path):
+    from harness.report.summary import run_summary
+    from harness.suite import RunSpec
+
+    spec = RunSpec(suite="paper", model=C10["model"], dataset="cifar10", T=4, seed=0, recipe="qkformer_cifar10",
+                   recipe_hash="r")
+    runs = pd.DataFrame([run(spec.run_id, seed=0, top1=90.0, **C10),
+                         imported(run(spec.run_id, seed=0, top1=10.0, **C10))])
+    text = run_summary(runs, "paper", [spec], tmp_path, tmp_path / "r.md", tmp_path / "p.html")
+    rows = [line for line in text.splitlines() if line.startswith(C10["model"])]
+    assert len(rows) == 1 and "90.0" in rows[0] and "10.0" not in rows[0], text
