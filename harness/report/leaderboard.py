@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from harness.bundle.origin import LOCAL_SOURCE
 from harness.report.aggregate import (BUDGET_UNKNOWN, COMPARED_TOP1, OVERRIDE_PREFIX, Badge, ConfigResult, Stat,
-                                      distinguishing, group_configs)
+                                      distinguishing, group_configs, unique_runs)
 from harness.report.claims import Claim, Claims, load_claims
 from harness.report.counts import recorded_overrides, zoo_param_count
 from harness.report.formats import MISSING, energy_unit, fixed, interval, is_missing, mean_std, readable
@@ -300,7 +300,7 @@ def build_context(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins
                           margins, f"{CONTROLLED_TITLE}: {dataset_name(d)}", with_claims=False, merged=merged)
                  for i, d in enumerate([d for d in order if any(c.dataset == d and controlled(c) for c in configs)])]
     papers = "; ".join(dict.fromkeys(c.paper for c in claims.claims))
-    return {"sections": sections, "run_count": int(runs["run_id"].nunique()),
+    return {"sections": sections, "run_count": len(unique_runs(runs)),
             "suites": sorted(set(runs["suite"].dropna())), "first_suite": first, "claims_source": papers,
             "margins": margins, "margin_source": margin_source(margins, "top1"), "compared_epoch": COMPARED_EPOCH,
             "folded": _folded_rows([c for c in every if _folded(c, first)]),

@@ -65,6 +65,7 @@ def test_a_local_and_an_imported_run_of_one_run_id_are_two_rows():
     configs = group_configs(runs)
     assert [(c.source, c.top1_stat().n, c.top1_stat().mean) for c in configs] == [
         ("local", 1, 90.0), ("labA (imported)", 1, 89.0)]
+    assert build_context(runs, load_claims())["run_count"] == 2
 
 
 def test_a_bundle_of_the_default_site_name_is_not_read_as_a_local_run():
