@@ -189,11 +189,12 @@ def _reachable(uri: str) -> str | None:
 
 def _tracking(func: Callable, *args, **kwargs):
     """Call a tracking/report function; an unusable tracking store is a one-line error."""
+    from harness.report.frame import UnknownSource
     from harness.tracking import TrackingUnavailable
 
     try:
         return func(*args, **kwargs)
-    except TrackingUnavailable as err:
+    except (TrackingUnavailable, UnknownSource) as err:
         raise UserError(str(err)) from None
 
 
@@ -225,14 +226,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(s in ("finished", "diverged") for s in outcome.states.values()) else 1
 
 
-def _report(suite, uri: str, root: Path, specs=None, all_tables: bool = False, out: Path | None = None) -> None:
+def _report(suite, uri: str, root: Path, specs=None, all_tables: bool = False, out: Path | None = None,
+            sources: list[str] | None = None) -> None:
     """The suite's tables and the leaderboard (under ``out``, default the results root), with the suite's verdict
-    margins; then the summary of the runs ``specs`` (after ``run``) or the full report."""
+    margins, of the runs of ``sources`` (all when None); then the summary of the runs ``specs`` (after ``run``)
+    or the full report."""
     from harness.report import render_leaderboard, render_tables, run_summary
 
     out = out or root
-    paths = _tracking(render_tables, uri, suite.name, out / "tables", suite.margins, all_tables)
-    page = _tracking(render_leaderboard, uri, out / "leaderboard" / "index.html", suite.margins, suite.name)
+    paths = _tracking(render_tables, uri, suite.name, out / "tables", suite.margins, all_tables, sources)
+    page = _tracking(render_leaderboard, uri, out / "leaderboard" / "index.html", suite.margins, suite.name,
+                     sources)
     if specs is not None:
         print(_tracking(run_summary, uri, suite.name, specs, root, paths["report.md"], page, suite.margins))
         return
@@ -299,7 +303,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     root, uri = _roots(args)
-    _report(_read_suite(args.suite), uri, root, all_tables=args.all, out=Path(args.out) if args.out else None)
+    _report(_read_suite(args.suite), uri, root, all_tables=args.all, out=Path(args.out) if args.out else None,
+            sources=args.source)
     return 0
 
 
@@ -308,7 +313,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
     root, uri = _roots(args)
     out = Path(args.out) if args.out else root / "leaderboard" / "index.html"
-    print(f"leaderboard: {_tracking(render_leaderboard, uri, out)}")
+    print(f"leaderboard: {_tracking(render_leaderboard, uri, out, sources=args.source)}")
     return 0
 
 
@@ -671,6 +676,12 @@ def _store_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///<results>/mlflow.db)")
 
 
+def _source_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", action="append", metavar="SOURCE",
+                        help="only the runs of this source: local (this results directory's), an imported site's "
+                             "name, or '<site> (imported)'; repeat for several (default: every source)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m harness", description=(
         "spikebench: reproduce and compare spiking vision transformers (MSViT, QKFormer, Spikformer, SDT v1/v2)."))
@@ -720,9 +731,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="write tables/ and leaderboard/ under DIR (default: the results "
                                                "directory; give one when that is read-only)")
     _store_args(p)
+    _source_arg(p)
 
     p = command("leaderboard", _cmd_leaderboard, "render the leaderboard page from MLflow")
     _store_args(p)
+    _source_arg(p)
     p.add_argument("--out", help="output HTML path (default <results>/leaderboard/index.html)")
 
     p = command("submit", _cmd_submit, "submit a suite's unfinished runs to SLURM through submitit")

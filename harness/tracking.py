@@ -11,7 +11,11 @@ whose content hash is already logged and replaces the MLflow run when the direct
   artifacts and its end status, so a ``collect`` cut off midway (SIGKILL) leaves a run without it, which the
   next ``collect`` replaces and reports leave out (``complete``);
 - an unreachable server fails fast (bounded HTTP retries and timeout): ``TrackingUnavailable``, one line;
-- a malformed run directory is skipped with one warning naming the file (``MalformedRecord``).
+- a malformed run directory is skipped with one warning naming the file (``MalformedRecord``);
+- imported runs (``<results>/imported/<site>/<run_id>/``) are logged like local ones, tagged with their source (the
+  site; ``local`` for local runs), ``imported``, their verification verdict and date (``harness.bundle.origin``); a
+  local and an imported run of one run id are two MLflow runs, and re-importing or re-verifying a run changes its
+  content hash, so ``collect`` replaces its MLflow run.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.bundle import BundleError
+from harness.bundle.origin import LOCAL_SOURCE, ORIGIN_NAME, VERIFICATION_NAME, imported_runs, run_source
 from harness.runs import RunRecord, all_records
 
 TAG = "spikebench."
@@ -46,10 +52,13 @@ FINAL_METRICS = ("top1", "top5", "best_top1", "best_epoch", "params",
                  *ENERGY_METRICS["paper"].values(), *ENERGY_METRICS["ops"].values(), "energy_images",
                  *NEUROBENCH_METRICS, "eval_batch", "eval_images",
                  "train_seconds", "train_device_hours", "eval_img_per_s", "peak_memory_mb", *EVAL_ONLY_METRICS)
+# Where a run's results come from and whether they were re-checked here (``harness.bundle.origin.RunSource``).
+SOURCE_TAGS = ("source", "imported", "verified", "verified_date", "verified_images", "disagreements")
 TAG_NAMES = ("run_id", "suite", "family", "model", "dataset", "T", "seed", "variant", "recipe", "state",
              "git_commit", "torch", "cuda", "host", "device", "slurm_job_id", "command", "content_hash", "reason",
-             "batch_dependent", "code_fingerprint", "weights_sha256")
-ARTIFACTS = ("spec.json", "final.json", "config.json", "metrics.jsonl", "energy.json", "firing.json", "firing.md")
+             "batch_dependent", "code_fingerprint", "weights_sha256", *SOURCE_TAGS)
+ARTIFACTS = ("spec.json", "final.json", "config.json", "metrics.jsonl", "energy.json", "firing.json", "firing.md",
+             ORIGIN_NAME, VERIFICATION_NAME)
 LOGGED_STATES = ("finished", "failed", "diverged")
 RUN_FILES = ("spec.json", "status.json", "config.json", "final.json")
 ENDED_STATUSES = ("FINISHED", "FAILED")  # what ``_log_locked`` ends a logged run with
@@ -134,11 +143,15 @@ def _experiment_id(client, suite: str, uri: str) -> str:
 
 
 def content_hash(record: RunRecord) -> str:
-    """Hash of everything a run directory contributes to MLflow."""
+    """Hash of everything a run directory contributes to MLflow; an imported or verified run's ``origin.json`` and
+    ``verification.json`` count only when present (so the hashes of runs logged before they existed stay)."""
     digest = hashlib.sha256()
     for name in ("spec.json", "final.json", "metrics.jsonl", "config.json"):
         path = record.dir / name
         digest.update(name.encode() + (path.read_bytes() if path.exists() else b"-"))
+    for name in (ORIGIN_NAME, VERIFICATION_NAME):
+        if (record.dir / name).exists():
+            digest.update(name.encode() + (record.dir / name).read_bytes())
     digest.update(record.state.encode())
     return digest.hexdigest()[:16]
 
@@ -185,7 +198,23 @@ def _tags(record: RunRecord, config: dict[str, Any], suite: str, suite_path: str
         tags["code_fingerprint"] = str(provenance["code_fingerprint"])
     if spec.eval_only:
         tags["weights_sha256"] = str(spec.weights_sha256)
+    tags.update(source_tags(record))
     return {TAG + k: v for k, v in tags.items()}
+
+
+def source_tags(record: RunRecord) -> dict[str, str]:
+    """The ``SOURCE_TAGS`` of a run directory (``harness.bundle.origin.run_source``), unprefixed; those without a
+    value (an unverified run's date) are left out."""
+    origin = run_source(record.dir)
+    values = {"source": origin.source, "imported": str(origin.imported).lower(), "verified": origin.verdict,
+              "verified_date": origin.date, "verified_images": origin.images, "disagreements": origin.disagreements}
+    return {k: str(v) for k, v in values.items() if v is not None}
+
+
+def logged_source(tags: dict[str, str]) -> tuple[str, bool]:
+    """The source and imported flag of a logged MLflow run from its tags; a run logged before sources were
+    tagged is a local one."""
+    return tags.get(TAG + "source", LOCAL_SOURCE), tags.get(TAG + "imported") == "true"
 
 
 def _energy(final: dict[str, Any]) -> dict[str, Any]:
@@ -267,6 +296,10 @@ def check_record(record: RunRecord) -> None:
         record.spec
     except ValidationError as err:
         raise MalformedRecord(f"{record.dir / 'spec.json'}: not a run spec ({_one_line(err)})") from None
+    try:
+        run_source(record.dir)
+    except BundleError as err:
+        raise MalformedRecord(str(err)) from None
 
 
 def log_run_dir(directory: Path, uri: str, suite: str | None = None, suite_path: str | None = None,
@@ -287,11 +320,14 @@ def log_run_dir(directory: Path, uri: str, suite: str | None = None, suite_path:
 
 
 def _logged_runs(client, experiment_id: str, record: RunRecord) -> tuple[list, list]:
-    """The MLflow runs of ``record``'s run id in an experiment (oldest first), and those of them logged to the end
-    from exactly this run directory's content."""
+    """The MLflow runs of ``record``'s run id and source in an experiment (oldest first), and those of them logged
+    to the end from exactly this run directory's content."""
     chash = content_hash(record)
-    existing = client.search_runs([experiment_id], filter_string=f"tags.`{TAG}run_id` = '{record.spec.run_id}'",
-                                  order_by=["attributes.start_time ASC"])
+    origin = run_source(record.dir)
+    existing = [run for run in client.search_runs([experiment_id],
+                                                  filter_string=f"tags.`{TAG}run_id` = '{record.spec.run_id}'",
+                                                  order_by=["attributes.start_time ASC"])
+                if logged_source(run.data.tags) == (origin.source, origin.imported)]
     current = [run for run in existing if complete(run.info.status, run.data.tags.get(TAG + "content_hash"))
                and run.data.tags[TAG + "content_hash"] == chash]
     return existing, current
@@ -354,15 +390,16 @@ def complete(status: str | None, content_hash: Any) -> bool:
 
 def collect(results_root: Path, uri: str, run_ids: set[str] | None = None, suite: str | None = None,
             dry_run: bool = False) -> dict[str, int]:
-    """Log every run directory (or those in ``run_ids``) into MLflow; returns counts per outcome. A malformed
-    run directory is skipped with one warning naming the file ("malformed"). ``dry_run``: the counts of what
-    would be done, with nothing written (a sqlite store that does not exist yet is not created: all would log)."""
+    """Log every run directory, local and imported (``run_records``; or those in ``run_ids``), into MLflow;
+    returns counts per outcome. A malformed run directory is skipped with one warning naming the file
+    ("malformed"). ``dry_run``: the counts of what would be done, with nothing written (a sqlite store that
+    does not exist yet is not created: all would log)."""
     counts: dict[str, int] = {"logged": 0, "unchanged": 0, "merged": 0, "skipped": 0, "malformed": 0}
     absent = uri.startswith(SQLITE) and not Path(uri[len(SQLITE):]).exists()
     if not (dry_run and absent):
         ensure_store(uri)
     client = None if dry_run and absent else _client(uri)
-    for record in all_records(Path(results_root)):
+    for record in run_records(Path(results_root)):
         if run_ids is None or record.dir.name in run_ids:
             try:
                 counts[planned_outcome(record.dir, suite, client) if dry_run else
@@ -371,6 +408,12 @@ def collect(results_root: Path, uri: str, run_ids: set[str] | None = None, suite
                 warnings.warn(f"skipped {err}", stacklevel=2)
                 counts["malformed"] += 1
     return counts
+
+
+def run_records(results_root: Path) -> list[RunRecord]:
+    """The run directories ``collect`` logs: the local ones (``<results>/runs``), then the imported ones
+    (``<results>/imported/<site>``)."""
+    return [*all_records(results_root), *(RunRecord(d) for d in imported_runs(results_root))]
 
 
 def runs_frame(uri: str, suite: str | None = None):

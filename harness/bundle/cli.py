@@ -10,8 +10,9 @@ import tempfile
 from pathlib import Path
 
 from harness.bundle import BundleError
-from harness.bundle.importer import Limits, import_bundle, imported_root, imported_runs, unpack
+from harness.bundle.importer import Limits, import_bundle, unpack
 from harness.bundle.manifest import RUN_ID, RUNS_DIR
+from harness.bundle.origin import VERIFIED, imported_root, imported_runs
 from harness.runs import results_root
 
 
@@ -76,7 +77,7 @@ def run_verify(args: argparse.Namespace) -> int:
         verdicts = [verify_run(_run_directory(root, args.target), **options)]
     for verdict in verdicts:
         print(verdict.line())
-    return 0 if all(v.verdict == "verified" for v in verdicts) else 1
+    return 0 if all(v.verdict == VERIFIED for v in verdicts) else 1
 
 
 def _run_directory(root: Path, target: str) -> Path:
@@ -99,7 +100,8 @@ def _run_directory(root: Path, target: str) -> Path:
 def _verify_bundle(bundle: Path, root: Path, options: dict) -> list:
     """Check and unpack the bundle in a temporary folder, re-evaluate each run; record each verdict with the run
     when that bundle's run is imported under ``root``."""
-    from harness.bundle.importer import ORIGIN_NAME, write_origin
+    from harness.bundle.importer import write_origin
+    from harness.bundle.origin import ORIGIN_NAME
     from harness.bundle.verify import verify_run, write_verdict
     from harness.runs import read_json
 

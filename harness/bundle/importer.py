@@ -33,15 +33,15 @@ from pydantic import ValidationError
 
 from harness.bundle import BundleError
 from harness.bundle.manifest import CHECKPOINT_FILES, MANIFEST_NAME, RUNS_DIR, Manifest, Member, parse
+# IMPORTED_DIR, VERIFICATION_NAME and imported_runs were defined here before harness.bundle.origin: still importable.
+from harness.bundle.origin import (IMPORTED_DIR, ORIGIN_NAME, VERIFICATION_NAME, imported_root,  # noqa: F401
+                                   imported_runs)
 from harness.atomicfile import atomic_write_text
 from harness.engine.predictions import ARRAY_NAME, META_NAME, PredictionsError, read_predictions
 from harness.names import UnsafePathError, check_name, contained
 from harness.runs import RunRecord
 from harness.weights.store import hash_file
 
-IMPORTED_DIR = "imported"
-ORIGIN_NAME = "origin.json"
-VERIFICATION_NAME = "verification.json"
 INCOMING_PREFIX = ".incoming-"
 CHUNK_BYTES = 1 << 20
 
@@ -71,16 +71,6 @@ class ImportOutcome:
     digest: str
     imported: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
-
-
-def imported_root(results: Path) -> Path:
-    return Path(results) / IMPORTED_DIR
-
-
-def imported_runs(results: Path, run_id: str = "*") -> list[Path]:
-    """The imported run directories under ``results`` (``imported/<site>/<run_id>/``, those with a spec), sorted;
-    with ``run_id``, only that run's, at every site. What a report reads beside ``<results>/runs``."""
-    return [spec.parent for spec in sorted(imported_root(results).glob(f"*/{run_id}/spec.json"))]
 
 
 def bundle_digest(manifest_bytes: bytes) -> str:

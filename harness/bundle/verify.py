@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from harness.bundle import BundleError
-from harness.bundle.importer import ORIGIN_NAME, VERIFICATION_NAME
+from harness.bundle.origin import DISAGREES, ORIGIN_NAME, VERIFICATION_NAME, VERIFIED
 from harness.bundle.manifest import CHECKPOINT_FILES
 from harness.bundle.selection import checkpoint_file
 from harness.data import DatasetError
@@ -42,7 +42,7 @@ class Verdict:
     """The outcome of one re-evaluation."""
 
     run_id: str
-    verdict: str  # "verified" or "disagrees"
+    verdict: str  # VERIFIED or DISAGREES
     images: int
     disagreements: int
     mode: str  # "exact" or "tolerant"
@@ -56,7 +56,7 @@ class Verdict:
     def line(self) -> str:
         allowance = f"tolerance {self.tolerance:g} of the images: at most {self.allowed} may differ"
         rule = f"{self.mode} mode: " + ("every prediction identical" if self.tolerance == 0 else allowance)
-        if self.verdict == "verified":
+        if self.verdict == VERIFIED:
             return (f"{self.run_id}: verified: {self.images - self.disagreements}/{self.images} predictions identical "
                     f"({rule}; {self.device})")
         return (f"{self.run_id}: NOT verified: {self.disagreements} of {self.images} predictions differ ({rule}; "
@@ -141,7 +141,7 @@ def _judge(run_id: str, old: np.ndarray, new: np.ndarray, exact: bool, tolerance
     differ = np.flatnonzero(old != new)
     tol = 0.0 if exact and tolerance is None else (DEFAULT_TOLERANCE if tolerance is None else tolerance)
     allowed = math.floor(tol * len(new))
-    return Verdict(run_id=run_id, verdict="verified" if len(differ) <= allowed else "disagrees", images=len(new),
+    return Verdict(run_id=run_id, verdict=VERIFIED if len(differ) <= allowed else DISAGREES, images=len(new),
                    disagreements=int(len(differ)), mode="exact" if exact else "tolerant", tolerance=tol,
                    allowed=allowed, device=device, checkpoint_sha256=sha,
                    date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -1,5 +1,10 @@
 """Seeds of one configuration pooled into statistics (mean, std, n, 95% t-interval), and the verdict that
-compares them with a paper's claim (an equivalence test with a margin)."""
+compares them with a paper's claim (an equivalence test with a margin).
+
+Seeds are pooled only across runs of the same configuration, the same code fingerprint and the same source
+(``harness.bundle.origin``: ``local`` or an imported site): runs computed by different code are shown apart,
+never averaged, and each site's runs stay its own row (an imported copy of a local run has the same run id and
+seed: pooling the two would count one seed twice; and a reader compares sites)."""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from typing import Iterable
 import pandas as pd
 from scipy.stats import norm as normal
 from scipy.stats import t as student_t
+
+from harness.bundle.origin import DISAGREES, LOCAL_SOURCE, NOT_VERIFIED, VERIFIED, source_label
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -133,11 +140,21 @@ def claim_verdict(claim: float | None, values: Iterable[float | None], margin: f
     return NOT_RUN if not values else verdict(values, claim, margin, n_test)
 
 
+@dataclass(frozen=True)
+class Badge:
+    """A row's verification badge: ``text`` (``verified``, ``disagreements N`` or ``not verified``), its
+    ``state`` (``VERIFIED``, ``DISAGREES``, ``NOT_VERIFIED``) and ``title``: each run's verdict and date."""
+
+    text: str
+    state: str
+    title: str
+
+
 @dataclass(frozen=True, eq=False)
 class ConfigResult:
-    """All runs (any state) of one configuration: the same model, data, T, variant, recipe and spec
-    parameters (when the runs frame has them: ``spec_recorded``), differing only in seed. Statistics pool its
-    finished runs."""
+    """All runs (any state) of one configuration from one source computed by one code: the same model, data, T,
+    variant, recipe and spec parameters (when the runs frame has them: ``spec_recorded``), the same source label
+    and code fingerprint, differing only in seed. Statistics pool its finished runs."""
 
     dataset: str
     model: str
@@ -147,6 +164,8 @@ class ConfigResult:
     config: dict[str, str]
     runs: pd.DataFrame = field(repr=False)
     spec_recorded: bool = True
+    source: str = LOCAL_SOURCE
+    code_fingerprint: str | None = None
 
     @cached_property
     def finished(self) -> pd.DataFrame:
@@ -248,6 +267,35 @@ class ConfigResult:
         return any(f != current[code] for f, code in zip(self.finished["code_fingerprint"], codes))
 
     @property
+    def imported(self) -> bool:
+        return bool(self.runs["imported"].any()) if "imported" in self.runs else False
+
+    @property
+    def verification(self) -> Badge:
+        """The badge of the finished runs: ``verified`` when every one was re-evaluated with identical predictions
+        (within ``harness verify``'s tolerance), ``disagreements N`` (N: differing predictions, summed) when one
+        was not, ``not verified`` otherwise; the title lists each run's verdict and date."""
+        runs = with_sources(self.finished)
+        verdicts = list(runs["verified"])
+        counts = runs["disagreements"] if "disagreements" in runs else pd.Series(None, index=runs.index)
+        differing = int(sum(pd.to_numeric(counts, errors="coerce").fillna(0)[runs["verified"] == DISAGREES]))
+        if DISAGREES in verdicts:
+            text, state = f"disagreements {differing}", DISAGREES
+        elif verdicts and all(v == VERIFIED for v in verdicts):
+            text, state = VERIFIED, VERIFIED
+        else:
+            text, state = NOT_VERIFIED, NOT_VERIFIED
+        dates = runs["verified_date"] if "verified_date" in runs else pd.Series(None, index=runs.index)
+        title = "; ".join(f"seed {seed}: {verdict}" + (f" on {date}" if isinstance(date, str) else "")
+                          for seed, verdict, date in zip(runs["seed"], verdicts, dates))
+        return Badge(text, state, title or "nothing to verify: no run finished")
+
+    @property
+    def code_label(self) -> str:
+        """The code fingerprint's first 12 characters (``unrecorded`` without one)."""
+        return self.code_fingerprint[:12] if self.code_fingerprint else "unrecorded"
+
+    @property
     def suites(self) -> list[str]:
         return sorted({s for entry in self.runs["suites"] for s in entry})
 
@@ -278,38 +326,76 @@ def _config_columns(frame: pd.DataFrame) -> list[str]:
     return sorted(c for c in frame.columns if c.startswith("params.spec.") and c not in NOT_CONFIG)
 
 
+def with_sources(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with complete source columns: ``source`` (``LOCAL_SOURCE`` where not recorded), ``imported``
+    (a bool), ``verified`` (``NOT_VERIFIED`` where not recorded) and ``source_label`` (what is shown and
+    filtered: ``harness.bundle.origin.source_label``)."""
+    def column(name: str, default: str) -> pd.Series:
+        values = frame[name] if name in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+        return values.astype(object).where(values.notna(), default)
+
+    imported = column("imported", "false").map(lambda v: v is True or str(v).lower() == "true").astype(bool)
+    source = column("source", LOCAL_SOURCE)
+    return frame.assign(source=source, imported=imported, verified=column("verified", NOT_VERIFIED),
+                        source_label=pd.Series([source_label(s, i) for s, i in zip(source, imported)],
+                                               index=frame.index, dtype=object))
+
+
+RUN_KEY = ["source_label", "run_id"]  # a local run and its imported copy are two runs
+
+
 def unique_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per run id (a run shared by several suites is logged once per suite): the latest logged
-    copy, with every suite it belongs to in ``suites``."""
+    """One row per run id and source (a run shared by several suites is logged once per suite): the latest
+    logged copy, with every suite it belongs to in ``suites``."""
+    frame = with_sources(frame)
     if frame.empty:
         return frame.assign(suites=pd.Series(dtype=object))
-    suites = frame.groupby("run_id")["suite"].agg(lambda s: tuple(sorted(set(s.dropna()))))
-    latest = frame.sort_values("start_time", na_position="first").drop_duplicates("run_id", keep="last")
-    return latest.assign(suites=latest["run_id"].map(suites)).sort_values(["run_id"]).reset_index(drop=True)
+    suites = frame.groupby(RUN_KEY)["suite"].agg(lambda s: tuple(sorted(set(s.dropna()))))
+    latest = frame.sort_values("start_time", na_position="first").drop_duplicates(RUN_KEY, keep="last")
+    return (latest.assign(suites=[suites[key] for key in zip(latest["source_label"], latest["run_id"])])
+            .sort_values(RUN_KEY).reset_index(drop=True))
+
+
+def _fingerprints(runs: pd.DataFrame, keys: list[tuple]) -> list[str | None]:
+    """Each run's code fingerprint as pooled: the recorded one; a run that recorded none and has no result
+    (it failed before its code was fingerprinted) joins its configuration's runs when they all share one."""
+    recorded = [None if pd.isna(f) else f for f in runs.get("code_fingerprint", pd.Series(None, index=runs.index))]
+    known: dict[tuple, set[str]] = {}
+    for key, fingerprint in zip(keys, recorded):
+        if fingerprint is not None:
+            known.setdefault(key, set()).add(fingerprint)
+    return [fingerprint if fingerprint is not None or state in ("finished", "diverged")
+            or len(known.get(key, ())) != 1 else next(iter(known[key]))
+            for key, fingerprint, state in zip(keys, recorded, runs["state"])]
 
 
 def group_configs(frame: pd.DataFrame) -> list[ConfigResult]:
-    """Configurations of a runs frame (see ``ConfigResult``), sorted by dataset, model, T, variant."""
+    """Configurations of a runs frame (see ``ConfigResult``: one per configuration, source and code
+    fingerprint), sorted by dataset, model, T, variant, local runs before imported ones."""
     runs = unique_runs(frame)
     config_columns = _config_columns(runs)
+    keys = [tuple(None if pd.isna(row[c]) else row[c] for c in (*KEY_TAGS, "source_label", *config_columns))
+            for _, row in runs.iterrows()]
     groups: dict[tuple, list[int]] = {}
-    for index, row in runs.iterrows():
-        key = tuple(None if pd.isna(row[c]) else row[c] for c in (*KEY_TAGS, *config_columns))
-        groups.setdefault(key, []).append(index)
+    for index, key, fingerprint in zip(runs.index, keys, _fingerprints(runs, keys)):
+        groups.setdefault((*key, fingerprint), []).append(index)
     results = []
     for key, indices in groups.items():
-        dataset, model, T, variant, recipe = key[:len(KEY_TAGS)]
-        config = {c: v for c, v in zip(config_columns, key[len(KEY_TAGS):]) if v is not None}
+        dataset, model, T, variant, recipe, source = key[:len(KEY_TAGS) + 1]
+        config = {c: v for c, v in zip(config_columns, key[len(KEY_TAGS) + 1:-1]) if v is not None}
         members = runs.loc[indices].sort_values(["seed", "run_id"]).reset_index(drop=True)
         results.append(ConfigResult(dataset, model, int(T), variant, recipe, config, members,
-                                    spec_recorded=any(c.startswith("params.spec.") for c in runs.columns)))
+                                    spec_recorded=any(c.startswith("params.spec.") for c in runs.columns),
+                                    source=source, code_fingerprint=key[-1]))
     return sorted(results, key=lambda r: (r.dataset, r.model, r.T, r.variant or "", r.recipe or "",
-                                          sorted(r.config.items())))
+                                          sorted(r.config.items()), r.imported, r.source, r.code_fingerprint or ""))
 
 
 def distinguishing(configs: list[ConfigResult]) -> dict[int, str]:
     """Short labels telling apart configurations that measure the same claim (by position in ``configs``):
-    the recipe and spec parameters whose values differ between them; empty when there is only one."""
+    the recipe and spec parameters whose values differ between them, and the code fingerprint (``code=<first
+    12>``) where one configuration was computed by different code; empty when there is only one. Their source
+    is not among them: it has its own column."""
     if len(configs) < 2:
         return {i: "" for i in range(len(configs))}
     fields = [("recipe", [c.recipe for c in configs])]
@@ -318,4 +404,9 @@ def distinguishing(configs: list[ConfigResult]) -> dict[int, str]:
     differing = [(label, values) for label, values in fields if len(set(values)) > 1]
     if differing and differing[0][0] == "recipe":  # a recipe's hash differs with it: say it once
         differing = [(label, values) for label, values in differing if label != "recipe_hash"]
-    return {i: ", ".join(f"{label}={values[i]}" for label, values in differing) for i in range(len(configs))}
+    labels = [", ".join(f"{label}={values[i]}" for label, values in differing) for i in range(len(configs))]
+    codes = {}
+    for label, config in zip(labels, configs):
+        codes.setdefault(label, set()).add(config.code_label)
+    return {i: ", ".join(filter(None, [label, f"code={configs[i].code_label}" if len(codes[label]) > 1 else ""]))
+            for i, label in enumerate(labels)}

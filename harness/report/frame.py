@@ -7,7 +7,7 @@ import warnings
 
 import pandas as pd
 
-from harness.report.aggregate import ALWAYS_LOGGED
+from harness.report.aggregate import ALWAYS_LOGGED, with_sources
 from harness.tracking import FINAL_METRICS, TAG_NAMES, runs_frame
 
 REQUIRED = ("run_id", "suite", "model", "dataset", "T", "seed", "state")
@@ -69,12 +69,33 @@ def _times(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True, errors="coerce")
 
 
-def load_runs(frame_or_uri: pd.DataFrame | str, suite: str | None = None) -> pd.DataFrame:
+class UnknownSource(ValueError):
+    """``--source`` names no logged run's source (the message is one line)."""
+
+
+def select_sources(frame: pd.DataFrame, sources: list[str] | None) -> pd.DataFrame:
+    """The runs of ``sources`` (each a source label, ``local`` or ``<site> (imported)``, or an imported site's
+    name); every run when None or empty. ``UnknownSource`` names a source no run comes from."""
+    if not sources:
+        return frame
+    imported = frame["imported"].astype(bool)
+    known = set(frame["source_label"]) | set(frame.loc[imported, "source"])
+    unknown = [s for s in sources if s not in known]
+    if unknown:
+        listed = ", ".join(sorted(set(frame["source_label"]))) or "none"
+        raise UnknownSource(f"--source {unknown[0]}: no logged run comes from it; expected one of: {listed}")
+    return frame[frame["source_label"].isin(sources) | (imported & frame["source"].isin(sources))]
+
+
+def load_runs(frame_or_uri: pd.DataFrame | str, suite: str | None = None,
+              sources: list[str] | None = None) -> pd.DataFrame:
     """Runs as a DataFrame in ``runs_frame``'s columns (given, or read from a tracking URI), restricted to
     ``suite`` when given: tags and ``params.*`` cleaned ("" and "None" become None), T and seed as int,
     metrics as float (MLflow's stand-in for an infinity back to one; each run with a non-finite metric warned
     about once). A run with a malformed record (no run id, no model, dataset or state tag, a T or seed that is
-    not an integer) is skipped with one warning naming it."""
+    not an integer) is skipped with one warning naming it. The source columns are completed by
+    ``aggregate.with_sources`` (a run logged before sources were tagged is a local, unverified one); with
+    ``sources``, only their runs are kept (``select_sources``)."""
     if isinstance(frame_or_uri, pd.DataFrame):
         frame = frame_or_uri.copy()
     else:
@@ -103,4 +124,4 @@ def load_runs(frame_or_uri: pd.DataFrame | str, suite: str | None = None) -> pd.
     if suite is not None:
         frame = frame[frame["suite"] == suite]
     _warn_nonfinite(frame)
-    return frame.reset_index(drop=True)
+    return select_sources(with_sources(frame), sources).reset_index(drop=True)

@@ -2,7 +2,12 @@
 table per dataset of the trained runs (the latest suite's datasets first; compact columns by default, the others
 one click away), accuracy-vs-energy and accuracy-vs-params plots on log axes with the paper's claims beside them,
 the provenance of every row, the other suites' runs without a result folded with their reasons, and the eval-only
-runs' "Released weights vs paper" table."""
+runs' "Released weights vs paper" table.
+
+Runs imported from other sites (``harness import``) sit beside the local ones: a Source column and filter
+(``local`` or ``<site> (imported)``), a verification badge (``verified``, ``disagreements N``, ``not verified``;
+each run's verdict and date on hover), and seeds pooled per configuration, source and code fingerprint
+(``harness.report.aggregate``). Both columns are shown by default once the runs come from more than one source."""
 
 from __future__ import annotations
 
@@ -17,8 +22,9 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from harness.report.aggregate import (BUDGET_UNKNOWN, COMPARED_TOP1, OVERRIDE_PREFIX, ConfigResult, Stat,
-                                      distinguishing, group_configs)
+from harness.bundle.origin import LOCAL_SOURCE
+from harness.report.aggregate import (BUDGET_UNKNOWN, COMPARED_TOP1, OVERRIDE_PREFIX, Badge, ConfigResult, Stat,
+                                      distinguishing, group_configs, unique_runs)
 from harness.report.claims import Claim, Claims, load_claims
 from harness.report.counts import recorded_overrides, zoo_param_count
 from harness.report.formats import MISSING, energy_unit, fixed, interval, is_missing, mean_std, readable
@@ -41,14 +47,21 @@ ENVIRONMENT_TAGS = ("git_commit", "torch", "cuda", "device", "host", "slurm_job_
 
 @dataclass(frozen=True)
 class Cell:
-    """A displayed value and the key its column sorts by ("" sorts last)."""
+    """A displayed value and the key its column sorts by ("" sorts last); a badge cell (``badge``: its state)
+    shows its text as a badge with ``title`` on hover."""
 
     text: str
     sort: str
+    badge: str = ""
+    title: str = ""
 
     @classmethod
     def of(cls, text: str, value: float | str | None) -> Cell:
         return cls(text, "" if is_missing(value) else str(value))
+
+    @classmethod
+    def of_badge(cls, badge: Badge) -> Cell:
+        return cls(badge.text, badge.text, badge.state.replace(" ", "-"), badge.title)
 
 
 # NeuroBench's metrics (means over the finished seeds): column key, header, how a present value is shown.
@@ -82,6 +95,7 @@ def _provenance(config: ConfigResult) -> dict[str, Any]:
         started = run["start_time"]
         runs.append({"run_id": run["run_id"], "mlflow_run_id": run["mlflow_run_id"] or MISSING,
                      "seed": int(run["seed"]), "state": run["state"], "reason": run["reason"],
+                     "verified": _run_verification(run),
                      "suites": ", ".join(run["suites"]), "metrics": metrics,
                      "started": MISSING if pd.isna(started) else started.strftime("%Y-%m-%d %H:%M"),
                      "command": run["command"] or MISSING,
@@ -92,8 +106,17 @@ def _provenance(config: ConfigResult) -> dict[str, Any]:
     resolved = [(c.removeprefix("params."), v) for c, v in config.runs.iloc[0].items()
                 if str(c).startswith("params.recipe.") and v is not None]
     return {"suites": ", ".join(config.suites), "runs": runs, "config": config_items, "resolved": resolved,
+            "source": config.source, "code": config.code_fingerprint or MISSING,
             "per_run_columns": [label for _, label, _ in PER_RUN],
             "commits": ", ".join(sorted({c for c in config.runs["git_commit"] if c})) or MISSING}
+
+
+def _run_verification(run: pd.Series) -> str:
+    """One run's verification: its verdict, with the date and differing predictions once verified."""
+    date = run.get("verified_date")
+    if not isinstance(date, str):
+        return run["verified"]
+    return f"{run['verified']} on {date} ({run.get('disagreements') or 0} of {run.get('verified_images')} differ)"
 
 
 def _params_m(config: ConfigResult) -> float | None:
@@ -137,14 +160,17 @@ def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins:
     top1_text = _top1_text(config, top1, COMPARED_TOP1)
     return {
         "id": row_id, "family": config.family or MISSING, "T": config.T, "params_m": params_m,
+        "source": config.source,
         "cells": [
-            Cell.of(name, name), Cell.of(config.family or MISSING, config.family),
+            Cell.of(name, name), Cell.of(config.source, config.source),
+            Cell.of(config.family or MISSING, config.family),
             Cell.of(str(config.T), config.T), Cell.of(fixed(params_m), params_m),
             Cell.of(fixed(claimed_params), claimed_params),
             Cell.of(top1_text if top1.mean is None else f"{top1_text} (n={top1.n})", top1.mean),
             Cell.of(interval(top1.ci_low, top1.ci_high), top1.ci_low),
             Cell.of(_top1_text(config, last, "top1"), last.mean), Cell.of(fixed(claimed), claimed),
             Cell.of(MISSING if delta is None else f"{delta:+.2f}", delta), Cell.of(result, result),
+            Cell.of_badge(config.verification),
             Cell.of(readable(energy_mean), energy_mean), Cell.of(readable(claimed_energy), claimed_energy),
             Cell.of(readable(ops_mean), ops_mean),
             Cell.of(readable(firing.mean), firing.mean), *neurobench, Cell.of(batch_text, batch),
@@ -156,24 +182,28 @@ def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins:
     }
 
 
-# The columns shown before the reader picks others: what fits a 1280 px screen and answers "did it reproduce".
+# The columns shown before the reader picks others: what fits a 1280 px screen and answers "did it reproduce";
+# with runs from several sources, also where each row comes from and whether it was verified.
 COMPACT = ("model", "T", "params", "top1", "claimed", "verdict", "energy")
+MERGED_COMPACT = ("source", "verified")
 
 
-def columns(margins: Margins, energy: str = "mJ") -> tuple[tuple[str, str, str, bool], ...]:
+def columns(margins: Margins, energy: str = "mJ", merged: bool = False) -> tuple[tuple[str, str, str, bool], ...]:
     """The leaderboard's columns (key, header, sort type, shown by default); the verdict header states its
-    margin, the energy headers their unit."""
-    every = (("model", "Model", "text"), ("family", "Family", "text"), ("T", "T", "num"),
+    margin, the energy headers their unit; ``merged`` (runs from several sources) shows Source and Verified."""
+    every = (("model", "Model", "text"), ("source", "Source", "text"), ("family", "Family", "text"),
+             ("T", "T", "num"),
              ("params", "Params (M)", "num"), ("claimed_params", "Claimed params (M)", "num"),
              ("top1", f"Top-1 % {COMPARED_EPOCH} (mean ± std, n)", "num"),
              ("ci", "95% CI", "num"), ("last", "Top-1 % last epoch", "num"),
              ("claimed", "Claimed top-1 %", "num"), ("delta", "Δ", "num"),
-             ("verdict", f"Verdict (±{margins.top1:g} points)", "text"),
+             ("verdict", f"Verdict (±{margins.top1:g} points)", "text"), ("verified", "Verified", "text"),
              ("energy", f"Energy paper ({energy})", "num"), ("claimed_energy", f"Claimed energy ({energy})", "num"),
              ("energy_ops", f"Energy ops ({energy})", "num"),
              ("firing", "Firing rate", "num"), *((key, header, "num") for key, header, _ in NEUROBENCH_COLUMNS),
              ("eval_batch", "Eval batch", "num"), ("hours", "Train hours / run", "num"), ("date", "Date", "text"))
-    return tuple((key, header, kind, key in COMPACT) for key, header, kind in every)
+    shown = COMPACT + (MERGED_COMPACT if merged else ())
+    return tuple((key, header, kind, key in shown) for key, header, kind in every)
 
 
 def _claims_shown(dataset: str, claims: Claims, with_claims: bool) -> list[Claim]:
@@ -209,9 +239,9 @@ def _claim_rows(shown: list[Claim], factor: float) -> list[list[str]]:
 
 
 def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Claims, margins: Margins,
-             name: str, with_claims: bool = True) -> dict[str, Any]:
+             name: str, with_claims: bool = True, merged: bool = False) -> dict[str, Any]:
     """A section of the page: a table of ``configs`` (one dataset) and its plots (with the claims' points
-    when ``with_claims``); energies in the unit that suits the section's scale."""
+    when ``with_claims``); energies in the unit that suits the section's scale; ``merged``: see ``columns``."""
     shown = _claims_shown(dataset, claims, with_claims)
     measured = [c.stat("energy_mj").mean for c in configs]
     unit, factor = energy_unit(measured if any(m is not None for m in measured) else [c.energy_mj for c in shown])
@@ -226,7 +256,8 @@ def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Clai
             for i, config in enumerate(configs)]
     families = sorted({r["family"] for r in rows})
     return {"id": f"d{index}", "name": name, "dataset": dataset, "controlled": not with_claims, "rows": rows,
-            "columns": columns(margins, unit), "families": families, "Ts": sorted({r["T"] for r in rows}),
+            "columns": columns(margins, unit, merged), "families": families, "Ts": sorted({r["T"] for r in rows}),
+            "sources": sorted({r["source"] for r in rows}),
             "plots": _plots(rows, shown, unit, factor), "claims": _claim_rows(shown, factor), "energy_unit": unit,
             "family_index": {f: i for i, f in enumerate(families)}}
 
@@ -256,22 +287,25 @@ def build_context(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins
     released = eval_only_mask(runs)
     first = first_suite or _latest_suite(runs)
     every = group_configs(runs[~released])
+    sources = sorted({c.source for c in every}, key=lambda label: (label != LOCAL_SOURCE, label))
+    merged = len(sources) > 1 or any(c.imported for c in every)
     configs = [c for c in every if not _folded(c, first)]
     ours = {c.dataset for c in configs if first in c.suites}
     order = [d for d in DATASET_NAMES if d in ours] + sorted(ours - set(DATASET_NAMES))
     order += [d for d in DATASET_NAMES if d not in order and any(c.dataset == d for c in configs)]
     order += sorted({c.dataset for c in configs} - set(order))
-    sections = [_section(i, d, [c for c in configs if c.dataset == d], claims, margins, dataset_name(d))
-                for i, d in enumerate(order)]
+    sections = [_section(i, d, [c for c in configs if c.dataset == d], claims, margins, dataset_name(d),
+                         merged=merged) for i, d in enumerate(order)]
     sections += [_section(len(sections) + i, d, [c for c in configs if c.dataset == d and controlled(c)], claims,
-                          margins, f"{CONTROLLED_TITLE}: {dataset_name(d)}", with_claims=False)
+                          margins, f"{CONTROLLED_TITLE}: {dataset_name(d)}", with_claims=False, merged=merged)
                  for i, d in enumerate([d for d in order if any(c.dataset == d and controlled(c) for c in configs)])]
     papers = "; ".join(dict.fromkeys(c.paper for c in claims.claims))
-    return {"sections": sections, "run_count": int(runs["run_id"].nunique()),
+    return {"sections": sections, "run_count": len(unique_runs(runs)),
             "suites": sorted(set(runs["suite"].dropna())), "first_suite": first, "claims_source": papers,
             "margins": margins, "margin_source": margin_source(margins, "top1"), "compared_epoch": COMPARED_EPOCH,
             "folded": _folded_rows([c for c in every if _folded(c, first)]),
-            "chooser": [(key, header, compact) for key, header, _, compact in columns(margins)],
+            "chooser": [(key, header, compact) for key, header, _, compact in columns(margins, merged=merged)],
+            "sources": sources, "merged": merged,
             "released": _released(runs, claims, margins) if released.any() else None,
             "reproducibility": REPRODUCIBILITY,
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
@@ -303,10 +337,11 @@ def render_html(context: dict[str, Any]) -> str:
 
 
 def render_leaderboard(frame_or_uri: pd.DataFrame | str, out_path: Path | str, margins: Margins = Margins(),
-                       first_suite: str | None = None) -> Path:
-    """Write the leaderboard page of every logged run (all suites) to ``out_path``, the datasets of
-    ``first_suite`` (default: the latest run's suite) first; returns the path."""
-    runs = load_runs(frame_or_uri)
+                       first_suite: str | None = None, sources: list[str] | None = None) -> Path:
+    """Write the leaderboard page of every logged run (all suites; only those of ``sources`` when given, see
+    ``frame.select_sources``) to ``out_path``, the datasets of ``first_suite`` (default: the latest run's
+    suite) first; returns the path."""
+    runs = load_runs(frame_or_uri, sources=sources)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(build_context(runs, load_claims(), margins, first_suite)))

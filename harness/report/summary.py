@@ -142,7 +142,7 @@ def run_summary(frame_or_uri: pd.DataFrame | str, suite: str, specs: Sequence[Ru
     status.json), then where the full report and the page are."""
     runs = load_runs(frame_or_uri, suite=suite)
     wanted = {spec.run_id for spec in specs}
-    runs = runs[runs["run_id"].isin(wanted)]
+    runs = runs[runs["run_id"].isin(wanted) & ~runs["imported"]]  # these ran here; an imported copy did not
     claims = claims or load_claims()
     released = eval_only_mask(runs)
     configs = group_configs(runs[~released])

@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness.report.aggregate import (BUDGET_UNKNOWN, CLAIM_ONLY, COMPARED_TOP1, NO_CLAIM, NOT_REPRODUCED,
                                       OVERRIDE_PREFIX, REPRODUCED, ConfigResult, Stat, claim_verdict,
-                                      distinguishing, group_configs)
+                                      distinguishing, group_configs, unique_runs)
 from harness.report.claims import REPORT_TABLES, Claim, Claims, load_claims
 from harness.report.counts import recorded_overrides, variant_overrides, zoo_param_count
 from harness.report.formats import (MISSING, Column, DisplayTable, Panel, energy_unit, fixed, interval,
@@ -57,8 +57,10 @@ RECORD_COLUMNS = (
     "top1_ci_low", "top1_ci_high",
     "top1_margin", "top1_delta", "verdict", "best_epochs", "top1_last_mean", "top1_last_std",
     "top5_claimed", "top5_last_mean", "eval_batch", "batch_dependent", "stale",
-    "unfinished_runs", "outcome", "budget", "run_ids", "note", "paper", "cited",
+    "unfinished_runs", "outcome", "budget", "run_ids", "note", "paper", "cited", "run_source", "verified",
 )
+# Shown once the runs come from several sources (imported ones among them): where a line's runs come from.
+SOURCE_COLUMNS = (Column("run_source", "Source", align="l"), Column("verified", "Verified", align="l"))
 
 
 def columns(layout: str, margins: Margins, unit: str = "mJ") -> tuple[Column, ...]:
@@ -142,14 +144,15 @@ def _measured(config: ConfigResult | None) -> dict[str, Any]:
     """The measured side of a table line, from the configuration's finished runs (nothing without one)."""
     if config is None:
         return {"best_epochs": None, "eval_batch": None, "batch_dependent": None, "stale": None, "unfinished_runs": 0,
-                "outcome": None, "budget": None, "run_ids": ""}
+                "outcome": None, "budget": None, "run_ids": "", "run_source": None, "verified": None}
     eval_batch, dependent = config.eval_batch
     epochs = config.values("best_epoch")
     return {"best_epochs": " ".join(str(int(e)) for e in epochs) or None, "eval_batch": eval_batch,
             "batch_dependent": dependent if eval_batch is not None else None,
             "stale": config.stale if len(config.finished) else None,
             "unfinished_runs": config.unfinished, "outcome": config.outcome or None, "budget": config.budget,
-            "run_ids": " ".join(config.finished["run_id"])}
+            "run_ids": " ".join(config.finished["run_id"]), "run_source": config.source,
+            "verified": config.verification.text}
 
 
 def _verdicts(claim: Claim | None, config: ConfigResult | None, claims: Claims,
@@ -303,6 +306,7 @@ def _cells(record: dict[str, Any], layout: str, factor: float = 1.0) -> dict[str
         "delta": MISSING if record["top1_delta"] is None else f"{record['top1_delta']:+.2f}",
         "verdict": record["verdict"],
         "eval_batch": batch + (BATCH_MARK if record["batch_dependent"] else ""),
+        "run_source": record["run_source"] or MISSING, "verified": record["verified"] or MISSING,
     }
 
 
@@ -429,8 +433,25 @@ def build_table(name: str, claims: Claims, configs: list[ConfigResult], margins:
     else:
         panels = (Panel(None, tuple(_cells(r, layout, factor) for r in records)),)
     chosen = [c for c in configs if controlled(c)] if name == "controlled" else configs
-    notes = _notes(records, claims, name, margins, chosen) if records else ()
-    return PaperTable(data, DisplayTable(name, title, columns(layout, margins, unit), panels, notes))
+    notes = _notes(records, claims, name, margins, chosen) + _source_notes(configs) if records else ()
+    shown = columns(layout, margins, unit) + (SOURCE_COLUMNS if merged(configs) else ())
+    return PaperTable(data, DisplayTable(name, title, shown, panels, notes))
+
+
+def merged(configs: list[ConfigResult]) -> bool:
+    """Whether the runs come from more than one source, or from an imported one."""
+    return len({c.source for c in configs}) > 1 or any(c.imported for c in configs)
+
+
+def _source_notes(configs: list[ConfigResult]) -> tuple[str, ...]:
+    """With runs from several sources: what Source and Verified say and how seeds are pooled."""
+    if not merged(configs):
+        return ()
+    return ("Source: local, runs of this results directory; <site> (imported), runs imported with `harness import`. "
+            "Seeds are pooled only across runs of one configuration, one source and one code fingerprint: a "
+            "configuration computed by other code is a separate line (code=<fingerprint>). Verified: `harness "
+            "verify` re-evaluated every finished run's checkpoint and its predictions matched the recorded ones; "
+            "disagreements N: N predictions differed; not verified: not (all) re-evaluated.",)
 
 
 def build_tables(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins()) -> list[PaperTable]:
@@ -485,8 +506,12 @@ def report_markdown(title: str, runs: pd.DataFrame, tables: list[PaperTable], al
     shown = [t for t in tables if all_tables or has_runs(t)]
     hidden = [t for t in tables if not (all_tables or has_runs(t)) and len(t.data)]
     finished = int((runs["state"] == "finished").sum())
-    lines = [f"# spikebench report: {markdown_escape(title)}\n\n{runs['run_id'].nunique()} runs logged, "
-             f"{finished} finished.\n"]
+    logged = unique_runs(runs)
+    sources = sorted(set(logged["source_label"]))
+    from_sources = (f" Sources: {markdown_escape(', '.join(sources))}." if len(sources) > 1 or logged["imported"].any()
+                    else "")
+    lines = [f"# spikebench report: {markdown_escape(title)}\n\n{len(logged)} runs logged, "
+             f"{finished} finished.{from_sources}\n"]
     if hidden:
         rows = sum(len(t.data) for t in hidden)
         lines.append(f"{_table_label([t.display.title for t in hidden])}: {rows} rows not run; see "
@@ -497,11 +522,13 @@ def report_markdown(title: str, runs: pd.DataFrame, tables: list[PaperTable], al
 
 
 def render_tables(frame_or_uri: pd.DataFrame | str, suite_name: str | None, out_dir: Path | str,
-                  margins: Margins = Margins(), all_tables: bool = False) -> dict[str, Path]:
+                  margins: Margins = Margins(), all_tables: bool = False,
+                  sources: list[str] | None = None) -> dict[str, Path]:
     """Write every table of a suite (all suites when None) as Markdown, LaTeX and CSV into
     ``out_dir/<suite>/``, plus ``report.md`` (``report_markdown``: the tables with runs, every table with
-    ``all_tables``); returns {file name: path}. ``margins``: the suite's equivalence margins of the verdicts."""
-    runs = load_runs(frame_or_uri, suite=suite_name)
+    ``all_tables``); returns {file name: path}. ``margins``: the suite's equivalence margins of the verdicts;
+    ``sources``: only the runs of these sources (``frame.select_sources``)."""
+    runs = load_runs(frame_or_uri, suite=suite_name, sources=sources)
     claims = load_claims()
     released = eval_only_mask(runs)
     tables = build_tables(runs[~released], claims, margins)

@@ -37,6 +37,12 @@
     return value === "" ? null : parseFloat(value);
   }
 
+  // The source filter: a row shows when it comes from the chosen source ("" : every source).
+  function fromChosenSource(form, group) {
+    var source = form.elements.source.value;
+    return source === "" || group.getAttribute("data-source") === source;
+  }
+
   function applyFilters(form) {
     var table = document.getElementById(form.getAttribute("data-table"));
     var family = form.elements.family.value;
@@ -49,7 +55,8 @@
       var group = groups[i];
       var params = group.getAttribute("data-params");
       var size = params === "" ? null : parseFloat(params);
-      var visible = (family === "" || group.getAttribute("data-family") === family) &&
+      var visible = fromChosenSource(form, group) &&
+        (family === "" || group.getAttribute("data-family") === family) &&
         (steps === "" || group.getAttribute("data-t") === steps) &&
         (low === null || (size !== null && size >= low)) &&
         (high === null || (size !== null && size <= high));
