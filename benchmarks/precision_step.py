@@ -96,8 +96,9 @@ def report(exact: StepRecord, fast: StepRecord, show: int) -> list[str]:
     """The comparison as printable lines."""
     lines = [f"loss: fp32 {exact.loss:.6f}  bf16 {fast.loss:.6f}", "",
              f"{'neuron layer':48s} {'rate fp32':>10s} {'rate bf16':>10s}  input dtype under autocast"]
-    lines += [f"{n:48s} {exact.rates[n]:10.4f} {fast.rates[n]:10.4f}  {str(fast.input_dtypes[n]).removeprefix('torch.')}"
-              for n in exact.rates]
+    for n in exact.rates:
+        dtype = str(fast.input_dtypes[n]).removeprefix("torch.")
+        lines.append(f"{n:48s} {exact.rates[n]:10.4f} {fast.rates[n]:10.4f}  {dtype}")
     lines += ["", f"parameters, lowest gradient cosine first ({show} of them):",
               f"{'cosine':>8s} {'|g| fp32':>11s} {'|g| bf16':>11s} {'ratio':>9s}  parameter"]
     for cosine, name, na, nb in gradient_rows(exact, fast)[:show]:

@@ -59,7 +59,8 @@ def test_a_bad_override_leaves_no_suite_behind(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["suites", "--out", "X", "--fast-overrides", "[1]"], "argument --fast-overrides: expected a non-empty JSON object"),
+    (["suites", "--out", "X", "--fast-overrides", "[1]"],
+     "argument --fast-overrides: expected a non-empty JSON object"),
     (["suites", "--out", "X", "--models", "nothing"], "no grid entry holds any of the models ['nothing']"),
     (["table", "missing_dir", "missing_dir"], "argument exact: expected a results directory holding runs/"),
 ])

@@ -61,4 +61,5 @@ def test_an_unknown_model_is_one_line_and_exit_2(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         precision_step.main(["no_such_model.cifar10"])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and err == "error: precision_step.py: suites/smoke.yaml: no run of no_such_model.cifar10\n"
+    assert exit_info.value.code == 2
+    assert err == "error: precision_step.py: suites/smoke.yaml: no run of no_such_model.cifar10\n"
