@@ -93,8 +93,10 @@ def test_the_table_lists_each_seed_and_judges_fast_against_the_exact_mean(tmp_pa
     msvit, spikformer = rows[2].split(" | "), rows[3].split(" | ")
     assert spikformer[2:7] == ["90.00 (0), 91.00 (1), 92.00 (2)", "90.90 (0), 91.20 (1), 90.80 (2)", "91.00",
                                "90.97", "-0.03"]
-    assert spikformer[7].rstrip(" |") == verdict([90.9, 91.2, 90.8], 91.0, 1.0) == "reproduced"
-    assert msvit[3] == "nan (0)" and msvit[7].rstrip(" |") == "not reproduced (1 of 1 seeds diverged)"
+    assert spikformer[7] == "-0.03 [-2.7, +2.6] (n=3)"  # differences +0.9, +0.2, -1.2: -0.03 +- 4.30 x 1.07 / sqrt(3)
+    assert spikformer[8].rstrip(" |") == verdict([90.9, 91.2, 90.8], 91.0, 1.0) == "reproduced"
+    assert msvit[3] == "nan (0)" and msvit[7] == "-"
+    assert msvit[8].rstrip(" |") == "not reproduced (1 of 1 seeds diverged)"
 
 
 def test_the_verdict_is_floored_by_the_sampling_error_of_the_test_split(tmp_path):
