@@ -11,6 +11,8 @@ layouts and ``fingerprint``s are stored per configuration. ``test_logits_reprodu
 through ``zoo.load_official_state_dict``. Procedure and regeneration command: benchmarks/RESULTS.md ("CI fixture").
 """
 
+import copy
+
 import pytest
 import torch
 
@@ -163,6 +165,34 @@ def test_forward_backward_reaches_every_parameter(name, size):
     torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing, f"parameters outside the forward pass: {missing[:5]}"
+
+
+def _one_step_gradients(model, x, y, dtype):
+    """Gradients of one training step, autocast to ``dtype`` when given (fast mode's bf16 on CPU)."""
+    with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+    loss.backward()
+    return float(loss), {n: p.grad for n, p in model.named_parameters()}
+
+
+def test_bf16_autocast_trains_the_same_parameters_as_fp32():
+    """Issue 24 asked whether MSViT's bf16 gain on the smoke suite came from a path bug (a parameter trained or
+    frozen in one mode only). One step from the same weights: every parameter is in both graphs, the losses agree;
+    only the last-stage SSA projection may have a zero gradient in one mode, as its mask neuron (threshold 1.0,
+    the official quirk) is nearly silent: a spike or two more or less under bf16 rounding decides it."""
+    torch.manual_seed(0)
+    exact = zoo.create_model("msvit_4_384.cifar10", widths=(32, 32, 64), depths=(0, 1, 1), heads=2)
+    fast = copy.deepcopy(exact)
+    mask_spikes = []
+    exact.stages[2][0].attn.attn_lif.register_forward_hook(lambda _m, _i, out: mask_spikes.append(out.mean()))
+    x, y = torch.rand(8, 3, 16, 16), torch.arange(8)
+    loss32, grads32 = _one_step_gradients(exact, x, y, None)
+    loss16, grads16 = _one_step_gradients(fast, x, y, torch.bfloat16)
+    assert all(g is not None for g in grads32.values()) and all(g is not None for g in grads16.values())
+    assert loss16 != loss32 and abs(loss16 - loss32) < 0.02
+    one_mode_only = {n for n in grads32 if bool(grads32[n].any()) != bool(grads16[n].any())}
+    assert one_mode_only <= {"stages.2.0.attn.proj.conv_bn.0.weight", "stages.2.0.attn.proj.conv_bn.1.weight"}
+    assert float(mask_spikes[0]) < 1e-3
 
 
 def test_build_is_deterministic_and_wrong_shapes_are_named():
