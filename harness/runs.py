@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import os
 import socket
@@ -205,6 +206,15 @@ def lock_holder(directory: Path) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def checkout_fingerprint(model: str, recipe: str | None, teacher: str | None) -> str:
+    """``code_fingerprint`` of this checkout, computed once per process for each (model, recipe, teacher): every
+    run of a configuration shares it, and tracing the imports costs ~0.1 s a call (10,000 runs: minutes)."""
+    from harness.engine.provenance import code_fingerprint
+
+    return code_fingerprint(model, recipe, teacher)
+
+
 class RunRecord:
     """Read-only view of one run directory."""
 
@@ -255,9 +265,9 @@ class RunRecord:
     @property
     def checkout_fingerprint(self) -> str:
         """The fingerprint this checkout's code gives the run (its model, recipe and distillation teacher)."""
-        from harness.engine.provenance import code_fingerprint, run_code
+        from harness.engine.provenance import run_code
 
-        return code_fingerprint(*run_code(self.spec.model, self.spec.recipe, self.config.get("recipe")))
+        return checkout_fingerprint(*run_code(self.spec.model, self.spec.recipe, self.config.get("recipe")))
 
     @property
     def final(self) -> dict[str, Any] | None:

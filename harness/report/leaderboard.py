@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +38,7 @@ PER_RUN = (("best_top1", "best top-1 (%)", fixed), ("best_epoch", "best epoch", 
            ("eval_batch", "eval batch", lambda v: fixed(v, 0)),
            ("train_device_hours", "train hours", readable), ("eval_img_per_s", "eval img/s", readable))
 ENVIRONMENT_TAGS = ("git_commit", "torch", "cuda", "device", "host", "slurm_job_id")
+PAGE_SIZE = 50  # table rows the page shows at once; filters and sorting apply to every row
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,36 @@ def _released(runs: pd.DataFrame, claims: Claims, margins: Margins) -> dict[str,
     return {"title": table.title, "headers": headers, "rows": rows, "notes": table.notes}
 
 
+def board_data(section: dict[str, Any]) -> dict[str, Any]:
+    """A section's table as the data the page's script pages, filters and sorts (every row, whichever page shows):
+    per row its id, filter values, cells (text, and the sort key where it differs) and provenance. Lists that rows
+    share (a recipe, an environment) are stored once in ``shared`` and referred to by index, which keeps a page of
+    thousands of rows small."""
+    shared: dict[str, int] = {}
+
+    def ref(value: list) -> int:
+        return shared.setdefault(json.dumps(value, separators=(",", ":")), len(shared))
+
+    rows = []
+    for row in section["rows"]:
+        cells = [[c.text] if c.sort == c.text else [c.text, c.sort] for c in row["cells"]]
+        p = row["provenance"]
+        runs = [[r["seed"], r["run_id"], r["state"], r["reason"] or "", r["metrics"], r["started"], r["mlflow_run_id"],
+                 r["command"], ref([value for _, value in r["environment"]])] for r in p["runs"]]
+        provenance = [p["suites"], p["commits"], runs, ref([list(kv) for kv in p["config"]]),
+                      ref([list(kv) for kv in p["resolved"]])]
+        rows.append([row["id"], row["family"], row["T"], row["params_m"], cells, provenance])
+    return {"rows": rows, "shared": [json.loads(value) for value in shared],
+            "per_run_columns": [label for _, label, _ in PER_RUN], "environment": list(ENVIRONMENT_TAGS)}
+
+
+def _script_json(data: Any) -> Markup:
+    """``data`` as JSON to embed in a ``<script type="application/json">``: no ``<``, ``>`` or ``&`` left, so no
+    string in it can close the element or start markup."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return Markup(text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
+
+
 def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
@@ -298,8 +330,9 @@ def render_html(context: dict[str, Any]) -> str:
     style = (TEMPLATES / "leaderboard.css").read_text()
     csp = (f"default-src 'none'; script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
            "img-src data:; base-uri 'none'; form-action 'none'")
+    tables = {section["id"]: _script_json(board_data(section)) for section in context["sections"]}
     return env.get_template("leaderboard.html.j2").render(**context, script=Markup(script), style=Markup(style),
-                                                          csp=csp)
+                                                          csp=csp, tables=tables, page_size=PAGE_SIZE)
 
 
 def render_leaderboard(frame_or_uri: pd.DataFrame | str, out_path: Path | str, margins: Margins = Margins(),
