@@ -1,7 +1,7 @@
 """What ``collect`` already logged, per results directory and tracking store, so that it reads only changed runs.
 
 ``<results>/.collect-index-<key>.json`` (one per tracking URI and suite override, written atomically) maps each
-run directory to the stamps (mtime, size, inode) of the files its MLflow run is made of, the content hash that
+run directory to the stamps (mtime, size) of the files its MLflow run is made of, the content hash that
 was logged, the experiment and run id it went to and the outcome. A run whose stamps are unchanged and whose
 logged MLflow run the store still holds (``confirmed``) is not read again; a new or changed run is read, a deleted
 one drops out of the index. An index that is missing, unreadable or of another store is a full scan: the index
@@ -29,8 +29,8 @@ Logged = dict[tuple[str, str], list[str | None]]
 
 
 def stamp(directory: Path) -> list[list[int] | None]:
-    """(mtime in ns, size, inode) of each of ``STAMPED`` in ``directory`` (None for an absent file): any write,
-    atomic (a new inode) or in place (a new mtime or size), changes it."""
+    """(mtime in ns, size) of each of ``STAMPED`` in ``directory`` (None for an absent file): any write changes
+    it; a copied or moved results directory keeps it (copies keep mtimes), so its index still holds."""
     stamps: list[list[int] | None] = []
     for name in STAMPED:
         try:
@@ -38,7 +38,7 @@ def stamp(directory: Path) -> list[list[int] | None]:
         except FileNotFoundError:
             stamps.append(None)
             continue
-        stamps.append([info.st_mtime_ns, info.st_size, info.st_ino])
+        stamps.append([info.st_mtime_ns, info.st_size])
     return stamps
 
 

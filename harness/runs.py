@@ -256,18 +256,23 @@ class RunRecord:
     def stale(self) -> bool:
         """Whether the run was begun or finished by code other than this checkout's (see
         ``harness.engine.provenance``); a run that never started is not stale, one without a fingerprint is."""
-        if not self.config:
+        config = self.config
+        if not config:
             return False
-        begun = self.config.get("provenance", {}).get("code_fingerprint")
+        begun = config.get("provenance", {}).get("code_fingerprint")
         ended = (self.final or {}).get("code_fingerprint", begun)
-        return {begun, ended} != {self.checkout_fingerprint}
+        return {begun, ended} != {self._fingerprint(config)}
 
     @property
     def checkout_fingerprint(self) -> str:
         """The fingerprint this checkout's code gives the run (its model, recipe and distillation teacher)."""
+        return self._fingerprint(self.config)
+
+    def _fingerprint(self, config: dict[str, Any]) -> str:
         from harness.engine.provenance import run_code
 
-        return checkout_fingerprint(*run_code(self.spec.model, self.spec.recipe, self.config.get("recipe")))
+        spec = self.spec
+        return checkout_fingerprint(*run_code(spec.model, spec.recipe, config.get("recipe")))
 
     @property
     def final(self) -> dict[str, Any] | None:
