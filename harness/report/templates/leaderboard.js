@@ -1,5 +1,5 @@
 // The spikebench leaderboard's tables: each dataset table's rows come as data (a script element of type
-// application/json beside the table) and are shown a page at a time, so that a page of thousands of runs stays small
+// application/gzip beside the table) and are shown a page at a time, so that a page of thousands of runs stays small
 // and quick. Filters, sorting and the column chooser apply to every row, not only those on the page shown; a row's
 // provenance is built when it is first opened. Each row and its provenance row share one <tbody>.
 (function () {
@@ -215,12 +215,20 @@
     this.render();
   };
 
-  document.querySelectorAll("script.board-data").forEach(function (holder) {
+  // The rows come gzipped in base64 (harness.report.leaderboard.packed); the browser's DecompressionStream unpacks
+  // them. The page is ready (body[data-ready]) once every table shows its first page.
+  function unpack(text) {
+    var bytes = Uint8Array.from(atob(text.trim()), function (c) { return c.charCodeAt(0); });
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return new Response(stream).text().then(JSON.parse);
+  }
+
+  function connect(holder, data) {
     var id = holder.getAttribute("data-table");
     var table = document.getElementById(id);
     var pager = document.querySelector('nav.pager[data-table="' + id + '"]');
     var form = document.querySelector('form.filters[data-table="' + id + '"]');
-    var board = new Board(table, JSON.parse(holder.textContent), pager, form);
+    var board = new Board(table, data, pager, form);
     table.tHead.addEventListener("click", function (event) {
       var button = event.target.closest("button.sort");
       if (button) { board.sort(button.closest("th")); }
@@ -232,8 +240,7 @@
     pager.addEventListener("click", function (event) {
       var button = event.target.closest("button");
       if (!button) { return; }
-      board.page += button.classList.contains("next") ? 1 : -1;
-      board.page = Math.max(0, board.page);
+      board.page = Math.max(0, board.page + (button.classList.contains("next") ? 1 : -1));
       board.render();
     });
     pager.querySelector("select[name=size]").addEventListener("change", function (event) {
@@ -245,7 +252,11 @@
     form.addEventListener("change", function () { board.filter(); });
     form.addEventListener("submit", function (event) { event.preventDefault(); });
     board.render();
-  });
+  }
+
+  Promise.all(Array.prototype.map.call(document.querySelectorAll("script.board-data"), function (holder) {
+    return unpack(holder.textContent).then(function (data) { connect(holder, data); });
+  })).then(function () { document.body.setAttribute("data-ready", "true"); });
 
   // The column chooser: a column's header and cells are hidden or shown in every dataset table at once; the pages
   // shown later follow the header.

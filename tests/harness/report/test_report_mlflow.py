@@ -1,7 +1,6 @@
 """End to end through a real MLflow store: runs logged with the tracking contract's tags, params and final
 metrics into a temporary sqlite database, read back by ``harness.tracking.runs_frame``, rendered."""
 
-import json
 import math
 import re
 
@@ -9,6 +8,7 @@ import pytest
 
 from harness.engine.provenance import code_fingerprint
 from harness.report import render_leaderboard, render_tables
+from harness.report.leaderboard import unpacked
 from harness.tracking import FINAL_METRICS, TAG, TAG_NAMES, runs_frame
 from report_runs import fixture_runs
 
@@ -55,8 +55,8 @@ def test_tables_from_mlflow_equal_tables_from_the_same_runs(store, tmp_path):
 
 def _board_rows(page: str) -> list[list]:
     """Every table row of a leaderboard page, from the data its script pages through (see ``board_data``)."""
-    found = re.findall(r'<script type="application/json" class="board-data"[^>]*>(.*?)</script>', page, flags=re.S)
-    return [row for data in found for row in json.loads(data)["rows"]]
+    found = re.findall(r'<script type="application/gzip" class="board-data"[^>]*>(.*?)</script>', page, flags=re.S)
+    return [row for data in found for row in unpacked(data)["rows"]]
 
 
 def test_leaderboard_from_mlflow(store, tmp_path):

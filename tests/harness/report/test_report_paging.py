@@ -33,6 +33,7 @@ def page(tmp_path_factory):
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url)
+        page.wait_for_selector("body[data-ready]", state="attached")
         yield page
         assert errors == []
         browser.close()
