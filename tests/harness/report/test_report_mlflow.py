@@ -62,8 +62,10 @@ def _board_rows(page: str) -> list[list]:
 def test_leaderboard_from_mlflow(store, tmp_path):
     page = render_leaderboard(store, tmp_path / "leaderboard" / "index.html").read_text()
     # one row per configuration (the shared run counted once), and the controlled comparison's three again
-    assert len(_board_rows(page)) == 18 + 3
-    assert "python -m harness run suites/other.yaml --only sdt384s0" in page
+    rows = _board_rows(page)
+    assert len(rows) == 18 + 3
+    commands = {run[7] for row in rows for run in row[5][2]}  # each row's provenance: its runs' commands
+    assert "python -m harness run suites/other.yaml --only sdt384s0" in commands
 
 
 @pytest.fixture(scope="module")
