@@ -30,7 +30,7 @@ from typing import Any
 
 from harness.collect_index import CollectIndex, Logged, stamp
 from harness.runs import RunRecord
-from harness.tracking_sqlite import logged_hashes, search_runs_frame
+from harness.tracking_sqlite import SQLITE, logged_hashes, search_runs_frame
 
 TAG = "spikebench."
 # Energy per image in two conventions (``final.json["energy"]``): ``paper`` (MSViT Eq. 18, the papers' way) and
@@ -58,7 +58,6 @@ ENDED_STATUSES = ("FINISHED", "FAILED")  # what ``_log_locked`` ends a logged ru
 # An unreachable server costs seconds, not MLflow's default of 7 retries with exponential backoff (minutes).
 HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
-SQLITE = "sqlite:///"
 
 
 class TrackingUnavailable(RuntimeError):

@@ -111,7 +111,8 @@
     var runs = p[2].map(function (r) {
       return [r[0], r[1], r[2] + (r[3] ? ": " + r[3] : "")].concat(r[4], [r[5], r[6]]);
     });
-    td.appendChild(grid(["seed", "run id", "state"].concat(this.data.per_run_columns, ["started", "MLflow run"]), runs));
+    var headers = ["seed", "run id", "state"].concat(this.data.per_run_columns, ["started", "MLflow run"]);
+    td.appendChild(grid(headers, runs));
     td.appendChild(element("h3", null, "Reproduce"));
     p[2].forEach(function (r) {
       var pre = element("pre");
@@ -176,7 +177,9 @@
     var index = this.keys.indexOf(header.getAttribute("data-key"));
     var numeric = header.getAttribute("data-type") === "num";
     var ascending = header.getAttribute("aria-sort") !== "ascending";
-    this.table.tHead.querySelectorAll("th[aria-sort]").forEach(function (cell) { cell.setAttribute("aria-sort", "none"); });
+    this.table.tHead.querySelectorAll("th[aria-sort]").forEach(function (cell) {
+      cell.setAttribute("aria-sort", "none");
+    });
     header.setAttribute("aria-sort", ascending ? "ascending" : "descending");
     var order = function (a, b) {
       var ka = cellSort(a.cells[index]), kb = cellSort(b.cells[index]);
