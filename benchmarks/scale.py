@@ -251,12 +251,39 @@ def table(figures: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def browser_times(page_path: Path) -> dict[str, float]:
+    """Milliseconds, in headless Chromium, from navigation until every table shows its first page, and for a sort
+    by top-1 and a family filter of the first (largest) table, each until the table is redrawn."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                             args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        start = time.monotonic()
+        page.goto(page_path.as_uri())
+        page.wait_for_selector("body[data-ready]", state="attached", timeout=120_000)
+        times = {"ready_ms": 1000 * (time.monotonic() - start)}
+        times["sort_ms"] = page.evaluate("""() => { const t = performance.now();
+            document.querySelector('#d0 th[data-key=top1] button').click(); return performance.now() - t; }""")
+        times["filter_ms"] = page.evaluate("""() => { const t = performance.now();
+            const select = document.querySelector('#d0 form.filters select[name=family]');
+            select.value = select.options[1].value; select.dispatchEvent(new Event('change', {bubbles: true}));
+            return performance.now() - t; }""")
+        browser.close()
+    return times
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m harness bench scale", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=positive_int, required=True, help="synthetic runs to write")
     parser.add_argument("--suites", type=positive_int, default=4, help="suites they are spread over (default 4)")
     parser.add_argument("--keep", metavar="DIR", help="write under DIR and keep it (default: a temporary folder)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    parser.add_argument("--chromium", action="store_true", help="also time the page in headless Chromium")
     args = parser.parse_args(argv)
     if args.keep:
         base = Path(args.keep).resolve()
@@ -266,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="spikebench-scale-") as folder:
             figures = measure(Path(folder), args.runs, args.suites)
     print(table(figures))
+    if args.chromium and args.keep and CHROMIUM.exists():
+        figures.update(browser_times(Path(args.keep).resolve() / "results" / "leaderboard" / "index.html"))
+        print(", ".join(f"{key} {figures[key]:.0f}" for key in ("ready_ms", "sort_ms", "filter_ms")))
     if args.json:
         print(json.dumps(figures))
     return 0
