@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import os
 import socket
@@ -205,6 +206,15 @@ def lock_holder(directory: Path) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def checkout_fingerprint(model: str, recipe: str | None, teacher: str | None) -> str:
+    """``code_fingerprint`` of this checkout, computed once per process for each (model, recipe, teacher): every
+    run of a configuration shares it, and tracing the imports costs ~0.1 s a call (10,000 runs: minutes)."""
+    from harness.engine.provenance import code_fingerprint
+
+    return code_fingerprint(model, recipe, teacher)
+
+
 class RunRecord:
     """Read-only view of one run directory."""
 
@@ -246,18 +256,27 @@ class RunRecord:
     def stale(self) -> bool:
         """Whether the run was begun or finished by code other than this checkout's (see
         ``harness.engine.provenance``); a run that never started is not stale, one without a fingerprint is."""
-        if not self.config:
+        config = self.config
+        if not config:
             return False
-        begun = self.config.get("provenance", {}).get("code_fingerprint")
+        begun = config.get("provenance", {}).get("code_fingerprint")
         ended = (self.final or {}).get("code_fingerprint", begun)
-        return {begun, ended} != {self.checkout_fingerprint}
+        return {begun, ended} != {self._fingerprint(config)}
 
     @property
     def checkout_fingerprint(self) -> str:
         """The fingerprint this checkout's code gives the run (its model, recipe and distillation teacher)."""
-        from harness.engine.provenance import code_fingerprint, run_code
+        return self._fingerprint(self.config)
 
-        return code_fingerprint(*run_code(self.spec.model, self.spec.recipe, self.config.get("recipe")))
+    def _fingerprint(self, config: dict[str, Any]) -> str:
+        """The checkout's fingerprint for the run's model and recipe, read from ``spec.json`` without validating
+        the whole spec (status checks 10,000 runs); a file that is not a spec raises as ``spec`` does."""
+        from harness.engine.provenance import run_code
+
+        raw = read_json(self.dir / "spec.json")
+        if not (isinstance(raw, dict) and isinstance(raw.get("model"), str) and isinstance(raw.get("recipe"), str)):
+            raw = self.spec.model_dump()
+        return checkout_fingerprint(*run_code(raw["model"], raw["recipe"], config.get("recipe")))
 
     @property
     def final(self) -> dict[str, Any] | None:

@@ -38,6 +38,7 @@ computes, not the code that computes it (that is the code fingerprint each run r
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -276,6 +277,14 @@ Where = Callable[..., str]  # (field, *keys) -> "file: line N: field ..." (compu
 NOT_OVERRIDES = {"T": "set it with the run's T field", "num_classes": "it follows the dataset"}
 
 
+@functools.lru_cache(maxsize=1)
+def _timm_models() -> tuple[str, ...]:
+    """The installed timm's model names, listed once per process (each listing takes a tenth of a second)."""
+    import timm
+
+    return tuple(timm.list_models())
+
+
 def _unknown(kind: str, value: str, valid: list[str], where: str) -> SuiteError:
     close = closest(value, valid)
     hint = f"did you mean {', '.join(close)}? " if close else ""
@@ -301,8 +310,10 @@ class _Resolver:
         self._catalog: Catalog | None = None
 
     @staticmethod
+    @functools.lru_cache(maxsize=None)
     def model_parameters(model: str) -> dict[str, Any]:
-        """The model constructor's arguments with their annotations: the schema of a run's ``overrides``."""
+        """The model constructor's arguments with their annotations: the schema of a run's ``overrides`` (read
+        once per model: ``inspect.signature`` for each of 10,000 runs took a minute)."""
         import zoo
 
         return {name: p.annotation for name, p in zoo.model_parameters(model).items()}
@@ -382,21 +393,22 @@ class _Resolver:
                              f"{entry.model} has no distillation head; expected a kd model ({fix})")
         given = "distill.teacher" in entry.recipe_overrides
         self.check_teacher(distill.teacher, recipe,
-                           where("recipe_overrides", "distill.teacher") if given else where("recipe"))
+                           lambda: where("recipe_overrides", "distill.teacher") if given else where("recipe"))
 
-    def check_teacher(self, teacher: str, recipe: str, at: str) -> None:
-        """The teacher names a registered zoo model or a model of the installed timm (``at``: where it is set)."""
+    def check_teacher(self, teacher: str, recipe: str, at: Callable[[], str]) -> None:
+        """The teacher names a registered zoo model or a model of the installed timm. ``at()`` says where it is set,
+        computed only for an error: it parses the suite file, which for every run of a 10,000-run file is hours."""
         library, name = teacher.split(":", 1)
         if library == "zoo":
             valid, what = self.models, "a registered zoo model"
         else:
             import timm
 
-            valid, what = timm.list_models(), f"a model of the installed timm {timm.__version__}"
+            valid, what = _timm_models(), f"a model of the installed timm {timm.__version__}"
         if name not in valid:
-            close = closest(name, valid)
+            close = closest(name, list(valid))
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise SuiteError(f"{at}: recipe {recipe!r}: distill.teacher {teacher!r}: expected {what}{hint}")
+            raise SuiteError(f"{at()}: recipe {recipe!r}: distill.teacher {teacher!r}: expected {what}{hint}")
 
     def recipe_for(self, model: str, dataset: str, recipe: str | None, where: Where) -> str:
         """The run's recipe: the given one, the model's own on its own dataset, or the dataset's."""

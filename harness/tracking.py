@@ -33,8 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.bundle import BundleError
-from harness.bundle.origin import LOCAL_SOURCE, ORIGIN_NAME, VERIFICATION_NAME, imported_runs, run_source
-from harness.runs import RunRecord, all_records
+from harness.bundle.origin import (LOCAL_SOURCE, ORIGIN_NAME, VERIFICATION_NAME, imported_runs, run_source,
+                                   source_label)
+from harness.collect_index import CollectIndex, Logged, stamp
+from harness.runs import RunRecord
+from harness.tracking_sqlite import SQLITE, logged_hashes, search_runs_frame
 
 TAG = "spikebench."
 # Energy per image in two conventions (``final.json["energy"]``): ``paper`` (MSViT Eq. 18, the papers' way) and
@@ -65,7 +68,6 @@ ENDED_STATUSES = ("FINISHED", "FAILED")  # what ``_log_locked`` ends a logged ru
 # An unreachable server costs seconds, not MLflow's default of 7 retries with exponential backoff (minutes).
 HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
-SQLITE = "sqlite:///"
 
 
 class TrackingUnavailable(RuntimeError):
@@ -215,6 +217,11 @@ def logged_source(tags: dict[str, str]) -> tuple[str, bool]:
     """The source and imported flag of a logged MLflow run from its tags; a run logged before sources were
     tagged is a local one."""
     return tags.get(TAG + "source", LOCAL_SOURCE), tags.get(TAG + "imported") == "true"
+
+
+def logged_label(tags: dict[str, str]) -> str:
+    """The source label (``harness.bundle.origin.source_label``) of a logged MLflow run from its tags."""
+    return source_label(*logged_source(tags))
 
 
 def _energy(final: dict[str, Any]) -> dict[str, Any]:
@@ -390,36 +397,91 @@ def complete(status: str | None, content_hash: Any) -> bool:
 
 def collect(results_root: Path, uri: str, run_ids: set[str] | None = None, suite: str | None = None,
             dry_run: bool = False) -> dict[str, int]:
-    """Log every run directory, local and imported (``run_records``; or those in ``run_ids``), into MLflow;
-    returns counts per outcome. A malformed run directory is skipped with one warning naming the file
-    ("malformed"). ``dry_run``: the counts of what would be done, with nothing written (a sqlite store that
-    does not exist yet is not created: all would log)."""
+    """Log every run directory, local and imported (``run_dirs``; or those in ``run_ids``), into MLflow; returns
+    counts per outcome. A malformed run directory is skipped with one warning naming the file ("malformed").
+    ``dry_run``: the counts of what would be done, with nothing written (a sqlite store that does not exist yet is
+    not created: all would log). Incremental: a run directory unchanged since the last collect into this store,
+    whose MLflow run the store still holds, is counted "unchanged" without being read (``harness.collect_index``)."""
     counts: dict[str, int] = {"logged": 0, "unchanged": 0, "merged": 0, "skipped": 0, "malformed": 0}
+    root = Path(results_root)
+    names = run_dirs(root)
+    chosen = [name for name in names if run_ids is None or Path(name).name in run_ids]
+    index = CollectIndex.load(root, uri, suite)
     absent = uri.startswith(SQLITE) and not Path(uri[len(SQLITE):]).exists()
-    if not (dry_run and absent):
+    found = None if absent else logged_hashes(uri, TAG, logged_label)  # a sqlite store: read without MLflow
+    client = None
+    if found is None and not absent:
         ensure_store(uri)
-    client = None if dry_run and absent else _client(uri)
-    for record in run_records(Path(results_root)):
-        if run_ids is None or record.dir.name in run_ids:
-            try:
-                counts[planned_outcome(record.dir, suite, client) if dry_run else
-                       log_run_dir(record.dir, uri, suite=suite, client=client)] += 1
-            except MalformedRecord as err:
-                warnings.warn(f"skipped {err}", stacklevel=2)
-                counts["malformed"] += 1
+        client = _client(uri)
+        found = _searched_hashes(client)
+    settled = index.settled(chosen, _complete_hashes(found or {}))
+    pending = [name for name in chosen if name not in settled]
+    if pending and client is None and not (dry_run and absent):
+        ensure_store(uri)
+        client = _client(uri)
+    for name in pending:
+        counts[_collect_one(root, name, uri, suite, client, index, dry_run)] += 1
+    counts["unchanged"] += len(settled)
+    if not dry_run:
+        index.save(set(names))
     return counts
 
 
-def run_records(results_root: Path) -> list[RunRecord]:
-    """The run directories ``collect`` logs: the local ones (``<results>/runs``), then the imported ones
-    (``<results>/imported/<site>``)."""
-    return [*all_records(results_root), *(RunRecord(d) for d in imported_runs(results_root))]
+def run_dirs(results_root: Path) -> list[str]:
+    """The run directories ``collect`` logs, relative to ``results_root``: the local ones (``runs/<run_id>``), then
+    the imported ones (``imported/<site>/<run_id>``)."""
+    root = Path(results_root)
+    local = [path.parent for path in sorted((root / "runs").glob("*/spec.json"))]
+    return [path.relative_to(root).as_posix() for path in (*local, *imported_runs(root))]
+
+
+def _collect_one(root: Path, name: str, uri: str, suite: str | None, client, index: CollectIndex,
+                 dry_run: bool) -> str:
+    """Log (or, ``dry_run``, plan) the run directory ``root / name`` and note it in ``index``; "malformed" with one
+    warning."""
+    record = RunRecord(root / name)
+    stamps = stamp(record.dir)  # before reading: a write from here on changes the stamps the next collect sees
+    try:
+        outcome = (planned_outcome(record.dir, suite, client) if dry_run else
+                   log_run_dir(record.dir, uri, suite=suite, client=client))
+        chash = content_hash(record)
+        origin = run_source(record.dir)
+    except (MalformedRecord, BundleError) as err:
+        warnings.warn(f"skipped {err}", stacklevel=3)
+        return "malformed"
+    index.record(name, stamps, outcome, (f"spikebench/{suite or record.spec.suite}", record.spec.run_id,
+                                         source_label(origin.source, origin.imported)), chash)
+    return outcome
+
+
+def _searched_hashes(client) -> dict[tuple[str, str, str], list[tuple[str, Any]]]:
+    """``harness.tracking_sqlite.logged_hashes`` for any store, through MLflow's paged search."""
+    found: dict[tuple[str, str], list[tuple[str, Any]]] = {}
+    for experiment in client.search_experiments():
+        if not experiment.name.startswith("spikebench/"):
+            continue
+        token = None
+        while True:
+            page = client.search_runs([experiment.experiment_id], max_results=1000, page_token=token,
+                                      order_by=["attributes.start_time ASC"])
+            for run in page:
+                key = (experiment.name, run.data.tags.get(TAG + "run_id"), logged_label(run.data.tags))
+                found.setdefault(key, []).append((run.info.status, run.data.tags.get(TAG + "content_hash")))
+            token = page.token
+            if not token:
+                break
+    return found
+
+
+def _complete_hashes(found: dict[tuple[str, str, str], list[tuple[str, Any]]]) -> Logged:
+    """(experiment, run id, source label) -> the content hash of each of its MLflow runs (None for one not logged to the end)."""
+    return {key: [chash if complete(status, chash) else None for status, chash in runs]
+            for key, runs in found.items()}
 
 
 def runs_frame(uri: str, suite: str | None = None):
     """All logged runs as a DataFrame: tag names without the prefix, final metrics, the logged params (as
     ``params.<key>``), mlflow_run_id and start_time."""
-    import mlflow
     import pandas as pd
 
     ensure_store(uri)
@@ -429,14 +491,25 @@ def runs_frame(uri: str, suite: str | None = None):
     columns = [*TAG_NAMES, *FINAL_METRICS]
     if not experiments:
         return pd.DataFrame(columns=[*columns, "mlflow_run_id", "start_time"])
-    mlflow.set_tracking_uri(uri)
-    raw = _complete_runs(mlflow.search_runs(experiment_ids=experiments, output_format="pandas"))
+    raw = _complete_runs(_search_runs(uri, experiments))
     data = {"mlflow_run_id": raw["run_id"], "start_time": raw["start_time"]}
     for name in columns:
         source = f"tags.{TAG}{name}" if name in TAG_NAMES else f"metrics.{name}"
         data[name] = raw[source] if source in raw else pd.Series(None, index=raw.index, dtype=object)
     params = [c for c in raw.columns if c.startswith("params.")]
     return pd.concat([pd.DataFrame(data), raw[params]], axis=1)
+
+
+def _search_runs(uri: str, experiment_ids: list[str]):
+    """``mlflow.search_runs``'s frame of the experiments: read from the tables of a sqlite store in a few queries
+    (``harness.tracking_sqlite``: seconds less per 1,000 runs), else through MLflow."""
+    frame = search_runs_frame(uri, experiment_ids)
+    if frame is not None:
+        return frame
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(experiment_ids=experiment_ids, output_format="pandas")
 
 
 def _complete_runs(raw):

@@ -258,12 +258,13 @@ class ConfigResult:
     def stale(self) -> bool:
         """Whether a finished run was computed by code other than this checkout's (its recorded code fingerprint
         differs or is missing): its numbers may not be what this code gives."""
-        from harness.engine.provenance import code_fingerprint, run_code
+        from harness.engine.provenance import run_code
+        from harness.runs import checkout_fingerprint
 
         teachers = self.finished.get(TEACHER_PARAM, pd.Series(None, index=self.finished.index))
         codes = [run_code(model, recipe, {"distill": {"teacher": teacher}}) for model, recipe, teacher
                  in zip(self.finished["model"], self.finished["recipe"], teachers)]
-        current = {code: code_fingerprint(*code) for code in set(codes)}  # the seeds of a config share theirs
+        current = {code: checkout_fingerprint(*code) for code in set(codes)}  # computed once per process
         return any(f != current[code] for f, code in zip(self.finished["code_fingerprint"], codes))
 
     @property

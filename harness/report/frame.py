@@ -53,14 +53,18 @@ def _metric(values: pd.Series) -> pd.Series:
 
 
 def _warn_nonfinite(frame: pd.DataFrame) -> None:
-    """One warning per run with an infinite metric, or a NaN where a finished run always logs a number."""
-    for _, row in frame.iterrows():
-        odd = [f"{name}={row[name]}" for name in FINAL_METRICS
-               if math.isinf(row[name]) or (math.isnan(row[name]) and name in ALWAYS_LOGGED
-                                            and row["state"] == "finished")]
-        if odd:
-            warnings.warn(f"runs frame: run {row['run_id']} (MLflow run {row['mlflow_run_id']}) logged non-finite "
-                          f"metrics: {', '.join(odd)}; shown as such", stacklevel=3)
+    """One warning per run with an infinite metric, or a NaN where a finished run always logs a number (the rows
+    are found column-wise first: looking at each of 10,000 rows costs seconds)."""
+    metrics = frame[list(FINAL_METRICS)]
+    always = [name for name in FINAL_METRICS if name in ALWAYS_LOGGED]
+    odd = metrics.isin([math.inf, -math.inf]).any(axis=1)
+    odd |= frame[always].isna().any(axis=1) & (frame["state"] == "finished")
+    for _, row in frame[odd].iterrows():
+        values = [f"{name}={row[name]}" for name in FINAL_METRICS
+                  if math.isinf(row[name]) or (math.isnan(row[name]) and name in ALWAYS_LOGGED
+                                               and row["state"] == "finished")]
+        warnings.warn(f"runs frame: run {row['run_id']} (MLflow run {row['mlflow_run_id']}) logged non-finite "
+                      f"metrics: {', '.join(values)}; shown as such", stacklevel=3)
 
 
 def _times(values: pd.Series) -> pd.Series:

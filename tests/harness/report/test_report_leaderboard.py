@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from harness.report.leaderboard import build_context, render_leaderboard
+from harness.report.leaderboard import build_context, render_leaderboard, unpacked
 from harness.report.claims import load_claims
 from harness.report.frame import load_runs
 from report_runs import fixture_runs, run
@@ -52,6 +52,14 @@ def test_no_run_string_becomes_markup(page):
     assert XSS not in page and "<img" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in page
+
+
+def test_table_rows_travel_packed_and_come_back_unchanged(page):
+    packs = re.findall(r'<script type="application/gzip" class="board-data" data-table="(d\d+)-table">(.*?)</script>',
+                       page, flags=re.S)
+    assert packs and all(re.fullmatch(r"[A-Za-z0-9+/=]+", text) for _, text in packs)  # base64: no markup
+    names = [row[4][0][0] for _, text in packs for row in unpacked(text)["rows"]]
+    assert f'{XSS} · "><img src=x onerror=alert(2)>' in names  # the run's strings, as data
 
 
 def _texts(context, row) -> dict[str, str]:

@@ -2,11 +2,13 @@
 metrics into a temporary sqlite database, read back by ``harness.tracking.runs_frame``, rendered."""
 
 import math
+import re
 
 import pytest
 
 from harness.engine.provenance import code_fingerprint
 from harness.report import render_leaderboard, render_tables
+from harness.report.leaderboard import unpacked
 from harness.tracking import FINAL_METRICS, TAG, TAG_NAMES, runs_frame
 from report_runs import fixture_runs
 
@@ -51,11 +53,19 @@ def test_tables_from_mlflow_equal_tables_from_the_same_runs(store, tmp_path):
             ) in from_store["table2.md"].read_text()  # the interval floored by the sampling error on 10,000 images
 
 
+def _board_rows(page: str) -> list[list]:
+    """Every table row of a leaderboard page, from the data its script pages through (see ``board_data``)."""
+    found = re.findall(r'<script type="application/gzip" class="board-data"[^>]*>(.*?)</script>', page, flags=re.S)
+    return [row for data in found for row in unpacked(data)["rows"]]
+
+
 def test_leaderboard_from_mlflow(store, tmp_path):
     page = render_leaderboard(store, tmp_path / "leaderboard" / "index.html").read_text()
     # one row per configuration (the shared run counted once), and the controlled comparison's three again
-    assert page.count('<tbody id="d') == 18 + 3
-    assert "python -m harness run suites/other.yaml --only sdt384s0" in page
+    rows = _board_rows(page)
+    assert len(rows) == 18 + 3
+    commands = {run[7] for row in rows for run in row[5][2]}  # each row's provenance: its runs' commands
+    assert "python -m harness run suites/other.yaml --only sdt384s0" in commands
 
 
 @pytest.fixture(scope="module")
@@ -102,5 +112,6 @@ def test_malformed_and_non_finite_runs_are_named_skipped_or_shown_as_such(malfor
     for row in (inf_row, nan_row):  # a seed without a finite result is a diverged one
         assert "not reproduced (1 of 1 seeds diverged)" in row
     page = (tmp_path / "index.html").read_text()
-    assert ">inf (n=1)<" in page and ">nan<" in page
+    texts = {cell[0] for row in _board_rows(page) for cell in row[4]}
+    assert "inf (n=1)" in texts and "nan" in texts
     assert "nomodel0" not in page and "badT0" not in page and "179769313486" not in page
