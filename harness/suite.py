@@ -277,14 +277,6 @@ Where = Callable[..., str]  # (field, *keys) -> "file: line N: field ..." (compu
 NOT_OVERRIDES = {"T": "set it with the run's T field", "num_classes": "it follows the dataset"}
 
 
-@functools.lru_cache(maxsize=1)
-def _timm_models() -> tuple[str, ...]:
-    """The installed timm's model names, listed once per process (each listing takes a tenth of a second)."""
-    import timm
-
-    return tuple(timm.list_models())
-
-
 def _unknown(kind: str, value: str, valid: list[str], where: str) -> SuiteError:
     close = closest(value, valid)
     hint = f"did you mean {', '.join(close)}? " if close else ""
@@ -402,9 +394,8 @@ class _Resolver:
         if library == "zoo":
             valid, what = self.models, "a registered zoo model"
         else:
-            import timm
-
-            valid, what = _timm_models(), f"a model of the installed timm {timm.__version__}"
+            version, valid = timm_models()
+            what = f"a model of the installed timm {version}"
         if name not in valid:
             close = closest(name, list(valid))
             hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -488,6 +479,27 @@ class _Resolver:
         except WeightsLocationError as err:
             raise SuiteError(f"{where('weights')}: {err}") from None
         return {"weights": entry.weights, "weights_sha256": located.sha256, "weights_file": located.location}
+
+
+@functools.lru_cache(maxsize=1)
+def timm_models() -> tuple[str, list[str]]:
+    """The installed timm's version and model names, cached per timm version and install location
+    (``harness.usercache``): importing timm to list them takes seconds, and ``validate`` should not."""
+    from importlib.metadata import version
+    from importlib.util import find_spec
+
+    from harness.usercache import cached
+
+    def names() -> list[str]:
+        import timm
+
+        return list(timm.list_models())
+
+    spec = find_spec("timm")
+    release = version("timm")
+    listed = cached("timm-models", f"{release} {spec.origin if spec else ''}", names,
+                    lambda value: isinstance(value, list) and all(isinstance(n, str) for n in value))
+    return release, listed
 
 
 def _energy_images(budget: Budget) -> EnergyImages:

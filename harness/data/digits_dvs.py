@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from harness.data.catalog import default_data_dir
 from harness.data.digits import load_digits_raw, upsample
@@ -56,7 +55,10 @@ def loop_offsets(cfg: DigitsDVSConfig) -> np.ndarray:
 
 
 def generate(cfg: DigitsDVSConfig) -> tuple[EventBatch, np.ndarray]:
-    """Record all 1797 digits; returns the events and the labels."""
+    """Record all 1797 digits; returns the events and the labels (scipy is imported here: a cached recording,
+    what every run after the first reads, does not need it)."""
+    from scipy import ndimage
+
     images, labels = load_digits_raw()
     s = cfg.sensor
     if cfg.picture_px + cfg.amplitude_px > min(s.height, s.width):

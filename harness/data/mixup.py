@@ -8,15 +8,21 @@ CutMix cuts the last two axes, so it only suits ``[B, C, H, W]`` batches; mixup 
 
 from __future__ import annotations
 
-from timm.data import Mixup
+from typing import TYPE_CHECKING
 
 from harness.recipe import DataRecipe
 
+if TYPE_CHECKING:
+    from timm.data import Mixup
+
 
 def mixup_fn(recipe: DataRecipe, num_classes: int, label_smoothing: float = 0.0) -> Mixup | None:
-    """timm Mixup (batch mode) from the recipe's alphas/probabilities, or None when the recipe mixes nothing."""
+    """timm Mixup (batch mode) from the recipe's alphas/probabilities, or None when the recipe mixes nothing (then
+    timm is not imported)."""
     if recipe.mixup_alpha <= 0 and recipe.cutmix_alpha <= 0:
         return None
+    from timm.data import Mixup
+
     return Mixup(
         mixup_alpha=recipe.mixup_alpha,
         cutmix_alpha=recipe.cutmix_alpha,

@@ -7,6 +7,9 @@ Normalize -> RandomErasing (timm); eval = [Resize(size / crop_pct) -> CenterCrop
 DVS clips (float32 ``[T, 2, H, W]`` in and out): resize (both splits, SDT's 64x64 CIFAR10-DVS) and, for
 training, horizontal flip, ``SNNAugmentWide`` and Cutout, each drawn once per clip and applied identically to
 all T frames.
+
+timm is imported only by the steps that use it: a pipeline without them (the digits recipes) does not pay its
+import (seconds per worker).
 """
 
 from __future__ import annotations
@@ -15,9 +18,6 @@ import math
 from collections.abc import Callable
 
 import torch
-from timm.data.auto_augment import rand_augment_transform
-from timm.data.random_erasing import RandomErasing
-from timm.data.transforms import RandomResizedCropAndInterpolation, str_to_interp_mode, str_to_pil_interp
 from torchvision import transforms as tv
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
@@ -41,26 +41,33 @@ def static_transform(info: DatasetInfo, recipe: DataRecipe | None, train: bool, 
     steps: list[Callable] = []
     if train:
         if recipe.random_resized_crop is not None:
+            from timm.data.transforms import RandomResizedCropAndInterpolation
+
             steps.append(RandomResizedCropAndInterpolation(size, scale=recipe.random_resized_crop, interpolation=interp))
         elif size != native_size:
-            steps.append(tv.Resize((size, size), interpolation=str_to_interp_mode(interp)))
+            steps.append(tv.Resize((size, size), interpolation=InterpolationMode(interp)))
         if recipe.hflip > 0:
             steps.append(tv.RandomHorizontalFlip(recipe.hflip))
         if recipe.randaugment:
             steps.append(randaugment(recipe.randaugment, recipe.randaugment_ops, size, mean, interp))
     elif size != native_size or recipe.eval_crop_pct < 1.0:
         steps += [
-            tv.Resize(math.floor(size / recipe.eval_crop_pct), interpolation=str_to_interp_mode(interp)),
+            tv.Resize(math.floor(size / recipe.eval_crop_pct), interpolation=InterpolationMode(interp)),
             tv.CenterCrop(size),
         ]
     steps += [tv.ToTensor(), tv.Normalize(mean, std)]
     if train and recipe.random_erasing > 0:
+        from timm.data.random_erasing import RandomErasing
+
         steps.append(RandomErasing(recipe.random_erasing, mode=recipe.random_erasing_mode, max_count=1, device="cpu"))
     return tv.Compose(steps)
 
 
 def randaugment(config: str, ops: tuple[str, ...] | None, size: int, mean: tuple[float, ...], interpolation: str) -> Callable:
     """timm's RandAugment with timm's default hparams for ``size``; ``ops`` restricts it to those timm op names."""
+    from timm.data.auto_augment import rand_augment_transform
+    from timm.data.transforms import str_to_pil_interp
+
     hparams = {
         "translate_const": int(size * 0.45),
         "img_mean": tuple(min(255, round(255 * m)) for m in mean),

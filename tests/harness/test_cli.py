@@ -10,16 +10,6 @@ import pytest
 from harness.cli import main
 
 
-def test_help_imports_no_torch_or_mlflow():
-    code = ("import sys\nfrom harness.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch', 'mlflow', 'timm', 'pandas') if m in sys.modules]\n"
-            "print('HEAVY=' + ','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "usage: python -m harness" in out
-    assert out.strip().endswith("HEAVY=")
-
-
 def test_unknown_benchmark_is_a_one_line_user_error(capsys):
     assert main(["bench", "no_such_benchmark"]) == 2
     err = capsys.readouterr().err

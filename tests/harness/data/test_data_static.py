@@ -45,6 +45,27 @@ def test_digits_shapes_split_and_labels():
     assert x.min().item() == pytest.approx(-DIGITS_MEAN[0] / 0.324, abs=1e-3)
 
 
+@pytest.mark.parametrize("source", ["bundled file", "scikit-learn's loader"])
+def test_digits_are_scikit_learns_whichever_way_they_are_read(monkeypatch, source):
+    from sklearn.datasets import load_digits
+
+    from harness.data import digits
+
+    if source != "bundled file":
+        monkeypatch.setattr(digits, "bundled_digits_file", lambda: None)
+    else:
+        assert digits.bundled_digits_file() is not None, "this scikit-learn keeps digits.csv.gz where it is looked for"
+    digits.load_digits_raw.cache_clear()
+    try:
+        images, labels = digits.load_digits_raw()
+    finally:
+        digits.load_digits_raw.cache_clear()
+    bunch = load_digits()
+    assert images.dtype == np.float32 and labels.dtype == np.int64
+    assert np.array_equal(images, (bunch.images / 16.0).astype(np.float32))
+    assert np.array_equal(labels, bunch.target)
+
+
 def test_digits_size_follows_option_then_recipe_and_is_deterministic():
     assert build_dataset("digits", "test", size=16)[3][0].shape == (3, 16, 16)
     assert build_dataset("digits", "test", recipe=DataRecipe(input_size=24))[3][0].shape == (3, 24, 24)

@@ -1,13 +1,21 @@
 """Expected run cost (forward FLOPs x training images) and the local launcher starting the longest runs first."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
-from harness.launch.cost import expected_costs
+from harness.data import dataset_info, model_input_shape
+from harness.engine.spec import TrainSpec
+from harness.launch.cost import expected_costs, forward_flops
 from harness.launch.local import run_suite
+from harness.launch.worker import train_spec
+from harness.metrics.perf import step_flops
 from harness.suite import expand, load_suite
+
+SMOKE = Path(__file__).resolve().parents[3] / "suites" / "smoke.yaml"
 
 SMALL = "{widths: [16, 32, 64], depths: [1, 1, 1], heads: 2}"
 LARGE = "{widths: [32, 64, 128], depths: [1, 1, 2], heads: 2}"
@@ -62,3 +70,45 @@ def test_launcher_starts_the_expensive_run_first(tmp_path, suite_writer, capsys)
     assert set(outcome.states.values()) == {"finished"}
     started = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("started")]
     assert started == [specs[2].run_id, specs[0].run_id, specs[1].run_id], "expensive first, then suite order"
+
+
+def _cpu_forward_flops(run: TrainSpec) -> int:
+    """The estimate as it was counted before the meta device: the whole model, built and run on the CPU."""
+    recipe = run.resolved_recipe()
+    model = run.create_model(recipe).eval()
+    frame = model_input_shape(run.dataset, recipe.data)
+    shape = (1, run.time_steps(), *frame) if dataset_info(run.dataset)["kind"] == "dvs" else (1, *frame)
+    with torch.no_grad():
+        return step_flops(lambda: model(torch.zeros(shape)))
+
+
+# one run per family and neuron kind: LIF, PLIF, MultiSpike (SDT v3), TernaryIF (SWformer), padded BN (SDT v2)
+FAMILIES = [("msvit_4_384.cifar10", "digits"), ("qkformer_2_256.cifar10dvs", "digits_dvs"),
+            ("sdtv3_5m.in1k", "digits"), ("swformer_4_384.cifar10", "digits"), ("sdtv2_10_384.in1k", "digits_dvs"),
+            ("spikingresformer_dvsg.dvs128", "digits_dvs"), ("sdt_2_512.cifar10", "digits")]
+
+
+def test_the_meta_device_count_equals_the_full_cpu_forward_and_keeps_the_order():
+    specs = {(s.model, s.dataset): s for s in expand(load_suite(SMOKE))}
+    runs = [train_spec(specs[family]) for family in FAMILIES]
+    counted = [forward_flops(run, run.resolved_recipe()) for run in runs]
+    assert counted == [_cpu_forward_flops(run) for run in runs]
+    assert len(set(counted)) == len(counted), "distinct models: the order is decided by the counts alone"
+
+
+class _DataDependent(nn.Module):
+    """A model whose forward branches on a value: it cannot run on the meta device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3 * 16 * 16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        return self.linear(x) if bool(x.sum() >= 0) else self.linear(x).neg()
+
+
+def test_a_model_that_cannot_run_on_the_meta_device_is_counted_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(TrainSpec, "create_model", lambda self, recipe: _DataDependent())
+    run = TrainSpec(model="sdt_2_512.cifar10", dataset="digits", recipe="digits")
+    assert forward_flops(run, run.resolved_recipe()) == 2 * 3 * 16 * 16 * 10

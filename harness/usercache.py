@@ -1,0 +1,50 @@
+"""Facts that cost a heavy import to learn, kept per user on disk so that a command asks the library once per
+version: ``$SPIKEBENCH_CACHE``, else ``$XDG_CACHE_HOME/spikebench``, else ``~/.cache/spikebench``.
+
+Each entry is a JSON file holding the key it was computed under and its value: a different key (another library
+version) recomputes it. A file that is not such JSON, or is a link, is ignored and rewritten; a cache that cannot
+be written is skipped (the value is still returned). Imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.atomicfile import atomic_write_text
+
+
+def cache_dir() -> Path:
+    """Where the entries live (see the module's docstring)."""
+    if os.environ.get("SPIKEBENCH_CACHE"):
+        return Path(os.environ["SPIKEBENCH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "spikebench"
+
+
+def cached(name: str, key: str, compute: Callable[[], Any], valid: Callable[[Any], bool]) -> Any:
+    """The value stored as ``name`` under ``key`` when it passes ``valid``; else ``compute()``, stored for the
+    next call."""
+    path = cache_dir() / f"{name}.json"
+    stored = _read(path)
+    if isinstance(stored, dict) and stored.get("key") == key and valid(stored.get("value")):
+        return stored["value"]
+    value = compute()
+    with contextlib.suppress(OSError):  # read-only home, full disk: the next call computes it again
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json.dumps({"key": key, "value": value}), path)
+    return value
+
+
+def _read(path: Path) -> Any:
+    """The entry's JSON, or None when it is missing, a link, unreadable or not JSON."""
+    if path.is_symlink():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
