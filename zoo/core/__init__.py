@@ -10,6 +10,7 @@ from zoo.core.layers import (
     mean_time_tokens,
     spike_add,
     time_major,
+    use_fast_paths,
 )
 from zoo.core.lif import LIF, PLIF, FusedLIF, lif_reference
 from zoo.core.multispike import IntegerSpike, MultiSpike
@@ -21,5 +22,5 @@ __all__ = [
     "LIF", "PLIF", "FusedLIF", "lif_reference", "MultiSpike", "IntegerSpike", "TernaryIF", "FusedTernaryIF",
     "ternary_reference", "Surrogate", "SURROGATES", "make_surrogate",
     "SeqFlat", "conv_bn", "LinearBN", "MaxPool", "ConvBNLIF", "spike_add", "mean_time_tokens",
-    "time_major", "SpikingNeuron", "neuron_modules",
+    "time_major", "use_fast_paths", "SpikingNeuron", "neuron_modules",
 ]
