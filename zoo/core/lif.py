@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from zoo.core import lif_cpu
 from zoo.core.neuron import SpikingNeuron
 
 from zoo.core.surrogate import Surrogate, make_surrogate
@@ -265,12 +266,11 @@ class FusedLIF(torch.autograd.Function):
         h2, s2, v2 = time_rows(h_seq), time_rows(spikes), time_rows(v_seq) if keep_v_seq else None
         rate_value = None if rate is None else rate.detach()
         ctx.fast = fast and fast_lif_applies(rate, v_reset, detach_reset, keep_v_seq)
-        for cols in neuron_blocks(x2.shape[1]):
-            if ctx.fast:
-                _forward_block_fast(x2[:, cols], h2[:, cols], s2[:, cols], tau, v_threshold, v_reset, decay_input)
-            else:
-                _forward_block(x2[:, cols], h2[:, cols], s2[:, cols], None if v2 is None else v2[:, cols],
-                               tau, v_threshold, v_reset, decay_input, rate_value)
+        if ctx.fast:
+            _forward_fast(x2, h2, s2, tau, v_threshold, v_reset, decay_input)
+        for cols in [] if ctx.fast else neuron_blocks(x2.shape[1]):
+            _forward_block(x2[:, cols], h2[:, cols], s2[:, cols], None if v2 is None else v2[:, cols],
+                           tau, v_threshold, v_reset, decay_input, rate_value)
         learnt = rate is not None and ctx.needs_input_grad[1]
         ctx.save_for_backward(h_seq, spikes if learnt else None, x if learnt else None, rate_value)
         ctx.params = (tau, v_threshold, v_reset, decay_input, detach_reset, surrogate)
@@ -291,12 +291,11 @@ class FusedLIF(torch.autograd.Function):
         grad_x2 = time_rows(grad_x)
         # a learnt 1/tau sums over every neuron: one block keeps that sum's order
         blocks = [slice(0, count)] if x is not None else neuron_blocks(count)
+        if ctx.fast:
+            _backward_fast(h2, grad_s2, grad_x2, tau, v_threshold, v_reset, decay_input, surrogate)
+            return grad_x, None, None, None, None, None, None, None, None, None
         grad_rate = None
         for cols in blocks:
-            if ctx.fast:
-                _backward_block_fast(h2[:, cols], grad_s2[:, cols], grad_x2[:, cols], tau, v_threshold, v_reset,
-                                     decay_input, surrogate)
-                continue
             grad_h = _backward_block(h2[:, cols], grad_s2[:, cols], None if grad_v2 is None else grad_v2[:, cols],
                                      rate, *ctx.params)
             if x is not None:
@@ -312,6 +311,26 @@ def fast_lif_applies(rate: torch.Tensor | None, v_reset: float | None, detach_re
     """The fast blocks cover a fixed tau, a detached reset to 0 (hard) or by subtraction (soft), no membrane
     output: every official LIF of the four CIFAR models; any other neuron keeps the exact blocks."""
     return rate is None and detach_reset and v_reset in (None, 0.0) and not keep_v_seq
+
+
+def _forward_fast(x, h_seq, spikes, tau, v_threshold, v_reset, decay_input) -> None:
+    """Fast mode's forward of a ``[T, n]`` layer: the compiled loops (``lif_cpu``) where they build, else the
+    blocks of ``_forward_block_fast``."""
+    if lif_cpu.applies(x, h_seq, spikes):
+        lif_cpu.forward(x, h_seq, spikes, tau, v_threshold, v_reset, decay_input)
+        return
+    for cols in neuron_blocks(x.shape[1]):
+        _forward_block_fast(x[:, cols], h_seq[:, cols], spikes[:, cols], tau, v_threshold, v_reset, decay_input)
+
+
+def _backward_fast(h_seq, grad_spikes, grad_x, tau, v_threshold, v_reset, decay_input, surrogate) -> None:
+    """Fast mode's backward of a ``[T, n]`` layer into ``grad_x``: compiled loops or ``_backward_block_fast``."""
+    if lif_cpu.applies(h_seq, grad_spikes, grad_x):
+        lif_cpu.backward(h_seq, grad_spikes, grad_x, tau, v_threshold, v_reset, decay_input, surrogate)
+        return
+    for cols in neuron_blocks(h_seq.shape[1]):
+        _backward_block_fast(h_seq[:, cols], grad_spikes[:, cols], grad_x[:, cols], tau, v_threshold, v_reset,
+                             decay_input, surrogate)
 
 
 def _forward_block_fast(x, h_seq, spikes, tau, v_threshold, v_reset, decay_input) -> None:

@@ -9,7 +9,7 @@ from torch import nn
 
 import zoo
 import zoo.core.lif as lif_module
-from zoo.core import LIF, PLIF, SeqFlat, conv_bn, use_fast_paths
+from zoo.core import LIF, PLIF, SeqFlat, conv_bn, lif_cpu, use_fast_paths
 
 COVERED = list(itertools.product([2.0, 3.0], [1.0, 0.5], [0.0, None], [True, False], ["sigmoid", "atan"]))
 
@@ -107,3 +107,50 @@ def test_use_fast_paths_marks_every_zoo_layer_and_exact_models_stay_exact():
     assert all(m.fast for m in layers)
     use_fast_paths(model, enabled=False)
     assert not any(m.fast for m in layers)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("setting", COVERED[::3], ids=lambda s: "-".join(map(str, s)))
+def test_compiled_cpu_loops_equal_the_fast_blocks_up_to_rounding(setting, dtype, monkeypatch):
+    """``lif_cpu`` (one compiled pass per layer) against ``_forward_block_fast``/``_backward_block_fast``."""
+    if lif_cpu.library() is None:
+        pytest.skip("no C compiler here: the fast blocks run instead")
+    tau, vth, v_reset, decay_input, sur = setting
+    gen = torch.Generator().manual_seed(8)
+    x = (torch.randn(4, 3, 700, generator=gen) * 2.5 + 0.5).to(dtype)
+    grad = torch.randn(x.shape, generator=gen).to(dtype)
+    lif = LIF(tau, vth, v_reset, decay_input, True, sur)
+    lif.fast = True
+    compiled = _spikes_and_grad(lif, x, grad)
+    monkeypatch.setattr(lif_cpu, "applies", lambda *tensors: False)
+    blocked = _spikes_and_grad(lif, x, grad)
+    # other rounding (a fused multiply-add) may flip a membrane sitting on the threshold: rare, and only there
+    same = (compiled[0] == blocked[0]).all(0)
+    assert same.float().mean() > 0.99
+    scale = blocked[1].float().abs().max()
+    error = (compiled[1].float() - blocked[1].float())[:, same].abs().max()
+    assert error <= scale * (1e-5 if dtype == torch.float32 else 1e-2)
+
+
+def test_compiled_loops_are_built_once_per_machine_and_missing_compiler_falls_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    lif_cpu.library.cache_clear()
+    try:
+        if lif_cpu.library() is None:
+            pytest.skip("no C compiler here")
+        built = list((tmp_path / "spikebench" / "kernels").iterdir())
+        assert len(built) == 1 and built[0].suffix == ".so"  # no source or temporary file left
+        lif_cpu.library.cache_clear()
+        monkeypatch.setattr(lif_cpu, "_build", lambda *args: pytest.fail("rebuilt a cached library"))
+        assert lif_cpu.library() is not None
+        lif_cpu.library.cache_clear()
+        monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty"))
+        assert lif_cpu.library() is None
+        x = torch.randn(4, 2, 50).requires_grad_()
+        lif = LIF()
+        lif.fast = True
+        lif(x).sum().backward()  # the fast blocks
+        assert x.grad is not None
+    finally:
+        lif_cpu.library.cache_clear()
