@@ -7,7 +7,8 @@
 set -euo pipefail
 PYTHON=${PYTHON:-python}
 MODELS=("$@")
-[ ${#MODELS[@]} -gt 0 ] || MODELS=(msvit_4_384.cifar10 spikformer_4_384.cifar10 sdt_2_512.cifar10 qkformer_4_384.cifar10)
+[ ${#MODELS[@]} -gt 0 ] ||
+  MODELS=(msvit_4_384.cifar10 spikformer_4_384.cifar10 sdt_2_512.cifar10 qkformer_4_384.cifar10)
 ROW='
 import json, sys
 r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
@@ -17,8 +18,10 @@ print("| {model} | {fast_case} | {numerics} | {step_s_median:.2f} ({step_s_min:.
       "{ref_step_s_median:.2f} | **{speedup:.2f}x** | {speedup_best:.2f}x | {speedup_cpu:.2f}x | {mem_ratio:.2f} | "
       "{max_abs_logit_diff:.1e} | ".format(**r) + sys.argv[2] + " |")
 '
-echo "CPU: $(lscpu | grep 'Model name' | sed 's/.*: *//'); bf16 flags: $(grep -o -w 'avx512_bf16\|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-echo "| model | case | numerics | ours median s (min-max) | reference median s | speedup (medians) | best-of | CPU time | mem_ratio | max logit diff | start (UTC), load |"
+flags=$(grep -o -w 'avx512_bf16\|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')
+echo "CPU: $(lscpu | grep 'Model name' | sed 's/.*: *//'); bf16 flags: ${flags:-none}"
+echo -n "| model | case | numerics | ours median s (min-max) | reference median s | speedup (medians) | best-of "
+echo "| CPU time | mem_ratio | max logit diff | start (UTC), load |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

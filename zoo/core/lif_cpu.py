@@ -86,8 +86,13 @@ void lif_backward(const float *h, int64_t h_row, const void *gs, int64_t gs_row,
                 float carry = soft ? leak * g[i] : (z < 0.0f ? leak * g[i] : 0.0f);
                 g[i] = d * grad_s + carry;
             }
-            if (bf16) { uint16_t *out = (uint16_t *)gx + t * gx_row + i0; for (int64_t i = 0; i < m; i++) out[i] = to_bf16(g[i] * out_scale); }
-            else { float *out = (float *)gx + t * gx_row + i0; for (int64_t i = 0; i < m; i++) out[i] = g[i] * out_scale; }
+            if (bf16) {
+                uint16_t *out = (uint16_t *)gx + t * gx_row + i0;
+                for (int64_t i = 0; i < m; i++) out[i] = to_bf16(g[i] * out_scale);
+            } else {
+                float *out = (float *)gx + t * gx_row + i0;
+                for (int64_t i = 0; i < m; i++) out[i] = g[i] * out_scale;
+            }
         }
     }
 }
