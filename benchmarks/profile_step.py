@@ -3,6 +3,8 @@
     python -m harness bench profile_step MODEL [--mode train] [--batch 16] [--T 4] [--neuron ours|reference]
                                                [--fast] [--top 15]
 
+``--fast``: what ``bench --fast`` runs on this CPU (``harness.engine.numerics``) and the zoo's fast paths.
+
 Runs two warm-up steps, then profiles one; prints the top operators and the share of convolution, batch norm,
 copies, matmuls and the zoo LIF (its autograd nodes; not measurable for spikingjelly's neuron).
 """
@@ -15,7 +17,9 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 import zoo
 from harness.argtypes import OneLineParser, positive_int
+from harness.engine.numerics import fast_choice
 from harness.metrics.perf import BenchConfig, StepRunner, random_batch, with_reference_neurons
+from zoo.core import use_fast_paths
 
 GROUPS = {
     "convolution": ("conv", "mkldnn_convolution", "convolution_backward"),
@@ -45,7 +49,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.neuron == "reference":
         model = with_reference_neurons(model)
     x, y = random_batch(model, cfg, T, torch.device("cpu"))
-    step = StepRunner(model, x, y, args.mode, "bf16" if args.fast else "fp32", args.fast)
+    precision, compile_model = "fp32", False
+    if args.fast:  # what `bench --fast` runs on this CPU (harness.engine.numerics)
+        choice = fast_choice("cpu")
+        precision, compile_model = choice.precision, choice.compile
+        use_fast_paths(model)
+        if choice.channels_last:
+            model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+    step = StepRunner(model, x, y, args.mode, precision, compile_model)
     for _ in range(2):
         step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:

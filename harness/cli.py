@@ -478,7 +478,9 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--T", type=positive_int, help="time steps (default: the model's)")
     p.add_argument("--size", type=positive_int, help="input height = width (default: the model's)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--fast", action="store_true", help="fast mode: --precision bf16 --compile")
+    p.add_argument("--fast", action="store_true",
+                   help="fast mode: the numerics that win on this device (bf16 only where it is native; "
+                        "harness/engine/numerics.py), and the zoo's fast paths")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast (AMP)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--channels-last", action="store_true",
@@ -555,10 +557,11 @@ def _bench_model(name: str, argv: list[str]) -> int:
             raise UserError("bench: --against reference needs spikingjelly (pip install -e '.[dev]')") from None
     if opts.threads:
         torch.set_num_threads(opts.threads)
+    numerics = dict(precision=opts.precision, compile=opts.compile, channels_last=opts.channels_last)
+    if opts.fast:
+        numerics = _fast_numerics(opts)
     cfg = BenchConfig(model=name, mode=opts.mode, batch=opts.batch, T=opts.T, size=opts.size, device=opts.device,
-                      precision="bf16" if opts.fast else opts.precision, compile=opts.fast or opts.compile,
-                      channels_last=opts.channels_last,
-                      against=opts.against, warmup=opts.warmup, repeats=opts.repeats,
+                      **numerics, fast=opts.fast, against=opts.against, warmup=opts.warmup, repeats=opts.repeats,
                       overrides=tuple(overrides.items()))
     result = bench_model(cfg)
     print(format_bench(result))
@@ -568,6 +571,18 @@ def _bench_model(name: str, argv: list[str]) -> int:
     if opts.json:
         print(json.dumps(result))
     return 0
+
+
+def _fast_numerics(opts: argparse.Namespace) -> dict[str, object]:
+    """``--fast``'s precision, compile and layout for ``opts.device`` on this machine; they are its to choose."""
+    from harness.engine.numerics import fast_choice
+
+    given = [flag for flag, on in (("--compile", opts.compile), ("--precision", opts.precision != "fp32"),
+                                   ("--channels-last", opts.channels_last)) if on]
+    if given:
+        raise UserError(f"bench: --fast chooses precision, compile and layout for the device; drop {', '.join(given)}")
+    choice = fast_choice(opts.device)
+    return dict(precision=choice.precision, compile=choice.compile, channels_last=choice.channels_last)
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:

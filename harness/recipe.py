@@ -103,7 +103,18 @@ class TrainRecipe(_Strict):
     ema_decay: float | None = None
     channels_last: bool = False  # channels-last weights and images (fast mode on CPU; changes the rounding)
     compile: bool = False
+    fast: bool = False  # fast mode: precision, channels_last and compile chosen for the device (engine/numerics.py)
     eval_batch_size: int | None = None
+
+    @model_validator(mode="after")
+    def _fast_chooses_the_numerics(self) -> "TrainRecipe":
+        chosen = [name for name, on in (("precision: bf16", self.precision != "fp32"),
+                                        ("channels_last: true", self.channels_last), ("compile: true", self.compile))
+                  if on]
+        if self.fast and chosen:
+            raise ValueError(f"train.fast chooses precision, channels_last and compile for the device it runs on; "
+                             f"drop {', '.join(chosen)}")
+        return self
 
     @model_validator(mode="after")
     def _one_way_to_accumulate(self) -> "TrainRecipe":

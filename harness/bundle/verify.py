@@ -91,7 +91,7 @@ def find_checkpoint(record: RunRecord, weights: str | None) -> tuple[Path, str]:
 
 def _exact(recipe, recorded_device: str, device) -> bool:
     train = recipe.train
-    return (train.precision == "fp32" and not train.channels_last and not train.compile
+    return (train.precision == "fp32" and not train.channels_last and not train.compile and not train.fast
             and str(recorded_device).startswith("cpu") and device.type == "cpu")
 
 
@@ -162,7 +162,9 @@ def _predict(tspec, recipe, eval_only: bool, meta: dict[str, Any], count: int, m
 
     from harness.engine.eval_only import eval_images
     from harness.engine.evaluate import evaluate
+    from harness.engine.numerics import run_fast_choice
     from harness.engine.trainer import amp_dtype, eval_samples
+    from zoo.core import use_fast_paths
 
     T = tspec.time_steps()
     batch = meta["eval_batch"]
@@ -170,7 +172,11 @@ def _predict(tspec, recipe, eval_only: bool, meta: dict[str, Any], count: int, m
         images, dtype, channels_last = eval_images(tspec, meta["split"], T, recipe, batch), None, False
     else:
         images = eval_samples(tspec, recipe, meta["split"], T)
-        dtype, channels_last = amp_dtype(recipe.train, device), recipe.train.channels_last
+        fast = run_fast_choice(recipe.train, device.type)
+        dtype = amp_dtype(recipe.train, device)
+        channels_last = fast.channels_last if fast else recipe.train.channels_last
+        if fast:
+            use_fast_paths(model)
         if channels_last:
             model.to(memory_format=torch.channels_last)
     if len(images) < count:

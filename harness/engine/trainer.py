@@ -39,6 +39,7 @@ from harness.engine.data import EpochSampler, SeededSamples, epoch_loader, seede
 from harness.engine.distributed import DistInfo, init_distributed
 from harness.engine.evaluate import autocast, evaluate
 from harness.engine.loss import TrainLoss
+from harness.engine.numerics import run_fast_choice
 from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
 from harness.engine.predictions import interleave, write_predictions
 from harness.engine.progress import EpochProgress, RunLog
@@ -48,6 +49,7 @@ from harness.engine.teacher import TeacherError, build_teacher, weights_sha256
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
 from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS
 from harness.recipe import accumulation_steps
+from zoo.core import use_fast_paths
 
 # metrics that measure speed, not learning: they differ between otherwise identical runs
 TIMING_KEYS = frozenset({"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s", "wall_time_s",
@@ -118,8 +120,10 @@ def seed_all(seed: int) -> None:
 
 def amp_dtype(train_cfg, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of a recipe's ``train`` section on ``device``: bf16 everywhere for ``precision: bf16``;
-    for ``amp``, bf16 (or fp16) on GPU only; None (fp32) otherwise."""
-    if train_cfg.precision == "bf16":
+    for ``fast``, what fast mode chose for the device; for ``amp``, bf16 (or fp16) on GPU only; None (fp32)
+    otherwise."""
+    fast = run_fast_choice(train_cfg, device.type)
+    if train_cfg.precision == "bf16" or (fast is not None and fast.precision == "bf16"):
         return torch.bfloat16
     if not train_cfg.amp or device.type != "cuda":
         return None
@@ -185,7 +189,10 @@ class _Trainer:
         train_cfg = self.recipe.train
         seed_all(self.spec.seed)  # identical initial weights on every rank
         self.model = self.spec.create_model(self.recipe)
-        self.channels_last = train_cfg.channels_last
+        self.fast = run_fast_choice(train_cfg, self.device.type)
+        self.channels_last = self.fast.channels_last if self.fast else train_cfg.channels_last
+        if self.fast:
+            use_fast_paths(self.model)
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -198,9 +205,10 @@ class _Trainer:
             find_unused_parameters=unused_head)
             if self.dist.enabled else None)
         net = self.ddp or self.model
-        if train_cfg.compile:
+        compile_model = self.fast.compile if self.fast else train_cfg.compile
+        if compile_model:
             share_compile_cache(self.run_dir)
-        self.net = torch.compile(net) if train_cfg.compile else net
+        self.net = torch.compile(net) if compile_model else net
 
     def _build_data(self) -> None:
         spec, train_cfg = self.spec, self.recipe.train
@@ -240,6 +248,7 @@ class _Trainer:
             "total_epochs": self.total_epochs, "total_steps": steps_per_epoch * self.total_epochs,
             "device": str(self.device), "amp_dtype": str(self.amp_dtype) if self.amp_dtype else None,
             "channels_last": self.channels_last, "mixup": self.mixup is not None,
+            "fast": self.fast.settings() if self.fast else None,
             "params": count_params(self.model), "fingerprint": self.fingerprint,
             "distill": {"type": self.recipe.distill.type, "teacher": self.recipe.distill.teacher,
                         "teacher_sha256": self.teacher_sha256},
@@ -519,6 +528,8 @@ class _Trainer:
         count = None if self.spec.energy_images == "all" else self.spec.energy_images
         images = seeded_subset(self.eval_set, count, self.spec.seed)
         loader = torch.utils.data.DataLoader(images, batch_size=self.eval_batch_size, shuffle=False)
+        # counted as the model runs in exact mode: fast mode's first layer would run once, not T times
+        use_fast_paths(self.model, enabled=False)
         report = measure_energy(self.model, (x.to(self.device) for x, _ in loader), self.T, neurobench=True)
         neurobench = report.neurobench
         atomic_write_text(json.dumps(report.as_dict(), indent=1), self.run_dir / "energy.json")

@@ -258,6 +258,7 @@ class BenchConfig:
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast (fast mode: bf16 + compile)
     compile: bool = False
     channels_last: bool = False  # our model and its input in channels-last (the reference stays contiguous)
+    fast: bool = False  # fast mode: numerics from harness.engine.numerics and the zoo's fast paths (use_fast_paths)
     against: str | None = None  # "reference": also time the spikingjelly-neuron copy
     warmup: int = 2
     repeats: int = 5
@@ -410,6 +411,8 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
     """Time ``cfg``'s step; with ``against='reference'`` also the spikingjelly-neuron copy, alternating.
     ``mode='energy'`` times the energy measurement against a plain evaluation (:func:`bench_energy`)."""
     import zoo
+    from harness.engine.numerics import device_case
+    from zoo.core import use_fast_paths
 
     if cfg.mode == "energy":
         return bench_energy(cfg)
@@ -422,6 +425,8 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
         models["reference"] = with_reference_neurons(model)
     x, y = random_batch(model, cfg, T, device)
     ours_x = x
+    if cfg.fast:
+        use_fast_paths(model)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
         ours_x = x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
@@ -429,9 +434,12 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
                else StepRunner(m, x, y, cfg.mode) for name, m in models.items()}
     first = {name: runner() for name, runner in runners.items()}  # before any update: same weights
     probe, probe_flops = matmul_probe(device, torch.bfloat16 if cfg.precision == "bf16" else torch.float32)
-    times = time_alternating({**runners, "matmul": probe}, device, cfg.warmup, cfg.repeats)
+    cpu: dict[str, list[float]] = {name: [] for name in runners}
+    timed = {name: _cpu_timed(runner, cpu[name]) for name, runner in runners.items()}
+    times = time_alternating({**timed, "matmul": probe}, device, cfg.warmup, cfg.repeats)
+    cpu_median = {name: statistics.median(t[cfg.warmup:]) for name, t in cpu.items()}
     peak = {name: step_peak_memory_mb(runner, device) for name, runner in runners.items()}
-    eager = StepRunner(copy.deepcopy(model), x, y, cfg.mode)
+    eager = StepRunner(use_fast_paths(copy.deepcopy(model), enabled=False), x, y, cfg.mode)
     flops = step_flops(eager)
     median = statistics.median(times["ours"])
     peak_rate = probe_flops / min(times["matmul"])
@@ -440,7 +448,9 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
         **{k: v for k, v in asdict(cfg).items() if k not in ("T", "against", "overrides")}, "T": T,
         "overrides": dict(cfg.overrides),
         "input_shape": list(x.shape[1:]), "machine": machine_description(device),
+        "cpu_case": device_case("cpu"), **({"fast_case": device_case(device.type)} if cfg.fast else {}),
         "step_s_median": median, "step_s_min": min(times["ours"]), "step_s_max": max(times["ours"]),
+        "step_cpu_s_median": cpu_median["ours"],  # this process's CPU time: steadier on a shared machine
         "img_per_s": cfg.batch / median, "peak_mem_mb": peak["ours"], "gflop_per_step": flops / 1e9,
         "matmul_peak_gflops": peak_rate / 1e9, "matmul_spread": spread,
         "peak_fraction": sane_peak_fraction(flops / median / peak_rate, spread),
@@ -451,6 +461,8 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
             "against": "reference", "ref_step_s_median": ref_median, "ref_step_s_min": min(times["reference"]),
             "ref_step_s_max": max(times["reference"]), "ref_peak_mem_mb": peak["reference"],
             "speedup": ref_median / median, "speedup_best": min(times["reference"]) / min(times["ours"]),
+            "ref_step_cpu_s_median": cpu_median["reference"],
+            "speedup_cpu": cpu_median["reference"] / cpu_median["ours"],
             "mem_ratio": peak["ours"] / peak["reference"],
             "max_abs_logit_diff": (first["ours"].float() - first["reference"].float()).abs().max().item(),
         })
@@ -467,6 +479,7 @@ def format_bench(result: dict[str, Any]) -> str:
         f"channels_last={result['channels_last']} "
         f"({result['repeats']} timed steps after {result['warmup']} "
         f"warm-up, alternating)",
+        *([f"  numerics:  {_numerics_text(result)}"] if "cpu_case" in result else []),
         f"  ours:      step median {result['step_s_median']:.3f} s (min {result['step_s_min']:.3f}, max "
         f"{result['step_s_max']:.3f}), {result['img_per_s']:.1f} img/s, peak memory {result['peak_mem_mb']:.0f} MiB",
         f"  compute:   {result['gflop_per_step']:.1f} GFLOP/step{_peak_text(result)}",
@@ -475,12 +488,23 @@ def format_bench(result: dict[str, Any]) -> str:
         lines += [
             f"  reference: step median {result['ref_step_s_median']:.3f} s (min {result['ref_step_s_min']:.3f}, max "
             f"{result['ref_step_s_max']:.3f}), peak memory {result['ref_peak_mem_mb']:.0f} MiB",
-            f"  speedup {result['speedup']:.2f}x (medians; {result['speedup_best']:.2f}x best-of), "
+            f"  speedup {result['speedup']:.2f}x (medians; {result['speedup_best']:.2f}x best-of; "
+            f"{result['speedup_cpu']:.2f}x in this process's CPU time), "
             f"memory ratio {result['mem_ratio']:.2f}, max |logit diff| "
             f"{result['max_abs_logit_diff']:.2e}",
         ]
     lines.append(f"  machine: {result['machine']}")
     return "\n".join(lines)
+
+
+def _numerics_text(result: dict[str, Any]) -> str:
+    """Which case the machine is in and, in fast mode, what that chose."""
+    if not result.get("fast"):
+        return f"as asked; this CPU's case for --fast: {result['cpu_case']}"
+    chosen = ["bf16 autocast" if result["precision"] == "bf16" else "fp32",
+              "channels-last" if result["channels_last"] else "contiguous",
+              "torch.compile" if result["compile"] else "no compile", "zoo fast paths"]
+    return f"--fast on a {result['fast_case']} machine: {', '.join(chosen)}"
 
 
 def _peak_text(result: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from zoo.core.layers import (
     mean_time_tokens,
     spike_add,
     time_major,
+    use_fast_paths,
 )
 from zoo.core.if_neuron import IF
 from zoo.core.lif import LIF, PLIF, FusedLIF, lif_reference
@@ -24,6 +25,6 @@ __all__ = [
     "LIF", "PLIF", "IF", "FusedLIF", "lif_reference", "MultiSpike", "IntegerSpike", "TernaryIF", "FusedTernaryIF",
     "ternary_reference", "Surrogate", "SURROGATES", "make_surrogate",
     "SeqFlat", "conv_bn", "LinearBN", "MaxPool", "ConvBNLIF", "spike_add", "mean_time_tokens",
-    "time_major", "SpikingNeuron", "neuron_modules", "NEURON_TYPES", "SWAP_FIELDS", "NeuronSwap", "SurrogateSwap",
-    "SwapError", "SwapRule", "swap_components",
+    "time_major", "use_fast_paths", "SpikingNeuron", "neuron_modules", "NEURON_TYPES", "SWAP_FIELDS", "NeuronSwap",
+    "SurrogateSwap", "SwapError", "SwapRule", "swap_components",
 ]

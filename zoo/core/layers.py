@@ -14,10 +14,21 @@ from zoo.core.lif import LIF
 
 
 class SeqFlat(nn.Sequential):
-    """Run stateless modules on ``[T, B, ...]`` by merging T and B, then splitting them again."""
+    """Run stateless modules on ``[T, B, ...]`` by merging T and B, then splitting them again.
+
+    In fast mode (``fast``, set by ``use_fast_paths``) an input that is the same at every step (a static image
+    repeated T times, stride 0 over T) runs through the modules once, as ``[B, ...]``: a T-th of the work; batch
+    norm then takes its statistics over the B distinct images (the same values, rounded differently, and an
+    unbiased running variance over B instead of T*B samples).
+    """
+
+    fast: bool = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t, b = x.shape[:2]
+        if self.fast and t > 1 and x.stride(0) == 0:
+            y = super().forward(x[0])
+            return torch.cat([y] * t).unflatten(0, (t, b))  # keeps y's memory format (channels-last)
         y = super().forward(x.flatten(0, 1))
         return y.unflatten(0, (t, b))
 
@@ -112,6 +123,15 @@ class SpikeConv1d(_CompactInputMixin, nn.Conv1d):
 
 class SpikeConv2d(_CompactInputMixin, nn.Conv2d):
     """``nn.Conv2d`` that saves spike inputs compactly for backward (see ``_CompactInputConv``)."""
+
+
+def use_fast_paths(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Let ``model``'s zoo layers take their fast-mode paths (``SeqFlat`` on a repeated input, the fused LIF's fast
+    blocks), which change the numbers' rounding; exact mode never calls this. Returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, (SeqFlat, LIF)):
+            module.fast = enabled
+    return model
 
 
 def conv_bn(

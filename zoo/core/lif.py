@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from zoo.core import lif_cpu
 from zoo.core.neuron import SpikingNeuron
 
 from zoo.core.surrogate import Surrogate, make_surrogate
@@ -38,7 +39,10 @@ class LIF(SpikingNeuron):
     reference implementation; ``auto`` uses the Triton kernels on CUDA tensors, the fused path elsewhere,
     and the reference while ``torch.compile`` traces (so the compiler sees and fuses plain operations).
     Set ``store_v_seq=True`` to keep the post-reset membrane of the last call in ``self.v_seq``.
+    ``fast`` (set by ``zoo.core.use_fast_paths``, fast mode only) lets the fused path round differently for speed.
     """
+
+    fast: bool = False
 
     def __init__(
         self,
@@ -109,7 +113,7 @@ class LIF(SpikingNeuron):
         else:
             # the membrane integrates in fp32 even under bf16/fp16 autocast; spikes (0/1) go back exactly
             if path == "fused":  # reads a low-precision input and writes its spikes without extra copies
-                spikes, v_seq = FusedLIF.apply(x, rate, *params, self.store_v_seq)
+                spikes, v_seq = FusedLIF.apply(x, rate, *params, self.store_v_seq, self.fast)
             else:
                 x32 = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
                 spikes, v_seq = lif_reference(x32, *params, rate=rate)
@@ -244,11 +248,13 @@ class FusedLIF(torch.autograd.Function):
     Both walk the neurons in blocks (``neuron_blocks``), each block through all T steps, so a large layer is
     read from memory once instead of once per operation; every element sees the same operations in the same
     order, so the numbers do not depend on the blocking. The membrane integrates in fp32 under bf16/fp16
-    autocast; spikes (0/1) return in the input's dtype exactly.
+    autocast; spikes (0/1) return in the input's dtype exactly. ``fast`` (fast mode) takes ``_forward_block_fast``
+    and ``_backward_block_fast`` where they apply (``fast_lif_applies``): fewer passes, other rounding.
     """
 
     @staticmethod
-    def forward(ctx, x, rate, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, keep_v_seq):
+    def forward(ctx, x, rate, tau, v_threshold, v_reset, decay_input, detach_reset, surrogate, keep_v_seq,
+                fast=False):
         x2 = time_rows(x)
         if x2 is None:  # steps that are not dense blocks (a permuted or strided view): made contiguous once
             x = x.contiguous()
@@ -259,7 +265,10 @@ class FusedLIF(torch.autograd.Function):
         v_seq = torch.empty_like(h_seq) if keep_v_seq else x.new_empty(0)
         h2, s2, v2 = time_rows(h_seq), time_rows(spikes), time_rows(v_seq) if keep_v_seq else None
         rate_value = None if rate is None else rate.detach()
-        for cols in neuron_blocks(x2.shape[1]):
+        ctx.fast = fast and fast_lif_applies(rate, v_reset, detach_reset, keep_v_seq)
+        if ctx.fast:
+            _forward_fast(x2, h2, s2, tau, v_threshold, v_reset, decay_input)
+        for cols in [] if ctx.fast else neuron_blocks(x2.shape[1]):
             _forward_block(x2[:, cols], h2[:, cols], s2[:, cols], None if v2 is None else v2[:, cols],
                            tau, v_threshold, v_reset, decay_input, rate_value)
         learnt = rate is not None and ctx.needs_input_grad[1]
@@ -282,6 +291,9 @@ class FusedLIF(torch.autograd.Function):
         grad_x2 = time_rows(grad_x)
         # a learnt 1/tau sums over every neuron: one block keeps that sum's order
         blocks = [slice(0, count)] if x is not None else neuron_blocks(count)
+        if ctx.fast:
+            _backward_fast(h2, grad_s2, grad_x2, tau, v_threshold, v_reset, decay_input, surrogate)
+            return grad_x, None, None, None, None, None, None, None, None, None
         grad_rate = None
         for cols in blocks:
             grad_h = _backward_block(h2[:, cols], grad_s2[:, cols], None if grad_v2 is None else grad_v2[:, cols],
@@ -292,7 +304,78 @@ class FusedLIF(torch.autograd.Function):
             if decay_input:
                 grad_h = grad_h.div_(tau) if rate is None else grad_h.mul_(rate)
             grad_x2[:, cols] = grad_h
-        return grad_x, grad_rate, None, None, None, None, None, None, None
+        return grad_x, grad_rate, None, None, None, None, None, None, None, None
+
+
+def fast_lif_applies(rate: torch.Tensor | None, v_reset: float | None, detach_reset: bool, keep_v_seq: bool) -> bool:
+    """The fast blocks cover a fixed tau, a detached reset to 0 (hard) or by subtraction (soft), no membrane
+    output: every official LIF of the four CIFAR models; any other neuron keeps the exact blocks."""
+    return rate is None and detach_reset and v_reset in (None, 0.0) and not keep_v_seq
+
+
+def _forward_fast(x, h_seq, spikes, tau, v_threshold, v_reset, decay_input) -> None:
+    """Fast mode's forward of a ``[T, n]`` layer: the compiled loops (``lif_cpu``) where they build, else the
+    blocks of ``_forward_block_fast``."""
+    if lif_cpu.applies(x, h_seq, spikes):
+        lif_cpu.forward(x, h_seq, spikes, tau, v_threshold, v_reset, decay_input)
+        return
+    for cols in neuron_blocks(x.shape[1]):
+        _forward_block_fast(x[:, cols], h_seq[:, cols], spikes[:, cols], tau, v_threshold, v_reset, decay_input)
+
+
+def _backward_fast(h_seq, grad_spikes, grad_x, tau, v_threshold, v_reset, decay_input, surrogate) -> None:
+    """Fast mode's backward of a ``[T, n]`` layer into ``grad_x``: compiled loops or ``_backward_block_fast``."""
+    if lif_cpu.applies(h_seq, grad_spikes, grad_x):
+        lif_cpu.backward(h_seq, grad_spikes, grad_x, tau, v_threshold, v_reset, decay_input, surrogate)
+        return
+    for cols in neuron_blocks(h_seq.shape[1]):
+        _backward_block_fast(h_seq[:, cols], grad_spikes[:, cols], grad_x[:, cols], tau, v_threshold, v_reset,
+                             decay_input, surrogate)
+
+
+def _forward_block_fast(x, h_seq, spikes, tau, v_threshold, v_reset, decay_input) -> None:
+    """``_forward_block`` in two passes per step (fast mode): ``H[t] = X[t] / tau + (1 - 1/tau) V[t-1]`` (the same
+    charge, rounded differently), built in ``h_seq`` from the scaled input; spikes in one pass at the end."""
+    leak = 1.0 - 1.0 / tau
+    h_seq.copy_(x)  # widens a bf16 input (a bf16 multiply would round X / tau to bf16)
+    if decay_input:
+        h_seq.mul_(1.0 / tau)
+    kept = torch.empty_like(h_seq[0])  # 1 where the neuron did not fire (hard) or the spike (soft)
+    for t in range(h_seq.shape[0] - 1):
+        h = h_seq[t]
+        if v_reset is None:  # soft: V = H - v_th S
+            torch.ge(h, v_threshold, out=kept)
+            h_seq[t + 1].add_(h, alpha=leak).sub_(kept, alpha=leak * v_threshold)
+        else:  # hard to 0: V = H (1 - S)
+            torch.lt(h, v_threshold, out=kept)
+            h_seq[t + 1].addcmul_(h, kept, value=leak)
+    torch.ge(h_seq, v_threshold, out=spikes)
+
+
+def _backward_block_fast(h_seq, grad_spikes, grad_x, tau, v_threshold, v_reset, decay_input, surrogate) -> None:
+    """dL/dX of one block (fast mode, ``_forward_block_fast``'s neurons) written into ``grad_x``: the recurrence
+    ``G[t] = sg[t] dL/dS[t] + leak dV[t]/dH[t] G[t+1]`` on the surrogate's slope without its constant factor, one
+    fused pass per step; that factor and the charge's ``1 / tau`` scale the result as it is written out."""
+    grad, scale = _surrogate_slope(h_seq, v_threshold, surrogate)
+    grad.mul_(grad_spikes if grad_spikes.dtype == grad.dtype else grad_spikes.to(grad.dtype))
+    leak = 1.0 - 1.0 / tau
+    if v_reset is None:  # soft, detached: dV/dH = 1
+        for t in range(h_seq.shape[0] - 2, -1, -1):
+            grad[t].add_(grad[t + 1], alpha=leak)
+    else:  # hard, detached: dV/dH = 1 - S
+        below = torch.lt(h_seq[:-1], v_threshold, out=torch.empty_like(h_seq[:-1]))
+        for t in range(h_seq.shape[0] - 2, -1, -1):
+            grad[t].addcmul_(grad[t + 1], below[t], value=leak)
+    torch.mul(grad, scale / tau if decay_input else scale, out=grad_x)
+
+
+def _surrogate_slope(h_seq: torch.Tensor, v_threshold: float, surrogate: Surrogate) -> tuple[torch.Tensor, float]:
+    """The surrogate's derivative at ``H - v_th`` as a new tensor and a constant factor: for the sigmoid
+    ``sg (1 - sg)`` and ``alpha`` in four passes; any other surrogate its own derivative and 1."""
+    if surrogate.name != "sigmoid":
+        return surrogate.derivative(h_seq - v_threshold, inplace=True), 1.0
+    sg = torch.mul(h_seq, surrogate.alpha).sub_(surrogate.alpha * v_threshold).sigmoid_()
+    return sg.addcmul_(sg, sg, value=-1.0), surrogate.alpha
 
 
 def _forward_block(x, h_seq, spikes, v_seq, tau, v_threshold, v_reset, decay_input, rate) -> None:

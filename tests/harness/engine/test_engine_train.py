@@ -191,3 +191,50 @@ def test_channels_last_applies_on_cpu_too(tmp_path):
     assert final["status"] == "finished"
     derived = json.loads((tmp_path / "config.json").read_text())["resolved"]
     assert derived["channels_last"] is True and derived["device"] == "cpu"
+
+
+def digits_energy_run(run_dir):
+    """An exact-mode run of the fast-mode test's budget, for its energy audit."""
+    train(_spec(epochs=1, energy_images=8, limit_train_batches=2, limit_eval_batches=1,
+                overrides={"optim.warmup_epochs": 0}), run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("flags, gain, precision, amp, channels_last", [
+    ("avx2 avx512f avx512_bf16", None, "bf16", "torch.bfloat16", True),
+    ("avx2 fma", 0.8, "fp32", None, False),
+])
+def test_fast_mode_runs_and_records_what_it_chose_for_the_cpu(flags, gain, precision, amp, channels_last, tmp_path,
+                                                              monkeypatch):
+    """``train.fast``: the numerics chosen from the CPU (bf16 only where native; a cached probe's verdict on
+    channels-last elsewhere) run with the zoo's fast paths, and config.json records the choice."""
+    from harness.engine import numerics, trainer
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"model name\t: Test CPU\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(numerics, "CPUINFO", cpuinfo)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    if gain is not None:  # this machine's probe result, cached
+        key = numerics.probe_key("Test CPU", frozenset(flags.split()))
+        (tmp_path / "cache" / "spikebench").mkdir(parents=True)
+        (tmp_path / "cache" / "spikebench" / f"fast-probe-{key}.json").write_text(
+            json.dumps({"key": key, "channels_last_gain": gain}))
+    numerics.fast_choice.cache_clear()
+    marked, use_fast_paths = [], trainer.use_fast_paths
+    monkeypatch.setattr(trainer, "use_fast_paths",
+                        lambda model, enabled=True: marked.append((model, enabled)) or use_fast_paths(model, enabled))
+    spec = _spec(epochs=1, energy_images=8, limit_train_batches=2, limit_eval_batches=1,
+                 overrides={"train.fast": True, "optim.warmup_epochs": 0})
+    try:
+        final = train(spec, tmp_path / "run")
+    finally:
+        numerics.fast_choice.cache_clear()
+    assert final["status"] == "finished" and [enabled for _, enabled in marked] == [True, False]
+    assert marked[0][0] is marked[1][0]  # on for training, off for the energy measurement
+    exact = json.loads((digits_energy_run(tmp_path / "exact") / "energy.json").read_text())
+    audit = json.loads((tmp_path / "run" / "energy.json").read_text())
+    assert audit["first_layer_macs"] == exact["first_layer_macs"]  # the first layer counted T times, as in exact mode
+    resolved = json.loads((tmp_path / "run" / "config.json").read_text())["resolved"]
+    assert resolved["fast"]["case"] == ("native-bf16" if gain is None else "avx2-only")
+    assert resolved["fast"]["precision"] == precision and resolved["amp_dtype"] == amp
+    assert resolved["fast"]["channels_last"] is resolved["channels_last"] is channels_last

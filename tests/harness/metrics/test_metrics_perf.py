@@ -171,8 +171,38 @@ def test_record_of_an_energy_bench_carries_its_ratio(tmp_path):
     assert "energy_over_eval 1.25**, without NeuroBench 1.100 s (counting_over_eval 1.10)" in path.read_text()
 
 
+def test_bench_fast_runs_what_the_machine_case_chose_and_says_so(capsys, monkeypatch):
+    from harness.engine import numerics
+
+    chosen = numerics.FastChoice("avx2-only", "fp32", True, False, "fused", "a test machine")
+    monkeypatch.setattr(numerics, "fast_choice", lambda device_type: chosen)
+    marked = []
+    monkeypatch.setattr("zoo.core.use_fast_paths", lambda model, enabled=True: marked.append(enabled) or model)
+    assert main(["bench", *TINY, "--fast", "--against", "reference", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    assert result["fast"] is True and result["fast_case"] == numerics.device_case("cpu")
+    assert result["cpu_case"] == numerics.device_case("cpu")
+    assert (result["precision"], result["channels_last"], result["compile"]) == ("fp32", True, False)
+    assert marked == [True, False]  # ours; the FLOP count's eager copy without
+    assert any("--fast on a" in line and "fp32, channels-last, no compile" in line for line in out)
+    assert result["speedup_cpu"] == pytest.approx(result["ref_step_cpu_s_median"] / result["step_cpu_s_median"])
+
+
+def test_bench_without_fast_names_the_cpu_case(capsys):
+    from harness.engine import numerics
+
+    assert main(["bench", *TINY, "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(out[-1])["cpu_case"] == numerics.device_case("cpu") and "fast_case" not in out[-1]
+    assert any(f"this CPU's case for --fast: {numerics.device_case('cpu')}" in line for line in out)
+
+
 @pytest.mark.parametrize("args,message", [
     (["--mode", "energy", "--fast"], "--mode energy times fp32 eager passes; drop --fast"),
+    (["--fast", "--precision", "bf16", "--compile"], "--fast chooses precision, compile and layout for the device; "
+                                                    "drop --compile, --precision"),
+    (["--fast", "--channels-last"], "drop --channels-last"),
     (["--set", "no_such_arg=1"], "--set 'no_such_arg=1'"),
 ])
 def test_bench_user_mistakes_are_one_line(capsys, args, message):
