@@ -474,7 +474,8 @@ def _searched_hashes(client) -> dict[tuple[str, str, str], list[tuple[str, Any]]
 
 
 def _complete_hashes(found: dict[tuple[str, str, str], list[tuple[str, Any]]]) -> Logged:
-    """(experiment, run id, source label) -> the content hash of each of its MLflow runs (None for one not logged to the end)."""
+    """(experiment, run id, source label) -> the content hash of each of its MLflow runs (None for one not logged
+    to the end)."""
     return {key: [chash if complete(status, chash) else None for status, chash in runs]
             for key, runs in found.items()}
 

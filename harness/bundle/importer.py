@@ -33,9 +33,7 @@ from pydantic import ValidationError
 
 from harness.bundle import BundleError
 from harness.bundle.manifest import CHECKPOINT_FILES, MANIFEST_NAME, RUNS_DIR, Manifest, Member, parse
-# IMPORTED_DIR, VERIFICATION_NAME and imported_runs were defined here before harness.bundle.origin: still importable.
-from harness.bundle.origin import (IMPORTED_DIR, ORIGIN_NAME, VERIFICATION_NAME, imported_root,  # noqa: F401
-                                   imported_runs)
+from harness.bundle.origin import ORIGIN_NAME, imported_root
 from harness.atomicfile import atomic_write_text
 from harness.engine.predictions import ARRAY_NAME, META_NAME, PredictionsError, read_predictions
 from harness.names import UnsafePathError, check_name, contained
