@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import zoo
+from model_checks import assert_trains_every_parameter
 from official_reference import (built_at_official_count, calibrate, load_references, official_layout_loaded,
                                 official_logits_reproduced, seeded_state)
 from zoo.models.sdt import erode
@@ -43,10 +44,7 @@ def test_parameter_count_matches_official_code(name):
 def test_forward_backward_reaches_every_parameter(name, shape, T):
     model = zoo.create_model(name, T=T).train()
     x = torch.rand(shape) * (2 if model.input_kind == "dvs" else 1)
-    out = model(x)
-    out.square().mean().backward()
-    assert out.shape == (2, model.num_classes) and torch.isfinite(out).all()
-    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+    assert_trains_every_parameter(model, x)
 
 
 def test_per_step_logits_for_tet_average_to_the_output():

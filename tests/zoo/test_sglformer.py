@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import zoo
+from model_checks import assert_trains_every_parameter
 from harness.audit import audit_batches
 from harness.recipe import list_recipes, load_recipe
 from official_reference import (DATA_DIR, built_at_official_count, calibrate, load_references, official_layout_loaded,
@@ -186,10 +187,7 @@ def test_batch_dependence_comes_from_the_t_b_neurons_and_goes_with_the_quirks(na
 ])
 def test_forward_backward_reaches_every_parameter(name, overrides, shape):
     model = zoo.create_model(name, **TINY, **overrides)
-    out = model(torch.rand(shape))
-    out.square().mean().backward()
-    assert out.shape == (2, model.num_classes) and torch.isfinite(out).all()
-    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+    assert_trains_every_parameter(model, torch.rand(shape))
 
 
 @pytest.mark.parametrize("entry", sorted(REFERENCES))

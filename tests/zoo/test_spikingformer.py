@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import zoo
+from model_checks import assert_trains_every_parameter
 from harness.recipe import list_recipes, load_recipe
 from official_reference import (DATA_DIR, built_at_official_count, calibrate, load_references, official_layout_loaded,
                                 official_train_step_reproduced)
@@ -150,10 +151,7 @@ def test_bad_inputs_get_one_line_errors(name, shape, message):
                                          ("spikingformer_2_256.cifar10dvs", (2, 2, 2, 128, 128))])
 def test_forward_backward_reaches_every_parameter(name, shape):
     model = zoo.create_model(name, T=2, **TINY)
-    out = model(torch.rand(shape))
-    out.square().mean().backward()
-    assert out.shape == (2, model.num_classes) and torch.isfinite(out).all()
-    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+    assert_trains_every_parameter(model, torch.rand(shape))
 
 
 @pytest.mark.parametrize("entry", sorted(REFERENCES))

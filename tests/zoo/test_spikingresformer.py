@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import zoo
+from model_checks import assert_trains_every_parameter
 from harness.recipe import list_recipes, load_recipe
 from official_reference import (DATA_DIR, built_at_official_count, calibrate, load_references, official_layout_loaded,
                                 official_train_step_reproduced, seeded_state)
@@ -71,10 +72,7 @@ def test_neurons_are_the_official_lif_and_plif():
 def test_forward_backward_reaches_every_parameter(name, shape):
     model = zoo.create_model(name, T=2, img_size=32, **({} if "dvsg" in name else TINY))
     x = torch.rand(shape)
-    out = model(x)
-    out.square().mean().backward()
-    assert out.shape == (2, model.num_classes) and torch.isfinite(out).all()
-    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+    assert_trains_every_parameter(model, x)
 
 
 def test_firing_rate_buffers_seed_from_the_first_batch_then_move_with_momentum():
