@@ -251,7 +251,7 @@ class Recipe(_Strict):
 
 
 # Recipe fields added after run ids were published: left out of a recipe's identity while at their default.
-LATER_FIELDS = (("optim", "lamb_trust_clip"),)
+LATER_FIELDS = (("optim", "lamb_trust_clip"), ("train", "fast"))
 
 
 def _as_value(value: Any) -> Any:

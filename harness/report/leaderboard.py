@@ -15,6 +15,7 @@ import base64
 import gzip
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -364,6 +365,13 @@ def packed(data: Any) -> str:
 def unpacked(text: str) -> Any:
     """The data of ``packed``."""
     return json.loads(gzip.decompress(base64.b64decode(text)))
+
+
+def page_rows(page: str) -> list[list[Any]]:
+    """Every row of every table of a rendered page (``board_data``'s rows, as its script draws them): for tools and
+    checks that read a page without a browser."""
+    found = re.findall(r'<script type="application/gzip" class="board-data"[^>]*>([^<]*)</script>', page)
+    return [row for text in found for row in unpacked(text)["rows"]]
 
 
 def _csp_hash(text: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import zoo
 from harness import argtypes, cli
 from harness.cli import build_parser, main
 from harness.metrics import energy
@@ -187,7 +188,8 @@ def test_an_unknown_model_in_a_suite_file_gets_the_closest_names_only(tmp_path, 
 
 def test_energy_notamodel_points_to_ls_models_through_the_real_cli():
     line = _assert_one_line_exit_2(_cli("energy", "notamodel"))
-    assert line == "error: harness energy: unknown model 'notamodel'; all 50 models: `python -m harness ls models`"
+    count = len([name for name in zoo.list_models() if zoo.model_card(name).family != "test"])  # not engine tests'
+    assert line == f"error: harness energy: unknown model 'notamodel'; all {count} models: `python -m harness ls models`"
 
 
 # ------------------------------------------------------------------------------------ pydantic errors

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.report.leaderboard import unpacked
+from harness.report.leaderboard import page_rows
 from harness.tracking import TAG, default_uri
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -113,8 +113,7 @@ def test_the_readme_commands_run_as_written(merged, trained, tmp_path, monkeypat
         argv = [{"mylab": "labA", "suites/smoke.yaml": str(trained["suite"])}.get(a, a) for a in argv]
         assert main(argv) == 0, argv
     one_site = (tmp_path / "mylab.html").read_text()
-    packed = re.findall(r'<script type="application/gzip" class="board-data"[^>]*>([^<]*)</script>', one_site)
-    sources = {row[6] for text in packed for row in unpacked(text)["rows"]}  # the rows the page draws
+    sources = {row[6] for row in page_rows(one_site)}  # the rows the page draws
     assert sources == {IMPORTED}
     report = capsys.readouterr().out
     assert "1 runs logged, 1 finished." in report and "(imported)" not in report

@@ -1,8 +1,6 @@
 """Runs from several sources in one report: seeds pooled per configuration, source and code fingerprint; the
 Source column, filter and verification badge of the leaderboard and the tables; ``--source``."""
 
-import re
-
 import pandas as pd
 import pytest
 
@@ -10,7 +8,7 @@ from harness.cli import main
 from harness.report.aggregate import distinguishing, group_configs, unique_runs
 from harness.report.claims import load_claims
 from harness.report.frame import UnknownSource, load_runs
-from harness.report.leaderboard import build_context, render_leaderboard, unpacked
+from harness.report.leaderboard import build_context, page_rows, render_leaderboard
 from harness.report.tables import build_tables, report_markdown
 from report_runs import fixture_runs, run
 
@@ -123,8 +121,7 @@ def test_the_page_carries_the_source_filter_badge_and_row_sources(tmp_path):
                          imported(run("r0", seed=0, top1=89.0, **C10), verified="verified")])
     page = render_leaderboard(runs, tmp_path / "index.html").read_text()
     assert '<select name="source">' in page and '<option value="labA (imported)">' in page
-    packed = re.search(r'<script type="application/gzip" class="board-data"[^>]*>([^<]*)</script>', page).group(1)
-    rows = unpacked(packed)["rows"]  # the rows the page's script draws: [..., cells, provenance, source]
+    rows = page_rows(page)  # the rows the page's script draws: [..., cells, provenance, source]
     assert [row[6] for row in rows] == ["local", "labA (imported)"]
     badges = [cell for cell in rows[1][4] if len(cell) > 2]
     assert badges == [["verified", "verified", "verified", f"seed 0: verified on {DATE}"]]
