@@ -36,7 +36,7 @@ from harness.bundle import BundleError
 from harness.bundle.origin import (LOCAL_SOURCE, ORIGIN_NAME, VERIFICATION_NAME, imported_runs, run_source,
                                    source_label)
 from harness.collect_index import CollectIndex, Logged, stamp
-from harness.runs import RunRecord
+from harness.runs import RunRecord, all_records
 from harness.tracking_sqlite import SQLITE, logged_hashes, search_runs_frame
 
 TAG = "spikebench."
@@ -431,7 +431,7 @@ def run_dirs(results_root: Path) -> list[str]:
     """The run directories ``collect`` logs, relative to ``results_root``: the local ones (``runs/<run_id>``), then
     the imported ones (``imported/<site>/<run_id>``)."""
     root = Path(results_root)
-    local = [path.parent for path in sorted((root / "runs").glob("*/spec.json"))]
+    local = [record.dir for record in all_records(root)]
     return [path.relative_to(root).as_posix() for path in (*local, *imported_runs(root))]
 
 
