@@ -4,9 +4,11 @@ The blocked ``FusedLIF`` issues several tensor operations per time step, each a 
 these loops make one pass over the layer for all T steps, reading a bf16 input and writing bf16 spikes and
 gradients directly. The arithmetic is fast mode's (``H = X / tau + (1 - 1/tau) V``, the surrogate's constant
 factor applied at the end), so the numbers match ``_forward_block_fast`` / ``_backward_block_fast`` up to
-rounding, never exact mode's. Built with the system C compiler into ``$XDG_CACHE_HOME/spikebench/kernels``
-(``~/.cache`` by default), keyed by the source, the compiler and the CPU's flags; without a compiler the blocked
-fast path runs instead.
+rounding, never exact mode's. The sigmoid's slope is taken as ``e / (1 + e)^2`` with ``e = exp(-alpha |z|)``
+(the same value, symmetric in z): with ``-ffast-math`` an overflowing ``exp`` is undefined, and far from the
+threshold ``sg (1 - sg)`` turned into NaN. Built with the system C compiler into
+``$XDG_CACHE_HOME/spikebench/kernels`` (``~/.cache`` by default), keyed by the source, the compiler and the CPU's
+flags; without a compiler the blocked fast path runs instead.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ void lif_backward(const float *h, int64_t h_row, const void *gs, int64_t gs_row,
             for (int64_t i = 0; i < m; i++) {
                 float z = ht[i] - thr, d;
                 if (atan_surrogate) { float y = half_pi_alpha * z; d = 1.0f / (1.0f + y * y); }
-                else { float sg = 1.0f / (1.0f + expf(-alpha * z)); d = sg * (1.0f - sg); }
+                else { float e = expf(-alpha * fabsf(z)); float q = 1.0f + e; d = e / (q * q); }
                 float grad_s = bf16 ? from_bf16(((const uint16_t *)gs + t * gs_row + i0)[i])
                                     : ((const float *)gs + t * gs_row + i0)[i];
                 float carry = soft ? leak * g[i] : (z < 0.0f ? leak * g[i] : 0.0f);
