@@ -17,7 +17,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 import zoo
 from harness.argtypes import OneLineParser, positive_int
-from harness.engine.numerics import apply_process_settings, fast_choice
+from harness.engine.numerics import fast_choice
 from harness.metrics.perf import BenchConfig, StepRunner, random_batch, with_reference_neurons
 from zoo.core import use_fast_paths
 
@@ -52,7 +52,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     precision, compile_model = "fp32", False
     if args.fast:  # what `bench --fast` runs on this CPU (harness.engine.numerics)
         choice = fast_choice("cpu")
-        apply_process_settings(choice)
         precision, compile_model = choice.precision, choice.compile
         use_fast_paths(model)
         if choice.channels_last:

@@ -10,7 +10,6 @@ Every choice here changes the numbers against exact mode; exact mode never comes
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
 import json
@@ -40,7 +39,6 @@ class FastChoice:
     compile: bool
     lif: str  # the LIF implementation fast mode expects: "fused" (CPU) or "triton" (CUDA)
     reason: str  # one line: why these settings on this device
-    keep_freed_memory: bool = False  # glibc's malloc keeps freed blocks for the next step (``keep_freed_memory``)
 
     def settings(self) -> dict[str, Any]:
         """The choice as plain values, for a run's resolved config, its MLflow params and ``bench``'s JSON."""
@@ -94,42 +92,15 @@ NATIVE_BF16_CASES = ("amx-bf16", "native-bf16")
 def cpu_choice(case: str, channels_last_gain: float | None) -> FastChoice:
     """The CPU's fast settings: bf16 autocast and channels-last where bf16 is native; otherwise fp32 (never bf16)
     with channels-last only when the probe found it ``CHANNELS_LAST_MIN_GAIN`` faster. No compile on a CPU:
-    inductor's code for the spiking neuron is slower than the blocked fused LIF (benchmarks/RESULTS.md). Freed
-    memory is kept for reuse (``keep_freed_memory``) on every CPU."""
+    inductor's code for the spiking neuron is slower than the blocked fused LIF (benchmarks/RESULTS.md)."""
     if case in NATIVE_BF16_CASES:
         return FastChoice(case, "bf16", True, False, "fused",
-                          "the CPU has native bf16 instructions: bf16 autocast, channels-last convolutions", True)
+                          "the CPU has native bf16 instructions: bf16 autocast, channels-last convolutions")
     wins = channels_last_gain is not None and channels_last_gain >= CHANNELS_LAST_MIN_GAIN
     probed = "" if channels_last_gain is None else f" (probe: channels-last {channels_last_gain:.2f}x)"
     layout = "channels-last convolutions" if wins else "contiguous convolutions"
     return FastChoice(case, "fp32", wins, False, "fused",
-                      f"no native bf16 on this CPU (bf16 would be emulated, slower): fp32, {layout}{probed}", True)
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt's parameter numbers (glibc's malloc.h)
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc's malloc serve every block from its heap and keep freed memory in the process for reuse.
-
-    By default a block above the (adaptive, at most 32 MiB) mmap threshold is mapped fresh and unmapped when freed,
-    and the heap's free top goes back to the system, so every train step faults in and zeroes new pages for its
-    activations: 6-10 % of a CPU step's time went to the system (benchmarks/RESULTS.md). Here no block is mapped on
-    its own (``M_MMAP_MAX`` 0) and the heap is not trimmed below 2 GiB. Process-wide; changes speed and resident
-    memory, never a number. Returns whether it took effect (False where malloc is not glibc's)."""
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
-
-
-def apply_process_settings(choice: FastChoice) -> bool:
-    """What ``choice`` sets for the whole process (``keep_freed_memory`` on a CPU); returns whether it applied."""
-    return keep_freed_memory() if choice.keep_freed_memory else False
+                      f"no native bf16 on this CPU (bf16 would be emulated, slower): fp32, {layout}{probed}")
 
 
 def cuda_choice(capability: tuple[int, int]) -> FastChoice:

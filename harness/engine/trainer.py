@@ -39,7 +39,7 @@ from harness.engine.data import EpochSampler, SeededSamples, epoch_loader, seede
 from harness.engine.distributed import DistInfo, init_distributed
 from harness.engine.evaluate import autocast, evaluate
 from harness.engine.loss import TrainLoss
-from harness.engine.numerics import apply_process_settings, run_fast_choice
+from harness.engine.numerics import run_fast_choice
 from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
 from harness.engine.predictions import interleave, write_predictions
 from harness.engine.progress import EpochProgress, RunLog
@@ -192,7 +192,6 @@ class _Trainer:
         self.fast = run_fast_choice(train_cfg, self.device.type)
         self.channels_last = self.fast.channels_last if self.fast else train_cfg.channels_last
         if self.fast:
-            apply_process_settings(self.fast)
             use_fast_paths(self.model)
         self.model.to(self.device)
         if self.channels_last:

@@ -411,14 +411,12 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
     """Time ``cfg``'s step; with ``against='reference'`` also the spikingjelly-neuron copy, alternating.
     ``mode='energy'`` times the energy measurement against a plain evaluation (:func:`bench_energy`)."""
     import zoo
-    from harness.engine.numerics import apply_process_settings, device_case, fast_choice
+    from harness.engine.numerics import device_case
     from zoo.core import use_fast_paths
 
     if cfg.mode == "energy":
         return bench_energy(cfg)
     device = torch.device(cfg.device)
-    # process-wide (the reference, timed in this process, runs under it too)
-    kept_freed = apply_process_settings(fast_choice(device.type)) if cfg.fast else False
     T = cfg.T or zoo.model_card(cfg.model).T
     torch.manual_seed(cfg.seed)
     model = zoo.create_model(cfg.model, **{"T": T, **dict(cfg.overrides)}).to(device)
@@ -451,7 +449,6 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
         "overrides": dict(cfg.overrides),
         "input_shape": list(x.shape[1:]), "machine": machine_description(device),
         "cpu_case": device_case("cpu"), **({"fast_case": device_case(device.type)} if cfg.fast else {}),
-        "malloc_keep_freed": kept_freed,
         "step_s_median": median, "step_s_min": min(times["ours"]), "step_s_max": max(times["ours"]),
         "step_cpu_s_median": cpu_median["ours"],  # this process's CPU time: steadier on a shared machine
         "img_per_s": cfg.batch / median, "peak_mem_mb": peak["ours"], "gflop_per_step": flops / 1e9,
@@ -506,8 +503,7 @@ def _numerics_text(result: dict[str, Any]) -> str:
         return f"as asked; this CPU's case for --fast: {result['cpu_case']}"
     chosen = ["bf16 autocast" if result["precision"] == "bf16" else "fp32",
               "channels-last" if result["channels_last"] else "contiguous",
-              "torch.compile" if result["compile"] else "no compile", "zoo fast paths",
-              *(["freed memory kept for reuse"] if result.get("malloc_keep_freed") else [])]
+              "torch.compile" if result["compile"] else "no compile", "zoo fast paths"]
     return f"--fast on a {result['fast_case']} machine: {', '.join(chosen)}"
 
 

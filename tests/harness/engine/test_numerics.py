@@ -2,9 +2,6 @@
 capability, never bf16 without native support, the channels-last probe cached per machine, and what runs record."""
 
 import json
-import platform
-import subprocess
-import sys
 
 import pytest
 from pydantic import ValidationError
@@ -63,44 +60,6 @@ def test_gpu_gets_compile_and_the_triton_lif_and_bf16_from_ampere_on(capability,
     choice = numerics.choose_fast("cuda", cuda_capability=capability, probe=_never_probe)
     assert (choice.precision, choice.compile, choice.lif, choice.channels_last) == (precision, True, "triton", False)
     assert choice.case == ("cuda-bf16" if precision == "bf16" else "cuda-no-bf16")
-
-
-@pytest.mark.parametrize("device_type, flags, kept", [("cpu", "avx2 avx512f avx512_bf16", True),
-                                                      ("cpu", "avx2 fma", True), ("cuda", "", False)])
-def test_cpu_choices_keep_freed_memory_and_only_they_apply_it(device_type, flags, kept, tmp_path, monkeypatch):
-    choice = numerics.choose_fast(device_type, cuda_capability=(9, 0), cpuinfo_text=X86.format(flags=flags),
-                                  cache_dir=tmp_path, probe=lambda: 1.0)
-    assert choice.keep_freed_memory is kept and choice.settings()["keep_freed_memory"] is kept
-    calls = []
-    monkeypatch.setattr(numerics, "keep_freed_memory", lambda: calls.append(1) or True)
-    assert numerics.apply_process_settings(choice) is kept and len(calls) == int(kept)
-
-
-FAULTS = """
-import resource, sys, torch
-from harness.engine import numerics
-if sys.argv[1] == "keep":
-    assert numerics.keep_freed_memory()
-def step():
-    kept = []
-    for size in (70, 33, 10, 1):  # MiB: activations above and below 32 MiB, written and freed each step
-        kept.append(torch.ones(size << 18))
-step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-    step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_keep_freed_memory_stops_each_step_from_faulting_in_fresh_pages():
-    def faults(mode: str) -> int:
-        run = subprocess.run([sys.executable, "-c", FAULTS, mode], capture_output=True, text=True, check=True)
-        return int(run.stdout.split()[-1])
-    pages = 5 * (70 + 33 + 10 + 1) * 256  # 4 KiB pages written over the five steps
-    assert faults("default") > pages // 2
-    assert faults("keep") < pages // 20
 
 
 def test_probe_is_written_once_and_reused(tmp_path):

@@ -174,9 +174,8 @@ def test_record_of_an_energy_bench_carries_its_ratio(tmp_path):
 def test_bench_fast_runs_what_the_machine_case_chose_and_says_so(capsys, monkeypatch):
     from harness.engine import numerics
 
-    chosen = numerics.FastChoice("avx2-only", "fp32", True, False, "fused", "a test machine", True)
+    chosen = numerics.FastChoice("avx2-only", "fp32", True, False, "fused", "a test machine")
     monkeypatch.setattr(numerics, "fast_choice", lambda device_type: chosen)
-    monkeypatch.setattr(numerics, "keep_freed_memory", lambda: True)  # the process's malloc stays as it is
     marked = []
     monkeypatch.setattr("zoo.core.use_fast_paths", lambda model, enabled=True: marked.append(enabled) or model)
     assert main(["bench", *TINY, "--fast", "--against", "reference", "--json"]) == 0
@@ -187,18 +186,15 @@ def test_bench_fast_runs_what_the_machine_case_chose_and_says_so(capsys, monkeyp
     assert (result["precision"], result["channels_last"], result["compile"]) == ("fp32", True, False)
     assert marked == [True, False]  # ours; the FLOP count's eager copy without
     assert any("--fast on a" in line and "fp32, channels-last, no compile" in line for line in out)
-    assert result["malloc_keep_freed"] is True and any("freed memory kept for reuse" in line for line in out)
     assert result["speedup_cpu"] == pytest.approx(result["ref_step_cpu_s_median"] / result["step_cpu_s_median"])
 
 
-def test_bench_without_fast_names_the_cpu_case(capsys, monkeypatch):
+def test_bench_without_fast_names_the_cpu_case(capsys):
     from harness.engine import numerics
 
-    monkeypatch.setattr(numerics, "keep_freed_memory", lambda: pytest.fail("exact mode changed malloc"))
     assert main(["bench", *TINY, "--json"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert json.loads(out[-1])["cpu_case"] == numerics.device_case("cpu") and "fast_case" not in out[-1]
-    assert json.loads(out[-1])["malloc_keep_freed"] is False
     assert any(f"this CPU's case for --fast: {numerics.device_case('cpu')}" in line for line in out)
 
 
