@@ -8,6 +8,7 @@ from zoo.core.layers import (
     MaxPool,
     SeqFlat,
     conv_bn,
+    layout_keeping_mean,
     mean_time_tokens,
     spike_add,
     time_major,
@@ -24,7 +25,7 @@ from zoo.core.ternary import FusedTernaryIF, TernaryIF, ternary_reference
 __all__ = [
     "LIF", "PLIF", "IF", "FusedLIF", "lif_reference", "MultiSpike", "IntegerSpike", "TernaryIF", "FusedTernaryIF",
     "ternary_reference", "Surrogate", "SURROGATES", "make_surrogate",
-    "SeqFlat", "conv_bn", "LinearBN", "MaxPool", "ConvBNLIF", "spike_add", "mean_time_tokens",
+    "SeqFlat", "conv_bn", "layout_keeping_mean", "LinearBN", "MaxPool", "ConvBNLIF", "spike_add", "mean_time_tokens",
     "time_major", "use_fast_paths", "SpikingNeuron", "neuron_modules", "NEURON_TYPES", "SWAP_FIELDS", "NeuronSwap",
     "SurrogateSwap", "SwapError", "SwapRule", "swap_components",
 ]

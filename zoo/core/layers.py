@@ -7,6 +7,8 @@ sees the ``[T, B, ...]`` view.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -127,11 +129,53 @@ class SpikeConv2d(_CompactInputMixin, nn.Conv2d):
 
 def use_fast_paths(model: nn.Module, enabled: bool = True) -> nn.Module:
     """Let ``model``'s zoo layers take their fast-mode paths (``SeqFlat`` on a repeated input, the fused LIF's fast
-    blocks), which change the numbers' rounding; exact mode never calls this. Returns ``model``."""
+    blocks, a head's layout-keeping token mean): every module whose class declares a boolean ``fast`` flag. They
+    may change the numbers' rounding; exact mode never calls this. Returns ``model``."""
     for module in model.modules():
-        if isinstance(module, (SeqFlat, LIF)):
+        if isinstance(getattr(type(module), "fast", None), bool):
             module.fast = enabled
     return model
+
+
+class _LayoutKeepingMean(torch.autograd.Function):
+    """``x.mean(dims)`` whose gradient comes back in ``x``'s memory layout.
+
+    Autograd's own gradient of a mean is a contiguous tensor; on a channels-last activation it makes every later
+    elementwise op of the backward (residual sums, batch norm, pooling) mix two layouts, which costs strided
+    copies. The values are the same (the same division of the same expanded gradient), only the layout differs.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        ctx.shape, ctx.dims = x.shape, dims
+        ctx.stride = x.stride() if _dense(x) else None
+        return x.mean(dims)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        kept = [1 if d in ctx.dims else size for d, size in enumerate(ctx.shape)]
+        expanded = grad.reshape(kept).expand(ctx.shape)
+        count = math.prod(ctx.shape[d] for d in ctx.dims)
+        if ctx.stride is None:
+            return expanded / count, None
+        out = torch.empty_strided(ctx.shape, ctx.stride, dtype=grad.dtype, device=grad.device)
+        return torch.div(expanded, count, out=out), None
+
+
+def _dense(x: torch.Tensor) -> bool:
+    """Whether ``x``'s elements fill its storage span exactly once (any axis order): ``empty_strided`` can copy it."""
+    expected = 1
+    for stride, size in sorted((st, sz) for st, sz in zip(x.stride(), x.shape) if sz != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def layout_keeping_mean(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """``x.mean(dims)`` (no kept dims) with its gradient in ``x``'s layout (fast mode; see ``_LayoutKeepingMean``)."""
+    dims = tuple(sorted(d % x.dim() for d in dims))
+    return _LayoutKeepingMean.apply(x, dims)
 
 
 def conv_bn(

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.core import LIF, ConvBNLIF, MaxPool, conv_bn
+from zoo.core import LIF, ConvBNLIF, MaxPool, conv_bn, layout_keeping_mean
 from zoo.models.base import SpikingClassifier
 from zoo.models.spikformer import SpikingConvStack, check_spatial, merge_heads, split_heads, translate_keys
 from zoo.registry import ModelCard, register_model
@@ -71,7 +71,11 @@ class SpikingHead(nn.Module):
     Official code (``pool_then_neuron=True``): mean over tokens, then the LIF, then Linear. The paper
     writes the head as ``CH(GAP(SN(U_L)))``, i.e. the LIF on every token before pooling
     (``pool_then_neuron=False``), which feeds firing rates rather than spikes to the Linear layer.
+    In fast mode (``fast``, set by ``zoo.core.use_fast_paths``) the token mean hands its gradient back in the
+    membrane's layout (channels-last stays channels-last through the backward; the same values).
     """
+
+    fast: bool = False
 
     def __init__(self, dim: int, num_classes: int, pool_then_neuron: bool = True) -> None:
         super().__init__()
@@ -82,8 +86,12 @@ class SpikingHead(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The ``[T, B, C]`` input of the classifier."""
         if self.pool_then_neuron:
-            return self.lif(x.flatten(3).mean(3))
-        return self.lif(x).flatten(3).mean(3)
+            return self.lif(self.token_mean(x.flatten(3)))
+        return self.token_mean(self.lif(x).flatten(3))
+
+    def token_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """``[T, B, C, N]`` -> ``[T, B, C]``."""
+        return layout_keeping_mean(x, (3,)) if self.fast else x.mean(3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))

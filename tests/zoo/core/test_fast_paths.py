@@ -9,7 +9,8 @@ from torch import nn
 
 import zoo
 import zoo.core.lif as lif_module
-from zoo.core import LIF, PLIF, SeqFlat, conv_bn, lif_cpu, use_fast_paths
+from zoo.core import LIF, PLIF, SeqFlat, conv_bn, layout_keeping_mean, lif_cpu, use_fast_paths
+from zoo.models.sdt import SpikingHead
 
 COVERED = list(itertools.product([2.0, 3.0], [1.0, 0.5], [0.0, None], [True, False], ["sigmoid", "atan"]))
 
@@ -99,10 +100,60 @@ def test_seqflat_fast_mode_leaves_an_input_that_varies_over_time_alone():
     assert seen == [8]
 
 
+def _grad_as_it_arrives(fn, x: torch.Tensor, upstream: torch.Tensor | None = None) -> torch.Tensor:
+    """The gradient ``fn(x)``'s backward hands to ``x``, as it arrives (a leaf's ``.grad`` is re-laid out to the
+    leaf's strides by autograd, which would hide the layout)."""
+    inner = x.detach().clone().requires_grad_().mul(1)
+    arrived = []
+    inner.register_hook(arrived.append)
+    out = fn(inner)
+    out.backward(torch.ones_like(out) if upstream is None else upstream)
+    return arrived[0]
+
+
+@pytest.mark.parametrize("dims", [(3,), (-1,), (2, 3), (0, 3)])
+def test_layout_keeping_mean_equals_the_mean_and_returns_its_gradient_in_the_input_layout(dims):
+    gen = torch.Generator().manual_seed(9)
+    images = torch.randn(4 * 2, 6, 5, 5, generator=gen).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    x = images.unflatten(0, (4, 2)).flatten(3)  # the heads' [T, B, C, N] token view of a channels-last membrane
+    assert torch.equal(x.mean(dims), layout_keeping_mean(x, dims))
+    upstream = torch.randn(x.mean(dims).shape, generator=gen).to(torch.bfloat16)
+    plain = _grad_as_it_arrives(lambda t: t.mean(dims), x, upstream)
+    kept = _grad_as_it_arrives(lambda t: layout_keeping_mean(t, dims), x, upstream)
+    assert torch.equal(plain, kept)  # the same values, bit for bit
+    assert kept.stride() == x.stride()
+    if dims in ((3,), (-1,)):  # what the heads take: autograd's own gradient comes back contiguous
+        assert plain.is_contiguous() and not kept.is_contiguous()
+
+
+def test_layout_keeping_mean_of_a_strided_view_gives_a_plain_gradient():
+    base = torch.randn(4, 6, 10, requires_grad=True)
+    view = base[:, :, ::2]  # not dense: no layout to keep
+    layout_keeping_mean(view, (2,)).sum().backward()
+    assert torch.equal(base.grad[:, :, ::2], torch.full((4, 6, 5), 0.2)) and not base.grad[:, :, 1::2].any()
+
+
+@pytest.mark.parametrize("pool_then_neuron", [True, False])
+def test_spiking_head_keeps_a_channels_last_gradient_in_fast_mode_only(pool_then_neuron):
+    torch.manual_seed(0)
+    exact = SpikingHead(6, 3, pool_then_neuron)
+    fast = use_fast_paths(SpikingHead(6, 3, pool_then_neuron))
+    fast.load_state_dict(exact.state_dict())
+    fast.lif.fast = False  # the neuron's own fast path rounds differently: this test is about the mean
+    x = (torch.randn(4 * 2, 6, 5, 5) * 3).contiguous(memory_format=torch.channels_last).unflatten(0, (4, 2))
+    want, got = _grad_as_it_arrives(exact, x), _grad_as_it_arrives(fast, x)
+    assert torch.equal(want, got) and want.abs().sum() > 0
+    assert got.stride() == x.stride()
+    if pool_then_neuron:  # the mean meets the membrane first: autograd's own gradient comes back contiguous
+        assert want.is_contiguous()
+
+
 def test_use_fast_paths_marks_every_zoo_layer_and_exact_models_stay_exact():
     model = zoo.create_model("spikformer_4_384.cifar10", depth=1, dim=32, heads=2, T=2)
     layers = [m for m in model.modules() if isinstance(m, (SeqFlat, LIF))]
     assert layers and not any(m.fast for m in layers)
+    sdt = zoo.create_model("sdt_2_512.cifar10", depth=1, dim=32, heads=2, T=2)
+    assert not use_fast_paths(sdt, enabled=False).head.fast and use_fast_paths(sdt).head.fast
     use_fast_paths(model)
     assert all(m.fast for m in layers)
     use_fast_paths(model, enabled=False)
