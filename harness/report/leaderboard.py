@@ -91,10 +91,16 @@ def _claim(claims: Claims, config: ConfigResult) -> Claim | None:
     return found[0] if found else None
 
 
+RUN_FIELDS = ("run_id", "mlflow_run_id", "seed", "state", "reason", "verified", "verified_date", "disagreements",
+              "verified_images", "suites", "start_time", "command", *(name for name, _, _ in PER_RUN),
+              *ENVIRONMENT_TAGS)
+
+
 def _provenance(config: ConfigResult) -> dict[str, Any]:
-    """Everything that says where a row's numbers come from."""
+    """Everything that says where a row's numbers come from (each run's fields read from the columns of every
+    configuration's runs, not from a frame per configuration)."""
     runs = []
-    for _, run in config.runs.iterrows():
+    for run in (dict(zip(RUN_FIELDS, values)) for values in zip(*(config.column(name) for name in RUN_FIELDS))):
         metrics = [show(run[name]) for name, _, show in PER_RUN]
         started = run["start_time"]
         runs.append({"run_id": run["run_id"], "mlflow_run_id": run["mlflow_run_id"] or MISSING,
@@ -107,15 +113,15 @@ def _provenance(config: ConfigResult) -> dict[str, Any]:
     config_items = [("recipe", config.recipe or MISSING), ("variant", config.variant or MISSING),
                     ("budget", config.budget or "full recipe"),
                     *[(k.removeprefix("params."), v) for k, v in config.config.items()]]
-    resolved = [(c.removeprefix("params."), v) for c, v in config.runs.iloc[0].items()
-                if str(c).startswith("params.recipe.") and v is not None]
+    resolved = [(c.removeprefix("params."), value) for c in config.pooled.frame.columns
+                if str(c).startswith("params.recipe.") for value in [config.column(c)[0]] if value is not None]
     return {"suites": ", ".join(config.suites), "runs": runs, "config": config_items, "resolved": resolved,
             "source": config.source, "code": config.code_fingerprint or MISSING,
             "per_run_columns": [label for _, label, _ in PER_RUN],
-            "commits": ", ".join(sorted({c for c in config.runs["git_commit"] if c})) or MISSING}
+            "commits": ", ".join(sorted({c for c in config.column("git_commit") if c})) or MISSING}
 
 
-def _run_verification(run: pd.Series) -> str:
+def _run_verification(run: dict[str, Any]) -> str:
     """One run's verification: its verdict, with the date and differing predictions once verified."""
     date = run.get("verified_date")
     if not isinstance(date, str):
@@ -274,7 +280,7 @@ def _latest_suite(runs: pd.DataFrame) -> str | None:
 
 def _folded(config: ConfigResult, first: str | None) -> bool:
     """A configuration of other suites whose runs all failed: listed below the tables, not in them."""
-    return first is not None and first not in config.suites and not config.seed_values(COMPARED_TOP1)
+    return first is not None and first not in config.suites and not config.seeds(COMPARED_TOP1)
 
 
 def _folded_rows(configs: list[ConfigResult]) -> list[list[str]]:
