@@ -392,9 +392,13 @@ class ConfigResult:
         return self.claim_verdict(COMPARED_TOP1, claim, margin, floored=True)
 
     @property
+    def finished_runs(self) -> int:
+        return int(self.pooled.finished_count[self.group])
+
+    @property
     def unfinished(self) -> int:
         rows = self.pooled.rows(self.group)
-        return rows.stop - rows.start - int(self.pooled.finished_count[self.group])
+        return rows.stop - rows.start - self.finished_runs
 
     @property
     def outcome(self) -> str:
@@ -415,7 +419,7 @@ class ConfigResult:
     def only_nan(self, metric: str) -> bool:
         """Whether the finished runs logged ``metric`` as NaN only (a metric every finished run logs: a
         non-finite result, shown as ``nan`` rather than as a missing value)."""
-        return bool(self.pooled.finished_count[self.group] > 0 and self.pooled.stats(metric).n[self.group] == 0)
+        return self.finished_runs > 0 and bool(self.pooled.stats(metric).n[self.group] == 0)
 
     @property
     def overrides(self) -> dict[str, str]:
@@ -533,10 +537,11 @@ def unique_runs(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame.assign(suites=pd.Series(dtype=object))
     suites: dict[tuple, set] = {}
-    for label, run_id, suite in zip(frame["source_label"], frame["run_id"], frame["suite"]):
+    for label, run_id, suite in zip(frame["source_label"].tolist(), frame["run_id"].tolist(), frame["suite"].tolist()):
         suites.setdefault((label, run_id), set()).update(() if _missing(suite) else (suite,))
     latest = frame.sort_values("start_time", na_position="first").drop_duplicates(RUN_KEY, keep="last")
-    return (latest.assign(suites=[tuple(sorted(suites[key])) for key in zip(latest["source_label"], latest["run_id"])])
+    keys = zip(latest["source_label"].tolist(), latest["run_id"].tolist())
+    return (latest.assign(suites=[tuple(sorted(suites[key])) for key in keys])
             .sort_values(RUN_KEY).reset_index(drop=True))
 
 

@@ -154,7 +154,7 @@ def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins:
     claimed = claim.top1 if claim else None
     delta = None if claimed is None or top1.mean is None else top1.mean - claimed
     result = _verdict_text(config, claimed, margins.top1)
-    if len(config.finished) and config.stale:
+    if config.finished_runs and config.stale:
         result += " (stale: computed by other code)"
     variant = config.variant_label
     name = config.model + (f" · {variant}" if variant else "") + (f" [{label}]" if label else "")

@@ -149,7 +149,7 @@ def _measured(config: ConfigResult | None) -> dict[str, Any]:
     epochs = config.values("best_epoch")
     return {"best_epochs": " ".join(str(int(e)) for e in epochs) or None, "eval_batch": eval_batch,
             "batch_dependent": dependent if eval_batch is not None else None,
-            "stale": config.stale if len(config.finished) else None,
+            "stale": config.stale if config.finished_runs else None,
             "unfinished_runs": config.unfinished, "outcome": config.outcome or None, "budget": config.budget,
             "run_ids": " ".join(config.finished_column("run_id")), "run_source": config.source,
             "verified": config.verification.text}
@@ -291,7 +291,8 @@ def _cells(record: dict[str, Any], layout: str, factor: float = 1.0) -> dict[str
         return [None if record[k] is None else record[k] * factor for k in keys]
 
     return {
-        "method": method, "family": record["method"] or MISSING, "arch": record["arch"] or MISSING, "dataset": dataset_name(record["dataset"]),
+        "method": method, "family": record["method"] or MISSING, "arch": record["arch"] or MISSING,
+        "dataset": dataset_name(record["dataset"]),
         "variant": record["variant"] or MISSING, "budget": record["budget"] or "full recipe",
         "input": MISSING if record["input"] is None else str(record["input"]),
         "T": MISSING if record["T"] is None else str(record["T"]),
