@@ -230,15 +230,18 @@ def _report(suite, uri: str, root: Path, specs=None, all_tables: bool = False, o
             sources: list[str] | None = None) -> None:
     """The suite's tables and the leaderboard (under ``out``, default the results root), with the suite's verdict
     margins, of the runs of ``sources`` (all when None); then the summary of the runs ``specs`` (after ``run``)
-    or the full report."""
+    or the full report. The store is read once: the suite's runs are those tagged with it (``log_run_dir`` names
+    a run's experiment and its suite tag from the same suite)."""
     from harness.report import render_leaderboard, render_tables, run_summary
+    from harness.tracking import runs_frame
 
     out = out or root
-    paths = _tracking(render_tables, uri, suite.name, out / "tables", suite.margins, all_tables, sources)
-    page = _tracking(render_leaderboard, uri, out / "leaderboard" / "index.html", suite.margins, suite.name,
+    runs = _tracking(runs_frame, uri)
+    paths = _tracking(render_tables, runs, suite.name, out / "tables", suite.margins, all_tables, sources)
+    page = _tracking(render_leaderboard, runs, out / "leaderboard" / "index.html", suite.margins, suite.name,
                      sources)
     if specs is not None:
-        print(_tracking(run_summary, uri, suite.name, specs, root, paths["report.md"], page, suite.margins))
+        print(_tracking(run_summary, runs, suite.name, specs, root, paths["report.md"], page, suite.margins))
         return
     print(Path(paths["report.md"]).read_text())
     print(f"tables: {paths['report.md'].parent}/ (Markdown, LaTeX, CSV per table)")

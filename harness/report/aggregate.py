@@ -220,20 +220,27 @@ class PooledRuns:
 
     def __init__(self, frame: pd.DataFrame, groups: np.ndarray, count: int):
         self.frame, self.groups, self.count = frame, groups, count
-        self.bounds = np.searchsorted(groups, np.arange(count + 1))
+        self.bounds = np.searchsorted(groups, np.arange(count + 1)).tolist()
         self.finished = (frame["state"] == "finished").to_numpy()
         self._columns: dict[str, list] = {}
         self._numbers: dict[str, np.ndarray] = {}
+        self._prefixed: dict[str, list[str]] = {}
         self._stats: dict[tuple[str, bool, bool], StatColumns] = {}
 
     def rows(self, group: int) -> slice:
-        return slice(int(self.bounds[group]), int(self.bounds[group + 1]))
+        return slice(self.bounds[group], self.bounds[group + 1])
 
     def column(self, name: str) -> list:
         """A column's values as Python objects (None for every run when the frame lacks it)."""
         if name not in self._columns:
             self._columns[name] = self.frame[name].tolist() if name in self.frame else [None] * len(self.frame)
         return self._columns[name]
+
+    def columns_with(self, prefix: str) -> list[str]:
+        """The frame's column names that start with ``prefix``."""
+        if prefix not in self._prefixed:
+            self._prefixed[prefix] = [c for c in self.frame.columns if str(c).startswith(prefix)]
+        return self._prefixed[prefix]
 
     def numbers(self, name: str) -> np.ndarray:
         """A column as floats (NaN where missing or not a number)."""
@@ -320,9 +327,14 @@ class ConfigResult:
     code_fingerprint: str | None = None
 
     @cached_property
+    def rows(self) -> slice:
+        """Where its runs are in ``pooled``."""
+        return self.pooled.rows(self.group)
+
+    @cached_property
     def runs(self) -> pd.DataFrame:
         """Its runs, by seed and run id."""
-        return self.pooled.frame.iloc[self.pooled.rows(self.group)].reset_index(drop=True)
+        return self.pooled.frame.iloc[self.rows].reset_index(drop=True)
 
     @cached_property
     def finished(self) -> pd.DataFrame:
@@ -330,11 +342,11 @@ class ConfigResult:
 
     def column(self, name: str) -> list:
         """A column's values for its runs, by seed and run id."""
-        return self.pooled.column(name)[self.pooled.rows(self.group)]
+        return self.pooled.column(name)[self.rows]
 
     def finished_column(self, name: str) -> list:
         """A column's values for its finished runs."""
-        rows = self.pooled.rows(self.group)
+        rows = self.rows
         return [v for v, done in zip(self.pooled.column(name)[rows], self.pooled.finished[rows]) if done]
 
     def stat(self, metric: str) -> Stat:
@@ -347,14 +359,14 @@ class ConfigResult:
 
     def values(self, metric: str) -> list[float]:
         """A final metric of the finished runs (missing values left out)."""
-        rows = self.pooled.rows(self.group)
+        rows = self.rows
         values = self.pooled.numbers(metric)[rows]
         return values[self.pooled.finished[rows] & ~np.isnan(values)].tolist()
 
     def seed_values(self, metric: str) -> list[float]:
         """What a verdict weighs: the finished runs' values and a NaN for every diverged run (no survivorship);
         a finished run that logged NaN for a metric every run logs (``ALWAYS_LOGGED``) counts as diverged too."""
-        rows = self.pooled.rows(self.group)
+        rows = self.rows
         finished = (self.pooled.numbers(metric)[rows][self.pooled.finished[rows]].tolist()
                     if metric in ALWAYS_LOGGED else self.values(metric))
         return finished + [math.nan] * int(self.pooled.diverged_count[self.group])
@@ -397,7 +409,7 @@ class ConfigResult:
 
     @property
     def unfinished(self) -> int:
-        rows = self.pooled.rows(self.group)
+        rows = self.rows
         return rows.stop - rows.start - self.finished_runs
 
     @property
@@ -460,7 +472,7 @@ class ConfigResult:
         """The badge of the finished runs: ``verified`` when every one was re-evaluated with identical predictions
         (within ``harness verify``'s tolerance), ``disagreements N`` (N: differing predictions, summed) when one
         was not, ``not verified`` otherwise; the title lists each run's verdict and date."""
-        rows = self.pooled.rows(self.group)
+        rows = self.rows
         done = self.pooled.finished[rows]
         verdicts = self.finished_column("verified")
         counts = np.nan_to_num(self.pooled.numbers("disagreements")[rows][done])

@@ -113,8 +113,9 @@ def _provenance(config: ConfigResult) -> dict[str, Any]:
     config_items = [("recipe", config.recipe or MISSING), ("variant", config.variant or MISSING),
                     ("budget", config.budget or "full recipe"),
                     *[(k.removeprefix("params."), v) for k, v in config.config.items()]]
-    resolved = [(c.removeprefix("params."), value) for c in config.pooled.frame.columns
-                if str(c).startswith("params.recipe.") for value in [config.column(c)[0]] if value is not None]
+    first = config.rows.start
+    resolved = [(c.removeprefix("params."), value) for c in config.pooled.columns_with("params.recipe.")
+                for value in [config.pooled.column(c)[first]] if value is not None]
     return {"suites": ", ".join(config.suites), "runs": runs, "config": config_items, "resolved": resolved,
             "source": config.source, "code": config.code_fingerprint or MISSING,
             "per_run_columns": [label for _, label, _ in PER_RUN],

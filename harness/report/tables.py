@@ -105,7 +105,7 @@ class PaperTable:
 
 
 def _stat(config: ConfigResult | None, metric: str) -> Stat:
-    return Stat.of(config.values(metric) if config is not None else [])
+    return config.stat(metric) if config is not None else Stat.of([])
 
 
 def _mean(config: ConfigResult | None, stat: Stat, metric: str) -> float | None:
