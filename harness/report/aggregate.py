@@ -102,12 +102,17 @@ class StatColumns:
 
     def at(self, group: int) -> Stat:
         """The ``Stat`` of one group."""
-        def number(value: float) -> float | None:
-            return None if math.isnan(value) else float(value)
+        return self.each[group]
 
-        n = int(self.n[group])
-        return Stat(n, float(self.mean[group]) if n else None, number(self.std[group]),
-                    number(self.ci_low[group]), number(self.ci_high[group]))
+    @cached_property
+    def each(self) -> list[Stat]:
+        """Every group's ``Stat`` (made once: a report asks for each several times)."""
+        def number(value: float) -> float | None:
+            return None if value != value else value
+
+        return [Stat(n, mean if n else None, number(std), number(low), number(high)) for n, mean, std, low, high
+                in zip(self.n.tolist(), self.mean.tolist(), self.std.tolist(), self.ci_low.tolist(),
+                       self.ci_high.tolist())]
 
 
 def pooled_stats(values: np.ndarray, groups: np.ndarray, count: int, n_test: np.ndarray | None = None
@@ -475,8 +480,9 @@ class ConfigResult:
         rows = self.rows
         done = self.pooled.finished[rows]
         verdicts = self.finished_column("verified")
-        counts = np.nan_to_num(self.pooled.numbers("disagreements")[rows][done])
-        differing = int(sum(count for count, verdict in zip(counts, verdicts) if verdict == DISAGREES))
+        counts = self.pooled.numbers("disagreements")[rows][done].tolist()
+        differing = int(sum(0.0 if count != count else count for count, verdict in zip(counts, verdicts)
+                            if verdict == DISAGREES))
         if DISAGREES in verdicts:
             text, state = f"disagreements {differing}", DISAGREES
         elif verdicts and all(v == VERIFIED for v in verdicts):
@@ -493,7 +499,7 @@ class ConfigResult:
         """The code fingerprint's first 12 characters (``unrecorded`` without one)."""
         return self.code_fingerprint[:12] if self.code_fingerprint else "unrecorded"
 
-    @property
+    @cached_property
     def suites(self) -> list[str]:
         return sorted({s for entry in self.column("suites") for s in entry})
 
