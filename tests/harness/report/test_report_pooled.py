@@ -162,3 +162,28 @@ def test_tags_are_cleaned_column_wise_as_text_or_none(raw, expected):
     row = run("r", "spikformer_4_384.cifar10", "cifar10", 4, 0, 90.0)
     frame = load_runs(pd.DataFrame([{**row, "host": raw, "params.spec.subset": raw}]))
     assert frame["host"].iloc[0] == expected and frame["params.spec.subset"].iloc[0] == expected
+
+
+def test_report_reads_the_store_once_without_cycle_collection_and_writes_the_suites_tables(
+        tiny_results_copy, tmp_path, monkeypatch):
+    import gc
+
+    from harness import cli, tracking
+    from harness.report import render_tables
+    from harness.suite import load_suite
+
+    root, suite = tiny_results_copy["root"], load_suite(tiny_results_copy["suite_path"])
+    uri = tracking.default_uri(root)
+    direct = render_tables(uri, suite.name, tmp_path / "direct", suite.margins)  # the suite's experiment only
+    reads = []
+
+    def counted(*args, **kwargs):
+        reads.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    real = tracking.runs_frame
+    monkeypatch.setattr(tracking, "runs_frame", counted)
+    cli._report(suite, uri, root, out=tmp_path / "once")
+    assert reads == [False] and gc.isenabled()
+    for name, path in direct.items():
+        assert (tmp_path / "once" / "tables" / path.parent.name / name).read_text() == path.read_text(), name
