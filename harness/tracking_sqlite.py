@@ -22,6 +22,11 @@ NEEDED = {"runs": {"run_uuid", "status", "start_time", "end_time", "lifecycle_st
           "params": {"key", "value", "run_uuid"}, "latest_metrics": {"key", "value", "is_nan", "run_uuid"}}
 
 
+# MLflow's tables of per-run values: the column prefix of ``search_runs``'s frame and the value read.
+TABLES = (("latest_metrics", "metrics.", "CASE WHEN is_nan THEN NULL ELSE value END"), ("params", "params.", "value"),
+          ("tags", "tags.", "value"))
+
+
 def database_path(uri: str) -> Path | None:
     """The sqlite file of a ``sqlite:///`` tracking URI, or None for any other store."""
     return Path(uri[len(SQLITE):]) if uri.startswith(SQLITE) else None
@@ -64,15 +69,10 @@ def search_runs_frame(uri: str, experiment_ids: list[str]):
             f"JOIN experiments e ON e.experiment_id = r.experiment_id WHERE r.lifecycle_stage = 'active' "
             f"AND e.lifecycle_stage = 'active' AND CAST(r.experiment_id AS TEXT) IN ({_placeholders(ids)}) "
             f"ORDER BY r.start_time DESC, r.run_uuid", ids).fetchall()
-        columns: dict[str, dict[str, object]] = {}
-        for table, prefix, value in (("latest_metrics", "metrics.", "CASE WHEN is_nan THEN NULL ELSE value END"),
-                                     ("params", "params.", "value"), ("tags", "tags.", "value")):
-            rows = connection.execute(
-                f"SELECT t.run_uuid, t.key, {value} FROM {table} t JOIN runs r ON r.run_uuid = t.run_uuid "
-                f"WHERE r.lifecycle_stage = 'active' AND CAST(r.experiment_id AS TEXT) IN ({_placeholders(ids)})",
-                ids)
-            for run, key, cell in rows:
-                columns.setdefault(prefix + key, {})[run] = cell
+        cells = [(prefix, connection.execute(
+            f"SELECT t.run_uuid, t.key, {value} FROM {table} t JOIN runs r ON r.run_uuid = t.run_uuid "
+            f"WHERE r.lifecycle_stage = 'active' AND CAST(r.experiment_id AS TEXT) IN ({_placeholders(ids)})",
+            ids).fetchall()) for table, prefix, value in TABLES]
     order = [row[0] for row in runs]
     frame = pd.DataFrame(runs, columns=["run_id", "experiment_id", "status", "artifact_uri", "start_time",
                                         "end_time"])
@@ -80,10 +80,24 @@ def search_runs_frame(uri: str, experiment_ids: list[str]):
     for name in ("start_time", "end_time"):
         frame[name] = pd.to_datetime(frame[name], unit="ms", utc=True)
     extra = {}
-    for name in sorted(columns):
-        values = [columns[name].get(run) for run in order]
-        extra[name] = pd.Series(values, dtype=float) if name.startswith("metrics.") else pd.Series(values)
+    for prefix, rows in cells:
+        extra.update(_wide(rows, prefix, order))
+    extra = {name: extra[name] for name in sorted(extra)}
     return pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
+
+
+def _wide(rows: list[tuple], prefix: str, order: list[str]) -> dict:
+    """(run, key, value) rows as one column per key, ``prefix`` + key, in the runs' ``order`` (a pivot: the rows
+    of 10,000 runs are a million cells); metrics as floats, the others as ``pd.Series`` infers from the values."""
+    import pandas as pd
+
+    if not rows:
+        return {}
+    wide = pd.DataFrame(rows, columns=["run", "key", "value"]).pivot(index="run", columns="key", values="value")
+    wide = wide.reindex(order)
+    if prefix == "metrics.":
+        return {prefix + key: pd.Series(wide[key].to_numpy(dtype=float)) for key in wide.columns}
+    return {prefix + key: pd.Series(wide[key].tolist()) for key in wide.columns}
 
 
 def logged_hashes(uri: str, tag_prefix: str, source_of: Callable[[dict[str, str]], str]

@@ -4,6 +4,7 @@ table cell group, so every claimed value keeps its table and row."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -123,8 +124,16 @@ class Claims:
 
     def matching(self, model: str, dataset: str, T: int | None, variant: str | None) -> list[Claim]:
         """The claims that runs of this configuration measure (same model, dataset, T and variant)."""
-        return [c for c in self.claims
-                if (c.model, c.dataset, c.T, c.variant) == (model, dataset, T, variant)]
+        return list(self._by_configuration.get((model, dataset, T, variant), ()))
+
+    @cached_property
+    def _by_configuration(self) -> dict[tuple, list[Claim]]:
+        """The claims by (model, dataset, T, variant), in row order: a report looks up thousands of
+        configurations."""
+        index: dict[tuple, list[Claim]] = {}
+        for claim in self.claims:
+            index.setdefault((claim.model, claim.dataset, claim.T, claim.variant), []).append(claim)
+        return index
 
 
 def _describe(err: ValidationError) -> str:

@@ -26,8 +26,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from harness.bundle.origin import LOCAL_SOURCE
-from harness.report.aggregate import (BUDGET_UNKNOWN, COMPARED_TOP1, OVERRIDE_PREFIX, Badge, ConfigResult, Stat,
-                                      distinguishing, group_configs, unique_runs)
+from harness.report.aggregate import (BUDGET_UNKNOWN, COMPARED_TOP1, OVERRIDE_PREFIX, Badge, ConfigResult,
+                                      PooledRuns, Stat, distinguishing, group_configs, unique_runs)
 from harness.report.claims import Claim, Claims, load_claims
 from harness.report.counts import recorded_overrides, zoo_param_count
 from harness.report.formats import MISSING, energy_unit, fixed, interval, is_missing, mean_std, readable
@@ -91,31 +91,42 @@ def _claim(claims: Claims, config: ConfigResult) -> Claim | None:
     return found[0] if found else None
 
 
-def _provenance(config: ConfigResult) -> dict[str, Any]:
-    """Everything that says where a row's numbers come from."""
-    runs = []
-    for _, run in config.runs.iterrows():
-        metrics = [show(run[name]) for name, _, show in PER_RUN]
+RUN_FIELDS = ("run_id", "mlflow_run_id", "seed", "state", "reason", "verified", "verified_date", "disagreements",
+              "verified_images", "suites", "start_time", "command", *(name for name, _, _ in PER_RUN),
+              *ENVIRONMENT_TAGS)
+
+
+def _run_entries(pooled: PooledRuns) -> list[dict[str, Any]]:
+    """Every run's line of the provenance (metrics as shown, start, command, environment, verification), in the
+    order of ``pooled``'s rows: computed in one pass over the columns, not per configuration."""
+    entries = []
+    for run in (dict(zip(RUN_FIELDS, values)) for values in zip(*(pooled.column(name) for name in RUN_FIELDS))):
         started = run["start_time"]
-        runs.append({"run_id": run["run_id"], "mlflow_run_id": run["mlflow_run_id"] or MISSING,
-                     "seed": int(run["seed"]), "state": run["state"], "reason": run["reason"],
-                     "verified": _run_verification(run),
-                     "suites": ", ".join(run["suites"]), "metrics": metrics,
-                     "started": MISSING if pd.isna(started) else started.strftime("%Y-%m-%d %H:%M"),
-                     "command": run["command"] or MISSING,
-                     "environment": [(tag, run[tag] or MISSING) for tag in ENVIRONMENT_TAGS]})
+        entries.append({"run_id": run["run_id"], "mlflow_run_id": run["mlflow_run_id"] or MISSING,
+                        "seed": int(run["seed"]), "state": run["state"], "reason": run["reason"],
+                        "verified": _run_verification(run), "suites": ", ".join(run["suites"]),
+                        "metrics": [show(run[name]) for name, _, show in PER_RUN],
+                        "started": MISSING if pd.isna(started) else started.strftime("%Y-%m-%d %H:%M"),
+                        "command": run["command"] or MISSING,
+                        "environment": [(tag, run[tag] or MISSING) for tag in ENVIRONMENT_TAGS]})
+    return entries
+
+
+def _provenance(config: ConfigResult, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything that says where a row's numbers come from; ``entries``: ``_run_entries`` of its pooled runs."""
     config_items = [("recipe", config.recipe or MISSING), ("variant", config.variant or MISSING),
                     ("budget", config.budget or "full recipe"),
                     *[(k.removeprefix("params."), v) for k, v in config.config.items()]]
-    resolved = [(c.removeprefix("params."), v) for c, v in config.runs.iloc[0].items()
-                if str(c).startswith("params.recipe.") and v is not None]
-    return {"suites": ", ".join(config.suites), "runs": runs, "config": config_items, "resolved": resolved,
-            "source": config.source, "code": config.code_fingerprint or MISSING,
+    first = config.rows.start
+    resolved = [(c.removeprefix("params."), value) for c in config.pooled.columns_with("params.recipe.")
+                for value in [config.pooled.column(c)[first]] if value is not None]
+    return {"suites": ", ".join(config.suites), "runs": entries[config.rows], "config": config_items,
+            "resolved": resolved, "source": config.source, "code": config.code_fingerprint or MISSING,
             "per_run_columns": [label for _, label, _ in PER_RUN],
-            "commits": ", ".join(sorted({c for c in config.runs["git_commit"] if c})) or MISSING}
+            "commits": ", ".join(sorted({c for c in config.column("git_commit") if c})) or MISSING}
 
 
-def _run_verification(run: pd.Series) -> str:
+def _run_verification(run: dict[str, Any]) -> str:
     """One run's verification: its verdict, with the date and differing predictions once verified."""
     date = run.get("verified_date")
     if not isinstance(date, str):
@@ -138,7 +149,7 @@ def _top1_text(config: ConfigResult, stat: Stat, metric: str) -> str:
     return mean_std(stat.mean, stat.std)
 
 
-def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins: Margins,
+def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins: Margins, entries: list[dict],
          with_claims: bool = True, energy_factor: float = 1.0) -> dict[str, Any]:
     claim = _claim(claims, config) if with_claims else None
     top1, last = config.top1_stat(), config.stat("top1")
@@ -148,7 +159,7 @@ def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins:
     claimed = claim.top1 if claim else None
     delta = None if claimed is None or top1.mean is None else top1.mean - claimed
     result = _verdict_text(config, claimed, margins.top1)
-    if len(config.finished) and config.stale:
+    if config.finished_runs and config.stale:
         result += " (stale: computed by other code)"
     variant = config.variant_label
     name = config.model + (f" · {variant}" if variant else "") + (f" [{label}]" if label else "")
@@ -181,7 +192,7 @@ def _row(config: ConfigResult, label: str, claims: Claims, row_id: str, margins:
             Cell.of(MISSING if hours.mean is None else f"{hours.mean:.3g} {kind}-h", hours.mean),
             Cell.of(day, stamp),
         ],
-        "provenance": _provenance(config),
+        "provenance": _provenance(config, entries),
         "points": {"energy": (energy_mean, top1.mean), "params": (params_m, top1.mean)},
     }
 
@@ -243,9 +254,10 @@ def _claim_rows(shown: list[Claim], factor: float) -> list[list[str]]:
 
 
 def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Claims, margins: Margins,
-             name: str, with_claims: bool = True, merged: bool = False) -> dict[str, Any]:
+             name: str, entries: list[dict], with_claims: bool = True, merged: bool = False) -> dict[str, Any]:
     """A section of the page: a table of ``configs`` (one dataset) and its plots (with the claims' points
-    when ``with_claims``); energies in the unit that suits the section's scale; ``merged``: see ``columns``."""
+    when ``with_claims``); energies in the unit that suits the section's scale; ``merged``: see ``columns``;
+    ``entries``: ``_run_entries`` of the configurations' pooled runs."""
     shown = _claims_shown(dataset, claims, with_claims)
     measured = [c.stat("energy_mj").mean for c in configs]
     unit, factor = energy_unit(measured if any(m is not None for m in measured) else [c.energy_mj for c in shown])
@@ -256,7 +268,7 @@ def _section(index: int, dataset: str, configs: list[ConfigResult], claims: Clai
     for members in by_claim.values():
         for position, label in distinguishing([configs[i] for i in members]).items():
             labels[members[position]] = label
-    rows = [_row(config, labels[i], claims, f"d{index}-r{i}", margins, with_claims, factor)
+    rows = [_row(config, labels[i], claims, f"d{index}-r{i}", margins, entries, with_claims, factor)
             for i, config in enumerate(configs)]
     families = sorted({r["family"] for r in rows})
     return {"id": f"d{index}", "name": name, "dataset": dataset, "controlled": not with_claims, "rows": rows,
@@ -274,7 +286,7 @@ def _latest_suite(runs: pd.DataFrame) -> str | None:
 
 def _folded(config: ConfigResult, first: str | None) -> bool:
     """A configuration of other suites whose runs all failed: listed below the tables, not in them."""
-    return first is not None and first not in config.suites and not config.seed_values(COMPARED_TOP1)
+    return first is not None and first not in config.suites and not config.seeds(COMPARED_TOP1)
 
 
 def _folded_rows(configs: list[ConfigResult]) -> list[list[str]]:
@@ -291,6 +303,7 @@ def build_context(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins
     released = eval_only_mask(runs)
     first = first_suite or _latest_suite(runs)
     every = group_configs(runs[~released])
+    entries = _run_entries(every[0].pooled) if every else []
     sources = sorted({c.source for c in every}, key=lambda label: (label != LOCAL_SOURCE, label))
     merged = len(sources) > 1 or any(c.imported for c in every)
     configs = [c for c in every if not _folded(c, first)]
@@ -298,10 +311,11 @@ def build_context(runs: pd.DataFrame, claims: Claims, margins: Margins = Margins
     order = [d for d in DATASET_NAMES if d in ours] + sorted(ours - set(DATASET_NAMES))
     order += [d for d in DATASET_NAMES if d not in order and any(c.dataset == d for c in configs)]
     order += sorted({c.dataset for c in configs} - set(order))
-    sections = [_section(i, d, [c for c in configs if c.dataset == d], claims, margins, dataset_name(d),
+    sections = [_section(i, d, [c for c in configs if c.dataset == d], claims, margins, dataset_name(d), entries,
                          merged=merged) for i, d in enumerate(order)]
     sections += [_section(len(sections) + i, d, [c for c in configs if c.dataset == d and controlled(c)], claims,
-                          margins, f"{CONTROLLED_TITLE}: {dataset_name(d)}", with_claims=False, merged=merged)
+                          margins, f"{CONTROLLED_TITLE}: {dataset_name(d)}", entries, with_claims=False,
+                          merged=merged)
                  for i, d in enumerate([d for d in order if any(c.dataset == d and controlled(c) for c in configs)])]
     papers = "; ".join(dict.fromkeys(c.paper for c in claims.claims))
     return {"sections": sections, "run_count": len(unique_runs(runs)),
@@ -329,9 +343,13 @@ def board_data(section: dict[str, Any]) -> dict[str, Any]:
     share (a recipe, an environment) are stored once in ``shared`` and referred to by index, which keeps a page of
     thousands of rows small."""
     shared: dict[str, int] = {}
+    values: list[list] = []  # the shared lists, by index (JSON lists: their text is their identity)
 
     def ref(value: list) -> int:
-        return shared.setdefault(json.dumps(value, separators=(",", ":")), len(shared))
+        index = shared.setdefault(json.dumps(value, separators=(",", ":")), len(shared))
+        if index == len(values):
+            values.append(value)
+        return index
 
     rows = []
     for row in section["rows"]:
@@ -342,7 +360,7 @@ def board_data(section: dict[str, Any]) -> dict[str, Any]:
         provenance = [p["suites"], p["commits"], runs, ref([list(kv) for kv in p["config"]]),
                       ref([list(kv) for kv in p["resolved"]]), p["source"], p["code"]]
         rows.append([row["id"], row["family"], row["T"], row["params_m"], cells, provenance, row["source"]])
-    return {"rows": rows, "shared": [json.loads(value) for value in shared],
+    return {"rows": rows, "shared": values,
             "per_run_columns": [label for _, label, _ in PER_RUN], "environment": list(ENVIRONMENT_TAGS)}
 
 

@@ -25,7 +25,6 @@ from typing import Any
 
 import pandas as pd
 
-from harness.metrics.energy import E_AC_PJ, E_MAC_PJ, PJ_PER_MJ
 from harness.report.aggregate import (INCONCLUSIVE, NO_CLAIM, NOT_REPRODUCED, NOT_RUN, REPRODUCED,
                                       ConfigResult, group_configs)
 from harness.report.claims import Claim, Claims
@@ -55,6 +54,8 @@ def implied_firing_rate(claimed_mj: float | None, encoding_flops: float | None, 
     term is unknown or the model has no spiking FLOPs."""
     if claimed_mj is None or encoding_flops is None or not dense_sops:
         return None
+    from harness.metrics.energy import E_AC_PJ, E_MAC_PJ, PJ_PER_MJ  # harness.metrics imports torch: seconds
+
     return (claimed_mj * PJ_PER_MJ - E_MAC_PJ * encoding_flops) / (E_AC_PJ * dense_sops)
 
 

@@ -54,7 +54,7 @@ def no_claim_reason(config: ConfigResult, claims: Claims) -> str:
 
 def verdict_or_why(config: ConfigResult, claims: Claims, margins: Margins) -> str:
     """The top-1 verdict against the paper's claim, else why there is none (failed with its reason, no claim)."""
-    if not config.seed_values(COMPARED_TOP1):
+    if not config.seeds(COMPARED_TOP1):
         return config.outcome or "no finished run"
     matching = [c for c in claims.matching(config.model, config.dataset, config.T, config.variant)
                 if c.top1 is not None]

@@ -79,7 +79,7 @@ def _record(config: ConfigResult, neuron: str, own: Stat | None, margins: Margin
         "own_top1_mean": None if own is None else own.mean,
         "top1_delta": None if own is None or own.mean is None or best.mean is None else best.mean - own.mean,
         "top1_margin": margins.top1, "verdict": verdict, "budget": config.budget, "outcome": config.outcome or None,
-        "unfinished_runs": config.unfinished, "run_ids": " ".join(config.finished["run_id"]),
+        "unfinished_runs": config.unfinished, "run_ids": " ".join(config.finished_column("run_id")),
     }
 
 

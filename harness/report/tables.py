@@ -105,7 +105,7 @@ class PaperTable:
 
 
 def _stat(config: ConfigResult | None, metric: str) -> Stat:
-    return Stat.of(config.values(metric) if config is not None else [])
+    return config.stat(metric) if config is not None else Stat.of([])
 
 
 def _mean(config: ConfigResult | None, stat: Stat, metric: str) -> float | None:
@@ -149,9 +149,9 @@ def _measured(config: ConfigResult | None) -> dict[str, Any]:
     epochs = config.values("best_epoch")
     return {"best_epochs": " ".join(str(int(e)) for e in epochs) or None, "eval_batch": eval_batch,
             "batch_dependent": dependent if eval_batch is not None else None,
-            "stale": config.stale if len(config.finished) else None,
+            "stale": config.stale if config.finished_runs else None,
             "unfinished_runs": config.unfinished, "outcome": config.outcome or None, "budget": config.budget,
-            "run_ids": " ".join(config.finished["run_id"]), "run_source": config.source,
+            "run_ids": " ".join(config.finished_column("run_id")), "run_source": config.source,
             "verified": config.verification.text}
 
 
@@ -162,20 +162,20 @@ def _verdicts(claim: Claim | None, config: ConfigResult | None, claims: Claims,
     if claim is None or claim.model is None:
         label = NO_CLAIM if claim is None else CLAIM_ONLY
         return {"verdict": label, "params_verdict": label, "energy_verdict": label, "energy_margin_mj": energy_margin}
-    values = config.seed_values if config is not None else (lambda metric: [])
+    energy = (config.claim_verdict("energy_mj", claim.energy_mj, energy_margin or 0.0) if config is not None
+              else claim_verdict(claim.energy_mj, [], energy_margin or 0.0))
     return {
         "verdict": (config.top1_verdict(claim.top1, margins.top1) if config is not None
                     else claim_verdict(claim.top1, [], margins.top1)),
         "params_verdict": _params_verdict(claim.params_m, _params_m(claim, config), claims.tolerance.params_rel),
-        "energy_verdict": _why_none(config) or claim_verdict(claim.energy_mj, values("energy_mj"),
-                                                             energy_margin or 0.0),
+        "energy_verdict": _why_none(config) or energy,
         "energy_margin_mj": energy_margin,
     }
 
 
 def _why_none(config: ConfigResult | None) -> str | None:
     """What became of a configuration's runs when none has a result ("3 failed: reason"), else None."""
-    if config is None or config.seed_values(COMPARED_TOP1):
+    if config is None or config.seeds(COMPARED_TOP1):
         return None
     return config.outcome or None
 
@@ -227,9 +227,13 @@ def table_records(table: str, claims: Claims, configs: list[ConfigResult],
                   margins: Margins = Margins()) -> list[dict[str, Any]]:
     """Every claim of a paper table in the paper's order, one line per configuration that measures it
     (one line with nothing measured when none does: a row never disappears)."""
+    measuring: dict[int, list[ConfigResult]] = {}  # claims found once per configuration, not once per claim
+    for config in configs:
+        for claim in _claims_of(config, claims):
+            measuring.setdefault(id(claim), []).append(config)
     records = []
     for claim in claims.of_table(table):
-        matched = [c for c in configs if claim in _claims_of(c, claims)]
+        matched = measuring.get(id(claim), [])
         labels = distinguishing(matched)
         records += [_record(claim, config, labels[i], claims, table, margins) for i, config in enumerate(matched)]
         if not matched:
@@ -287,7 +291,8 @@ def _cells(record: dict[str, Any], layout: str, factor: float = 1.0) -> dict[str
         return [None if record[k] is None else record[k] * factor for k in keys]
 
     return {
-        "method": method, "family": record["method"] or MISSING, "arch": record["arch"] or MISSING, "dataset": dataset_name(record["dataset"]),
+        "method": method, "family": record["method"] or MISSING, "arch": record["arch"] or MISSING,
+        "dataset": dataset_name(record["dataset"]),
         "variant": record["variant"] or MISSING, "budget": record["budget"] or "full recipe",
         "input": MISSING if record["input"] is None else str(record["input"]),
         "T": MISSING if record["T"] is None else str(record["T"]),
