@@ -10,11 +10,14 @@ import sys
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from harness.argtypes import (LIST_MODELS, OneLineParser, closest, energy_images, fraction, int_range,
                                non_negative_int, positive_int, seed_int, unknown_model)
 from harness.names import UnsafePathError
+
+if TYPE_CHECKING:  # annotations only: harness.suite imports pydantic, which --help does not need
+    from harness.suite import RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT_IDS = ("the data root the suite was run with (default $SPIKEBENCH_DATA): eval-only runs' weights files are "
@@ -60,7 +63,7 @@ def _load_specs(args: argparse.Namespace, data_root: str | None = None, suite=No
 FAST_OVERRIDE = "train.fast"  # the recipe field --fast sets for every training run
 
 
-def _in_fast_mode(spec, suite_path: str):
+def _in_fast_mode(spec: RunSpec, suite_path: str) -> RunSpec:
     """``spec`` with ``train.fast: true`` among its recipe overrides (a new run id), unless its recipe already runs
     fast; an eval-only run trains nothing and stays as it is. A recipe that fixes the numerics fast mode chooses
     (precision, channels_last, compile) is the user's mistake: one line naming the run and the fields."""
