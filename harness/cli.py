@@ -12,11 +12,14 @@ import sys
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from harness.argtypes import (LIST_MODELS, OneLineParser, closest, energy_images, fraction, int_range,
                                non_negative_int, positive_int, seed_int, unknown_model)
 from harness.names import UnsafePathError
+
+if TYPE_CHECKING:  # annotations only: harness.suite imports pydantic, which --help does not need
+    from harness.suite import RunSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ROOT_IDS = ("the data root the suite was run with (default $SPIKEBENCH_DATA): eval-only runs' weights files are "
@@ -48,6 +51,8 @@ def _load_specs(args: argparse.Namespace, data_root: str | None = None, suite=No
         specs = expand(suite, _budget(args), data_root)
     except SuiteError as err:
         raise UserError(str(err)) from None
+    if getattr(args, "fast", False):
+        specs = [_in_fast_mode(spec, args.suite) for spec in specs]
     only = set(getattr(args, "only", None) or [])
     if only:
         unknown = only - {s.run_id for s in specs}
@@ -55,6 +60,41 @@ def _load_specs(args: argparse.Namespace, data_root: str | None = None, suite=No
             raise UserError(f"--only: run ids not in {args.suite}: {', '.join(sorted(unknown))}")
         specs = [s for s in specs if s.run_id in only]
     return suite, specs
+
+
+FAST_OVERRIDE = "train.fast"  # the recipe field --fast sets for every training run
+
+
+def _in_fast_mode(spec: RunSpec, suite_path: str) -> RunSpec:
+    """``spec`` with ``train.fast: true`` among its recipe overrides (a new run id), unless its recipe already runs
+    fast; an eval-only run trains nothing and stays as it is. A recipe that fixes the numerics fast mode chooses
+    (precision, channels_last, compile) is the user's mistake: one line naming the run and the fields."""
+    from harness.recipe import OverrideError, apply_overrides, load_recipe
+    from harness.suite import RunSpec
+
+    if spec.eval_only:
+        return spec
+    overrides = {**spec.recipe_overrides, FAST_OVERRIDE: True}
+    try:
+        recipe = apply_overrides(load_recipe(spec.recipe), spec.recipe_overrides)
+        apply_overrides(recipe, {FAST_OVERRIDE: True})
+    except OverrideError as err:
+        raise UserError(f"--fast: {suite_path}: run {spec.model} on {spec.dataset}: "
+                        f"{'; '.join(err.problems.values())}") from None
+    if recipe.train.fast:
+        return spec
+    return RunSpec(**{**spec.model_dump(), "recipe_overrides": overrides})
+
+
+def _fast_line(suite_name: str) -> str:
+    """What ``--fast`` runs with on this machine, for the run command's first lines."""
+    import torch
+
+    from harness.engine.numerics import fast_choice
+
+    choice = fast_choice("cuda" if torch.cuda.is_available() else "cpu")
+    return (f"{suite_name}: fast mode ({choice.case}): {choice.reason}; each run records it as resolved.fast in "
+            f"its config.json")
 
 
 BUDGET_FLAGS = ("epochs", "limit_batches", "subset", "energy_images", "threads")
@@ -210,6 +250,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     suite, specs = _load_specs(args, args.data_root, suite)
     root, uri = _roots(args)
     print(plan_line(suite.name, specs, root, args.jobs, args.keep_stale), flush=True)
+    if args.fast:
+        print(_fast_line(suite.name), flush=True)
     _refuse_missing_files(specs, root, args.data_root)
     uri = _reachable(uri)
     try:
@@ -703,6 +745,9 @@ def _suite_args(parser: argparse.ArgumentParser, budget: bool = False) -> None:
         parser.add_argument("--energy-images", type=energy_images, metavar="N|all",
                             help="measure energy on N seeded eval images, 'all' or 0 = off (default: the suite's "
                                  "budget, else all; part of the run id)")
+        parser.add_argument("--fast", action="store_true",
+                            help="fast mode for every training run: train.fast: true, the numerics that win on "
+                                 "this device (its case is printed and recorded; part of the run id)")
         parser.add_argument("--only", nargs="+", metavar="RUN_ID", help="only these run ids")
 
 

@@ -41,6 +41,8 @@ RESULT_CODE = ("zoo", "harness/engine", "harness/data", "harness/metrics", "harn
 # the part of it every run executes, whatever its model
 SHARED_CODE = ("zoo/core", "harness/engine", "harness/data", "harness/metrics", "harness/recipe.py")
 RECIPES = "harness/recipes"
+FACTS_CACHE = "code-facts"  # harness.usercache entry of each counted file's parsed facts (``CodeFacts``)
+FACTS_KEPT = 2048  # facts the entry keeps: several checkouts' modules, a few versions each
 SNAPSHOT = "snapshot.json"  # written by a SLURM code snapshot beside its packages: git state and tracked files
 ZOO_TEACHER = "zoo:"  # a distillation teacher built from the zoo (``distill.teacher: zoo:<name>``)
 
@@ -70,11 +72,12 @@ def code_modules(model: str, recipe: str | None, teacher: str | None = None, roo
                if any(path == part or path.startswith(part.removesuffix(".py") + "/") for part in SHARED_CODE)]
     # a model no longer registered has no code here: its runs are stale
     entries += [zoo.registry.model_module(name) for name in models if name in registered]
+    facts = CodeFacts.load()
     modules = {}
-    for name, stamp in _import_closure(root, entries, counted, families).items():
+    for name, stamp in _import_closure(root, entries, counted, families, facts).items():
         registrations = frozenset() if name in families else families
-        modules[counted[name]] = _semantic_hash(root / counted[name], stamp, _package_of(counted[name]),
-                                                registrations)
+        modules[counted[name]] = facts.semantic_hash(root, counted[name], stamp, registrations)
+    facts.save()
     if recipe is not None:
         recipe_file = root / RECIPES / f"{Path(recipe).name}.yaml"
         modules[recipe_file.relative_to(root).as_posix()] = (_recipe_hash(recipe_file, _stamp(recipe_file))
@@ -161,8 +164,8 @@ def _package_of(relative: str) -> str:
     return name if relative.endswith("/__init__.py") else name.rpartition(".")[0]
 
 
-def _import_closure(root: Path, entries: Iterable[str], counted: dict[str, str],
-                    families: frozenset[str]) -> dict[str, tuple[str, str]]:
+def _import_closure(root: Path, entries: Iterable[str], counted: dict[str, str], families: frozenset[str],
+                    facts: CodeFacts) -> dict[str, tuple[str, str]]:
     """The modules ``entries`` import, directly or not, among ``counted`` (each with its ``_stamp``); a family
     model module is entered only as an entry or from another family module."""
     seen: dict[str, tuple[str, str]] = {}
@@ -171,9 +174,8 @@ def _import_closure(root: Path, entries: Iterable[str], counted: dict[str, str],
         name = todo.pop()
         if name in seen:
             continue
-        path = root / counted[name]
-        seen[name] = _stamp(path)
-        for imported in _imports(path, seen[name], _package_of(counted[name])):
+        seen[name] = _stamp(root / counted[name])
+        for imported in facts.imports(root, counted[name], seen[name]):
             if imported in counted and imported not in seen and (imported not in families or name in families):
                 todo.append(imported)
     return seen
@@ -182,6 +184,78 @@ def _import_closure(root: Path, entries: Iterable[str], counted: dict[str, str],
 def _stamp(path: Path) -> tuple[str, str]:
     """What identifies a file's version for the caches: its path and content (times miss quick edits)."""
     return str(path), hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class CodeFacts:
+    """What parsing each counted file gives (its imports, its semantic hash), shared by the processes of this user
+    through ``harness.usercache`` (entry ``FACTS_CACHE``): each file is parsed once per content, not once per run
+    (parsing every module cost a worker about a second of CPU). Facts are keyed by the file's path relative to its
+    checkout and the SHA-256 of its content (times miss quick edits); the entry's key is the Python version
+    (``ast.dump``'s format is the interpreter's) and this module's own source (the hashing rules). A damaged
+    entry is ignored; a damaged fact is recomputed. The same facts come out with or without the cache."""
+
+    def __init__(self, facts: dict[str, dict[str, Any]]) -> None:
+        self.facts, self.changed = facts, False
+        self.used: dict[str, None] = {}  # the facts this process used, in order
+
+    @classmethod
+    def load(cls) -> CodeFacts:
+        """The facts stored by earlier processes (none when the entry is missing, foreign or damaged)."""
+        from harness import usercache
+
+        stored = usercache.load(FACTS_CACHE, _facts_key(), lambda value: isinstance(value, dict))
+        return cls(stored or {})
+
+    def save(self) -> None:
+        """Store the facts when this process learnt new ones: those it used first, then the others it read, at
+        most ``FACTS_KEPT`` in all (the oldest, usually of files since edited, are dropped)."""
+        if not self.changed:
+            return
+        from harness import usercache
+
+        order = [*self.used, *(name for name in self.facts if name not in self.used)]
+        usercache.store(FACTS_CACHE, _facts_key(), {name: self.facts[name] for name in order[:FACTS_KEPT]})
+        self.changed = False
+
+    def imports(self, root: Path, relative: str, stamp: tuple[str, str]) -> tuple[str, ...]:
+        """``_imports`` of the file ``relative`` under ``root``, from the cache when it holds them."""
+        fact = self._fact(relative, stamp)
+        listed = fact.get("imports")
+        if not (isinstance(listed, list) and all(isinstance(name, str) for name in listed)):
+            listed = fact["imports"] = list(_imports(root / relative, stamp, _package_of(relative)))
+            self.changed = True
+        return tuple(listed)
+
+    def semantic_hash(self, root: Path, relative: str, stamp: tuple[str, str],
+                      registrations: frozenset[str]) -> str:
+        """``_semantic_hash`` of the file ``relative`` under ``root``, from the cache when it holds it."""
+        fact = self._fact(relative, stamp)
+        if not isinstance(fact.get("hashes"), dict):
+            fact["hashes"] = {}
+        hashes = fact["hashes"]
+        which = hashlib.sha256(" ".join(sorted(registrations)).encode()).hexdigest()[:16]
+        if not isinstance(hashes.get(which), str):
+            hashes[which] = _semantic_hash(root / relative, stamp, _package_of(relative), registrations)
+            self.changed = True
+        return hashes[which]
+
+    def _fact(self, relative: str, stamp: tuple[str, str]) -> dict[str, Any]:
+        name = self._name(relative, stamp)
+        if not isinstance(self.facts.get(name), dict):
+            self.facts[name] = {}
+            self.changed = True
+        self.used[name] = None
+        return self.facts[name]
+
+    @staticmethod
+    def _name(relative: str, stamp: tuple[str, str]) -> str:
+        return f"{relative} {stamp[1]}"
+
+
+@functools.cache
+def _facts_key() -> str:
+    """The cache entry's key: the Python version and a hash of this module's source."""
+    return f"{platform.python_version()} {hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]}"
 
 
 @functools.lru_cache(maxsize=4096)

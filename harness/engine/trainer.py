@@ -37,7 +37,7 @@ from harness.data.catalog import resolve_data_root
 from harness.engine.checkpoint import CheckpointStore, rng_state, set_rng_state
 from harness.engine.data import EpochSampler, SeededSamples, epoch_loader, seeded_subset
 from harness.engine.distributed import DistInfo, init_distributed
-from harness.engine.evaluate import autocast, evaluate
+from harness.engine.evaluate import autocast, evaluate, to_channels_last
 from harness.engine.loss import TrainLoss
 from harness.engine.numerics import run_fast_choice
 from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
@@ -195,7 +195,7 @@ class _Trainer:
             use_fast_paths(self.model)
         self.model.to(self.device)
         if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            to_channels_last(self.model)
         self.amp_dtype = self._amp_dtype()
         self.ema = self._ema()
         # a kd model trained without distillation leaves its kd head without gradients, as in the official code
