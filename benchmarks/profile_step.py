@@ -19,7 +19,7 @@ import zoo
 from harness.argtypes import OneLineParser, positive_int
 from harness.engine.numerics import fast_choice
 from harness.metrics.perf import BenchConfig, StepRunner, random_batch, with_reference_neurons
-from zoo.core import use_fast_paths
+from zoo.core import to_channels_last, use_fast_paths
 
 GROUPS = {
     "convolution": ("conv", "mkldnn_convolution", "convolution_backward"),
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         precision, compile_model = choice.precision, choice.compile
         use_fast_paths(model)
         if choice.channels_last:
-            model.to(memory_format=torch.channels_last)
+            to_channels_last(model)
             x = x.contiguous(memory_format=torch.channels_last)
     step = StepRunner(model, x, y, args.mode, precision, compile_model)
     for _ in range(2):

@@ -164,7 +164,7 @@ def _predict(tspec, recipe, eval_only: bool, meta: dict[str, Any], count: int, m
     from harness.engine.evaluate import evaluate
     from harness.engine.numerics import run_fast_choice
     from harness.engine.trainer import amp_dtype, eval_samples
-    from zoo.core import use_fast_paths
+    from zoo.core import to_channels_last, use_fast_paths
 
     T = tspec.time_steps()
     batch = meta["eval_batch"]
@@ -178,7 +178,7 @@ def _predict(tspec, recipe, eval_only: bool, meta: dict[str, Any], count: int, m
         if fast:
             use_fast_paths(model)
         if channels_last:
-            model.to(memory_format=torch.channels_last)
+            to_channels_last(model)
     if len(images) < count:
         raise BundleError(f"{tspec.dataset}/{meta['split']}: {len(images)} evaluation images here, the run recorded "
                           f"predictions for {count}: not the same evaluation set")

@@ -21,13 +21,6 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def to_channels_last(model: nn.Module) -> nn.Module:
-    """``model`` with its 4-D parameters and buffers (convolution weights) in channels-last layout, the others
-    as they are: ``model.to(memory_format=torch.channels_last)`` refuses a model holding a 5-D tensor (e.g.
-    SpikingResformer's per-channel rates of shape [1, 1, C, 1, 1])."""
-    return model._apply(lambda t: t.to(memory_format=torch.channels_last) if t.dim() == 4 else t)
-
-
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device | None = None,
              amp_dtype: torch.dtype | None = None, limit_batches: int | None = None,
              channels_last: bool = False, predictions: list[torch.Tensor] | None = None) -> dict[str, float]:

@@ -37,7 +37,7 @@ from harness.data.catalog import resolve_data_root
 from harness.engine.checkpoint import CheckpointStore, rng_state, set_rng_state
 from harness.engine.data import EpochSampler, SeededSamples, epoch_loader, seeded_subset
 from harness.engine.distributed import DistInfo, init_distributed
-from harness.engine.evaluate import autocast, evaluate, to_channels_last
+from harness.engine.evaluate import autocast, evaluate
 from harness.engine.loss import TrainLoss
 from harness.engine.numerics import run_fast_choice
 from harness.engine.optim import LRSchedule, build_optimizer, scaled_lr
@@ -49,7 +49,7 @@ from harness.engine.teacher import TeacherError, build_teacher, weights_sha256
 from harness.metrics import count_params, measure_energy, peak_memory_mb, topk_correct
 from harness.metrics.neurobench_metrics import NEUROBENCH_KEYS
 from harness.recipe import accumulation_steps
-from zoo.core import use_fast_paths
+from zoo.core import to_channels_last, use_fast_paths
 
 # metrics that measure speed, not learning: they differ between otherwise identical runs
 TIMING_KEYS = frozenset({"train_img_s", "eval_img_s", "ema_eval_img_s", "epoch_time_s", "wall_time_s",

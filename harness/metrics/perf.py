@@ -412,7 +412,7 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
     ``mode='energy'`` times the energy measurement against a plain evaluation (:func:`bench_energy`)."""
     import zoo
     from harness.engine.numerics import device_case
-    from zoo.core import use_fast_paths
+    from zoo.core import to_channels_last, use_fast_paths
 
     if cfg.mode == "energy":
         return bench_energy(cfg)
@@ -428,7 +428,7 @@ def bench_model(cfg: BenchConfig) -> dict[str, Any]:
     if cfg.fast:
         use_fast_paths(model)
     if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
         ours_x = x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
     runners = {name: StepRunner(m, ours_x, y, cfg.mode, cfg.precision, cfg.compile) if name == "ours"
                else StepRunner(m, x, y, cfg.mode) for name, m in models.items()}

@@ -9,6 +9,7 @@ from zoo.core.layers import (
     SeqFlat,
     conv_bn,
     layout_keeping_mean,
+    to_channels_last,
     mean_time_tokens,
     spike_add,
     time_major,
@@ -26,6 +27,7 @@ __all__ = [
     "LIF", "PLIF", "IF", "FusedLIF", "lif_reference", "MultiSpike", "IntegerSpike", "TernaryIF", "FusedTernaryIF",
     "ternary_reference", "Surrogate", "SURROGATES", "make_surrogate",
     "SeqFlat", "conv_bn", "layout_keeping_mean", "LinearBN", "MaxPool", "ConvBNLIF", "spike_add", "mean_time_tokens",
-    "time_major", "use_fast_paths", "SpikingNeuron", "neuron_modules", "NEURON_TYPES", "SWAP_FIELDS", "NeuronSwap",
+    "time_major", "to_channels_last", "use_fast_paths", "SpikingNeuron", "neuron_modules", "NEURON_TYPES", "SWAP_FIELDS",
+    "NeuronSwap",
     "SurrogateSwap", "SwapError", "SwapRule", "swap_components",
 ]

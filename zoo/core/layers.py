@@ -137,6 +137,13 @@ def use_fast_paths(model: nn.Module, enabled: bool = True) -> nn.Module:
     return model
 
 
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """``model`` with its 4-D parameters and buffers (convolution weights) in channels-last layout, the others
+    as they are: ``model.to(memory_format=torch.channels_last)`` refuses a model holding a 5-D tensor (e.g.
+    SpikingResformer's per-channel rates of shape [1, 1, C, 1, 1])."""
+    return model._apply(lambda t: t.to(memory_format=torch.channels_last) if t.dim() == 4 else t)
+
+
 class _LayoutKeepingMean(torch.autograd.Function):
     """``x.mean(dims)`` whose gradient comes back in ``x``'s memory layout.
 

@@ -9,7 +9,7 @@ import torch
 
 import zoo
 from harness.engine import TrainSpec, train
-from harness.engine.evaluate import to_channels_last
+from zoo.core import to_channels_last
 
 SMOKE_RESFORMER = dict(planes=[16, 32, 64], heads=[1, 2, 4], depths=[1, 1, 1], group_size=16, img_size=16)
 
