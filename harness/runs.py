@@ -27,6 +27,7 @@ from harness.suite import RunSpec
 STATES = ("pending", "running", "finished", "failed", "diverged", "interrupted")
 DONE_STATES = ("finished", "diverged")  # a run in these states is never run again
 CORRUPT = "corrupt"  # read, never written: status.json is not a status
+STATUS_NAME = "status.json"
 # Errors of the storage, not of a run: every other run writing there would meet them too.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
@@ -109,13 +110,47 @@ def read_json(path: Path) -> Any:
         return None
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file appended one whole line per write ([] when absent): a last line without
-    its newline (torn) is ignored, any other line that is not a JSON object is skipped with one warning."""
+def read_bytes(path: Path) -> bytes | None:
+    """A file's bytes, or None when it does not exist."""
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        return path.read_bytes()
     except FileNotFoundError:
+        return None
+
+
+def parse_status(raw: bytes | None) -> dict[str, Any]:
+    """A ``status.json``'s bytes as a run status: state 'pending' when there is no file yet; one that is not a status
+    reads as state 'corrupt' with the reason why."""
+    if raw is None:
+        return {"state": "pending"}
+    try:
+        status = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        return {"state": CORRUPT, "reason": f"{STATUS_NAME} is not valid JSON ({err})"}
+    problem = status_problem(status)
+    return {"state": CORRUPT, "reason": f"{STATUS_NAME}: {problem}"} if problem else status
+
+
+def live_state(status: dict[str, Any], directory: Path) -> str:
+    """The state a run's ``status`` records; a 'running' run whose lock no live process holds reads as
+    'interrupted'."""
+    state = status.get("state", "pending")
+    if state == "running" and lock_holder(directory) is None:
+        return "interrupted"
+    return state
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file appended one whole line per write ([] when absent): ``parse_jsonl``."""
+    return parse_jsonl(read_bytes(path), path)
+
+
+def parse_jsonl(raw: bytes | None, path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of the JSON-lines file ``path`` whose bytes are ``raw`` (None: absent, no rows): a last line
+    without its newline (torn) is ignored, any other line that is not a JSON object is skipped with one warning."""
+    if raw is None:
         return []
+    text = raw.decode("utf-8", errors="replace")
     lines = text.split("\n")
     complete = lines[:-1]  # the last element is "" after a final newline, else a torn line
     rows = []
@@ -227,25 +262,13 @@ class RunRecord:
 
     @property
     def status(self) -> dict[str, Any]:
-        """``status.json`` (state 'pending' before it exists); one that is not a status reads as state 'corrupt'
-        with the reason why."""
-        path = self.dir / "status.json"
-        try:
-            status = read_json(path)
-        except (ValueError, UnicodeDecodeError) as err:
-            return {"state": CORRUPT, "reason": f"{path.name} is not valid JSON ({err})"}
-        if status is None:
-            return {"state": "pending"}
-        problem = status_problem(status)
-        return {"state": CORRUPT, "reason": f"{path.name}: {problem}"} if problem else status
+        """``status.json`` (``parse_status``)."""
+        return parse_status(read_bytes(self.dir / STATUS_NAME))
 
     @property
     def state(self) -> str:
-        """The recorded state; a 'running' run whose lock no live process holds reads as 'interrupted'."""
-        state = self.status.get("state", "pending")
-        if state == "running" and lock_holder(self.dir) is None:
-            return "interrupted"
-        return state
+        """The recorded state (``live_state``)."""
+        return live_state(self.status, self.dir)
 
     @property
     def config(self) -> dict[str, Any]:
