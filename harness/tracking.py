@@ -159,7 +159,7 @@ class RunContent:
         except ValidationError as err:
             raise MalformedRecord(f"{directory / 'spec.json'}: not a run spec ({_one_line(err)})") from None
         try:
-            origin = run_source(directory)
+            origin = run_source(directory, raw)
         except BundleError as err:
             raise MalformedRecord(str(err)) from None
         state = live_state(parse_status(raw[STATUS_NAME]), directory)
