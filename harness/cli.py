@@ -4,6 +4,7 @@ so ``--help`` answers at once. User mistakes exit with code 2 and one line, neve
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -246,47 +247,57 @@ def _report(suite, uri: str, root: Path, specs=None, all_tables: bool = False, o
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from harness.runs import RunRecord, lock_holder, run_dir
-    from harness.tracking import final_metrics
+    from harness.runs import RunRecord, live_state, lock_holder, run_dir, stale_code
+    from harness.status_index import StatusIndex
 
     suite, specs = _load_specs(args, args.data_root)
     root, _ = _roots(args)
     on_slurm = {}
-    submitted = any(RunRecord(run_dir(root, spec)).status.get("slurm_job_id") for spec in specs)
-    if args.slurm or (submitted and shutil.which("squeue")):
+    index = StatusIndex.load(root)  # unchanged runs are not read again
+    records = [RunRecord(run_dir(root, spec)) for spec in specs]
+    facts = [index.facts(record) for record in records]
+    if args.slurm or (any(fact["status"].get("slurm_job_id") for fact in facts) and shutil.which("squeue")):
         from harness.launch.slurm import slurm_states
 
         on_slurm = _slurm_call(slurm_states, root, specs)
-    states = {}
-    for spec in specs:
-        record = RunRecord(run_dir(root, spec))
-        slurm = on_slurm.get(spec.run_id)
-        state = slurm.state if slurm else (record.state if (record.dir / "spec.json").exists() else "pending")
+    states, changed = {}, {}
+    for spec, record, fact in zip(specs, records, facts):
+        status, slurm = fact["status"], on_slurm.get(spec.run_id)
+        state = slurm.state if slurm else (live_state(status, record.dir) if (record.dir / "spec.json").exists()
+                                           else "pending")
         holder = lock_holder(record.dir) if state == "running" and not slurm else None
-        if state not in ("running", "queued", "requeued") and record.stale:
+        if state not in ("running", "queued", "requeued") and stale_code(fact["code"], spec.model, spec.recipe):
             state = "stale"  # computed by other code: a rerun recomputes it
-        final = final_metrics(record.final or {})
-        top1 = f"{final['top1']:.2f}" if "top1" in final else "-"
+        top1 = "-" if fact["top1"] is None else f"{fact['top1']:.2f}"
         job = f" job={slurm.job_id}" if slurm and slurm.job_id else ""
         by = f" by={holder}" if holder else ""
         print(f"{state:11s} {spec.run_id} {spec.model:28s} {spec.dataset:11s} T={spec.T:<3d} seed={spec.seed} "
               f"top1={top1}{job}{by}")
         if state == "stale":
-            _print_changed_code(record.config, spec)
+            _print_changed_code(record.config, spec, changed)
         if slurm and slurm.reason and state == "failed":
             print("            " + slurm.reason.strip().splitlines()[-1][:200])
-        elif not slurm and state in ("interrupted", "corrupt") and record.status.get("reason"):
-            print("            " + record.status["reason"].strip().splitlines()[0][:300])
+        elif not slurm and state in ("interrupted", "corrupt") and status.get("reason"):
+            print("            " + status["reason"].strip().splitlines()[0][:300])
         states[spec.run_id] = state
+    index.save()
     print(f"{suite.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(Counter(states.values()).items())))
     return 0
 
 
-def _print_changed_code(config: dict, spec) -> None:
-    """Under a stale run in ``status``: the modules (and recipe) that changed since it was computed."""
+def _print_changed_code(config: dict, spec, known: dict[str, list[str] | None]) -> None:
+    """Under a stale run in ``status``: the modules (and recipe) that changed since it was computed, found once per
+    model, recipe, teacher and recorded module hashes (``known``: 10,000 stale runs share a few dozen)."""
     from harness.engine.provenance import changed_modules
 
-    changed = changed_modules(config, spec.model, spec.recipe)
+    recipe = config.get("recipe")
+    distill = recipe.get("distill") if isinstance(recipe, dict) else None
+    provenance = config.get("provenance")
+    recorded = provenance.get("code_modules") if isinstance(provenance, dict) else None
+    key = json.dumps([spec.model, spec.recipe, distill, recorded], sort_keys=True, default=str)
+    if key not in known:
+        known[key] = changed_modules(config, spec.model, spec.recipe)
+    changed = known[key]
     if changed:
         print("            changed: " + ", ".join(changed))
 

@@ -9,12 +9,15 @@ deleted, when the run's status is next written.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
+import hashlib
 import json
 import os
 import socket
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -241,13 +244,80 @@ def lock_holder(directory: Path) -> str | None:
     return None
 
 
+FINGERPRINTS = "code-fingerprints"  # the user cache entry (``harness.usercache``) of ``checkout_fingerprint``
+
+
 @functools.lru_cache(maxsize=None)
 def checkout_fingerprint(model: str, recipe: str | None, teacher: str | None) -> str:
-    """``code_fingerprint`` of this checkout, computed once per process for each (model, recipe, teacher): every
-    run of a configuration shares it, and tracing the imports costs ~0.1 s a call (10,000 runs: minutes)."""
-    from harness.engine.provenance import code_fingerprint
+    """``code_fingerprint`` of this checkout, computed once per process for each (model, recipe, teacher) and kept
+    across processes in the user cache under ``code_stamps``: every run of a configuration shares it, and tracing
+    the imports costs ~0.1 s a call (a 10,000-run ``status`` has 50-70 configurations' worth of them)."""
+    from harness.usercache import store
 
-    return code_fingerprint(model, recipe, teacher)
+    known = _stored_fingerprints()
+    name = json.dumps([model, recipe, teacher])
+    if name not in known:
+        from harness.engine.provenance import code_fingerprint
+
+        known[name] = code_fingerprint(model, recipe, teacher)
+        store(FINGERPRINTS, code_stamps(), known)
+    return known[name]
+
+
+@functools.lru_cache(maxsize=1)
+def _stored_fingerprints() -> dict[str, str]:
+    """The fingerprints the user cache holds for this checkout's code as it is now (``code_stamps``)."""
+    from harness.usercache import lookup
+
+    def valid(value: Any) -> bool:
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+    return dict(lookup(FINGERPRINTS, code_stamps(), valid) or {})
+
+
+@functools.lru_cache(maxsize=1)
+def code_stamps() -> str:
+    """A hash of everything a code fingerprint can depend on, without reading a source: the Python version (it
+    shapes the syntax trees hashed), which files git tracks, and the path, size, inode, modification and change
+    times of every source and recipe that can count (``harness.engine.provenance.RESULT_CODE``, ``RECIPES``)."""
+    from harness.engine.provenance import RECIPES, REPO, RESULT_CODE, SNAPSHOT, tracked_files
+
+    tracked = tracked_files(REPO)
+    stamps = [sys.version, sorted(tracked) if tracked is not None else None]
+    for part in (*RESULT_CODE, RECIPES, SNAPSHOT):
+        base = REPO / part
+        paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if "__pycache__" not in p.parts)
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                info = path.stat()
+                stamps.append([path.relative_to(REPO).as_posix(), info.st_size, info.st_ino, info.st_mtime_ns,
+                               info.st_ctime_ns])
+    return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
+
+
+def recorded_code(config: dict[str, Any], final: dict[str, Any] | None) -> tuple[Any, Any, str | None] | None:
+    """What a run with this ``config.json`` and ``final.json`` recorded of its code: the fingerprint it began and
+    ended with (``harness.engine.provenance``) and its distillation teacher; None for a run that never started."""
+    if not config:
+        return None
+    from harness.engine.provenance import run_code
+
+    begun = config.get("provenance", {}).get("code_fingerprint")
+    return begun, (final or {}).get("code_fingerprint", begun), run_code("", None, config.get("recipe"))[2]
+
+
+def stale_code(recorded: tuple[Any, Any, str | None] | list | None, model: str, recipe: str) -> bool:
+    """Whether a run of ``model`` and ``recipe`` that recorded this code (``recorded_code``) was begun or finished
+    by code other than this checkout's; a run that never started is not stale, one without a fingerprint is."""
+    if recorded is None:
+        return False
+    begun, ended, teacher = recorded
+    return {begun, ended} != {checkout_fingerprint(model, recipe if isinstance(recipe, str) else None, teacher)}
+
+
+def is_stale(config: dict[str, Any], final: dict[str, Any] | None, model: str, recipe: str) -> bool:
+    """Whether a run with this ``config.json`` and ``final.json`` is stale (``stale_code``)."""
+    return stale_code(recorded_code(config, final), model, recipe)
 
 
 class RunRecord:
@@ -277,14 +347,12 @@ class RunRecord:
 
     @property
     def stale(self) -> bool:
-        """Whether the run was begun or finished by code other than this checkout's (see
-        ``harness.engine.provenance``); a run that never started is not stale, one without a fingerprint is."""
+        """Whether the run was begun or finished by code other than this checkout's (``is_stale``)."""
         config = self.config
         if not config:
             return False
-        begun = config.get("provenance", {}).get("code_fingerprint")
-        ended = (self.final or {}).get("code_fingerprint", begun)
-        return {begun, ended} != {self._fingerprint(config)}
+        model, recipe = self._model_and_recipe()
+        return is_stale(config, self.final, model, recipe)
 
     @property
     def checkout_fingerprint(self) -> str:
@@ -292,14 +360,18 @@ class RunRecord:
         return self._fingerprint(self.config)
 
     def _fingerprint(self, config: dict[str, Any]) -> str:
-        """The checkout's fingerprint for the run's model and recipe, read from ``spec.json`` without validating
-        the whole spec (status checks 10,000 runs); a file that is not a spec raises as ``spec`` does."""
+        """The checkout's fingerprint for the run's model and recipe."""
         from harness.engine.provenance import run_code
 
+        return checkout_fingerprint(*run_code(*self._model_and_recipe(), config.get("recipe")))
+
+    def _model_and_recipe(self) -> tuple[str, str]:
+        """The run's model and recipe, read from ``spec.json`` without validating the whole spec; a file that is
+        not a spec raises as ``spec`` does."""
         raw = read_json(self.dir / "spec.json")
         if not (isinstance(raw, dict) and isinstance(raw.get("model"), str) and isinstance(raw.get("recipe"), str)):
             raw = self.spec.model_dump()
-        return checkout_fingerprint(*run_code(raw["model"], raw["recipe"], config.get("recipe")))
+        return raw["model"], raw["recipe"]
 
     @property
     def final(self) -> dict[str, Any] | None:

@@ -300,6 +300,8 @@ class _Resolver:
         self.load_recipe = load_recipe
         self.apply_overrides = apply_overrides
         self._catalog: Catalog | None = None
+        self._applied: dict[tuple[str, str], Any] = {}
+        self._recipe_hashes: dict[str, str] = {}
 
     @staticmethod
     @functools.lru_cache(maxsize=None)
@@ -313,6 +315,8 @@ class _Resolver:
     def check_overrides(self, model: str, overrides: dict[str, Any], where: Where) -> None:
         """Each override names a constructor argument (not T or num_classes) and has its type, or is a component
         swap (``neuron``, ``surrogate``) the model's card allows."""
+        if not overrides:
+            return
         import zoo.core
 
         parameters = self.model_parameters(model)
@@ -343,12 +347,27 @@ class _Resolver:
         except SwapError as err:
             raise SuiteError(f"{where('overrides', key)}: {err}") from None
 
+    def recipe_with(self, recipe: str, overrides: dict[str, Any]):
+        """``recipe`` with ``overrides`` applied as a run applies them, once per recipe and overrides in an
+        expansion (10,000 runs share a few hundred); an invalid override raises ``OverrideError``."""
+        key = (recipe, repr(overrides))
+        if key not in self._applied:
+            self._applied[key] = self.apply_overrides(self.load_recipe(recipe), overrides)
+        return self._applied[key]
+
+    def recipe_hash(self, recipe: str) -> str:
+        """The ``recipe_hash`` of a run spec: of the recipe's identity (``Recipe.identity_json``), once per recipe."""
+        if recipe not in self._recipe_hashes:
+            identity = self.load_recipe(recipe).identity_json()
+            self._recipe_hashes[recipe] = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        return self._recipe_hashes[recipe]
+
     def check_recipe_overrides(self, recipe: str, overrides: dict[str, Any], where: Where) -> None:
         """The recipe overrides apply to the recipe as a run applies them."""
         from harness.recipe import OverrideError
 
         try:
-            self.apply_overrides(self.load_recipe(recipe), overrides)
+            self.recipe_with(recipe, overrides)
         except OverrideError as err:
             key, problem = next(iter(err.problems.items()))
             raise SuiteError(f"{where('recipe_overrides', key)}: recipe {recipe!r}: {problem}") from None
@@ -375,7 +394,7 @@ class _Resolver:
         checked by ``harness.launch.preflight``)."""
         import zoo
 
-        distill = self.apply_overrides(self.load_recipe(recipe), entry.recipe_overrides).distill
+        distill = self.recipe_with(recipe, entry.recipe_overrides).distill
         if distill.type == "none":
             return
         kd = zoo.model_parameters(entry.model).get("kd")
@@ -429,14 +448,13 @@ class _Resolver:
         self.check_recipe_overrides(recipe, entry.recipe_overrides, where)
         if entry.weights is None:  # an eval-only run has no teacher
             self.check_distillation(entry, recipe, where)
-        recipe_json = self.load_recipe(recipe).identity_json()
         weights = self.weights_fields(entry, where)
         if weights:  # an eval-only run trains nothing: the epochs knob does not apply, energy covers every image
             budget = Budget(**{**budget.model_dump(), "epochs": None, "energy_images": "all"})
         return RunSpec(
             suite=self.suite.name, model=entry.model, dataset=entry.dataset,
             T=entry.T or self.card(entry.model).T, seed=entry.seed, recipe=recipe,
-            recipe_hash=hashlib.sha256(recipe_json.encode()).hexdigest()[:16],
+            recipe_hash=self.recipe_hash(recipe),
             overrides={**self.released_arguments(entry, where), **canonical_swaps(entry.overrides)},
             recipe_overrides=entry.recipe_overrides, variant=entry.variant,
             data_options=entry.data_options, epochs=budget.epochs, limit_batches=budget.limit_batches,

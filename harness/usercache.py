@@ -29,15 +29,28 @@ def cache_dir() -> Path:
 def cached(name: str, key: str, compute: Callable[[], Any], valid: Callable[[Any], bool]) -> Any:
     """The value stored as ``name`` under ``key`` when it passes ``valid``; else ``compute()``, stored for the
     next call."""
-    path = cache_dir() / f"{name}.json"
-    stored = _read(path)
+    stored = lookup(name, key, valid)
+    if stored is not None:
+        return stored
+    value = compute()
+    store(name, key, value)
+    return value
+
+
+def lookup(name: str, key: str, valid: Callable[[Any], bool]) -> Any:
+    """The value stored as ``name`` under ``key`` when there is one and it passes ``valid``, else None."""
+    stored = _read(cache_dir() / f"{name}.json")
     if isinstance(stored, dict) and stored.get("key") == key and valid(stored.get("value")):
         return stored["value"]
-    value = compute()
+    return None
+
+
+def store(name: str, key: str, value: Any) -> None:
+    """Keep ``value`` (JSON) as ``name`` under ``key``, atomically; skipped where the cache cannot be written."""
+    path = cache_dir() / f"{name}.json"
     with contextlib.suppress(OSError):  # read-only home, full disk: the next call computes it again
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json.dumps({"key": key, "value": value}), path)
-    return value
 
 
 def _read(path: Path) -> Any:
