@@ -47,13 +47,18 @@ def _load_specs(args: argparse.Namespace, data_root: str | None = None, suite=No
         specs = expand(suite, _budget(args), data_root)
     except SuiteError as err:
         raise UserError(str(err)) from None
+    return suite, _only(args, specs)
+
+
+def _only(args: argparse.Namespace, specs: list) -> list:
+    """The specs the command line's ``--only`` keeps (all without it); an unknown run id is a user error."""
     only = set(getattr(args, "only", None) or [])
     if only:
         unknown = only - {s.run_id for s in specs}
         if unknown:
             raise UserError(f"--only: run ids not in {args.suite}: {', '.join(sorted(unknown))}")
         specs = [s for s in specs if s.run_id in only]
-    return suite, specs
+    return specs
 
 
 BUDGET_FLAGS = ("epochs", "limit_batches", "subset", "energy_images", "threads")
@@ -249,8 +254,13 @@ def _report(suite, uri: str, root: Path, specs=None, all_tables: bool = False, o
 def _cmd_status(args: argparse.Namespace) -> int:
     from harness.runs import RunRecord, live_state, lock_holder, run_dir, stale_code
     from harness.status_index import StatusIndex
+    from harness.suite import SuiteError, cached_expansion
 
-    suite, specs = _load_specs(args, args.data_root)
+    try:  # unchanged suite files and code: the specs of the last expansion
+        name, specs = cached_expansion(args.suite, _budget(args), args.data_root)
+    except SuiteError as err:
+        raise UserError(str(err)) from None
+    specs = _only(args, specs)
     root, _ = _roots(args)
     on_slurm = {}
     index = StatusIndex.load(root)  # unchanged runs are not read again
@@ -281,7 +291,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             print("            " + status["reason"].strip().splitlines()[0][:300])
         states[spec.run_id] = state
     index.save()
-    print(f"{suite.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(Counter(states.values()).items())))
+    print(f"{name}: " + ", ".join(f"{n} {s}" for s, n in sorted(Counter(states.values()).items())))
     return 0
 
 

@@ -9,15 +9,12 @@ deleted, when the run's status is next written.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import functools
-import hashlib
 import json
 import os
 import socket
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -25,7 +22,7 @@ from typing import Any
 
 from harness.atomicfile import atomic_write_text
 from harness.names import check_name, check_tree, contained
-from harness.suite import RunSpec
+from harness.suite import RunSpec, code_stamps
 
 STATES = ("pending", "running", "finished", "failed", "diverged", "interrupted")
 DONE_STATES = ("finished", "diverged")  # a run in these states is never run again
@@ -250,8 +247,9 @@ FINGERPRINTS = "code-fingerprints"  # the user cache entry (``harness.usercache`
 @functools.lru_cache(maxsize=None)
 def checkout_fingerprint(model: str, recipe: str | None, teacher: str | None) -> str:
     """``code_fingerprint`` of this checkout, computed once per process for each (model, recipe, teacher) and kept
-    across processes in the user cache under ``code_stamps``: every run of a configuration shares it, and tracing
-    the imports costs ~0.1 s a call (a 10,000-run ``status`` has 50-70 configurations' worth of them)."""
+    across processes in the user cache under ``harness.suite.code_stamps`` (a superset of what a fingerprint reads):
+    every run of a configuration shares it, tracing the imports costs ~0.1 s a call (a 10,000-run ``status`` has
+    50-70 configurations' worth of them) and importing the engine to do it seconds."""
     from harness.usercache import store
 
     known = _stored_fingerprints()
@@ -273,26 +271,6 @@ def _stored_fingerprints() -> dict[str, str]:
         return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
     return dict(lookup(FINGERPRINTS, code_stamps(), valid) or {})
-
-
-@functools.lru_cache(maxsize=1)
-def code_stamps() -> str:
-    """A hash of everything a code fingerprint can depend on, without reading a source: the Python version (it
-    shapes the syntax trees hashed), which files git tracks, and the path, size, inode, modification and change
-    times of every source and recipe that can count (``harness.engine.provenance.RESULT_CODE``, ``RECIPES``)."""
-    from harness.engine.provenance import RECIPES, REPO, RESULT_CODE, SNAPSHOT, tracked_files
-
-    tracked = tracked_files(REPO)
-    stamps = [sys.version, sorted(tracked) if tracked is not None else None]
-    for part in (*RESULT_CODE, RECIPES, SNAPSHOT):
-        base = REPO / part
-        paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if "__pycache__" not in p.parts)
-        for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                info = path.stat()
-                stamps.append([path.relative_to(REPO).as_posix(), info.st_size, info.st_ino, info.st_mtime_ns,
-                               info.st_ctime_ns])
-    return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()
 
 
 def recorded_code(config: dict[str, Any], final: dict[str, Any] | None) -> tuple[Any, Any, str | None] | None:

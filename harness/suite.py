@@ -220,6 +220,7 @@ class Suite:
     runs: list[tuple[RunEntry, Origin]]
     margins: Margins = Margins()
     released: tuple[Origin, ...] = ()
+    sources: tuple[str, ...] = ()  # every suite file read: this one and its includes
 
 
 def _read_suite_file(path: Path) -> SuiteFile:
@@ -252,8 +253,10 @@ def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
     released = []
     budget = Budget()
     seeds = None
+    sources = [str(path)]
     for index, inc in enumerate(own.include):
         parent = load_suite(_confined_include(path, index, inc, roots), (*_seen, path))
+        sources += parent.sources
         grid += parent.grid
         runs += parent.runs
         released += parent.released
@@ -270,7 +273,7 @@ def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
         raise SuiteError(f"{path}: {err} (taken from the file name; set `name:` in the file)") from None
     return Suite(name=name, path=str(path), description=own.description,
                  seeds=own.seeds or seeds, budget=budget, grid=grid, runs=runs,
-                 margins=own.margins, released=tuple(released))
+                 margins=own.margins, released=tuple(released), sources=tuple(sources))
 
 
 Where = Callable[..., str]  # (field, *keys) -> "file: line N: field ..." (computed only for an error)
@@ -567,6 +570,69 @@ def expand(suite: Suite, budget: Budget | None = None, data_root: str | Path | N
             spec = resolver.spec(run, effective, lambda *field, origin=origin: origin.at())
             specs.setdefault(spec.run_id, spec)
     return list(specs.values())
+
+
+EXPANSIONS = "suite-specs"  # the user cache entries (``harness.usercache``) of ``cached_expansion``
+CODE = ("harness", "zoo")  # spikebench's sources: the names, cards, recipes, schemas and checks expansion uses
+
+
+def cached_expansion(path: str | Path, budget: Budget | None = None,
+                     data_root: str | Path | None = None) -> tuple[str, list[RunSpec]]:
+    """The name and run specs (``load_suite``, ``expand``) of the suite file ``path``, kept in the user cache
+    while every suite file it read and spikebench's own sources (``CODE``) keep their stamps: ``status`` of a
+    10,000-run suite spent most of its time parsing and checking the same files again (and importing the model
+    zoo to do so). A suite with eval-only runs (their weights files count) or whose expansion warns is not kept."""
+    from harness.usercache import file_stamps, lookup, store
+
+    path = Path(path).resolve()
+    key = _expansion_key(path, budget, data_root)
+    entry = lookup(f"{EXPANSIONS}-{key[:16]}", key, _expansion_entry)
+    if entry is not None and file_stamps(entry["sources"]) == entry["stamps"]:
+        return entry["name"], [RunSpec.model_validate(spec) for spec in entry["specs"]]
+    suite = load_suite(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        specs = expand(suite, budget, data_root)
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if not caught and not any(spec.eval_only for spec in specs):
+        store(f"{EXPANSIONS}-{key[:16]}", key, {"name": suite.name, "sources": list(suite.sources),
+                                                "stamps": file_stamps(suite.sources),
+                                                "specs": [spec.model_dump(mode="json") for spec in specs]})
+    return suite.name, specs
+
+
+def _expansion_key(path: Path, budget: Budget | None, data_root: str | Path | None) -> str:
+    """What an expansion depends on besides its suite files: the file it starts from, the budget, the data root,
+    the pydantic version and spikebench's sources (``code_stamps``)."""
+    import pydantic
+
+    content = [str(path), budget.model_dump() if budget else None, str(data_root), pydantic.VERSION, code_stamps()]
+    return hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_stamps() -> str:
+    """A hash of the state of spikebench's own sources, read once per process without reading a source: the
+    Python version, the stamps (``harness.usercache.file_stamps``) of every file of ``CODE`` and of the git index
+    and code snapshot that say which of them are tracked (``harness.engine.provenance.tracked_files``)."""
+    import sys
+
+    from harness.usercache import file_stamps, tree_files
+
+    root = PACKAGE_SUITES.parent
+    git = root / ".git"
+    if git.is_file():  # a worktree: "gitdir: <its folder in the main repository>"
+        git = Path(git.read_text().partition("gitdir:")[2].strip())
+    extra = [git / "index", root / "snapshot.json"]
+    content = [sys.version, file_stamps(tree_files(root, CODE), root), file_stamps(extra)]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
+
+def _expansion_entry(value: Any) -> bool:
+    return (isinstance(value, dict) and isinstance(value.get("name"), str) and isinstance(value.get("specs"), list)
+            and isinstance(value.get("sources"), list) and all(isinstance(p, str) for p in value["sources"])
+            and isinstance(value.get("stamps"), list) and all(isinstance(s, dict) for s in value["specs"]))
 
 
 def _released_runs(catalog: Catalog) -> list[RunEntry]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +61,31 @@ def _read(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def file_stamps(paths: Iterable[Path], relative_to: Path | None = None) -> list[list[Any]]:
+    """Each file's path (relative to ``relative_to`` when given), size, inode, modification and change times (None
+    for a missing one): what changes when a file is written, without reading it, for keys of entries that hold
+    what was computed from those files."""
+    stamps: list[list[Any]] = []
+    for path in paths:
+        name = Path(path).relative_to(relative_to).as_posix() if relative_to else str(path)
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            stamps.append([name, None])
+            continue
+        stamps.append([name, info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns])
+    return stamps
+
+
+def tree_files(root: Path, parts: Iterable[str]) -> list[Path]:
+    """The files of ``root``'s ``parts`` (files or folders, searched to the bottom; ``__pycache__`` left out), sorted."""
+    files: list[Path] = []
+    for part in parts:
+        base = Path(root) / part
+        if base.is_file():
+            files.append(base)
+        elif base.is_dir():
+            files += sorted(p for p in base.rglob("*") if "__pycache__" not in p.parts and p.is_file())
+    return files

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import runs
+from harness import runs, suite
 from harness.atomicfile import atomic_write_text
 from harness.cli import main
 from harness.engine import provenance
@@ -96,18 +96,16 @@ def test_a_stale_run_is_found_through_the_index(results, capsys):
 
 def _fresh_process() -> None:
     """What a new process starts with: no fingerprint or stamps remembered."""
-    for cached in (runs.checkout_fingerprint, runs._stored_fingerprints, runs.code_stamps):
+    for cached in (runs.checkout_fingerprint, runs._stored_fingerprints, suite.code_stamps):
         cached.cache_clear()
 
 
 def test_fingerprints_are_kept_across_processes_until_a_source_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("SPIKEBENCH_CACHE", str(tmp_path / "cache"))
-    source = tmp_path / "checkout"
-    for part in (*provenance.RESULT_CODE, provenance.RECIPES):
-        copy = shutil.copy if (REPO / part).is_file() else shutil.copytree
-        (source / part).parent.mkdir(parents=True, exist_ok=True)
-        copy(REPO / part, source / part)
-    monkeypatch.setattr(provenance, "REPO", source)
+    checkout = tmp_path / "checkout"
+    for part in suite.CODE:
+        shutil.copytree(REPO / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(suite, "PACKAGE_SUITES", checkout / "suites")
     calls = []
     real = provenance.code_fingerprint
     monkeypatch.setattr(provenance, "code_fingerprint", lambda *args: calls.append(args) or real(*args))
@@ -116,8 +114,25 @@ def test_fingerprints_are_kept_across_processes_until_a_source_changes(tmp_path,
     assert first == real("sdt_2_512.cifar10", "sdt_cifar10") and len(calls) == 1
     _fresh_process()
     assert runs.checkout_fingerprint("sdt_2_512.cifar10", "sdt_cifar10", None) == first and len(calls) == 1
-    lif = source / "zoo" / "core" / "lif.py"
+    lif = checkout / "zoo" / "core" / "lif.py"
     lif.write_text(lif.read_text() + "\n# an edit\n")
     _fresh_process()
     assert runs.checkout_fingerprint("sdt_2_512.cifar10", "sdt_cifar10", None) == first and len(calls) == 2
     _fresh_process()
+
+
+def test_an_unchanged_suite_is_not_parsed_again_and_a_changed_one_is(results, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPIKEBENCH_CACHE", str(tmp_path / "cache"))
+    every, root = results
+    suites = tmp_path / "suites"
+    shutil.copytree(every.parent, suites)
+    first = _status(capsys, suites / "all.yaml", root)
+    parsed = []
+    original = suite.load_suite
+    monkeypatch.setattr(suite, "load_suite", lambda *args: parsed.append(args) or original(*args))
+    assert _status(capsys, suites / "all.yaml", root) == first and parsed == []
+    included = suites / "site1.yaml"
+    included.write_text(included.read_text().replace("seed: 0", "seed: 7", 1))
+    again = _status(capsys, suites / "all.yaml", root)
+    assert [Path(args[0]).name for args in parsed] == ["all.yaml", "site0.yaml", "site1.yaml"]
+    assert again[-1] == "all: 1 failed, 32 finished, 1 pending"
