@@ -80,7 +80,8 @@ def file_stamps(paths: Iterable[Path], relative_to: Path | None = None) -> list[
 
 
 def tree_files(root: Path, parts: Iterable[str]) -> list[Path]:
-    """The files of ``root``'s ``parts`` (files or folders, searched to the bottom; ``__pycache__`` left out), sorted."""
+    """The files of ``root``'s ``parts`` (files or folders, searched to the bottom, ``__pycache__`` left out),
+    sorted."""
     files: list[Path] = []
     for part in parts:
         base = Path(root) / part
