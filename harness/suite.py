@@ -42,6 +42,7 @@ import functools
 import hashlib
 import itertools
 import json
+import time
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -574,6 +575,7 @@ def expand(suite: Suite, budget: Budget | None = None, data_root: str | Path | N
 
 EXPANSIONS = "suite-specs"  # the user cache entries (``harness.usercache``) of ``cached_expansion``
 CODE = ("harness", "zoo")  # spikebench's sources: the names, cards, recipes, schemas and checks expansion uses
+FILE_TIME_TICK_NS = 50_000_000  # file times lag the clock by up to a kernel tick: a file this recent counts as new
 
 
 def cached_expansion(path: str | Path, budget: Budget | None = None,
@@ -589,15 +591,18 @@ def cached_expansion(path: str | Path, budget: Budget | None = None,
     entry = lookup(f"{EXPANSIONS}-{key[:16]}", key, _expansion_entry)
     if entry is not None and file_stamps(entry["sources"]) == entry["stamps"]:
         return entry["name"], [RunSpec.model_validate(spec) for spec in entry["specs"]]
+    started = time.time_ns() - FILE_TIME_TICK_NS
     suite = load_suite(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         specs = expand(suite, budget, data_root)
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    if not caught and not any(spec.eval_only for spec in specs):
+    stamps = file_stamps(suite.sources)
+    written_since = any(stamp[1] is None or stamp[-1] >= started for stamp in stamps)  # changed while read
+    if not (caught or written_since or any(spec.eval_only for spec in specs)):
         store(f"{EXPANSIONS}-{key[:16]}", key, {"name": suite.name, "sources": list(suite.sources),
-                                                "stamps": file_stamps(suite.sources),
+                                                "stamps": stamps,
                                                 "specs": [spec.model_dump(mode="json") for spec in specs]})
     return suite.name, specs
 
