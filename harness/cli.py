@@ -194,14 +194,18 @@ def _reachable(uri: str) -> str | None:
 
 
 def _tracking(func: Callable, *args, **kwargs):
-    """Call a tracking/report function; an unusable tracking store is a one-line error."""
-    from harness.report.frame import UnknownSource
+    """Call a tracking/report function; an unusable tracking store (or an unknown ``--source``) is a one-line
+    error. The report package (torch, scipy: seconds) is not imported for it: ``collect`` never loads it, and an
+    ``UnknownSource`` can only come from a loaded one."""
     from harness.tracking import TrackingUnavailable
 
     try:
         return func(*args, **kwargs)
-    except (TrackingUnavailable, UnknownSource) as err:
-        raise UserError(str(err)) from None
+    except Exception as err:
+        frame = sys.modules.get("harness.report.frame")
+        if isinstance(err, TrackingUnavailable) or (frame is not None and isinstance(err, frame.UnknownSource)):
+            raise UserError(str(err)) from None
+        raise
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
