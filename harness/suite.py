@@ -587,8 +587,10 @@ def cached_expansion(path: str | Path, budget: Budget | None = None,
     from harness.usercache import file_stamps, lookup, store
 
     path = Path(path).resolve()
-    key = _expansion_key(path, budget, data_root)
-    entry = lookup(f"{EXPANSIONS}-{key[:16]}", key, _expansion_entry)
+    request = [str(path), budget.model_dump() if budget else None, str(data_root)]
+    name = f"{EXPANSIONS}-{hashlib.sha256(json.dumps(request, default=str).encode()).hexdigest()[:16]}"  # per request
+    key = _expansion_key(request)
+    entry = lookup(name, key, _expansion_entry)
     if entry is not None and file_stamps(entry["sources"]) == entry["stamps"]:
         return entry["name"], [RunSpec.model_validate(spec) for spec in entry["specs"]]
     started = time.time_ns() - FILE_TIME_TICK_NS
@@ -601,18 +603,18 @@ def cached_expansion(path: str | Path, budget: Budget | None = None,
     stamps = file_stamps(suite.sources)
     written_since = any(stamp[1] is None or stamp[-1] >= started for stamp in stamps)  # changed while read
     if not (caught or written_since or any(spec.eval_only for spec in specs)):
-        store(f"{EXPANSIONS}-{key[:16]}", key, {"name": suite.name, "sources": list(suite.sources),
+        store(name, key, {"name": suite.name, "sources": list(suite.sources),
                                                 "stamps": stamps,
                                                 "specs": [spec.model_dump(mode="json") for spec in specs]})
     return suite.name, specs
 
 
-def _expansion_key(path: Path, budget: Budget | None, data_root: str | Path | None) -> str:
-    """What an expansion depends on besides its suite files: the file it starts from, the budget, the data root,
-    the pydantic version and spikebench's sources (``code_stamps``)."""
+def _expansion_key(request: list) -> str:
+    """What an expansion depends on besides its suite files: the ``request`` (the file it starts from, the budget,
+    the data root), the pydantic version and spikebench's sources (``code_stamps``)."""
     import pydantic
 
-    content = [str(path), budget.model_dump() if budget else None, str(data_root), pydantic.VERSION, code_stamps()]
+    content = [request, pydantic.VERSION, code_stamps()]
     return hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()
 
 
