@@ -8,8 +8,10 @@ NeuroBench's metrics, ``energy.json`` from a real ``EnergyReport``, ``firing.jso
 spread over a few suites of every zoo model on its paper's dataset, 3 seeds per configuration and a weight-decay
 sweep for more configurations; about 3% failed and 1% diverged runs. Fills the MLflow store through the real
 ``collect``, then times in subprocesses, as a user runs them: ``status`` of a suite including every suite,
-``report`` of the first suite, ``leaderboard`` (with the page's size) and ``collect`` with nothing new.
-``--keep DIR``: write everything under DIR and keep it (a later call with the same DIR and N only re-times).
+``report`` of the first suite, ``leaderboard`` (with the page's size) and ``collect`` with nothing new; ``status``
+first with nothing cached (an empty user cache, no status index), then as a user repeats it.
+``--keep DIR``: write everything under DIR and keep it (a later call with the same DIR and N only re-times; one
+whose runs were written but not collected collects them first).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 import yaml
 
 from harness.argtypes import OneLineParser, positive_int
+from harness.status_index import INDEX_NAME
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = (0, 1, 2)
@@ -192,41 +195,60 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(argv: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Wall seconds and CPU seconds (user + system) of a ``python -m harness`` command in a fresh process, and its
-    output's last line. On a shared machine the CPU seconds are what the command costs; the wall seconds add the
-    wait for a core."""
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, str, float]:
+    """Wall seconds and CPU seconds (user + system) of a ``python -m harness`` command in a fresh process, its
+    output's last line and the 1-minute load average when it ended. On a shared machine the CPU seconds are what
+    the command costs; the wall seconds add the wait for a core."""
     start, cpu = time.monotonic(), _children_cpu()
     done = subprocess.run([sys.executable, "-m", "harness", *argv], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
     seconds, cpu = time.monotonic() - start, _children_cpu() - cpu
     if done.returncode not in (0, 1):
         raise RuntimeError(f"`harness {' '.join(argv)}` exited {done.returncode}: {done.stderr.strip()[-2000:]}")
     lines = done.stdout.strip().splitlines()
-    return seconds, cpu, lines[-1] if lines else ""
+    return seconds, cpu, lines[-1] if lines else "", os.getloadavg()[0]
 
 
 def measure(base: Path, runs: int, suites: int) -> dict[str, Any]:
-    """Generate (unless ``base`` already holds these N runs, collected), then time the four commands."""
+    """Generate (unless ``base`` already holds these N runs) and collect them (unless that was done), then time the
+    commands; ``status`` twice: first with nothing cached (an empty user cache, no status index), then again."""
     marker = base / MARKER
     recorded = json.loads(marker.read_text()) if marker.exists() else {}
     results, suite_dir = base / "results", base / "suites"
-    figures: dict[str, Any] = {"runs": runs, "suites": suites}
+    figures: dict[str, Any] = {"runs": runs, "suites": suites, "cpu": cpu_description()}
     if recorded.get("runs") == runs and recorded.get("suites") == suites:
         figures.update({k: v for k, v in recorded.items() if k.startswith(("write", "collect_new"))})
     else:
         start = time.monotonic()
         generate(base, runs, suites)
         figures["write_s"] = time.monotonic() - start
-        figures["collect_new_s"], figures["collect_new_cpu_s"], _ = timed(["collect", *_store(results)], base)
         marker.write_text(json.dumps(figures))
-    commands = {"status": ["status", str(suite_dir / "all.yaml")], "report": ["report", str(suite_dir / "site0.yaml")],
-                "leaderboard": ["leaderboard"], "collect_unchanged": ["collect"]}
+    if "collect_new_s" not in figures:
+        collected = timed(["collect", *_store(results)], base)
+        figures.update(zip(("collect_new_s", "collect_new_cpu_s", "collect_new_line", "collect_new_load"), collected))
+        marker.write_text(json.dumps(figures))
+    (results / INDEX_NAME).unlink(missing_ok=True)
+    status = ["status", str(suite_dir / "all.yaml"), *_store(results)]
+    with tempfile.TemporaryDirectory(prefix="spikebench-cache-") as empty:  # the first, then the next status
+        for name in ("status_first", "status"):
+            figures.update(zip((f"{name}_s", f"{name}_cpu_s", f"{name}_line", f"{name}_load"),
+                               timed(status, base, {"SPIKEBENCH_CACHE": empty})))
+    commands = {"report": ["report", str(suite_dir / "site0.yaml")], "leaderboard": ["leaderboard"],
+                "collect_unchanged": ["collect"]}
     for name, argv in commands.items():
-        figures[f"{name}_s"], figures[f"{name}_cpu_s"], figures[f"{name}_line"] = timed([*argv, *_store(results)],
-                                                                                       base)
+        figures.update(zip((f"{name}_s", f"{name}_cpu_s", f"{name}_line", f"{name}_load"),
+                           timed([*argv, *_store(results)], base)))
     figures["page_mb"] = (results / "leaderboard" / "index.html").stat().st_size / 1e6
     return figures
+
+
+def cpu_description() -> str:
+    """The CPU's model name and whether it has native bf16 (``avx512_bf16``, ``amx_bf16`` in /proc/cpuinfo)."""
+    from harness.engine.numerics import cpu_info
+
+    model, flags = cpu_info()
+    return f"{model}; " + ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in ("avx512_bf16",
+                                                                                            "amx_bf16"))
 
 
 def _store(results: Path) -> list[str]:
@@ -234,20 +256,22 @@ def _store(results: Path) -> list[str]:
 
 
 TARGETS = {"status": 5, "report": 10, "leaderboard": 15, "collect_unchanged": 30}
-LABELS = {"collect_new": "collect, all new", "status": "status", "report": "report", "leaderboard": "leaderboard",
-          "collect_unchanged": "collect, nothing new"}
+LABELS = {"collect_new": "collect, all new", "status_first": "status, nothing cached", "status": "status",
+          "report": "report", "leaderboard": "leaderboard", "collect_unchanged": "collect, nothing new"}
 
 
 def table(figures: dict[str, Any]) -> str:
-    """The figures as a Markdown table: wall and CPU seconds of each command, against its target at 10,000 runs."""
-    lines = [f"runs: {figures['runs']} in {figures['suites']} suites; writing them took {figures['write_s']:.0f} s",
-             "", "| command | wall (s) | CPU (s) | target at 10,000 |", "|---|---:|---:|---:|"]
+    """The figures as a Markdown table: wall and CPU seconds of each command and the load average when it ended,
+    against its target at 10,000 runs."""
+    lines = [f"runs: {figures['runs']} in {figures['suites']} suites; writing them took {figures['write_s']:.0f} s; "
+             f"CPU: {figures.get('cpu', '?')}", "",
+             "| command | wall (s) | CPU (s) | load (1 min) | target at 10,000 |", "|---|---:|---:|---:|---:|"]
     for key, label in LABELS.items():
         if f"{key}_s" in figures:
             target = f"< {TARGETS[key]} s" if key in TARGETS else ""
             lines.append(f"| {label} | {figures[f'{key}_s']:.2f} | {figures.get(f'{key}_cpu_s', math.nan):.2f} "
-                         f"| {target} |")
-    lines.append(f"| leaderboard page (MB) | {figures['page_mb']:.2f} | | < 5 MB |")
+                         f"| {figures.get(f'{key}_load', math.nan):.1f} | {target} |")
+    lines.append(f"| leaderboard page (MB) | {figures['page_mb']:.2f} | | | < 5 MB |")
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import json
 import os
 import shutil
 import sys
@@ -51,6 +52,12 @@ def _load_specs(args: argparse.Namespace, data_root: str | None = None, suite=No
         specs = expand(suite, _budget(args), data_root)
     except SuiteError as err:
         raise UserError(str(err)) from None
+    return suite, _selected(args, specs)
+
+
+def _selected(args: argparse.Namespace, specs: list) -> list:
+    """The specs the command line asks for: each in fast mode with ``--fast``, those of ``--only`` (all without it);
+    an unknown run id is a user error."""
     if getattr(args, "fast", False):
         specs = [_in_fast_mode(spec, args.suite) for spec in specs]
     only = set(getattr(args, "only", None) or [])
@@ -59,7 +66,7 @@ def _load_specs(args: argparse.Namespace, data_root: str | None = None, suite=No
         if unknown:
             raise UserError(f"--only: run ids not in {args.suite}: {', '.join(sorted(unknown))}")
         specs = [s for s in specs if s.run_id in only]
-    return suite, specs
+    return specs
 
 
 FAST_OVERRIDE = "train.fast"  # the recipe field --fast sets for every training run
@@ -230,14 +237,18 @@ def _reachable(uri: str) -> str | None:
 
 
 def _tracking(func: Callable, *args, **kwargs):
-    """Call a tracking/report function; an unusable tracking store is a one-line error."""
-    from harness.report.frame import UnknownSource
+    """Call a tracking/report function; an unusable tracking store (or an unknown ``--source``) is a one-line
+    error. The report package (torch, scipy: seconds) is not imported for it: ``collect`` never loads it, and an
+    ``UnknownSource`` can only come from a loaded one."""
     from harness.tracking import TrackingUnavailable
 
     try:
         return func(*args, **kwargs)
-    except (TrackingUnavailable, UnknownSource) as err:
-        raise UserError(str(err)) from None
+    except Exception as err:
+        frame = sys.modules.get("harness.report.frame")
+        if isinstance(err, TrackingUnavailable) or (frame is not None and isinstance(err, frame.UnknownSource)):
+            raise UserError(str(err)) from None
+        raise
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -306,47 +317,62 @@ def _report(suite, uri: str, root: Path, specs=None, all_tables: bool = False, o
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from harness.runs import RunRecord, lock_holder, run_dir
-    from harness.tracking import final_metrics
+    from harness.runs import RunRecord, live_state, lock_holder, run_dir, stale_code
+    from harness.status_index import StatusIndex
+    from harness.suite import SuiteError, cached_expansion
 
-    suite, specs = _load_specs(args, args.data_root)
+    try:  # unchanged suite files and code: the specs of the last expansion
+        name, specs = cached_expansion(args.suite, _budget(args), args.data_root)
+    except SuiteError as err:
+        raise UserError(str(err)) from None
+    specs = _selected(args, specs)
     root, _ = _roots(args)
     on_slurm = {}
-    submitted = any(RunRecord(run_dir(root, spec)).status.get("slurm_job_id") for spec in specs)
-    if args.slurm or (submitted and shutil.which("squeue")):
+    index = StatusIndex.load(root)  # unchanged runs are not read again
+    records = [RunRecord(run_dir(root, spec)) for spec in specs]
+    facts = [index.facts(record) for record in records]
+    if args.slurm or (any(fact["status"].get("slurm_job_id") for fact in facts) and shutil.which("squeue")):
         from harness.launch.slurm import slurm_states
 
         on_slurm = _slurm_call(slurm_states, root, specs)
-    states = {}
-    for spec in specs:
-        record = RunRecord(run_dir(root, spec))
-        slurm = on_slurm.get(spec.run_id)
-        state = slurm.state if slurm else (record.state if (record.dir / "spec.json").exists() else "pending")
+    states, changed = {}, {}
+    for spec, record, fact in zip(specs, records, facts):
+        status, slurm = fact["status"], on_slurm.get(spec.run_id)
+        state = slurm.state if slurm else (live_state(status, record.dir) if (record.dir / "spec.json").exists()
+                                           else "pending")
         holder = lock_holder(record.dir) if state == "running" and not slurm else None
-        if state not in ("running", "queued", "requeued") and record.stale:
+        if state not in ("running", "queued", "requeued") and stale_code(fact["code"], spec.model, spec.recipe):
             state = "stale"  # computed by other code: a rerun recomputes it
-        final = final_metrics(record.final or {})
-        top1 = f"{final['top1']:.2f}" if "top1" in final else "-"
+        top1 = "-" if fact["top1"] is None else f"{fact['top1']:.2f}"
         job = f" job={slurm.job_id}" if slurm and slurm.job_id else ""
         by = f" by={holder}" if holder else ""
         print(f"{state:11s} {spec.run_id} {spec.model:28s} {spec.dataset:11s} T={spec.T:<3d} seed={spec.seed} "
               f"top1={top1}{job}{by}")
         if state == "stale":
-            _print_changed_code(record.config, spec)
+            _print_changed_code(record.config, spec, changed)
         if slurm and slurm.reason and state == "failed":
             print("            " + slurm.reason.strip().splitlines()[-1][:200])
-        elif not slurm and state in ("interrupted", "corrupt") and record.status.get("reason"):
-            print("            " + record.status["reason"].strip().splitlines()[0][:300])
+        elif not slurm and state in ("interrupted", "corrupt") and status.get("reason"):
+            print("            " + status["reason"].strip().splitlines()[0][:300])
         states[spec.run_id] = state
-    print(f"{suite.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(Counter(states.values()).items())))
+    index.save()
+    print(f"{name}: " + ", ".join(f"{n} {s}" for s, n in sorted(Counter(states.values()).items())))
     return 0
 
 
-def _print_changed_code(config: dict, spec) -> None:
-    """Under a stale run in ``status``: the modules (and recipe) that changed since it was computed."""
+def _print_changed_code(config: dict, spec, known: dict[str, list[str] | None]) -> None:
+    """Under a stale run in ``status``: the modules (and recipe) that changed since it was computed, found once per
+    model, recipe, teacher and recorded module hashes (``known``: 10,000 stale runs share a few dozen)."""
     from harness.engine.provenance import changed_modules
 
-    changed = changed_modules(config, spec.model, spec.recipe)
+    recipe = config.get("recipe")
+    distill = recipe.get("distill") if isinstance(recipe, dict) else None
+    provenance = config.get("provenance")
+    recorded = provenance.get("code_modules") if isinstance(provenance, dict) else None
+    key = json.dumps([spec.model, spec.recipe, distill, recorded], sort_keys=True, default=str)
+    if key not in known:
+        known[key] = changed_modules(config, spec.model, spec.recipe)
+    changed = known[key]
     if changed:
         print("            changed: " + ", ".join(changed))
 

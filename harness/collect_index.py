@@ -19,11 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomicfile import atomic_write_text
+from harness.bundle.origin import ORIGIN_NAME, VERIFICATION_NAME
+from harness.runs import STATUS_NAME
 
 VERSION = 2  # 2: keyed by the run directory relative to the results directory, with its source
-# The files a run's MLflow run is made of (``content_hash``) and its state (``status.json``).
-STAMPED = ("spec.json", "status.json", "config.json", "final.json", "metrics.jsonl", "origin.json",
-           "verification.json")
+# The files a run's MLflow run is made of, in the order its content hash (``harness.tracking.RunContent``) takes
+# them: those always hashed (an absent one as "-"), then those hashed only when present (an imported or verified
+# run's); and the file of its state, which the hash also covers. ``STAMPED``: all of them, for ``stamp``.
+HASHED = ("spec.json", "final.json", "metrics.jsonl", "config.json")
+HASHED_IF_PRESENT = (ORIGIN_NAME, VERIFICATION_NAME)
+STAMPED = (*HASHED, *HASHED_IF_PRESENT, STATUS_NAME)
 LOGGED_OUTCOMES = ("logged", "unchanged", "merged")  # the store holds exactly one complete MLflow run of the run
 # (experiment, run id, source label) -> the content hash of each of its active MLflow runs (None: not logged to
 # the end); the source label is ``harness.bundle.origin.source_label``'s: a local and an imported copy are apart

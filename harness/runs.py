@@ -22,11 +22,12 @@ from typing import Any
 
 from harness.atomicfile import atomic_write_text
 from harness.names import check_name, check_tree, contained
-from harness.suite import RunSpec
+from harness.suite import RunSpec, code_stamps
 
 STATES = ("pending", "running", "finished", "failed", "diverged", "interrupted")
 DONE_STATES = ("finished", "diverged")  # a run in these states is never run again
 CORRUPT = "corrupt"  # read, never written: status.json is not a status
+STATUS_NAME = "status.json"
 # Errors of the storage, not of a run: every other run writing there would meet them too.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
@@ -109,13 +110,47 @@ def read_json(path: Path) -> Any:
         return None
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file appended one whole line per write ([] when absent): a last line without
-    its newline (torn) is ignored, any other line that is not a JSON object is skipped with one warning."""
+def read_bytes(path: Path) -> bytes | None:
+    """A file's bytes, or None when it does not exist."""
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        return path.read_bytes()
     except FileNotFoundError:
+        return None
+
+
+def parse_status(raw: bytes | None) -> dict[str, Any]:
+    """A ``status.json``'s bytes as a run status: state 'pending' when there is no file yet; one that is not a status
+    reads as state 'corrupt' with the reason why."""
+    if raw is None:
+        return {"state": "pending"}
+    try:
+        status = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        return {"state": CORRUPT, "reason": f"{STATUS_NAME} is not valid JSON ({err})"}
+    problem = status_problem(status)
+    return {"state": CORRUPT, "reason": f"{STATUS_NAME}: {problem}"} if problem else status
+
+
+def live_state(status: dict[str, Any], directory: Path) -> str:
+    """The state a run's ``status`` records; a 'running' run whose lock no live process holds reads as
+    'interrupted'."""
+    state = status.get("state", "pending")
+    if state == "running" and lock_holder(directory) is None:
+        return "interrupted"
+    return state
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file appended one whole line per write ([] when absent): ``parse_jsonl``."""
+    return parse_jsonl(read_bytes(path), path)
+
+
+def parse_jsonl(raw: bytes | None, path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of the JSON-lines file ``path`` whose bytes are ``raw`` (None: absent, no rows): a last line
+    without its newline (torn) is ignored, any other line that is not a JSON object is skipped with one warning."""
+    if raw is None:
         return []
+    text = raw.decode("utf-8", errors="replace")
     lines = text.split("\n")
     complete = lines[:-1]  # the last element is "" after a final newline, else a torn line
     rows = []
@@ -206,13 +241,61 @@ def lock_holder(directory: Path) -> str | None:
     return None
 
 
+FINGERPRINTS = "code-fingerprints"  # the user cache entry (``harness.usercache``) of ``checkout_fingerprint``
+
+
 @functools.lru_cache(maxsize=None)
 def checkout_fingerprint(model: str, recipe: str | None, teacher: str | None) -> str:
-    """``code_fingerprint`` of this checkout, computed once per process for each (model, recipe, teacher): every
-    run of a configuration shares it, and tracing the imports costs ~0.1 s a call (10,000 runs: minutes)."""
-    from harness.engine.provenance import code_fingerprint
+    """``code_fingerprint`` of this checkout, computed once per process for each (model, recipe, teacher) and kept
+    across processes in the user cache under ``harness.suite.code_stamps`` (a superset of what a fingerprint reads):
+    every run of a configuration shares it, tracing the imports costs ~0.1 s a call (a 10,000-run ``status`` has
+    50-70 configurations' worth of them) and importing the engine to do it seconds."""
+    from harness.usercache import store
 
-    return code_fingerprint(model, recipe, teacher)
+    known = _stored_fingerprints()
+    name = json.dumps([model, recipe, teacher])
+    if name not in known:
+        from harness.engine.provenance import code_fingerprint
+
+        known[name] = code_fingerprint(model, recipe, teacher)
+        store(FINGERPRINTS, code_stamps(), known)
+    return known[name]
+
+
+@functools.lru_cache(maxsize=1)
+def _stored_fingerprints() -> dict[str, str]:
+    """The fingerprints the user cache holds for this checkout's code as it is now (``code_stamps``)."""
+    from harness.usercache import lookup
+
+    def valid(value: Any) -> bool:
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+    return dict(lookup(FINGERPRINTS, code_stamps(), valid) or {})
+
+
+def recorded_code(config: dict[str, Any], final: dict[str, Any] | None) -> tuple[Any, Any, str | None] | None:
+    """What a run with this ``config.json`` and ``final.json`` recorded of its code: the fingerprint it began and
+    ended with (``harness.engine.provenance``) and its distillation teacher; None for a run that never started."""
+    if not config:
+        return None
+    from harness.engine.provenance import run_code
+
+    begun = config.get("provenance", {}).get("code_fingerprint")
+    return begun, (final or {}).get("code_fingerprint", begun), run_code("", None, config.get("recipe"))[2]
+
+
+def stale_code(recorded: tuple[Any, Any, str | None] | list | None, model: str, recipe: str) -> bool:
+    """Whether a run of ``model`` and ``recipe`` that recorded this code (``recorded_code``) was begun or finished
+    by code other than this checkout's; a run that never started is not stale, one without a fingerprint is."""
+    if recorded is None:
+        return False
+    begun, ended, teacher = recorded
+    return {begun, ended} != {checkout_fingerprint(model, recipe if isinstance(recipe, str) else None, teacher)}
+
+
+def is_stale(config: dict[str, Any], final: dict[str, Any] | None, model: str, recipe: str) -> bool:
+    """Whether a run with this ``config.json`` and ``final.json`` is stale (``stale_code``)."""
+    return stale_code(recorded_code(config, final), model, recipe)
 
 
 class RunRecord:
@@ -227,25 +310,13 @@ class RunRecord:
 
     @property
     def status(self) -> dict[str, Any]:
-        """``status.json`` (state 'pending' before it exists); one that is not a status reads as state 'corrupt'
-        with the reason why."""
-        path = self.dir / "status.json"
-        try:
-            status = read_json(path)
-        except (ValueError, UnicodeDecodeError) as err:
-            return {"state": CORRUPT, "reason": f"{path.name} is not valid JSON ({err})"}
-        if status is None:
-            return {"state": "pending"}
-        problem = status_problem(status)
-        return {"state": CORRUPT, "reason": f"{path.name}: {problem}"} if problem else status
+        """``status.json`` (``parse_status``)."""
+        return parse_status(read_bytes(self.dir / STATUS_NAME))
 
     @property
     def state(self) -> str:
-        """The recorded state; a 'running' run whose lock no live process holds reads as 'interrupted'."""
-        state = self.status.get("state", "pending")
-        if state == "running" and lock_holder(self.dir) is None:
-            return "interrupted"
-        return state
+        """The recorded state (``live_state``)."""
+        return live_state(self.status, self.dir)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -254,14 +325,12 @@ class RunRecord:
 
     @property
     def stale(self) -> bool:
-        """Whether the run was begun or finished by code other than this checkout's (see
-        ``harness.engine.provenance``); a run that never started is not stale, one without a fingerprint is."""
+        """Whether the run was begun or finished by code other than this checkout's (``is_stale``)."""
         config = self.config
         if not config:
             return False
-        begun = config.get("provenance", {}).get("code_fingerprint")
-        ended = (self.final or {}).get("code_fingerprint", begun)
-        return {begun, ended} != {self._fingerprint(config)}
+        model, recipe = self._model_and_recipe()
+        return is_stale(config, self.final, model, recipe)
 
     @property
     def checkout_fingerprint(self) -> str:
@@ -269,14 +338,18 @@ class RunRecord:
         return self._fingerprint(self.config)
 
     def _fingerprint(self, config: dict[str, Any]) -> str:
-        """The checkout's fingerprint for the run's model and recipe, read from ``spec.json`` without validating
-        the whole spec (status checks 10,000 runs); a file that is not a spec raises as ``spec`` does."""
+        """The checkout's fingerprint for the run's model and recipe."""
         from harness.engine.provenance import run_code
 
+        return checkout_fingerprint(*run_code(*self._model_and_recipe(), config.get("recipe")))
+
+    def _model_and_recipe(self) -> tuple[str, str]:
+        """The run's model and recipe, read from ``spec.json`` without validating the whole spec; a file that is
+        not a spec raises as ``spec`` does."""
         raw = read_json(self.dir / "spec.json")
         if not (isinstance(raw, dict) and isinstance(raw.get("model"), str) and isinstance(raw.get("recipe"), str)):
             raw = self.spec.model_dump()
-        return checkout_fingerprint(*run_code(raw["model"], raw["recipe"], config.get("recipe")))
+        return raw["model"], raw["recipe"]
 
     @property
     def final(self) -> dict[str, Any] | None:

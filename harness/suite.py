@@ -42,6 +42,7 @@ import functools
 import hashlib
 import itertools
 import json
+import time
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -220,6 +221,7 @@ class Suite:
     runs: list[tuple[RunEntry, Origin]]
     margins: Margins = Margins()
     released: tuple[Origin, ...] = ()
+    sources: tuple[str, ...] = ()  # every suite file read: this one and its includes
 
 
 def _read_suite_file(path: Path) -> SuiteFile:
@@ -252,8 +254,10 @@ def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
     released = []
     budget = Budget()
     seeds = None
+    sources = [str(path)]
     for index, inc in enumerate(own.include):
         parent = load_suite(_confined_include(path, index, inc, roots), (*_seen, path))
+        sources += parent.sources
         grid += parent.grid
         runs += parent.runs
         released += parent.released
@@ -270,7 +274,7 @@ def load_suite(path: str | Path, _seen: tuple[Path, ...] = ()) -> Suite:
         raise SuiteError(f"{path}: {err} (taken from the file name; set `name:` in the file)") from None
     return Suite(name=name, path=str(path), description=own.description,
                  seeds=own.seeds or seeds, budget=budget, grid=grid, runs=runs,
-                 margins=own.margins, released=tuple(released))
+                 margins=own.margins, released=tuple(released), sources=tuple(sources))
 
 
 Where = Callable[..., str]  # (field, *keys) -> "file: line N: field ..." (computed only for an error)
@@ -300,6 +304,8 @@ class _Resolver:
         self.load_recipe = load_recipe
         self.apply_overrides = apply_overrides
         self._catalog: Catalog | None = None
+        self._applied: dict[tuple[str, str], Any] = {}
+        self._recipe_hashes: dict[str, str] = {}
 
     @staticmethod
     @functools.lru_cache(maxsize=None)
@@ -313,6 +319,8 @@ class _Resolver:
     def check_overrides(self, model: str, overrides: dict[str, Any], where: Where) -> None:
         """Each override names a constructor argument (not T or num_classes) and has its type, or is a component
         swap (``neuron``, ``surrogate``) the model's card allows."""
+        if not overrides:
+            return
         import zoo.core
 
         parameters = self.model_parameters(model)
@@ -343,12 +351,27 @@ class _Resolver:
         except SwapError as err:
             raise SuiteError(f"{where('overrides', key)}: {err}") from None
 
+    def recipe_with(self, recipe: str, overrides: dict[str, Any]):
+        """``recipe`` with ``overrides`` applied as a run applies them, once per recipe and overrides in an
+        expansion (10,000 runs share a few hundred); an invalid override raises ``OverrideError``."""
+        key = (recipe, repr(overrides))
+        if key not in self._applied:
+            self._applied[key] = self.apply_overrides(self.load_recipe(recipe), overrides)
+        return self._applied[key]
+
+    def recipe_hash(self, recipe: str) -> str:
+        """The ``recipe_hash`` of a run spec: of the recipe's identity (``Recipe.identity_json``), once per recipe."""
+        if recipe not in self._recipe_hashes:
+            identity = self.load_recipe(recipe).identity_json()
+            self._recipe_hashes[recipe] = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        return self._recipe_hashes[recipe]
+
     def check_recipe_overrides(self, recipe: str, overrides: dict[str, Any], where: Where) -> None:
         """The recipe overrides apply to the recipe as a run applies them."""
         from harness.recipe import OverrideError
 
         try:
-            self.apply_overrides(self.load_recipe(recipe), overrides)
+            self.recipe_with(recipe, overrides)
         except OverrideError as err:
             key, problem = next(iter(err.problems.items()))
             raise SuiteError(f"{where('recipe_overrides', key)}: recipe {recipe!r}: {problem}") from None
@@ -375,7 +398,7 @@ class _Resolver:
         checked by ``harness.launch.preflight``)."""
         import zoo
 
-        distill = self.apply_overrides(self.load_recipe(recipe), entry.recipe_overrides).distill
+        distill = self.recipe_with(recipe, entry.recipe_overrides).distill
         if distill.type == "none":
             return
         kd = zoo.model_parameters(entry.model).get("kd")
@@ -429,14 +452,13 @@ class _Resolver:
         self.check_recipe_overrides(recipe, entry.recipe_overrides, where)
         if entry.weights is None:  # an eval-only run has no teacher
             self.check_distillation(entry, recipe, where)
-        recipe_json = self.load_recipe(recipe).identity_json()
         weights = self.weights_fields(entry, where)
         if weights:  # an eval-only run trains nothing: the epochs knob does not apply, energy covers every image
             budget = Budget(**{**budget.model_dump(), "epochs": None, "energy_images": "all"})
         return RunSpec(
             suite=self.suite.name, model=entry.model, dataset=entry.dataset,
             T=entry.T or self.card(entry.model).T, seed=entry.seed, recipe=recipe,
-            recipe_hash=hashlib.sha256(recipe_json.encode()).hexdigest()[:16],
+            recipe_hash=self.recipe_hash(recipe),
             overrides={**self.released_arguments(entry, where), **canonical_swaps(entry.overrides)},
             recipe_overrides=entry.recipe_overrides, variant=entry.variant,
             data_options=entry.data_options, epochs=budget.epochs, limit_batches=budget.limit_batches,
@@ -549,6 +571,75 @@ def expand(suite: Suite, budget: Budget | None = None, data_root: str | Path | N
             spec = resolver.spec(run, effective, lambda *field, origin=origin: origin.at())
             specs.setdefault(spec.run_id, spec)
     return list(specs.values())
+
+
+EXPANSIONS = "suite-specs"  # the user cache entries (``harness.usercache``) of ``cached_expansion``
+CODE = ("harness", "zoo")  # spikebench's sources: the names, cards, recipes, schemas and checks expansion uses
+FILE_TIME_TICK_NS = 50_000_000  # file times lag the clock by up to a kernel tick: a file this recent counts as new
+
+
+def cached_expansion(path: str | Path, budget: Budget | None = None,
+                     data_root: str | Path | None = None) -> tuple[str, list[RunSpec]]:
+    """The name and run specs (``load_suite``, ``expand``) of the suite file ``path``, kept in the user cache
+    while every suite file it read and spikebench's own sources (``CODE``) keep their stamps: ``status`` of a
+    10,000-run suite spent most of its time parsing and checking the same files again (and importing the model
+    zoo to do so). A suite with eval-only runs (their weights files count) or whose expansion warns is not kept."""
+    from harness.usercache import file_stamps, lookup, store
+
+    path = Path(path).resolve()
+    request = [str(path), budget.model_dump() if budget else None, str(data_root)]
+    name = f"{EXPANSIONS}-{hashlib.sha256(json.dumps(request, default=str).encode()).hexdigest()[:16]}"  # per request
+    key = _expansion_key(request)
+    entry = lookup(name, key, _expansion_entry)
+    if entry is not None and file_stamps(entry["sources"]) == entry["stamps"]:
+        return entry["name"], [RunSpec.model_validate(spec) for spec in entry["specs"]]
+    started = time.time_ns() - FILE_TIME_TICK_NS
+    suite = load_suite(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        specs = expand(suite, budget, data_root)
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    stamps = file_stamps(suite.sources)
+    written_since = any(stamp[1] is None or stamp[-1] >= started for stamp in stamps)  # changed while read
+    if not (caught or written_since or any(spec.eval_only for spec in specs)):
+        store(name, key, {"name": suite.name, "sources": list(suite.sources),
+                                                "stamps": stamps,
+                                                "specs": [spec.model_dump(mode="json") for spec in specs]})
+    return suite.name, specs
+
+
+def _expansion_key(request: list) -> str:
+    """What an expansion depends on besides its suite files: the ``request`` (the file it starts from, the budget,
+    the data root), the pydantic version and spikebench's sources (``code_stamps``)."""
+    import pydantic
+
+    content = [request, pydantic.VERSION, code_stamps()]
+    return hashlib.sha256(json.dumps(content, default=str).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_stamps() -> str:
+    """A hash of the state of spikebench's own sources, read once per process without reading a source: the
+    Python version, the stamps (``harness.usercache.file_stamps``) of every file of ``CODE`` and of the git index
+    and code snapshot that say which of them are tracked (``harness.engine.provenance.tracked_files``)."""
+    import sys
+
+    from harness.usercache import file_stamps, tree_files
+
+    root = PACKAGE_SUITES.parent
+    git = root / ".git"
+    if git.is_file():  # a worktree: "gitdir: <its folder in the main repository>"
+        git = Path(git.read_text().partition("gitdir:")[2].strip())
+    extra = [git / "index", root / "snapshot.json"]
+    content = [sys.version, file_stamps(tree_files(root, CODE), root), file_stamps(extra)]
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
+
+
+def _expansion_entry(value: Any) -> bool:
+    return (isinstance(value, dict) and isinstance(value.get("name"), str) and isinstance(value.get("specs"), list)
+            and isinstance(value.get("sources"), list) and all(isinstance(p, str) for p in value["sources"])
+            and isinstance(value.get("stamps"), list) and all(isinstance(s, dict) for s in value["specs"]))
 
 
 def _released_runs(catalog: Catalog) -> list[RunEntry]:

@@ -7,9 +7,12 @@ whose content hash is already logged and replaces the MLflow run when the direct
 - ``ensure_store`` creates and migrates a sqlite store once, under a file lock, before anything else opens it;
 - logging one run id holds a lock in its run directory, so any number of processes leave one MLflow run per
   run id and suite (and ``collect`` removes duplicates older versions left behind);
-- a logged MLflow run is complete or absent: its content-hash tag is written last, after metrics, params,
-  artifacts and its end status, so a ``collect`` cut off midway (SIGKILL) leaves a run without it, which the
-  next ``collect`` replaces and reports leave out (``complete``);
+- a logged MLflow run is complete or absent: it is created with its tags, then gets its params, metrics and
+  content-hash tag in batches (``log_batch``, within MLflow's limits) and its artifacts, and its end status last,
+  so a ``collect`` cut off midway (SIGKILL) leaves a RUNNING run, which the next ``collect`` replaces and
+  reports leave out (``complete``);
+- a run directory is read once per ``collect`` (``RunContent``); the store is searched once for every logged run
+  (a sqlite store in one SQL query, ``harness.tracking_sqlite``), then, under the run's lock, for that run id only;
 - an unreachable server fails fast (bounded HTTP retries and timeout): ``TrackingUnavailable``, one line;
 - a malformed run directory is skipped with one warning naming the file (``MalformedRecord``);
 - imported runs (``<results>/imported/<site>/<run_id>/``) are logged like local ones, tagged with their source (the
@@ -29,15 +32,18 @@ import shlex
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness.bundle import BundleError
-from harness.bundle.origin import (LOCAL_SOURCE, ORIGIN_NAME, VERIFICATION_NAME, imported_runs, run_source,
-                                   source_label)
-from harness.collect_index import CollectIndex, Logged, stamp
-from harness.runs import RunRecord, all_records
-from harness.tracking_sqlite import SQLITE, logged_hashes, search_runs_frame
+from harness.bundle.origin import (LOCAL_SOURCE, ORIGIN_NAME, VERIFICATION_NAME, RunSource, imported_runs,
+                                   run_source, source_label)
+from harness.collect_index import HASHED, HASHED_IF_PRESENT, CollectIndex, Logged, stamp
+from harness.runs import STATUS_NAME, RunRecord, all_records, live_state, parse_jsonl, parse_status, read_bytes
+from harness.suite import RunSpec
+from harness.tracking_sqlite import SQLITE, LoggedRun, LoggedRuns, logged_hashes, search_runs_frame
 
 TAG = "spikebench."
 # Energy per image in two conventions (``final.json["energy"]``): ``paper`` (MSViT Eq. 18, the papers' way) and
@@ -63,8 +69,11 @@ TAG_NAMES = ("run_id", "suite", "family", "model", "dataset", "T", "seed", "vari
 ARTIFACTS = ("spec.json", "final.json", "config.json", "metrics.jsonl", "energy.json", "firing.json", "firing.md",
              ORIGIN_NAME, VERIFICATION_NAME)
 LOGGED_STATES = ("finished", "failed", "diverged")
-RUN_FILES = ("spec.json", "status.json", "config.json", "final.json")
+RUN_FILES = ("spec.json", STATUS_NAME, "config.json", "final.json")  # JSON objects, each checked by ``RunContent``
 ENDED_STATUSES = ("FINISHED", "FAILED")  # what ``_log_locked`` ends a logged run with
+# MLflow's limits on one ``log_batch`` call (REST API docs, "Log Batch"): 1000 metrics, 100 params, 100 tags,
+# 1000 entities in all
+BATCH_METRICS, BATCH_PARAMS, BATCH_TAGS, BATCH_ENTITIES = 1000, 100, 100, 1000
 # An unreachable server costs seconds, not MLflow's default of 7 retries with exponential backoff (minutes).
 HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
@@ -125,37 +134,84 @@ def ensure_store(uri: str) -> None:
         raise TrackingUnavailable(f"tracking store {uri} unavailable ({_one_line(err)})") from err
 
 
-def _experiment_id(client, suite: str, uri: str) -> str:
-    name = f"spikebench/{suite}"
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = None
-    if uri.startswith(SQLITE):
-        location = (Path(uri[len(SQLITE):]).parent / "mlartifacts" / suite).resolve().as_uri()
-    from mlflow.exceptions import MlflowException
+@dataclass
+class RunContent:
+    """A run directory as ``collect`` logs it, each file read once: the bytes its content hash covers (``HASHED``,
+    ``HASHED_IF_PRESENT``), its JSON files parsed (``RUN_FILES``; {} for an absent one), its validated spec, state
+    and source. ``read`` raises ``MalformedRecord`` naming a file that cannot be read as what it should be."""
 
+    dir: Path
+    raw: dict[str, bytes | None]
+    documents: dict[str, dict[str, Any]]
+    spec: RunSpec
+    state: str
+    origin: RunSource = field(repr=False)
+
+    @classmethod
+    def read(cls, directory: Path) -> RunContent:
+        from pydantic import ValidationError
+
+        directory = Path(directory)
+        raw = {name: read_bytes(directory / name) for name in {*HASHED, *HASHED_IF_PRESENT, *RUN_FILES}}
+        documents = {name: _json_object(directory / name, raw[name]) for name in RUN_FILES}
+        try:
+            spec = RunSpec.model_validate(documents["spec.json"])
+        except ValidationError as err:
+            raise MalformedRecord(f"{directory / 'spec.json'}: not a run spec ({_one_line(err)})") from None
+        try:
+            origin = run_source(directory, raw)
+        except BundleError as err:
+            raise MalformedRecord(str(err)) from None
+        state = live_state(parse_status(raw[STATUS_NAME]), directory)
+        return cls(directory, raw, documents, spec, state, origin)
+
+    @cached_property
+    def content_hash(self) -> str:
+        """Hash of everything the directory contributes to MLflow; an imported or verified run's ``origin.json`` and
+        ``verification.json`` count only when present (so the hashes of runs logged before they existed stay)."""
+        digest = hashlib.sha256()
+        for name in HASHED:
+            digest.update(name.encode() + (self.raw[name] if self.raw[name] is not None else b"-"))
+        for name in HASHED_IF_PRESENT:
+            if self.raw[name] is not None:
+                digest.update(name.encode() + self.raw[name])
+        digest.update(self.state.encode())
+        return digest.hexdigest()[:16]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.documents["config.json"]
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.documents["final.json"]
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.documents[STATUS_NAME]
+
+    @cached_property
+    def epochs(self) -> list[dict[str, Any]]:
+        """The epoch records of ``metrics.jsonl`` (``harness.runs.parse_jsonl``: a malformed line warns once)."""
+        return parse_jsonl(self.raw["metrics.jsonl"], self.dir / "metrics.jsonl")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(run id, source label): which MLflow runs of an experiment are this directory's."""
+        return self.spec.run_id, source_label(self.origin.source, self.origin.imported)
+
+
+def _json_object(path: Path, raw: bytes | None) -> dict[str, Any]:
+    """The JSON object a run file's bytes hold ({} for an absent file); ``MalformedRecord`` naming it otherwise."""
+    if raw is None:
+        return {}
     try:
-        return client.create_experiment(name, artifact_location=location)
-    except MlflowException:  # another process created it meanwhile
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
-
-
-def content_hash(record: RunRecord) -> str:
-    """Hash of everything a run directory contributes to MLflow; an imported or verified run's ``origin.json`` and
-    ``verification.json`` count only when present (so the hashes of runs logged before they existed stay)."""
-    digest = hashlib.sha256()
-    for name in ("spec.json", "final.json", "metrics.jsonl", "config.json"):
-        path = record.dir / name
-        digest.update(name.encode() + (path.read_bytes() if path.exists() else b"-"))
-    for name in (ORIGIN_NAME, VERIFICATION_NAME):
-        if (record.dir / name).exists():
-            digest.update(name.encode() + (record.dir / name).read_bytes())
-    digest.update(record.state.encode())
-    return digest.hexdigest()[:16]
+        content = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise MalformedRecord(f"{path}: not valid JSON ({_one_line(err)})") from None
+    if not isinstance(content, dict):
+        raise MalformedRecord(f"{path}: expected a JSON object, found {type(content).__name__}")
+    return content
 
 
 def flatten_params(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
@@ -175,23 +231,24 @@ def reproduce_command(suite_path: str, spec) -> str:
     return " ".join(["python -m harness run", shlex.quote(suite_path), *knobs, "--only", spec.run_id])
 
 
-def _tags(record: RunRecord, config: dict[str, Any], suite: str, suite_path: str, chash: str) -> dict[str, str]:
+def _tags(content: RunContent, suite: str, suite_path: str) -> dict[str, str]:
+    """The MLflow tags of a run directory, prefixed, but its content hash (``_log_locked`` logs it with the params)."""
     import zoo
 
-    spec, status = record.spec, record.status
+    spec, status, config = content.spec, content.status, content.config
     provenance = _block(config, "provenance")
     versions = _block(provenance, "versions")
     tags = {
         "run_id": spec.run_id, "suite": suite, "family": zoo.model_card(spec.model).family,
         "model": spec.model, "dataset": spec.dataset, "T": str(spec.T), "seed": str(spec.seed),
-        "variant": spec.variant or "", "recipe": spec.recipe, "state": record.state,
+        "variant": spec.variant or "", "recipe": spec.recipe, "state": content.state,
         "git_commit": str(_block(provenance, "git").get("commit")), "torch": str(versions.get("torch")),
         "cuda": str(versions.get("cuda")), "host": str(provenance.get("host", status.get("host"))),
         "device": str(provenance.get("gpu") or "cpu"), "slurm_job_id": str(status.get("slurm_job_id") or ""),
-        "command": reproduce_command(suite_path, spec), "content_hash": chash,
+        "command": reproduce_command(suite_path, spec),
     }
-    final = record.final or {}
-    reason = status.get("reason") or (final.get("message") if record.state == "diverged" else None)
+    final = content.final
+    reason = status.get("reason") or (final.get("message") if content.state == "diverged" else None)
     if reason:
         tags["reason"] = str(reason)[:4000]
     if isinstance(final.get("batch_dependent"), bool):
@@ -200,17 +257,28 @@ def _tags(record: RunRecord, config: dict[str, Any], suite: str, suite_path: str
         tags["code_fingerprint"] = str(provenance["code_fingerprint"])
     if spec.eval_only:
         tags["weights_sha256"] = str(spec.weights_sha256)
-    tags.update(source_tags(record))
+    tags.update(source_tags(content.origin))
     return {TAG + k: v for k, v in tags.items()}
 
 
-def source_tags(record: RunRecord) -> dict[str, str]:
-    """The ``SOURCE_TAGS`` of a run directory (``harness.bundle.origin.run_source``), unprefixed; those without a
-    value (an unverified run's date) are left out."""
-    origin = run_source(record.dir)
+def source_tags(origin: RunSource) -> dict[str, str]:
+    """The ``SOURCE_TAGS`` of a run directory's source (``harness.bundle.origin.run_source``), unprefixed; those
+    without a value (an unverified run's date) are left out."""
     values = {"source": origin.source, "imported": str(origin.imported).lower(), "verified": origin.verdict,
               "verified_date": origin.date, "verified_images": origin.images, "disagreements": origin.disagreements}
     return {k: str(v) for k, v in values.items() if v is not None}
+
+
+def _params(content: RunContent) -> dict[str, str]:
+    """The MLflow params of a run directory: its spec, its resolved recipe and, for a run in fast mode, the
+    settings fast mode chose on its device (``config.json`` ``resolved.fast``: ``fast.case``, ``fast.precision``,
+    ...; absent for an exact run)."""
+    params = flatten_params("spec", content.spec.model_dump(mode="json"), {})
+    flatten_params("recipe", content.config.get("recipe", {}), params)
+    fast = _block(content.config, "resolved").get("fast")
+    if isinstance(fast, dict) and fast:
+        flatten_params("fast", fast, params)
+    return params
 
 
 def logged_source(tags: dict[str, str]) -> tuple[str, bool]:
@@ -267,131 +335,179 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _metrics(record: RunRecord, config: dict[str, Any]) -> list:
+def _metrics(content: RunContent) -> list:
+    """Each epoch record's numbers at its epoch (step), then the final numbers at step 0."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     metrics = []
-    for row in record.epochs:
+    for row in content.epochs:
         if not (isinstance(row.get("epoch"), int) and not isinstance(row["epoch"], bool)):
-            warnings.warn(f"{record.dir / 'metrics.jsonl'}: a record without an integer epoch "
+            warnings.warn(f"{content.dir / 'metrics.jsonl'}: a record without an integer epoch "
                           f"({str(row)[:100]}); skipped", stacklevel=3)
             continue
         metrics += [Metric(k, float(v), now, row["epoch"]) for k, v in row.items()
                     if k not in ("epoch", "step") and _number(v)]
-    resolved = config.get("resolved")
-    world = resolved.get("world_size", 1) if isinstance(resolved, dict) else 1
+    world = _block(content.config, "resolved").get("world_size", 1)
     metrics += [Metric(k, v, now, 0) for k, v in
-                final_metrics(record.final or {}, world if _number(world) else 1,
-                              source=str(record.dir / "final.json")).items()]
+                final_metrics(content.final, world if _number(world) else 1,
+                              source=str(content.dir / "final.json")).items()]
     return metrics
+
+
+def batches(metrics: list, params: list, tags: list) -> Iterator[tuple[list, list, list]]:
+    """``(metrics, params, tags)`` in as few ``log_batch`` calls as MLflow's limits allow (``BATCH_*``), in order:
+    the tags (the content hash) come last."""
+    entities = [*(("m", m) for m in metrics), *(("p", p) for p in params), *(("t", t) for t in tags)]
+    limits = {"m": BATCH_METRICS, "p": BATCH_PARAMS, "t": BATCH_TAGS}
+    batch: dict[str, list] = {"m": [], "p": [], "t": []}
+    for kind, entity in entities:
+        if len(batch[kind]) == limits[kind] or sum(map(len, batch.values())) == BATCH_ENTITIES:
+            yield batch["m"], batch["p"], batch["t"]
+            batch = {"m": [], "p": [], "t": []}
+        batch[kind].append(entity)
+    if any(batch.values()):
+        yield batch["m"], batch["p"], batch["t"]
 
 
 def check_record(record: RunRecord) -> None:
     """Raise ``MalformedRecord`` naming the file when a run directory's JSON files or spec cannot be read."""
-    from pydantic import ValidationError
+    RunContent.read(record.dir)
 
-    for name in RUN_FILES:
-        path = record.dir / name
+
+class Logging(NamedTuple):
+    """What ``log_run_dir`` did with a run directory, and the content hash it read (None for a skipped run)."""
+
+    outcome: str
+    content_hash: str | None
+
+
+class _Store:
+    """A tracking store as ``collect`` writes to it: its client (None: a sqlite store that does not exist yet, for a
+    dry run), the experiment of each suite looked up once, and the MLflow runs of one run id."""
+
+    def __init__(self, uri: str, client) -> None:
+        self.uri, self.client = uri, client
+        self._experiments: dict[str, str | None] = {}
+
+    def experiment_id(self, suite: str, create: bool = True) -> str | None:
+        """The id of the suite's experiment, created (when ``create``) with its artifacts beside a sqlite store."""
+        if self._experiments.get(suite) is None:
+            self._experiments[suite] = self._lookup(suite, create)
+        return self._experiments[suite]
+
+    def _lookup(self, suite: str, create: bool) -> str | None:
+        name = f"spikebench/{suite}"
+        experiment = None if self.client is None else self.client.get_experiment_by_name(name)
+        if experiment is not None or not create:
+            return None if experiment is None else experiment.experiment_id
+        location = None
+        if self.uri.startswith(SQLITE):
+            location = (Path(self.uri[len(SQLITE):]).parent / "mlartifacts" / suite).resolve().as_uri()
+        from mlflow.exceptions import MlflowException
+
         try:
-            content = json.loads(path.read_text()) if path.exists() else {}
-        except (ValueError, UnicodeDecodeError) as err:
-            raise MalformedRecord(f"{path}: not valid JSON ({_one_line(err)})") from None
-        if not isinstance(content, dict):
-            raise MalformedRecord(f"{path}: expected a JSON object, found {type(content).__name__}")
-    try:
-        record.spec
-    except ValidationError as err:
-        raise MalformedRecord(f"{record.dir / 'spec.json'}: not a run spec ({_one_line(err)})") from None
-    try:
-        run_source(record.dir)
-    except BundleError as err:
-        raise MalformedRecord(str(err)) from None
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # another process created it meanwhile
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
+
+    def runs_of(self, suite: str, experiment_id: str, content: RunContent) -> list[LoggedRun]:
+        """The active MLflow runs of ``content``'s run id and source in the suite's experiment, oldest first: one
+        SQL query on a sqlite store, else a search through MLflow."""
+        run_id, label = content.key
+        found = logged_hashes(self.uri, TAG, logged_label, f"spikebench/{suite}", run_id)
+        if found is not None:
+            return found.get((f"spikebench/{suite}", run_id, label), [])
+        runs = self.client.search_runs([experiment_id], filter_string=f"tags.`{TAG}run_id` = '{run_id}'",
+                                       order_by=["attributes.start_time ASC"])
+        return [LoggedRun(run.info.run_id, run.info.status, run.data.tags.get(TAG + "content_hash"))
+                for run in runs if logged_label(run.data.tags) == label]
+
+
+def _current(runs: list[LoggedRun], content_hash: str) -> list[LoggedRun]:
+    """The runs logged to the end from exactly this content."""
+    return [run for run in runs if complete(run.status, run.content_hash) and run.content_hash == content_hash]
 
 
 def log_run_dir(directory: Path, uri: str, suite: str | None = None, suite_path: str | None = None,
-                client=None) -> str:
-    """Log one run directory; returns 'logged', 'unchanged', 'merged' (already logged, duplicates removed) or
-    'skipped' (not in a final state). Holds the run directory's tracking lock, so concurrent loggers leave
-    exactly one MLflow run per run id and suite. Raises ``MalformedRecord`` for an unreadable directory.
+                client=None) -> Logging:
+    """Log one run directory; returns its ``Logging``: 'logged', 'unchanged', 'merged' (already logged, duplicates
+    removed) or 'skipped' (not in a final state), with the content hash read. Holds the run directory's tracking
+    lock, so concurrent loggers leave exactly one MLflow run per run id and suite. Raises ``MalformedRecord`` for
+    an unreadable directory.
 
     ``suite``/``suite_path`` name the suite it is logged under (default: the suite that created the run).
     """
-    record = RunRecord(directory)
-    check_record(record)
-    if record.state not in LOGGED_STATES:
-        return "skipped"
-    client = client or _client(uri)
-    with file_lock(record.dir / "tracking.lock"):
-        return _log_locked(record, uri, suite or record.spec.suite, suite_path, client)
+    content = RunContent.read(directory)
+    if content.state not in LOGGED_STATES:
+        return Logging("skipped", None)
+    return _log_content(content, _Store(uri, client or _client(uri)), suite, suite_path)
 
 
-def _logged_runs(client, experiment_id: str, record: RunRecord) -> tuple[list, list]:
-    """The MLflow runs of ``record``'s run id and source in an experiment (oldest first), and those of them logged
-    to the end from exactly this run directory's content."""
-    chash = content_hash(record)
-    origin = run_source(record.dir)
-    existing = [run for run in client.search_runs([experiment_id],
-                                                  filter_string=f"tags.`{TAG}run_id` = '{record.spec.run_id}'",
-                                                  order_by=["attributes.start_time ASC"])
-                if logged_source(run.data.tags) == (origin.source, origin.imported)]
-    current = [run for run in existing if complete(run.info.status, run.data.tags.get(TAG + "content_hash"))
-               and run.data.tags[TAG + "content_hash"] == chash]
-    return existing, current
+def _log_content(content: RunContent, store: _Store, suite: str | None, suite_path: str | None = None) -> Logging:
+    """``log_run_dir`` of a run directory already read, in a final state."""
+    with file_lock(content.dir / "tracking.lock"):
+        outcome = _log_locked(content, store, suite or content.spec.suite, suite_path)
+    return Logging(outcome, content.content_hash)
 
 
-def planned_outcome(directory: Path, suite: str | None, client) -> str:
+def planned_outcome(directory: Path, suite: str | None, client) -> Logging:
     """What ``log_run_dir`` would return for ``directory``, found without writing anything (no lock, no MLflow
     change), for ``collect --dry-run`` on a store or results directory that may be read-only; ``client`` None:
     the store does not exist yet."""
-    record = RunRecord(directory)
-    check_record(record)
-    if record.state not in LOGGED_STATES:
-        return "skipped"
-    experiment = None if client is None else client.get_experiment_by_name(f"spikebench/{suite or record.spec.suite}")
-    if experiment is None:
-        return "logged"
-    existing, current = _logged_runs(client, experiment.experiment_id, record)
+    content = RunContent.read(directory)
+    if content.state not in LOGGED_STATES:
+        return Logging("skipped", None)
+    return _plan_content(content, _Store("", client), suite)
+
+
+def _plan_content(content: RunContent, store: _Store, suite: str | None) -> Logging:
+    """``planned_outcome`` of a run directory already read, in a final state."""
+    suite = suite or content.spec.suite
+    experiment_id = store.experiment_id(suite, create=False)
+    if experiment_id is None:
+        return Logging("logged", content.content_hash)
+    existing = store.runs_of(suite, experiment_id, content)
+    if _current(existing, content.content_hash):
+        return Logging("merged" if len(existing) > 1 else "unchanged", content.content_hash)
+    return Logging("logged", content.content_hash)
+
+
+def _log_locked(content: RunContent, store: _Store, suite: str, suite_path: str | None) -> str:
+    from mlflow.entities import Param, RunTag
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    client = store.client
+    experiment_id = store.experiment_id(suite)
+    existing = store.runs_of(suite, experiment_id, content)
+    current = _current(existing, content.content_hash)
     if current:
-        return "merged" if len(existing) > 1 else "unchanged"
-    return "logged"
-
-
-def _log_locked(record: RunRecord, uri: str, suite: str, suite_path: str | None, client) -> str:
-    from mlflow.entities import Param
-
-    spec = record.spec
-    experiment_id = _experiment_id(client, suite, uri)
-    existing, current = _logged_runs(client, experiment_id, record)
-    if current:
-        extra = [run for run in existing if run is not current[0]]
+        extra = [run for run in existing if run.mlflow_run_id != current[0].mlflow_run_id]
         for run in extra:
-            client.delete_run(run.info.run_id)
+            client.delete_run(run.mlflow_run_id)
         return "merged" if extra else "unchanged"
     for run in existing:
-        client.delete_run(run.info.run_id)
-    config = record.config
-    tags = _tags(record, config, suite, suite_path or f"suites/{suite}.yaml", content_hash(record))
-    hash_tag = tags.pop(TAG + "content_hash")
-    run = client.create_run(experiment_id, run_name=spec.run_id, tags=tags)
-    params = flatten_params("spec", spec.model_dump(mode="json"), {})
-    params.update(flatten_params("recipe", config.get("recipe", {}), {}))
-    param_list = [Param(k[:250], v[:6000]) for k, v in params.items()]
-    metric_list = _metrics(record, config)
-    for start in range(0, max(len(param_list), len(metric_list)), 100):
-        client.log_batch(run.info.run_id, metrics=metric_list[start:start + 100],
-                         params=param_list[start:start + 100])
-    for name in ARTIFACTS:
-        if (record.dir / name).exists():
-            client.log_artifact(run.info.run_id, str(record.dir / name))
-    client.set_terminated(run.info.run_id, status="FINISHED" if record.state == "finished" else "FAILED")
-    client.set_tag(run.info.run_id, TAG + "content_hash", hash_tag)  # last: the run is complete from here on
-    return "logged"
+        client.delete_run(run.mlflow_run_id)
+    run = client.create_run(experiment_id, run_name=content.spec.run_id,
+                            tags=_tags(content, suite, suite_path or f"suites/{suite}.yaml"))
+    params = [Param(k[:250], v[:6000]) for k, v in _params(content).items()]
+    hash_tag = [RunTag(TAG + "content_hash", content.content_hash)]
+    for metrics, param_batch, tags in batches(_metrics(content), params, hash_tag):
+        client.log_batch(run.info.run_id, metrics=metrics, params=param_batch, tags=tags)
+    artifacts = get_artifact_repository(run.info.artifact_uri, tracking_uri=store.uri)
+    for name in ARTIFACTS:  # straight to the run's artifact store: no lookup of the run per file
+        if (content.dir / name).exists():
+            artifacts.log_artifact(str(content.dir / name))
+    client.set_terminated(run.info.run_id, status="FINISHED" if content.state == "finished" else "FAILED")
+    return "logged"  # the end status is written last: from here on the run is complete
 
 
 def complete(status: str | None, content_hash: Any) -> bool:
     """Whether an MLflow run (its status and content-hash tag) was logged to the end: a run still RUNNING or
-    without the hash, which is written last, was cut off (or is being written) and counts as absent."""
+    without the hash was cut off (or is being written) and counts as absent."""
     return status in ENDED_STATUSES and isinstance(content_hash, str) and bool(content_hash)
 
 
@@ -419,8 +535,9 @@ def collect(results_root: Path, uri: str, run_ids: set[str] | None = None, suite
     if pending and client is None and not (dry_run and absent):
         ensure_store(uri)
         client = _client(uri)
+    store = _Store(uri, client)
     for name in pending:
-        counts[_collect_one(root, name, uri, suite, client, index, dry_run)] += 1
+        counts[_collect_one(root, name, suite, store, index, dry_run)] += 1
     counts["unchanged"] += len(settled)
     if not dry_run:
         index.save(set(names))
@@ -435,28 +552,29 @@ def run_dirs(results_root: Path) -> list[str]:
     return [path.relative_to(root).as_posix() for path in (*local, *imported_runs(root))]
 
 
-def _collect_one(root: Path, name: str, uri: str, suite: str | None, client, index: CollectIndex,
-                 dry_run: bool) -> str:
+def _collect_one(root: Path, name: str, suite: str | None, store: _Store, index: CollectIndex, dry_run: bool) -> str:
     """Log (or, ``dry_run``, plan) the run directory ``root / name`` and note it in ``index``; "malformed" with one
     warning."""
-    record = RunRecord(root / name)
-    stamps = stamp(record.dir)  # before reading: a write from here on changes the stamps the next collect sees
+    directory = root / name
+    stamps = stamp(directory)  # before reading: a write from here on changes the stamps the next collect sees
     try:
-        outcome = (planned_outcome(record.dir, suite, client) if dry_run else
-                   log_run_dir(record.dir, uri, suite=suite, client=client))
-        chash = content_hash(record)
-        origin = run_source(record.dir)
-    except (MalformedRecord, BundleError) as err:
+        content = RunContent.read(directory)
+    except MalformedRecord as err:
         warnings.warn(f"skipped {err}", stacklevel=3)
         return "malformed"
-    index.record(name, stamps, outcome, (f"spikebench/{suite or record.spec.suite}", record.spec.run_id,
-                                         source_label(origin.source, origin.imported)), chash)
-    return outcome
+    if content.state not in LOGGED_STATES:
+        done = Logging("skipped", None)
+    else:
+        done = _plan_content(content, store, suite) if dry_run else _log_content(content, store, suite)
+    run_id, label = content.key
+    index.record(name, stamps, done.outcome, (f"spikebench/{suite or content.spec.suite}", run_id, label),
+                 done.content_hash)
+    return done.outcome
 
 
-def _searched_hashes(client) -> dict[tuple[str, str, str], list[tuple[str, Any]]]:
+def _searched_hashes(client) -> LoggedRuns:
     """``harness.tracking_sqlite.logged_hashes`` for any store, through MLflow's paged search."""
-    found: dict[tuple[str, str], list[tuple[str, Any]]] = {}
+    found: LoggedRuns = {}
     for experiment in client.search_experiments():
         if not experiment.name.startswith("spikebench/"):
             continue
@@ -466,17 +584,18 @@ def _searched_hashes(client) -> dict[tuple[str, str, str], list[tuple[str, Any]]
                                       order_by=["attributes.start_time ASC"])
             for run in page:
                 key = (experiment.name, run.data.tags.get(TAG + "run_id"), logged_label(run.data.tags))
-                found.setdefault(key, []).append((run.info.status, run.data.tags.get(TAG + "content_hash")))
+                found.setdefault(key, []).append(LoggedRun(run.info.run_id, run.info.status,
+                                                           run.data.tags.get(TAG + "content_hash")))
             token = page.token
             if not token:
                 break
     return found
 
 
-def _complete_hashes(found: dict[tuple[str, str, str], list[tuple[str, Any]]]) -> Logged:
+def _complete_hashes(found: LoggedRuns) -> Logged:
     """(experiment, run id, source label) -> the content hash of each of its MLflow runs (None for one not logged
     to the end)."""
-    return {key: [chash if complete(status, chash) else None for status, chash in runs]
+    return {key: [run.content_hash if complete(run.status, run.content_hash) else None for run in runs]
             for key, runs in found.items()}
 
 

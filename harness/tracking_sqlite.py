@@ -14,6 +14,7 @@ import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 SQLITE = "sqlite:///"
 NEEDED = {"runs": {"run_uuid", "status", "start_time", "end_time", "lifecycle_stage", "experiment_id",
@@ -100,27 +101,42 @@ def _wide(rows: list[tuple], prefix: str, order: list[str]) -> dict:
     return {prefix + key: pd.Series(wide[key].tolist()) for key in wide.columns}
 
 
-def logged_hashes(uri: str, tag_prefix: str, source_of: Callable[[dict[str, str]], str]
-                  ) -> dict[tuple[str, str, str], list[tuple[str, str | None]]] | None:
-    """Every active MLflow run of the active ``spikebench/`` experiments as (experiment name, run id tag, source)
-    -> [(status, content-hash tag)], oldest first, where ``source_of`` names a run's source from its ``source`` and
-    ``imported`` tags (those present); None when ``uri`` is not a sqlite MLflow store."""
+class LoggedRun(NamedTuple):
+    """One active MLflow run of a run id as ``collect`` needs it: its MLflow run id, status and content-hash tag."""
+
+    mlflow_run_id: str
+    status: str
+    content_hash: str | None
+
+
+LoggedRuns = dict[tuple[str, str, str], list[LoggedRun]]  # (experiment name, run id, source) -> its runs, oldest first
+
+
+def logged_hashes(uri: str, tag_prefix: str, source_of: Callable[[dict[str, str]], str],
+                  experiment: str | None = None, run_id: str | None = None) -> LoggedRuns | None:
+    """Every active MLflow run of the active ``spikebench/`` experiments (of the experiment named ``experiment``
+    with the run id tag ``run_id``, when given) as (experiment name, run id tag, source) -> its ``LoggedRun``s,
+    oldest first, where ``source_of`` names a run's source from its ``source`` and ``imported`` tags (those
+    present); None when ``uri`` is not a sqlite MLflow store."""
     connection = _connect(uri)
     if connection is None:
         return None
     names = [tag_prefix + name for name in ("run_id", "content_hash", "source", "imported")]
+    only = [(clause, value) for clause, value in (("e.name = ?", experiment), ("ids.value = ?", run_id))
+            if value is not None]
     with contextlib.closing(connection):
         rows = connection.execute(
-            "SELECT e.name, ids.value, r.status, hashes.value, sources.value, imported.value FROM runs r "
+            "SELECT e.name, ids.value, r.run_uuid, r.status, hashes.value, sources.value, imported.value FROM runs r "
             "JOIN experiments e ON e.experiment_id = r.experiment_id "
             "JOIN tags ids ON ids.run_uuid = r.run_uuid AND ids.key = ? "
             "LEFT JOIN tags hashes ON hashes.run_uuid = r.run_uuid AND hashes.key = ? "
             "LEFT JOIN tags sources ON sources.run_uuid = r.run_uuid AND sources.key = ? "
             "LEFT JOIN tags imported ON imported.run_uuid = r.run_uuid AND imported.key = ? "
             "WHERE r.lifecycle_stage = 'active' AND e.lifecycle_stage = 'active' AND e.name LIKE 'spikebench/%' "
-            "ORDER BY r.start_time, r.run_uuid", names).fetchall()
-    logged: dict[tuple[str, str, str], list[tuple[str, str | None]]] = {}
-    for experiment, run_id, status, content_hash, source, imported in rows:
+            + "".join(f"AND {clause} " for clause, _ in only) + "ORDER BY r.start_time, r.run_uuid",
+            [*names, *(value for _, value in only)]).fetchall()
+    logged: LoggedRuns = {}
+    for name, run, mlflow_run, status, content_hash, source, imported in rows:
         tags = {tag: value for tag, value in zip(names[2:], (source, imported)) if value is not None}
-        logged.setdefault((experiment, run_id, source_of(tags)), []).append((status, content_hash))
+        logged.setdefault((name, run, source_of(tags)), []).append(LoggedRun(mlflow_run, status, content_hash))
     return logged

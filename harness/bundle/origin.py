@@ -11,6 +11,7 @@ Light on purpose (no torch): tracking and reports read it for every run.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,17 @@ def source_label(source: str, imported: bool) -> str:
     return f"{source}{IMPORTED_SUFFIX}" if imported else source
 
 
-def _read_object(path: Path) -> dict[str, Any] | None:
-    """A JSON object file's content (None when absent); BundleError naming the file when it is not one."""
+def _read_object(path: Path, files: Mapping[str, bytes | None] | None = None) -> dict[str, Any] | None:
+    """A JSON object file's content (None when absent), from ``files[path.name]`` when the caller read it already;
+    BundleError naming the file when it is not one."""
     try:
-        content = json.loads(path.read_text())
+        raw = path.read_bytes() if files is None else files[path.name]
     except FileNotFoundError:
+        raw = None
+    if raw is None:
         return None
+    try:
+        content = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise BundleError(f"{path}: not valid JSON ({str(err).splitlines()[0][:120]})") from None
     if not isinstance(content, dict):
@@ -79,13 +85,15 @@ def _field(content: dict[str, Any], key: str, kind: type | tuple[type, ...], pat
     return value
 
 
-def run_source(directory: Path) -> RunSource:
+def run_source(directory: Path, files: Mapping[str, bytes | None] | None = None) -> RunSource:
     """The source and verification state of the run in ``directory``; BundleError naming the file when its
-    ``origin.json`` or ``verification.json`` cannot be read as what ``harness import``/``verify`` write."""
+    ``origin.json`` or ``verification.json`` cannot be read as what ``harness import``/``verify`` write.
+    ``files``: the bytes of both files (None: absent) when the caller read them already (``collect`` reads each
+    file of a run once)."""
     directory = Path(directory)
-    origin = _read_object(directory / ORIGIN_NAME)
+    origin = _read_object(directory / ORIGIN_NAME, files)
     source = LOCAL_SOURCE if origin is None else _field(origin, "site", str, directory / ORIGIN_NAME)
-    check = _read_object(directory / VERIFICATION_NAME)
+    check = _read_object(directory / VERIFICATION_NAME, files)
     if check is None:
         return RunSource(source, origin is not None)
     path = directory / VERIFICATION_NAME

@@ -203,7 +203,7 @@ class CodeFacts:
         """The facts stored by earlier processes (none when the entry is missing, foreign or damaged)."""
         from harness import usercache
 
-        stored = usercache.load(FACTS_CACHE, _facts_key(), lambda value: isinstance(value, dict))
+        stored = usercache.lookup(FACTS_CACHE, _facts_key(), lambda value: isinstance(value, dict))
         return cls(stored or {})
 
     def save(self) -> None:

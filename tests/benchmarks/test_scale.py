@@ -66,4 +66,6 @@ def test_the_benchmark_runs_end_to_end(tmp_path):
     assert figures["runs"] == 20 and figures["page_mb"] > 0
     assert figures["status_line"].startswith("all: ") and "20 unchanged" in figures["collect_unchanged_line"]
     assert all(figures[key] > 0 for key in ("status_s", "report_s", "leaderboard_s", "collect_unchanged_s"))
+    assert figures["status_first_line"] == figures["status_line"], "status with nothing cached says the same"
+    assert "20 logged" in figures["collect_new_line"] and "avx512_bf16" in figures["cpu"]
     assert "| status |" in done.stdout and "| collect, nothing new |" in done.stdout

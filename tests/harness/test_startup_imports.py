@@ -3,6 +3,7 @@ seconds per process; the times are in benchmarks/RESULTS.md, "Start-up", measure
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -61,3 +62,15 @@ def test_a_digits_worker_imports_only_what_its_run_uses(tmp_path):
     loaded = _top_level(_modules(worker, tmp_path / "cache"))
     assert json.loads((run_dir / "status.json").read_text())["state"] == "finished"
     assert not loaded & UNUSED_BY_A_DIGITS_RUN, "timm, scikit-learn, scipy, pandas, MLflow, ... in a digits worker"
+
+
+def test_status_imports_no_torchvision_timm_or_mlflow(tmp_path):
+    """``status`` of finished runs (the stale check included) reads run files and this checkout's code only."""
+    spec = importlib.util.spec_from_file_location("scale", REPO / "benchmarks" / "scale.py")
+    scale = importlib.util.module_from_spec(spec)
+    sys.modules["scale"] = scale  # its dataclasses look their module up there
+    spec.loader.exec_module(scale)
+    _, every, results = scale.generate(tmp_path / "scale", 4, 1)
+    status = _command(["status", str(every), "--results-dir", str(results)])
+    loaded = _top_level(_modules(status, tmp_path / "cache"))
+    assert "zoo" in loaded and not loaded & {"torchvision", "timm", "mlflow"}
