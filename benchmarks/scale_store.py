@@ -13,12 +13,13 @@ machine): the run directories stay those of the source; only its MLflow sqlite s
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sqlite3
 import sys
 import tempfile
 from pathlib import Path
+
+from harness.argtypes import OneLineParser, positive_int
 
 STORE = Path("results") / "mlflow.db"
 COPIED_TABLES = ("runs", "latest_metrics", "params", "tags")
@@ -86,10 +87,10 @@ def resize(source: Path, target: Path, count: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="benchmarks/scale_store.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", required=True, type=Path, help="a tree of benchmarks/scale.py --keep")
     parser.add_argument("--target", required=True, type=Path, help="the new tree (must not exist)")
-    parser.add_argument("--runs", required=True, type=int, help="active runs of the new tree's store")
+    parser.add_argument("--runs", required=True, type=positive_int, help="active runs of the new tree's store")
     args = parser.parse_args(argv)
     try:
         active = resize(args.source, args.target, args.runs)
