@@ -43,7 +43,7 @@ from harness.bundle.origin import (LOCAL_SOURCE, ORIGIN_NAME, VERIFICATION_NAME,
 from harness.collect_index import HASHED, HASHED_IF_PRESENT, CollectIndex, Logged, stamp
 from harness.runs import STATUS_NAME, RunRecord, all_records, live_state, parse_jsonl, parse_status, read_bytes
 from harness.suite import RunSpec
-from harness.tracking_sqlite import SQLITE, LoggedRun, LoggedRuns, logged_hashes, search_runs_frame
+from harness.tracking_sqlite import SQLITE, LoggedRun, LoggedRuns, active_experiments, logged_hashes, search_runs_frame
 
 TAG = "spikebench."
 # Energy per image in two conventions (``final.json["energy"]``): ``paper`` (MSViT Eq. 18, the papers' way) and
@@ -604,10 +604,13 @@ def runs_frame(uri: str, suite: str | None = None):
     ``params.<key>``), mlflow_run_id and start_time."""
     import pandas as pd
 
-    ensure_store(uri)
-    client = _client(uri)
-    experiments = [e.experiment_id for e in client.search_experiments()
-                   if e.name.startswith("spikebench/") and (suite is None or e.name == f"spikebench/{suite}")]
+    def wanted(name: str) -> bool:
+        return name.startswith("spikebench/") and (suite is None or name == f"spikebench/{suite}")
+
+    experiments = active_experiments(uri, wanted)  # a sqlite store: read without MLflow's client
+    if experiments is None:
+        ensure_store(uri)
+        experiments = [e.experiment_id for e in _client(uri).search_experiments() if wanted(e.name)]
     columns = [*TAG_NAMES, *FINAL_METRICS]
     if not experiments:
         return pd.DataFrame(columns=[*columns, "mlflow_run_id", "start_time"])

@@ -55,6 +55,17 @@ def _placeholders(values: Iterable) -> str:
     return ",".join("?" for _ in values)
 
 
+def active_experiments(uri: str, wanted: Callable[[str], bool]) -> list[str] | None:
+    """The ids of the store's active experiments whose name ``wanted`` accepts (``client.search_experiments()``'s,
+    without importing MLflow); None when ``uri`` is not a sqlite MLflow store."""
+    connection = _connect(uri)
+    if connection is None:
+        return None
+    with contextlib.closing(connection):
+        rows = connection.execute("SELECT experiment_id, name FROM experiments WHERE lifecycle_stage = 'active'")
+        return [str(experiment_id) for experiment_id, name in rows if wanted(name)]
+
+
 def search_runs_frame(uri: str, experiment_ids: list[str]):
     """``mlflow.search_runs(experiment_ids, output_format="pandas")``'s frame for a sqlite store, read in one
     query per table; None when ``uri`` is not such a store."""

@@ -181,6 +181,22 @@ def test_the_sqlite_store_read_directly_equals_mlflow_search_runs(results):
     pd.testing.assert_frame_equal(direct[expected.columns], expected)
 
 
+def test_the_active_experiments_read_directly_equal_mlflows(results):
+    from mlflow.tracking import MlflowClient
+
+    from harness.tracking_sqlite import active_experiments
+
+    uri = default_uri(results)
+    client = MlflowClient(uri)
+    client.delete_experiment(client.create_experiment("spikebench/deleted"))  # deleted: left out by both
+    client.create_experiment("other/kept")
+    expected = sorted(e.experiment_id for e in client.search_experiments())
+    assert sorted(active_experiments(uri, lambda name: True)) == expected and len(expected) >= 3
+    wanted = sorted(e.experiment_id for e in client.search_experiments() if e.name.startswith("spikebench/"))
+    assert sorted(active_experiments(uri, lambda name: name.startswith("spikebench/"))) == wanted
+    assert active_experiments("http://127.0.0.1:1", lambda name: True) is None
+
+
 def test_a_store_that_is_not_sqlite_is_searched_through_mlflow(tmp_path):
     from harness.tracking_sqlite import logged_hashes, search_runs_frame
 
