@@ -1,22 +1,22 @@
-"""The training/evaluation engine shared by every model: ``train(spec, run_dir)`` and ``evaluate(model, loader)``.
+"""The training/evaluation engine shared by every model: ``train(spec, run_dir)``, and
+``harness.engine.evaluate.evaluate(model, loader)``.
 
-The trainer loads on first use of ``train`` or ``TIMING_KEYS``: it imports timm and torchvision (seconds), which a
-launcher reading run records (``harness.engine.provenance``'s code fingerprint) must not wait for."""
+Every name loads on first use: the trainer imports timm and torchvision (seconds) and the others torch, which a
+process reading run records (``harness.engine.provenance``'s code fingerprint, a report's stale check) must not
+wait for."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from harness.engine.evaluate import evaluate
-from harness.engine.spec import TrainSpec
+__all__ = ["TrainSpec", "train", "TIMING_KEYS"]
 
-__all__ = ["TrainSpec", "train", "evaluate", "TIMING_KEYS"]
+_HOMES = {"train": "trainer", "TIMING_KEYS": "trainer", "TrainSpec": "spec"}
 
 
 def __getattr__(name: str) -> Any:
-    """``train`` and ``TIMING_KEYS``, from the trainer, imported now."""
-    if name in ("train", "TIMING_KEYS"):
-        from harness.engine import trainer
-
-        return getattr(trainer, name)
+    """One of ``__all__``, from its module, imported now."""
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"harness.engine.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'harness.engine' has no attribute {name!r}")

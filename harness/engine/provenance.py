@@ -31,8 +31,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
-
 PACKAGES = ("spikebench", "torch", "torchvision", "timm", "numpy", "spikingjelly", "scikit-learn")
 REPO = Path(__file__).resolve().parents[2]
 # the code that can compute a run's numbers (relative to the repository root): models, engine, data, metrics and
@@ -346,6 +344,8 @@ def _recipe_hash(path: Path, stamp: tuple[str, str]) -> str:
 
 def library_versions() -> dict[str, str | None]:
     """Installed versions of the libraries that shape results (None: not installed)."""
+    import torch
+
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
@@ -381,12 +381,16 @@ def git_state(repo: Path = REPO) -> dict[str, Any]:
 
 def thread_settings() -> dict[str, Any]:
     """This process's CPU parallelism: torch intra- and inter-op threads and the OpenMP/MKL environment."""
+    import torch
+
     return {"torch": torch.get_num_threads(), "interop": torch.get_num_interop_threads(),
             **{name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
 
 
 def gpu_driver() -> str | None:
     """The NVIDIA driver's version as ``nvidia-smi`` reports it (None without a CUDA device or the tool)."""
+    import torch
+
     if not torch.cuda.is_available():
         return None
     try:
@@ -400,6 +404,8 @@ def gpu_driver() -> str | None:
 def provenance(model: str, recipe: str | None, teacher: str | None = None) -> dict[str, Any]:
     """Versions, git state, the code fingerprint of a run of ``model`` with ``recipe`` (and distillation
     ``teacher``) with its modules' hashes (to say which changed), threads, host and device of this process."""
+    import torch
+
     modules = code_modules(model, recipe, teacher)
     return {
         "versions": library_versions(),

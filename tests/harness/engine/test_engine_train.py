@@ -8,7 +8,8 @@ import torch
 
 import engine_nets
 import zoo
-from harness.engine import TIMING_KEYS, TrainSpec, evaluate, train
+from harness.engine import TIMING_KEYS, TrainSpec, train
+from harness.engine.evaluate import evaluate
 from harness.engine.data import SeededSamples, epoch_loader
 from harness.engine.trainer import gradient_norm_failure
 from harness.data import build_dataset
