@@ -33,6 +33,29 @@ def test_the_fast_suite_is_the_exact_one_with_the_fast_overrides_added_to_each_e
     assert any(e.get("recipe_overrides") for e in source["grid"])  # an entry's own overrides are kept (SDT v2)
 
 
+def test_by_default_every_smoke_entry_runs_in_both_modes_with_train_fast_on_in_the_fast_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    parity.main(["suites", "--out", str(tmp_path)])
+    source = read_yaml(SMOKE, "suite")
+    exact, fast = read_yaml(tmp_path / "exact.yaml", "suite"), read_yaml(tmp_path / "fast.yaml", "suite")
+    assert len(fast["grid"]) == len(exact["grid"]) == len(source["grid"])
+    assert fast["seeds"] == exact["seeds"] == [0, 1, 2]
+    assert all(entry["recipe_overrides"]["train.fast"] is True for entry in fast["grid"])
+    assert not any("train.fast" in entry.get("recipe_overrides", {}) for entry in exact["grid"])
+    exact_runs, fast_runs = expand(load_suite(tmp_path / "exact.yaml")), expand(load_suite(tmp_path / "fast.yaml"))
+    assert sorted(map(_but_fast_mode, exact_runs)) == sorted(map(_but_fast_mode, fast_runs))
+    assert {(s.model, s.dataset) for s in fast_runs} == \
+           {(m, d) for e in source["grid"] for m in e["models"] for d in e["datasets"]}
+    assert all(s.recipe_overrides.get("train.fast") is True for s in fast_runs)
+
+
+def _but_fast_mode(spec) -> str:
+    """A run's fields but its suite name, recipe hash and ``train.fast`` override: equal for its two modes."""
+    fields = spec.model_dump(exclude={"suite", "recipe_hash"})
+    fields["recipe_overrides"] = {k: v for k, v in fields["recipe_overrides"].items() if k != "train.fast"}
+    return json.dumps(fields, sort_keys=True)
+
+
 def test_models_keeps_only_the_named_configs():
     suites = parity.parity_suites(read_yaml(SMOKE, "suite"), [3], ["msvit_4_384.cifar10", "sdt_2_256.cifar10dvs"],
                                   parity.FAST_OVERRIDES)
