@@ -89,9 +89,9 @@ def resolved_fast(results: Path) -> dict[str, int]:
 
 
 def fast_lines(results: Path) -> list[str]:
-    """The fast settings of the fast results directory's runs, one line per distinct setting."""
-    return [f"fast runs' resolved settings ({count} runs): {described}"
-            for described, count in resolved_fast(results).items()]
+    """The fast settings of the fast results directory's runs, one line per distinct setting, most runs first."""
+    counts = sorted(resolved_fast(results).items(), key=lambda item: -item[1])
+    return [f"{count} of the fast runs resolved fast mode as: {described}" for described, count in counts]
 
 
 def parity_verdict(exact: Seeds, fast: Seeds, n_test: int | None) -> str:

@@ -96,10 +96,13 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, monkeypatch, 
     assert exit_info.value.code == 2 and err.count("\n") == 1 and message in err
 
 
-def _run(results: Path, run_id: str, model: str, seed: int, best: float | None, status: str = "finished") -> None:
-    """A run directory's two records the table reads, with the keys the engine writes (final.json, spec.json)."""
+def _run(results: Path, run_id: str, model: str, seed: int, best: float | None, status: str = "finished",
+         fast: dict | None = None) -> None:
+    """A run directory's records the table reads, with the keys the engine writes (final.json, spec.json,
+    config.json's resolved fast settings)."""
     directory = results / "runs" / run_id
     directory.mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps({"resolved": {"T": 4, "fast": fast}}))
     last = {"epoch": 2, "eval_top1": best, "eval_images": 359}
     (directory / "final.json").write_text(json.dumps({"status": status, "best_top1": best, "last": last}))
     (directory / "spec.json").write_text(json.dumps({"model": model, "dataset": "digits", "seed": seed}))
@@ -133,3 +136,14 @@ def test_the_verdict_is_floored_by_the_sampling_error_of_the_test_split(tmp_path
     assert judged == "inconclusive"  # +-2.3 points of sampling error on 359 images exceed the 1-point margin
     assert parity.parity_verdict({0: 95.0}, {0: 95.0, 1: 95.1, 2: 95.2}, None) == "reproduced"
     assert parity.parity_verdict({}, {0: 95.0}, None) == "not run"
+
+
+def test_the_table_names_the_fast_settings_each_fast_run_resolved(tmp_path):
+    chosen = {"case": "native-bf16", "precision": "bf16", "channels_last": True, "compile": False, "lif": "fused"}
+    _run(tmp_path, "f0", "sdt_2_512.cifar10", 0, 95.0, fast=chosen)
+    _run(tmp_path, "f1", "sdt_2_512.cifar10", 1, 95.0, fast=chosen)
+    _run(tmp_path, "e0", "sdt_2_512.cifar10", 2, 95.0)
+    assert parity.fast_lines(tmp_path) == [
+        "2 of the fast runs resolved fast mode as: case native-bf16, precision bf16, channels_last True, "
+        "compile False, lif fused",
+        "1 of the fast runs resolved fast mode as: none"]
