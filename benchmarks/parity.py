@@ -78,11 +78,12 @@ def eval_images(results: Path) -> dict[str, int]:
 
 
 def resolved_fast(results: Path) -> dict[str, int]:
-    """How many runs under ``results/runs`` resolved each fast setting, from their ``config.json`` (the trainer's
-    ``resolved.fast``: the case and settings fast mode chose on the run's device); "none" for a run outside it."""
+    """How many of the runs under ``results/runs`` that ended resolved each fast setting, from their ``config.json``
+    (the trainer's ``resolved.fast``: the case and settings fast mode chose on the run's device); "none" for a run
+    outside fast mode."""
     counts: dict[str, int] = {}
-    for config_path in sorted((results / "runs").glob("*/config.json")):
-        fast = (json.loads(config_path.read_text()).get("resolved") or {}).get("fast")
+    for final_path in sorted((results / "runs").glob("*/final.json")):
+        fast = (json.loads((final_path.parent / "config.json").read_text()).get("resolved") or {}).get("fast")
         described = "none" if not fast else ", ".join(f"{key} {value}" for key, value in fast.items())
         counts[described] = counts.get(described, 0) + 1
     return counts

@@ -143,6 +143,8 @@ def test_the_table_names_the_fast_settings_each_fast_run_resolved(tmp_path):
     _run(tmp_path, "f0", "sdt_2_512.cifar10", 0, 95.0, fast=chosen)
     _run(tmp_path, "f1", "sdt_2_512.cifar10", 1, 95.0, fast=chosen)
     _run(tmp_path, "e0", "sdt_2_512.cifar10", 2, 95.0)
+    _run(tmp_path, "f3", "sdt_2_512.cifar10", 3, 95.0, fast=chosen)
+    (tmp_path / "runs" / "f3" / "final.json").unlink()  # still training: not counted
     assert parity.fast_lines(tmp_path) == [
         "2 of the fast runs resolved fast mode as: case native-bf16, precision bf16, channels_last True, "
         "compile False, lif fused",
