@@ -129,6 +129,11 @@ def one_mode_only(exact: StepRecord, fast: StepRecord) -> list[str]:
     return [n for n in exact.grads if dead(exact.grads[n]) != dead(fast.grads[n])]
 
 
+def non_finite(record: StepRecord) -> list[str]:
+    """Parameters whose gradient holds a NaN or an infinity (a step that would diverge the run)."""
+    return [n for n, g in record.grads.items() if g is not None and not bool(torch.isfinite(g).all())]
+
+
 def report(exact: StepRecord, fast: StepRecord, show: int, labels: tuple[str, str] = ("fp32", "bf16")) -> list[str]:
     """The comparison as printable lines, the two modes' columns headed ``labels``."""
     a, b = labels
@@ -144,6 +149,10 @@ def report(exact: StepRecord, fast: StepRecord, show: int, labels: tuple[str, st
         lines.append(f"{cosine:8.3f} {na:11.3e} {nb:11.3e} {ratio:9.2f}  {name}")
     only = one_mode_only(exact, fast)
     lines += ["", "zero or missing gradient in one mode only: " + (", ".join(only) if only else "none")]
+    for label, record in zip(labels, (exact, fast)):
+        bad = non_finite(record)
+        named = f" ({', '.join(bad[:3])}...)" if bad else ""
+        lines.append(f"non-finite gradient in {label}: {len(bad)} parameters{named}")
     shift = {n: float((fast.running_means[n] - m).norm() / m.norm().clamp_min(1e-12))
              for n, m in exact.running_means.items()}
     worst = max(shift, key=shift.__getitem__) if shift else None

@@ -57,6 +57,16 @@ def test_a_parameter_frozen_in_one_mode_only_is_named(model_and_batch):
     assert precision_step.one_mode_only(exact, exact) == []
     lines = precision_step.report(exact, fast, show=3)
     assert "zero or missing gradient in one mode only: head.weight" in lines
+    assert "non-finite gradient in bf16: 0 parameters" in lines
+
+
+def test_a_non_finite_gradient_is_named(model_and_batch):
+    model, x, y, loss_fn = model_and_batch
+    exact = precision_step.train_step(copy.deepcopy(model), x, y, loss_fn, precision_step.FP32)
+    broken = copy.deepcopy(exact)
+    broken.grads["head.weight"] = torch.full_like(exact.grads["head.weight"], float("nan"))
+    assert precision_step.non_finite(exact) == [] and precision_step.non_finite(broken) == ["head.weight"]
+    assert "non-finite gradient in bf16: 1 parameters (head.weight...)" in precision_step.report(exact, broken, 3)
 
 
 def test_the_fast_mode_is_set_up_as_a_train_fast_run_of_its_choice(model_and_batch):
