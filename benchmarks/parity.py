@@ -1,17 +1,19 @@
 """Accuracy parity of fast mode against exact mode on a suite's entries (issue 24, item 2).
 
-``suites`` writes two suites generated from one (default ``suites/smoke.yaml``): ``exact.yaml`` with its entries
-as they are and ``fast.yaml`` with the fast setting (``--fast-overrides``, default bf16 autocast + channels-last,
-the fast mode of a CPU with native bf16) added to every entry's ``recipe_overrides``, both over ``--seeds``.
-``table`` reads the finished runs of both results directories and prints, per configuration, each seed's best
-top-1, the means, and ``harness.report.verdict`` of the fast seeds against the exact mean with a margin of 1 point
-(the report's equivalence test of a claim: the 95% interval of the fast mean, floored by the sampling error of a
-top-1 on the test split, must lie inside exact mean +- 1).
+``suites`` writes two suites generated from one (default ``suites/smoke.yaml``, every entry unless ``--models``
+names some): ``exact.yaml`` with its entries as they are and ``fast.yaml`` with fast mode (``--fast-overrides``,
+default ``train.fast: true``: the settings ``harness.engine.numerics`` chooses for the device the run executes on)
+added to every entry's ``recipe_overrides``, both over ``--seeds``.
+``table`` reads the finished runs of both results directories and prints the fast settings the fast runs resolved
+(their ``config.json``), then per configuration each seed's best top-1, the means, the same-seed differences and
+``harness.report.verdict`` of the fast seeds against the exact mean with a margin of 1 point (the report's
+equivalence test of a claim: the 95% interval of the fast mean, floored by the sampling error of a top-1 on the
+test split, must lie inside exact mean +- 1).
 
-    python benchmarks/parity.py suites --out /tmp/parity2 --seeds 0 1 2 [--models msvit_4_384.cifar10 ...]
-    python -m harness run /tmp/parity2/exact.yaml --results-dir /tmp/parity2/res_exact --no-report --jobs 1
-    python -m harness run /tmp/parity2/fast.yaml --results-dir /tmp/parity2/res_fast --no-report --jobs 1
-    python benchmarks/parity.py table /tmp/parity2/res_exact /tmp/parity2/res_fast
+    python benchmarks/parity.py suites --out /tmp/parity --seeds 0 1 2 [--models msvit_4_384.cifar10 ...]
+    python -m harness run /tmp/parity/exact.yaml --results-dir /tmp/parity/res_exact --no-report --jobs 1
+    python -m harness run /tmp/parity/fast.yaml --results-dir /tmp/parity/res_fast --no-report --jobs 1
+    python benchmarks/parity.py table /tmp/parity/res_exact /tmp/parity/res_fast
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from harness.configfile import ConfigError, read_yaml
 from harness.report.aggregate import Stat, verdict
 from harness.suite import expand, load_suite
 
-FAST_OVERRIDES = {"train.precision": "bf16", "train.channels_last": True}
+FAST_OVERRIDES = {"train.fast": True}
 MARGIN = 1.0
 Seeds = dict[int, float]
 
@@ -73,6 +75,24 @@ def eval_images(results: Path) -> dict[str, int]:
             spec = json.loads((final_path.parent / "spec.json").read_text())
             sizes[spec["dataset"]] = int(images)
     return sizes
+
+
+def resolved_fast(results: Path) -> dict[str, int]:
+    """How many of the runs under ``results/runs`` that ended resolved each fast setting, from their ``config.json``
+    (the trainer's ``resolved.fast``: the case and settings fast mode chose on the run's device); "none" for a run
+    outside fast mode."""
+    counts: dict[str, int] = {}
+    for final_path in sorted((results / "runs").glob("*/final.json")):
+        fast = (json.loads((final_path.parent / "config.json").read_text()).get("resolved") or {}).get("fast")
+        described = "none" if not fast else ", ".join(f"{key} {value}" for key, value in fast.items())
+        counts[described] = counts.get(described, 0) + 1
+    return counts
+
+
+def fast_lines(results: Path) -> list[str]:
+    """The fast settings of the fast results directory's runs, one line per distinct setting, most runs first."""
+    counts = sorted(resolved_fast(results).items(), key=lambda item: -item[1])
+    return [f"{count} of the fast runs resolved fast mode as: {described}" for described, count in counts]
 
 
 def parity_verdict(exact: Seeds, fast: Seeds, n_test: int | None) -> str:
@@ -179,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(str(p) for p in written))
         return
     sizes = {**eval_images(args.exact), **eval_images(args.fast)}
-    print("\n".join(parity_rows(finished_runs(args.exact), finished_runs(args.fast), sizes)))
+    rows = parity_rows(finished_runs(args.exact), finished_runs(args.fast), sizes)
+    print("\n".join(fast_lines(args.fast) + [""] + rows))
 
 
 if __name__ == "__main__":

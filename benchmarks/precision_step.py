@@ -1,4 +1,5 @@
-"""One training step of a suite's run in fp32 and under bf16 autocast, from the same weights on the same batch.
+"""One training step of a suite's run in fp32 and under bf16 autocast (or, with ``--fast``, in the whole fast mode
+that ``train.fast`` chooses for this CPU), from the same weights on the same batch.
 
 Issue 24 asked why MSViT gained accuracy in bf16 on the smoke suite: a bug in one path shows here as a parameter
 that gets a gradient in one mode only, a gradient that points elsewhere (cosine far below 1) in one family but
@@ -7,7 +8,12 @@ Printed per neuron layer: firing rate in each mode and the dtype its input arriv
 parameter: gradient norms, their ratio and cosine, sorted by cosine; the parameters with a zero or missing gradient
 in exactly one mode; the largest relative change of a BatchNorm running mean between modes.
 
+With ``--fast`` the second step runs as a ``train.fast`` run does on this machine: the precision and memory format
+``harness.engine.numerics`` chooses, and the zoo's fast paths (``zoo.core.use_fast_paths``: the C LIF loops, a
+static image through the first layer once, whose batch norm then sees B images instead of T*B copies).
+
     python benchmarks/precision_step.py msvit_4_384.cifar10 [--dataset digits] [--suite suites/smoke.yaml] [--batch 64]
+        [--fast]
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ from harness.configfile import ConfigError
 from harness.data import build_dataset
 from harness.engine.evaluate import autocast
 from harness.engine.loss import TrainLoss
+from harness.engine.numerics import FastChoice, fast_choice
 from harness.engine.trainer import seed_all
 from harness.launch.worker import train_spec
 from harness.suite import expand, load_suite
+from zoo.core import use_fast_paths
 from zoo.core.neuron import neuron_modules
 
 CPU = torch.device("cpu")
@@ -45,9 +53,37 @@ class StepRecord:
     running_means: dict[str, torch.Tensor]
 
 
-def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: TrainLoss,
-               dtype: torch.dtype | None) -> StepRecord:
-    """Forward (autocast to ``dtype`` when set, as the trainer does), loss and backward of one batch."""
+@dataclass(frozen=True)
+class Mode:
+    """How a step runs: its autocast dtype (None: fp32), channels-last, the zoo's fast paths; ``label`` heads its
+    columns in the report."""
+
+    label: str
+    dtype: torch.dtype | None = None
+    channels_last: bool = False
+    fast_paths: bool = False
+
+    @classmethod
+    def of_fast(cls, choice: FastChoice) -> Mode:
+        """The mode a ``train.fast`` run trains in under ``choice`` (``harness.engine.numerics``)."""
+        dtype = torch.bfloat16 if choice.precision == "bf16" else None
+        return cls("fast", dtype, choice.channels_last, fast_paths=True)
+
+    def prepare(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Set ``model`` up for this mode as the trainer does and return ``x`` in the layout it then feeds."""
+        use_fast_paths(model, enabled=self.fast_paths)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+            if x.dim() == 4:
+                return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+FP32, BF16 = Mode("fp32"), Mode("bf16", torch.bfloat16)
+
+
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: TrainLoss, mode: Mode) -> StepRecord:
+    """Forward (set up and autocast as ``mode`` says, as the trainer does), loss and backward of one batch."""
     rates: dict[str, float] = {}
     dtypes: dict[str, torch.dtype] = {}
 
@@ -55,10 +91,11 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Trai
         rates[name] = float(output.detach().float().mean())
         dtypes[name] = inputs[0].dtype
 
+    x = mode.prepare(model, x)
     hooks = [m.register_forward_hook(lambda _m, i, o, n=name: record(n, i, o)) for name, m in neuron_modules(model)]
     model.train()
     try:
-        with autocast(CPU, dtype):
+        with autocast(CPU, mode.dtype):
             out = model(x)
         loss = loss_fn(out, y, None)
         loss.backward()
@@ -71,7 +108,7 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Trai
 
 
 def gradient_rows(exact: StepRecord, fast: StepRecord) -> list[tuple[float, str, float, float]]:
-    """``(cosine, name, fp32 norm, bf16 norm)`` of every parameter with a gradient in both modes, lowest cosine
+    """``(cosine, name, exact norm, fast norm)`` of every parameter with a gradient in both modes, lowest cosine
     first (a zero gradient's cosine is NaN, listed last)."""
     rows = []
     for name, a in exact.grads.items():
@@ -92,20 +129,30 @@ def one_mode_only(exact: StepRecord, fast: StepRecord) -> list[str]:
     return [n for n in exact.grads if dead(exact.grads[n]) != dead(fast.grads[n])]
 
 
-def report(exact: StepRecord, fast: StepRecord, show: int) -> list[str]:
-    """The comparison as printable lines."""
-    lines = [f"loss: fp32 {exact.loss:.6f}  bf16 {fast.loss:.6f}", "",
-             f"{'neuron layer':48s} {'rate fp32':>10s} {'rate bf16':>10s}  input dtype under autocast"]
+def non_finite(record: StepRecord) -> list[str]:
+    """Parameters whose gradient holds a NaN or an infinity (a step that would diverge the run)."""
+    return [n for n, g in record.grads.items() if g is not None and not bool(torch.isfinite(g).all())]
+
+
+def report(exact: StepRecord, fast: StepRecord, show: int, labels: tuple[str, str] = ("fp32", "bf16")) -> list[str]:
+    """The comparison as printable lines, the two modes' columns headed ``labels``."""
+    a, b = labels
+    lines = [f"loss: {a} {exact.loss:.6f}  {b} {fast.loss:.6f}", "",
+             f"{'neuron layer':48s} {'rate ' + a:>10s} {'rate ' + b:>10s}  input dtype under autocast ({b})"]
     for n in exact.rates:
         dtype = str(fast.input_dtypes[n]).removeprefix("torch.")
         lines.append(f"{n:48s} {exact.rates[n]:10.4f} {fast.rates[n]:10.4f}  {dtype}")
     lines += ["", f"parameters, lowest gradient cosine first ({show} of them):",
-              f"{'cosine':>8s} {'|g| fp32':>11s} {'|g| bf16':>11s} {'ratio':>9s}  parameter"]
+              f"{'cosine':>8s} {'|g| ' + a:>11s} {'|g| ' + b:>11s} {'ratio':>9s}  parameter"]
     for cosine, name, na, nb in gradient_rows(exact, fast)[:show]:
         ratio = nb / na if na else float("inf")
         lines.append(f"{cosine:8.3f} {na:11.3e} {nb:11.3e} {ratio:9.2f}  {name}")
     only = one_mode_only(exact, fast)
     lines += ["", "zero or missing gradient in one mode only: " + (", ".join(only) if only else "none")]
+    for label, record in zip(labels, (exact, fast)):
+        bad = non_finite(record)
+        named = f" ({', '.join(bad[:3])}...)" if bad else ""
+        lines.append(f"non-finite gradient in {label}: {len(bad)} parameters{named}")
     shift = {n: float((fast.running_means[n] - m).norm() / m.norm().clamp_min(1e-12))
              for n, m in exact.running_means.items()}
     worst = max(shift, key=shift.__getitem__) if shift else None
@@ -114,8 +161,9 @@ def report(exact: StepRecord, fast: StepRecord, show: int) -> list[str]:
     return lines
 
 
-def compare(suite: Path, model: str, dataset: str | None, batch: int, seed: int) -> list[str]:
-    """Build the suite run of ``model`` (first one on ``dataset`` when given) twice from one init and compare."""
+def compare(suite: Path, model: str, dataset: str | None, batch: int, seed: int, fast_mode: Mode = BF16) -> list[str]:
+    """Build the suite run of ``model`` (first one on ``dataset`` when given) twice from one init and compare a
+    step in fp32 with one in ``fast_mode``."""
     runs = [s for s in expand(load_suite(suite)) if s.model == model and dataset in (None, s.dataset)]
     if not runs:
         raise ConfigError(f"{suite}: no run of {model}" + (f" on {dataset}" if dataset else ""))
@@ -128,10 +176,10 @@ def compare(suite: Path, model: str, dataset: str | None, batch: int, seed: int)
     samples = [data[i] for i in range(min(batch, len(data)))]
     x, y = torch.stack([s[0] for s in samples]), torch.tensor([s[1] for s in samples])
     loss_fn = TrainLoss(recipe.train)
-    exact = train_step(exact_model, x, y, loss_fn, None)
-    fast = train_step(fast_model, x, y, loss_fn, torch.bfloat16)
-    return [f"{model} on {spec.dataset}, seed {seed}, batch {len(x)}, overrides {spec.model_kwargs}"] + \
-        report(exact, fast, show=12)
+    exact = train_step(exact_model, x, y, loss_fn, FP32)
+    fast = train_step(fast_model, x, y, loss_fn, fast_mode)
+    return [f"{model} on {spec.dataset}, seed {seed}, batch {len(x)}, overrides {spec.model_kwargs}",
+            f"modes: {FP32} against {fast_mode}"] + report(exact, fast, show=12, labels=(FP32.label, fast_mode.label))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,10 +190,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--suite", type=Path, default=Path("suites/smoke.yaml"))
     parser.add_argument("--batch", type=positive_int, default=64)
     parser.add_argument("--seed", type=seed_int, default=0)
+    parser.add_argument("--fast", action="store_true",
+                        help="compare with the whole fast mode train.fast chooses on this CPU, not bf16 autocast alone")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    mode = BF16
+    if args.fast:
+        choice = fast_choice("cpu")
+        print(f"fast mode on this CPU: {choice.case} ({choice.reason})")
+        mode = Mode.of_fast(choice)
     try:
-        lines = compare(args.suite, args.model, args.dataset, args.batch, args.seed)
+        lines = compare(args.suite, args.model, args.dataset, args.batch, args.seed, mode)
     except ConfigError as err:
         print(f"error: precision_step.py: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -33,6 +33,29 @@ def test_the_fast_suite_is_the_exact_one_with_the_fast_overrides_added_to_each_e
     assert any(e.get("recipe_overrides") for e in source["grid"])  # an entry's own overrides are kept (SDT v2)
 
 
+def test_by_default_every_smoke_entry_runs_in_both_modes_with_train_fast_on_in_the_fast_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    parity.main(["suites", "--out", str(tmp_path)])
+    source = read_yaml(SMOKE, "suite")
+    exact, fast = read_yaml(tmp_path / "exact.yaml", "suite"), read_yaml(tmp_path / "fast.yaml", "suite")
+    assert len(fast["grid"]) == len(exact["grid"]) == len(source["grid"])
+    assert fast["seeds"] == exact["seeds"] == [0, 1, 2]
+    assert all(entry["recipe_overrides"]["train.fast"] is True for entry in fast["grid"])
+    assert not any("train.fast" in entry.get("recipe_overrides", {}) for entry in exact["grid"])
+    exact_runs, fast_runs = expand(load_suite(tmp_path / "exact.yaml")), expand(load_suite(tmp_path / "fast.yaml"))
+    assert sorted(map(_but_fast_mode, exact_runs)) == sorted(map(_but_fast_mode, fast_runs))
+    assert {(s.model, s.dataset) for s in fast_runs} == \
+           {(m, d) for e in source["grid"] for m in e["models"] for d in e["datasets"]}
+    assert all(s.recipe_overrides.get("train.fast") is True for s in fast_runs)
+
+
+def _but_fast_mode(spec) -> str:
+    """A run's fields but its suite name, recipe hash and ``train.fast`` override: equal for its two modes."""
+    fields = spec.model_dump(exclude={"suite", "recipe_hash"})
+    fields["recipe_overrides"] = {k: v for k, v in fields["recipe_overrides"].items() if k != "train.fast"}
+    return json.dumps(fields, sort_keys=True)
+
+
 def test_models_keeps_only_the_named_configs():
     suites = parity.parity_suites(read_yaml(SMOKE, "suite"), [3], ["msvit_4_384.cifar10", "sdt_2_256.cifar10dvs"],
                                   parity.FAST_OVERRIDES)
@@ -73,10 +96,13 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, monkeypatch, 
     assert exit_info.value.code == 2 and err.count("\n") == 1 and message in err
 
 
-def _run(results: Path, run_id: str, model: str, seed: int, best: float | None, status: str = "finished") -> None:
-    """A run directory's two records the table reads, with the keys the engine writes (final.json, spec.json)."""
+def _run(results: Path, run_id: str, model: str, seed: int, best: float | None, status: str = "finished",
+         fast: dict | None = None) -> None:
+    """A run directory's records the table reads, with the keys the engine writes (final.json, spec.json,
+    config.json's resolved fast settings)."""
     directory = results / "runs" / run_id
     directory.mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps({"resolved": {"T": 4, "fast": fast}}))
     last = {"epoch": 2, "eval_top1": best, "eval_images": 359}
     (directory / "final.json").write_text(json.dumps({"status": status, "best_top1": best, "last": last}))
     (directory / "spec.json").write_text(json.dumps({"model": model, "dataset": "digits", "seed": seed}))
@@ -110,3 +136,16 @@ def test_the_verdict_is_floored_by_the_sampling_error_of_the_test_split(tmp_path
     assert judged == "inconclusive"  # +-2.3 points of sampling error on 359 images exceed the 1-point margin
     assert parity.parity_verdict({0: 95.0}, {0: 95.0, 1: 95.1, 2: 95.2}, None) == "reproduced"
     assert parity.parity_verdict({}, {0: 95.0}, None) == "not run"
+
+
+def test_the_table_names_the_fast_settings_each_fast_run_resolved(tmp_path):
+    chosen = {"case": "native-bf16", "precision": "bf16", "channels_last": True, "compile": False, "lif": "fused"}
+    _run(tmp_path, "f0", "sdt_2_512.cifar10", 0, 95.0, fast=chosen)
+    _run(tmp_path, "f1", "sdt_2_512.cifar10", 1, 95.0, fast=chosen)
+    _run(tmp_path, "e0", "sdt_2_512.cifar10", 2, 95.0)
+    _run(tmp_path, "f3", "sdt_2_512.cifar10", 3, 95.0, fast=chosen)
+    (tmp_path / "runs" / "f3" / "final.json").unlink()  # still training: not counted
+    assert parity.fast_lines(tmp_path) == [
+        "2 of the fast runs resolved fast mode as: case native-bf16, precision bf16, channels_last True, "
+        "compile False, lif fused",
+        "1 of the fast runs resolved fast mode as: none"]
