@@ -36,7 +36,7 @@ from harness.engine.numerics import FastChoice, fast_choice
 from harness.engine.trainer import seed_all
 from harness.launch.worker import train_spec
 from harness.suite import expand, load_suite
-from zoo.core import use_fast_paths
+from zoo.core import to_channels_last, use_fast_paths
 from zoo.core.neuron import neuron_modules
 
 CPU = torch.device("cpu")
@@ -73,7 +73,7 @@ class Mode:
         """Set ``model`` up for this mode as the trainer does and return ``x`` in the layout it then feeds."""
         use_fast_paths(model, enabled=self.fast_paths)
         if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+            to_channels_last(model)
             if x.dim() == 4:
                 return x.contiguous(memory_format=torch.channels_last)
         return x
