@@ -25,8 +25,46 @@ def override_value(text: str) -> Any:
         return text
 
 
+PARAM_COUNTS = "param-counts"  # the user cache entry (``harness.usercache``) of the counts of this checkout's code
+
+
 @lru_cache(maxsize=None)
 def _count(model: str, overrides_json: str) -> int | None:
+    """The count, kept across processes in the user cache while the code (``harness.suite.code_stamps``) and torch
+    are as they were: building the models needs torch and the zoo (seconds a report need not wait for)."""
+    from harness.usercache import store
+
+    known, name = _stored_counts(), json.dumps([model, overrides_json])
+    if name not in known:
+        count = _built_count(model, overrides_json)
+        if count is None:  # not kept: the next report warns again
+            return None
+        known[name] = count
+        store(PARAM_COUNTS, _counts_key(), known)
+    return known[name]
+
+
+def _counts_key() -> str:
+    from importlib import metadata
+
+    from harness.suite import code_stamps
+
+    return f"{code_stamps()}/torch-{metadata.version('torch')}"
+
+
+@lru_cache(maxsize=1)
+def _stored_counts() -> dict[str, int]:
+    from harness.usercache import lookup
+
+    def valid(value: Any) -> bool:
+        return isinstance(value, dict) and all(isinstance(v, int) and not isinstance(v, bool) for v in value.values())
+
+    return dict(lookup(PARAM_COUNTS, _counts_key(), valid) or {})
+
+
+def _built_count(model: str, overrides_json: str) -> int | None:
+    """The count of ``model`` built on the meta device with the overrides (None, with one warning, when the zoo
+    cannot build it)."""
     import torch
 
     import zoo
@@ -37,7 +75,7 @@ def _count(model: str, overrides_json: str) -> int | None:
             return count_params(zoo.create_model(model, **json.loads(overrides_json)))
     except Exception as err:  # an unknown name or argument: the row keeps its count empty, the report goes on
         warnings.warn(f"parameter count of {model} with {overrides_json}: {type(err).__name__}: {err}",
-                      stacklevel=4)
+                      stacklevel=5)
         return None
 
 

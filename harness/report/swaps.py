@@ -30,11 +30,14 @@ RECORD_COLUMNS = (
 
 
 def _swap_keys(config: ConfigResult) -> set[str]:
-    """The recorded spec parameters of a configuration that are a component swap."""
+    """The recorded spec parameters of a configuration that are a component swap (the zoo, and torch with it, is
+    imported only for a configuration with model overrides)."""
+    overrides = [key for key in config.config if key.startswith(OVERRIDE_PREFIX)]
+    if not overrides:
+        return set()
     from zoo.core.swap import SWAP_FIELDS
 
-    return {key for key in config.config if key.startswith(OVERRIDE_PREFIX)
-            and key.removeprefix(OVERRIDE_PREFIX).partition(".")[0] in SWAP_FIELDS}
+    return {key for key in overrides if key.removeprefix(OVERRIDE_PREFIX).partition(".")[0] in SWAP_FIELDS}
 
 
 def _base_key(config: ConfigResult) -> tuple:
