@@ -1,6 +1,5 @@
 """benchmarks/scale.py: the synthetic runs are real finished runs to every reader, and the benchmark runs end to end."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -8,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_script
 
 from harness.engine.predictions import read_predictions
 from harness.runs import RunRecord
@@ -18,12 +18,8 @@ REPO = Path(__file__).parents[2]
 
 
 def _scale():
-    if "scale" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("scale", REPO / "benchmarks" / "scale.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["scale"] = module  # its dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules["scale"]
+    """``benchmarks/scale.py``, which writes synthetic finished runs in the real format."""
+    return load_script("scale")
 
 
 def test_the_plan_has_exactly_n_runs_of_real_models_three_seeds_each_over_the_suites():

@@ -1,14 +1,13 @@
 """Incremental ``collect``: only new or changed run directories are read; deleted ones, runs missing from the store
 and a corrupt index are handled; the sqlite store read directly gives ``mlflow.search_runs``'s frame."""
 
-import importlib.util
 import json
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_script
 
 from harness.atomicfile import atomic_write_text
 from harness.collect_index import index_path
@@ -20,12 +19,7 @@ RUNS = 40
 
 def _scale():
     """``benchmarks/scale.py``, which writes synthetic finished runs in the real format."""
-    if "scale" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("scale", Path(__file__).parents[2] / "benchmarks" / "scale.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["scale"] = module  # its dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules["scale"]
+    return load_script("scale")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ seconds per process; the times are in benchmarks/RESULTS.md, "Start-up", measure
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from harness.runs import prepare
 from harness.suite import Budget, expand, load_suite
+from benchmark_scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 # never needed by a command that trains, measures or checks a digits run
@@ -66,11 +66,7 @@ def test_a_digits_worker_imports_only_what_its_run_uses(tmp_path):
 
 def test_status_imports_no_torchvision_timm_or_mlflow(tmp_path):
     """``status`` of finished runs (the stale check included) reads run files and this checkout's code only."""
-    spec = importlib.util.spec_from_file_location("scale", REPO / "benchmarks" / "scale.py")
-    scale = importlib.util.module_from_spec(spec)
-    sys.modules["scale"] = scale  # its dataclasses look their module up there
-    spec.loader.exec_module(scale)
-    _, every, results = scale.generate(tmp_path / "scale", 4, 1)
+    _, every, results = load_script("scale").generate(tmp_path / "scale", 4, 1)
     status = _command(["status", str(every), "--results-dir", str(results)])
     loaded = _top_level(_modules(status, tmp_path / "cache"))
     assert "zoo" in loaded and not loaded & {"torchvision", "timm", "mlflow"}

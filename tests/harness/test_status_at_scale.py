@@ -1,14 +1,13 @@
 """``status`` on many runs: unchanged runs are not read again (``harness.status_index``), the checkout's code
 fingerprints are kept across processes until a source changes, and the output is that of a full read."""
 
-import importlib.util
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_script
 
 from harness import runs, suite
 from harness.atomicfile import atomic_write_text
@@ -21,12 +20,8 @@ REPO = Path(__file__).parents[2]
 
 
 def _scale():
-    if "scale" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("scale", REPO / "benchmarks" / "scale.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["scale"] = module  # its dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules["scale"]
+    """``benchmarks/scale.py``, which writes synthetic finished runs in the real format."""
+    return load_script("scale")
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,13 @@
 """What ``collect`` logs for a run directory, exactly: its tags, params (fast mode's choice included), metrics with
 their steps and artifacts; in ``log_batch`` calls within MLflow's limits; each of the run's files read once."""
 
-import importlib.util
 import json
 import shutil
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_script
 
 from harness.atomicfile import atomic_write_text
 from harness.collect_index import index_path
@@ -24,12 +23,7 @@ FAST = FastChoice(case="native-bf16", precision="bf16", channels_last=True, comp
 
 def _scale():
     """``benchmarks/scale.py``, which writes synthetic finished runs in the real format."""
-    if "scale" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("scale", REPO / "benchmarks" / "scale.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["scale"] = module  # its dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules["scale"]
+    return load_script("scale")
 
 
 @pytest.fixture(scope="module")
