@@ -388,9 +388,14 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.suite import SuiteError, cached_heading
+
     root, uri = _roots(args)
-    _report(_read_suite(args.suite), uri, root, all_tables=args.all, out=Path(args.out) if args.out else None,
-            sources=args.source)
+    try:  # the suite's name and margins: kept while its files and the code are unchanged
+        heading = cached_heading(args.suite)
+    except SuiteError as err:
+        raise UserError(str(err)) from None
+    _report(heading, uri, root, all_tables=args.all, out=Path(args.out) if args.out else None, sources=args.source)
     return 0
 
 

@@ -47,7 +47,7 @@ import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -574,6 +574,7 @@ def expand(suite: Suite, budget: Budget | None = None, data_root: str | Path | N
 
 
 EXPANSIONS = "suite-specs"  # the user cache entries (``harness.usercache``) of ``cached_expansion``
+HEADINGS = "suite-headings"  # and of ``cached_heading``
 CODE = ("harness", "zoo")  # spikebench's sources: the names, cards, recipes, schemas and checks expansion uses
 FILE_TIME_TICK_NS = 50_000_000  # file times lag the clock by up to a kernel tick: a file this recent counts as new
 
@@ -584,29 +585,67 @@ def cached_expansion(path: str | Path, budget: Budget | None = None,
     while every suite file it read and spikebench's own sources (``CODE``) keep their stamps: ``status`` of a
     10,000-run suite spent most of its time parsing and checking the same files again (and importing the model
     zoo to do so). A suite with eval-only runs (their weights files count) or whose expansion warns is not kept."""
+    path = Path(path).resolve()
+    made: list[RunSpec] = []
+
+    def derive(suite: Suite) -> tuple[dict[str, Any], bool]:
+        made.extend(expand(suite, budget, data_root))
+        return {"specs": [spec.model_dump(mode="json") for spec in made]}, not any(spec.eval_only for spec in made)
+
+    def valid(value: dict) -> bool:
+        return isinstance(value.get("specs"), list) and all(isinstance(spec, dict) for spec in value["specs"])
+
+    request = [str(path), budget.model_dump() if budget else None, str(data_root)]
+    record = _kept_per_suite_file(EXPANSIONS, request, path, derive, valid)
+    return record["name"], made or [RunSpec.model_validate(spec) for spec in record["specs"]]
+
+
+class SuiteHeading(NamedTuple):
+    """What a report needs of its suite file: the name and the verdict margins."""
+
+    name: str
+    margins: Margins
+
+
+def cached_heading(path: str | Path) -> SuiteHeading:
+    """The name and margins of the suite file ``path``, kept in the user cache as ``cached_expansion`` keeps its
+    specs: a report of a 10,000-run suite spent a second reading and checking the file again."""
+    path = Path(path).resolve()
+
+    def derive(suite: Suite) -> tuple[dict[str, Any], bool]:
+        return {"margins": suite.margins.model_dump()}, True
+
+    record = _kept_per_suite_file(HEADINGS, [str(path)], path, derive,
+                                  lambda value: isinstance(value.get("margins"), dict))
+    return SuiteHeading(record["name"], Margins.model_validate(record["margins"]))
+
+
+def _kept_per_suite_file(kind: str, request: list, path: Path,
+                         derive: Callable[[Suite], tuple[dict[str, Any], bool]],
+                         valid: Callable[[dict], bool]) -> dict[str, Any]:
+    """``derive(load_suite(path))``'s JSON record with the suite's name, sources and their stamps, read from the
+    user cache entry ``kind`` (one per ``request``) while those files and spikebench's sources keep their stamps;
+    else derived and kept, unless ``derive`` says not to, it warned, or a file changed while it was read."""
     from harness.usercache import file_stamps, lookup, store
 
-    path = Path(path).resolve()
-    request = [str(path), budget.model_dump() if budget else None, str(data_root)]
-    name = f"{EXPANSIONS}-{hashlib.sha256(json.dumps(request, default=str).encode()).hexdigest()[:16]}"  # per request
+    name = f"{kind}-{hashlib.sha256(json.dumps(request, default=str).encode()).hexdigest()[:16]}"  # per request
     key = _expansion_key(request)
-    entry = lookup(name, key, _expansion_entry)
+    entry = lookup(name, key, lambda value: _suite_record(value) and valid(value))
     if entry is not None and file_stamps(entry["sources"]) == entry["stamps"]:
-        return entry["name"], [RunSpec.model_validate(spec) for spec in entry["specs"]]
+        return entry
     started = time.time_ns() - FILE_TIME_TICK_NS
     suite = load_suite(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        specs = expand(suite, budget, data_root)
+        record, keep = derive(suite)
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     stamps = file_stamps(suite.sources)
     written_since = any(stamp[1] is None or stamp[-1] >= started for stamp in stamps)  # changed while read
-    if not (caught or written_since or any(spec.eval_only for spec in specs)):
-        store(name, key, {"name": suite.name, "sources": list(suite.sources),
-                                                "stamps": stamps,
-                                                "specs": [spec.model_dump(mode="json") for spec in specs]})
-    return suite.name, specs
+    record = {**record, "name": suite.name, "sources": list(suite.sources), "stamps": stamps}
+    if keep and not (caught or written_since):
+        store(name, key, record)
+    return record
 
 
 def _expansion_key(request: list) -> str:
@@ -636,10 +675,10 @@ def code_stamps() -> str:
     return hashlib.sha256(json.dumps(content).encode()).hexdigest()
 
 
-def _expansion_entry(value: Any) -> bool:
-    return (isinstance(value, dict) and isinstance(value.get("name"), str) and isinstance(value.get("specs"), list)
+def _suite_record(value: Any) -> bool:
+    return (isinstance(value, dict) and isinstance(value.get("name"), str)
             and isinstance(value.get("sources"), list) and all(isinstance(p, str) for p in value["sources"])
-            and isinstance(value.get("stamps"), list) and all(isinstance(s, dict) for s in value["specs"]))
+            and isinstance(value.get("stamps"), list))
 
 
 def _released_runs(catalog: Catalog) -> list[RunEntry]:
